@@ -1,0 +1,64 @@
+# The commands a newcomer needs. Each installs what the machine lacks first.
+#   make demo   Release build, then runs the examples tour
+#   make test   builds and runs every test (ctest)
+#   make bench  builds the benchmarks and prints mproc against its anchors, with ratios
+#   make soak   long stress runs (not part of make test)
+#   make asan   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
+JOBS ?= $(shell nproc)
+CMAKE ?= cmake
+CTEST_ARGS ?=
+
+.PHONY: demo test bench soak asan install-check format clean deps-build deps-test deps-bench
+
+deps-build:
+	@scripts/install-deps.sh build
+deps-test:
+	@scripts/install-deps.sh test
+deps-bench:
+	@scripts/install-deps.sh bench
+
+build/release/CMakeCache.txt: | deps-build
+	$(CMAKE) -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \
+	  -DMPROC_BUILD_BENCHMARKS=OFF -DMPROC_BUILD_EXAMPLES=ON
+
+demo: deps-build build/release/CMakeCache.txt
+	$(CMAKE) --build build/release -j $(JOBS)
+	@scripts/demo.sh build/release/examples
+
+test: deps-test
+	$(CMAKE) -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON \
+	  -DMPROC_BUILD_TESTS=ON -DMPROC_BUILD_EXAMPLES=ON -DMPROC_BUILD_BENCHMARKS=OFF
+	$(CMAKE) --build build/test -j $(JOBS)
+	cd build/test && ctest --output-on-failure -j $(JOBS) -LE soak $(CTEST_ARGS)
+
+asan: deps-test
+	CXX=clang++ $(CMAKE) -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DMPROC_DEVELOP=ON \
+	  -DMPROC_SANITIZE=ON -DMPROC_BUILD_TESTS=ON -DMPROC_BUILD_EXAMPLES=ON -DMPROC_BUILD_BENCHMARKS=OFF
+	$(CMAKE) --build build/asan -j $(JOBS)
+	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE soak $(CTEST_ARGS)
+
+soak: deps-test
+	$(CMAKE) -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON -DMPROC_BUILD_TESTS=ON
+	$(CMAKE) --build build/test -j $(JOBS)
+	cd build/test && MPROC_SOAK=1 ctest --output-on-failure -L soak $(CTEST_ARGS)
+
+bench: deps-bench
+	$(CMAKE) -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \
+	  -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCHMARKS=ON
+	$(CMAKE) --build build/bench -j $(JOBS)
+	python3 bench/compare.py --bin build/bench/bench
+
+# Installs into a scratch prefix and builds docs/consumer against it with find_package(mproc).
+install-check: deps-build build/release/CMakeCache.txt
+	$(CMAKE) --build build/release -j $(JOBS)
+	$(CMAKE) --install build/release --prefix build/prefix
+	$(CMAKE) -S docs/consumer -B build/consumer -DCMAKE_PREFIX_PATH=$(CURDIR)/build/prefix
+	$(CMAKE) --build build/consumer
+	build/consumer/consumer
+
+format:
+	find include src tests bench examples -name '*.hpp' -o -name '*.cpp' | xargs clang-format -i
+
+clean:
+	rm -rf build

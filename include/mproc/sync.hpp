@@ -1,0 +1,396 @@
+// mproc/sync.hpp — process-shared synchronisation primitives.
+//
+// Defines `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Condition`, `Event` and `Barrier`,
+// mirroring multiprocessing.synchronize (and threading's semantics, which it follows).
+//
+// Every primitive is a cheap handle to an object in anonymous shared memory (a memfd mapped
+// MAP_SHARED; nothing is named in /dev/shm). Copying a handle gives another reference to the same
+// object. Create it before `fork` (or `Process::start`) and use it in parent and children alike;
+// every primitive works between threads of one process too.
+//
+// Timeouts, once for all:
+//   * Every blocking call has three forms: no timeout (blocks), a `std::chrono` duration, and a
+//     deadline (`*_until`, any clock; a non-steady clock is converted by the time left at the call).
+//   * Negative timeouts are equivalent to a zero timeout. Deadlines in the past are equivalent to
+//     an immediate deadline: the call still succeeds if it can without blocking.
+//   * Timed waits run on CLOCK_MONOTONIC: changing the wall clock neither shortens nor stretches
+//     them, and a spurious wake-up re-waits only for the time left.
+//
+// Failure model:
+//   * `Lock` and `RLock` are robust: if the holder dies (even by SIGKILL) or its thread exits while
+//     holding the lock, the next acquirer gets the lock, and `owner_died()` tells it so until it
+//     releases. The state the lock protected may be half-updated; that is for the caller to judge.
+//   * Nothing else has an owner. A process killed while waiting in `Condition`, `Event`,
+//     `Semaphore` or `Barrier` leaves nothing blocked (they are built on futex sequence words, not
+//     on glibc's process-shared condition variable, which hangs in that case: glibc bug 21422).
+//     A process killed while running a Barrier's action breaks the barrier for the others.
+//   * A process killed while holding a `Semaphore` count does not give it back (as in Python).
+//
+// Differences from Python (see docs/from-python.md):
+//   * `Lock` is owned: only the thread that acquired it may release it (as `std::mutex`); this is
+//     what makes dead-owner recovery possible. Use `Semaphore(1)` where one process acquires and
+//     another releases. Re-acquiring a Lock you hold throws `std::system_error`
+//     (`resource_deadlock_would_occur`) instead of deadlocking.
+//   * `Condition::wait` may wake spuriously (as `std::condition_variable`); use `wait_for(pred)`.
+#pragma once
+
+#include <mproc/detail/deadline.hpp>
+#include <mproc/errors.hpp>
+#include <mproc/export.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+namespace mproc {
+
+namespace detail {
+struct MutexState;
+struct SemaphoreState;
+struct EventState;
+struct ConditionState;
+struct BarrierState;
+
+// What Lock and RLock share: a robust, process-shared mutex in shared memory.
+class MPROC_API MutexHandle {
+ public:
+  // Blocks until acquired or `deadline` passes; true when acquired.
+  bool acquire_until(const Deadline& deadline);
+  // Takes the lock only if that needs no waiting; true when acquired.
+  bool try_acquire();
+  void release();
+  [[nodiscard]] bool owner_died() const noexcept;
+  [[nodiscard]] bool is_owned() const noexcept;
+  // Condition support: releases every level the caller holds, returns how many; `restore` takes
+  // the lock again and reinstates the count.
+  std::uint32_t release_all();
+  void restore(std::uint32_t depth);
+  const std::shared_ptr<MutexState>& state() const noexcept { return state_; }
+
+ protected:
+  explicit MutexHandle(bool recursive);
+  std::shared_ptr<MutexState> state_;
+};
+}  // namespace detail
+
+// A non-recursive, owned, robust lock.
+//
+// Thread safety: safe. Process safety: safe across fork.
+// Meets Lockable and TimedLockable, so `std::scoped_lock`, `std::unique_lock` and `Condition` work.
+//
+//   mproc::Lock lock;
+//   mproc::Process p([&] { std::scoped_lock g(lock); ++shared->counter; });
+//
+// Mirrors multiprocessing.Lock (see the header comment for the ownership difference).
+class MPROC_API Lock : private detail::MutexHandle {
+ public:
+  // Creates an unlocked lock in anonymous shared memory. Throws std::system_error if the shared
+  // memory cannot be created.
+  Lock();
+
+  // Blocks until the lock is acquired. Throws std::system_error(resource_deadlock_would_occur) if
+  // the calling thread already holds it. Mirrors Lock.acquire().
+  void acquire() { (void)acquire_until(std::nullopt); }
+  // `block == false`: takes the lock only if it is free now. Mirrors Lock.acquire(block).
+  [[nodiscard]] bool acquire(bool block) {
+    return block ? acquire_until(std::nullopt) : try_acquire();
+  }
+  // Blocks at most `timeout`; true when acquired. Mirrors Lock.acquire(timeout=...).
+  template <class R, class P>
+  [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
+    return acquire_until(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool acquire_until(std::chrono::time_point<C, D> deadline) {
+    return acquire_until(detail::Deadline(detail::to_steady(deadline)));
+  }
+
+  // Releases the lock. Throws LockError if the calling thread does not hold it.
+  // Mirrors Lock.release().
+  using MutexHandle::release;
+
+  // True while the caller holds the lock and took it over from an owner that died holding it.
+  // Cleared by release().
+  using MutexHandle::owner_died;
+  // True when the calling thread holds the lock.
+  using MutexHandle::is_owned;
+
+  // Lockable / TimedLockable.
+  void lock() { acquire(); }
+  [[nodiscard]] bool try_lock() { return try_acquire(); }
+  template <class R, class P>
+  [[nodiscard]] bool try_lock_for(std::chrono::duration<R, P> timeout) {
+    return acquire(timeout);
+  }
+  template <class C, class D>
+  [[nodiscard]] bool try_lock_until(std::chrono::time_point<C, D> deadline) {
+    return acquire_until(deadline);
+  }
+  void unlock() { release(); }
+
+ private:
+  using MutexHandle::acquire_until;
+  using MutexHandle::try_acquire;
+  friend class Condition;
+};
+
+// A recursive, owned, robust lock: the holder may acquire it again; it is free when released as
+// many times as acquired.
+//
+// Thread safety: safe. Process safety: safe across fork.
+// Mirrors multiprocessing.RLock: release by a thread that does not hold it throws LockError.
+class MPROC_API RLock : private detail::MutexHandle {
+ public:
+  RLock();
+
+  void acquire() { (void)acquire_until(std::nullopt); }
+  [[nodiscard]] bool acquire(bool block) {
+    return block ? acquire_until(std::nullopt) : try_acquire();
+  }
+  template <class R, class P>
+  [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
+    return acquire_until(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool acquire_until(std::chrono::time_point<C, D> deadline) {
+    return acquire_until(detail::Deadline(detail::to_steady(deadline)));
+  }
+  // Releases one level. Throws LockError if the calling thread does not hold the lock.
+  using MutexHandle::release;
+  using MutexHandle::owner_died;
+  using MutexHandle::is_owned;
+  // How many times the calling thread holds the lock (0 if it does not).
+  [[nodiscard]] std::uint32_t depth() const noexcept;
+
+  void lock() { acquire(); }
+  [[nodiscard]] bool try_lock() { return try_acquire(); }
+  template <class R, class P>
+  [[nodiscard]] bool try_lock_for(std::chrono::duration<R, P> timeout) {
+    return acquire(timeout);
+  }
+  template <class C, class D>
+  [[nodiscard]] bool try_lock_until(std::chrono::time_point<C, D> deadline) {
+    return acquire_until(deadline);
+  }
+  void unlock() { release(); }
+
+ private:
+  using MutexHandle::acquire_until;
+  using MutexHandle::try_acquire;
+  friend class Condition;
+};
+
+// A counting semaphore. Not owned: any process may release.
+//
+// Thread safety: safe. Process safety: safe across fork.
+// Memory ordering: release() happens-before the acquire() it satisfies.
+// Mirrors multiprocessing.Semaphore.
+class MPROC_API Semaphore {
+ public:
+  // Throws ValueError if `value` is negative or above `max_value()`.
+  explicit Semaphore(int value = 1);
+
+  void acquire() { (void)acquire_until(detail::Deadline()); }
+  [[nodiscard]] bool acquire(bool block) {
+    return block ? acquire_until(detail::Deadline()) : try_acquire();
+  }
+  template <class R, class P>
+  [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
+    return acquire_until(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool acquire_until(std::chrono::time_point<C, D> deadline) {
+    return acquire_until(detail::Deadline(detail::to_steady(deadline)));
+  }
+  // Adds `n` (>= 1) to the count and wakes that many waiters. Throws ValueError if the count would
+  // exceed the maximum (for BoundedSemaphore: its initial value). Mirrors Semaphore.release(n).
+  void release(int n = 1);
+  // The current count (a snapshot). Mirrors Semaphore.get_value().
+  [[nodiscard]] int get_value() const noexcept;
+
+  void lock() { acquire(); }
+  [[nodiscard]] bool try_lock() { return acquire(false); }
+  void unlock() { release(); }
+
+  static constexpr int max_value() noexcept { return 0x7fffffff; }
+
+  bool acquire_until(const detail::Deadline& deadline);
+  bool try_acquire() noexcept;
+
+ protected:
+  Semaphore(int value, int bound);
+
+ private:
+  std::shared_ptr<detail::SemaphoreState> state_;
+};
+
+// A semaphore that may not be released above its initial value: doing so throws ValueError.
+// Mirrors multiprocessing.BoundedSemaphore.
+class MPROC_API BoundedSemaphore : public Semaphore {
+ public:
+  explicit BoundedSemaphore(int value = 1) : Semaphore(value, value) {}
+};
+
+// A condition variable bound to a Lock or RLock (an RLock of its own by default).
+//
+// `Condition` is itself Lockable (it forwards to its lock), so the Python idiom
+// `with cond: cond.wait_for(pred)` reads `std::scoped_lock g(cond); cond.wait_for(pred);`.
+// `wait` and `notify` throw LockError if the caller does not hold the lock.
+// `wait` may return spuriously (as std::condition_variable); `wait_for(pred)` never does.
+// A waiter killed while waiting leaves no trace: notifications go to the live waiters.
+//
+// Thread safety: safe. Process safety: safe across fork.
+// Mirrors multiprocessing.Condition.
+class MPROC_API Condition {
+ public:
+  Condition();                      // with a new RLock
+  explicit Condition(Lock lock);    // shares `lock`
+  explicit Condition(RLock lock);   // shares `lock`
+
+  void acquire() { (void)mutex().acquire_until(std::nullopt); }
+  template <class R, class P>
+  [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
+    return mutex().acquire_until(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  void release() { mutex().release(); }
+  void lock() { acquire(); }
+  [[nodiscard]] bool try_lock() { return mutex().try_acquire(); }
+  void unlock() { release(); }
+
+  // Releases the lock, blocks until notified (or spuriously woken), takes the lock again.
+  // Mirrors Condition.wait().
+  void wait() { (void)wait_until(detail::Deadline()); }
+  // As wait(); false when the timeout expired. Mirrors Condition.wait(timeout).
+  template <class R, class P>
+  [[nodiscard]] bool wait(std::chrono::duration<R, P> timeout) {
+    return wait_until(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool wait_until(std::chrono::time_point<C, D> deadline) {
+    return wait_until(detail::Deadline(detail::to_steady(deadline)));
+  }
+  // Waits until `pred()` is true; returns its last value (false only on timeout).
+  // Mirrors Condition.wait_for(predicate, timeout).
+  template <class Pred>
+  bool wait_for(Pred pred) {
+    return wait_for_until(pred, detail::Deadline());
+  }
+  template <class Pred, class R, class P>
+  bool wait_for(Pred pred, std::chrono::duration<R, P> timeout) {
+    return wait_for_until(pred, detail::Deadline(detail::deadline_after(timeout)));
+  }
+  template <class Pred, class C, class D>
+  bool wait_for_until(Pred pred, std::chrono::time_point<C, D> deadline) {
+    return wait_for_until(pred, detail::Deadline(detail::to_steady(deadline)));
+  }
+
+  // Wakes up to `n` waiters. Mirrors Condition.notify(n).
+  void notify(int n = 1);
+  // Wakes every waiter. Mirrors Condition.notify_all().
+  void notify_all();
+
+  bool wait_until(const detail::Deadline& deadline);
+
+  template <class Pred>
+  bool wait_for_until(Pred& pred, const detail::Deadline& deadline) {
+    bool result = static_cast<bool>(pred());
+    while (!result) {
+      if (detail::expired(deadline)) break;
+      (void)wait_until(deadline);
+      result = static_cast<bool>(pred());
+    }
+    return result;
+  }
+
+ private:
+  struct Mutex : detail::MutexHandle {
+    explicit Mutex(const detail::MutexHandle& h) : detail::MutexHandle(h) {}
+  };
+  detail::MutexHandle& mutex() noexcept { return mutex_; }
+  void check_owned(const char* what) const;
+  Mutex mutex_;
+  std::shared_ptr<detail::ConditionState> state_;
+};
+
+// A boolean flag processes can wait on.
+//
+// Thread safety: safe. Process safety: safe across fork.
+// Memory ordering: set() happens-before every wait() that returns because of it.
+// Mirrors multiprocessing.Event.
+class MPROC_API Event {
+ public:
+  Event();
+
+  [[nodiscard]] bool is_set() const noexcept;
+  // Sets the flag and wakes every waiter. No system call when nobody waits.
+  void set();
+  void clear() noexcept;
+  // Blocks until the flag is set. Mirrors Event.wait().
+  void wait() { (void)wait_until(detail::Deadline()); }
+  // Blocks at most `timeout`; returns the flag (false on timeout). Mirrors Event.wait(timeout).
+  template <class R, class P>
+  [[nodiscard]] bool wait(std::chrono::duration<R, P> timeout) {
+    return wait_until(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool wait_until(std::chrono::time_point<C, D> deadline) {
+    return wait_until(detail::Deadline(detail::to_steady(deadline)));
+  }
+  bool wait_until(const detail::Deadline& deadline);
+
+ private:
+  std::shared_ptr<detail::EventState> state_;
+};
+
+// A barrier for a fixed number of parties, reusable pass after pass.
+//
+// `wait` blocks until `parties` callers have arrived, then releases them all and returns each a
+// distinct arrival index in [0, parties). Before the release, the last arrival runs `action` (if
+// any) in its own process. The barrier breaks — every waiter and every later caller gets
+// BrokenBarrierError until reset() — when it is aborted, when a wait times out, when the action
+// throws (the exception propagates to the caller that ran it), or when the process running the
+// action dies.
+//
+// The action is a callable held by each handle (copied into forked children); it runs in whichever
+// process arrives last.
+//
+// Thread safety: safe. Process safety: safe across fork.
+// Mirrors multiprocessing.Barrier (threading.Barrier).
+class MPROC_API Barrier {
+ public:
+  // Throws ValueError if `parties` < 1.
+  explicit Barrier(int parties, std::function<void()> action = {},
+                   std::optional<std::chrono::duration<double>> timeout = std::nullopt);
+
+  // Blocks until all parties arrive; the default timeout (if any) applies.
+  // Throws BrokenBarrierError if the barrier is or becomes broken. Mirrors Barrier.wait().
+  int wait();
+  template <class R, class P>
+  int wait(std::chrono::duration<R, P> timeout) {
+    return wait_until(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  template <class C, class D>
+  int wait_until(std::chrono::time_point<C, D> deadline) {
+    return wait_until(detail::Deadline(detail::to_steady(deadline)));
+  }
+  int wait_until(const detail::Deadline& deadline);
+
+  // Returns the barrier to its empty state; current waiters get BrokenBarrierError.
+  void reset();
+  // Breaks the barrier: current and later waiters get BrokenBarrierError until reset().
+  void abort();
+
+  [[nodiscard]] int parties() const noexcept;
+  [[nodiscard]] int n_waiting() const noexcept;
+  [[nodiscard]] bool broken() const noexcept;
+
+ private:
+  std::shared_ptr<detail::BarrierState> state_;
+  std::function<void()> action_;
+  std::optional<std::chrono::duration<double>> timeout_;
+};
+
+}  // namespace mproc

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mproc's build, tests and benchmarks need, when they are missing.
+# Usage: scripts/install-deps.sh [build|test|bench|all]   (default: all)
+# As root it runs apt-get; otherwise it prints the exact command to run.
+set -euo pipefail
+what=${1:-all}
+
+need_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+pkgs=()
+want() { have_pkg "$1" || pkgs+=("$1"); }
+
+# Always: the compiler, CMake and make.
+need_cmd cmake || pkgs+=(cmake)
+need_cmd g++ || pkgs+=(g++)
+need_cmd make || pkgs+=(make)
+case "$what" in
+  build) ;;
+  test) want libgtest-dev; want libgmock-dev; need_cmd python3 || pkgs+=(python3)
+        need_cmd clang++ || pkgs+=(clang)
+        want libclang-rt-14-dev ;;
+  bench) want libbenchmark-dev; need_cmd python3 || pkgs+=(python3) ;;
+  all) want libgtest-dev; want libgmock-dev; want libbenchmark-dev
+       need_cmd python3 || pkgs+=(python3)
+       need_cmd clang++ || pkgs+=(clang)
+       want libclang-rt-14-dev ;;
+  *) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+esac
+
+[ ${#pkgs[@]} -eq 0 ] && exit 0
+cmd="apt-get install -y --no-install-recommends ${pkgs[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  echo "installing: ${pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  $cmd
+else
+  echo "mproc needs these Debian packages: ${pkgs[*]}" >&2
+  echo "run as root:  apt-get update && $cmd" >&2
+  exit 1
+fi

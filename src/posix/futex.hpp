@@ -1,0 +1,30 @@
+// posix/futex.hpp — futex wait/wake on 32-bit words shared between processes, and deadlines.
+//
+// Futexes here are never FUTEX_PRIVATE_FLAG: the words live in MAP_SHARED memory seen by several
+// processes. Timed waits take an absolute CLOCK_MONOTONIC deadline (FUTEX_WAIT_BITSET), so a spurious
+// wake-up re-waits only for the time left and a wall-clock change does not matter.
+#pragma once
+
+#include <mproc/detail/deadline.hpp>
+
+#include <atomic>
+#include <cstdint>
+
+namespace mproc::detail {
+
+// Blocks while `*word == expected`, until woken or `deadline` passes.
+// Returns 0 when woken (or the value differed: EAGAIN is folded into 0), EINTR on a signal,
+// ETIMEDOUT when the deadline passed. Never throws.
+int futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
+               const Deadline& deadline) noexcept;
+
+// Wakes up to `n` waiters on `word`; returns how many were woken (or -errno).
+int futex_wake(const std::atomic<std::uint32_t>* word, int n) noexcept;
+inline int futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept {
+  return futex_wake(word, 0x7fffffff);
+}
+
+// Brief busy-wait hint for spin loops.
+inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+}  // namespace mproc::detail

@@ -1,0 +1,87 @@
+// The robust mutex underneath Lock, RLock, Condition and Barrier.
+#include <errno.h>
+#include <time.h>
+
+#include "posix/thread_id.hpp"
+#include "sync_state.hpp"
+
+namespace mproc::detail {
+namespace {
+
+// glibc keeps the owner's thread id in the lock word of a robust mutex (the kernel clears it and
+// sets FUTEX_OWNER_DIED when the owner dies), so ownership is a single relaxed load.
+constexpr int kTidMask = 0x3fffffff;
+
+int finish(MutexState* s, int r) noexcept {
+  if (r == 0) {
+    s->owner_died = 0;
+    s->depth = 1;
+  } else if (r == EOWNERDEAD) {
+    pthread_mutex_consistent(&s->mutex);
+    s->owner_died = 1;
+    s->depth = 1;
+  }
+  return r;
+}
+
+}  // namespace
+
+MutexState::MutexState(bool is_recursive) noexcept : recursive(is_recursive) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+  pthread_mutex_init(&mutex, &attr);
+  pthread_mutexattr_destroy(&attr);
+}
+
+bool mutex_owned(const MutexState* s) noexcept {
+  int word = __atomic_load_n(&s->mutex.__data.__lock, __ATOMIC_RELAXED);
+  return (word & kTidMask) == this_thread_id();
+}
+
+int mutex_acquire(MutexState* s, const Deadline& deadline) noexcept {
+  if (s->recursive && mutex_owned(s)) {
+    ++s->depth;
+    return 0;
+  }
+  int r;
+  if (!deadline || *deadline == Clock::time_point::max()) {
+    r = pthread_mutex_lock(&s->mutex);
+  } else {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch());
+    timespec ts{};
+    if (ns.count() > 0) {
+      ts.tv_sec = static_cast<time_t>(ns.count() / 1000000000);
+      ts.tv_nsec = static_cast<long>(ns.count() % 1000000000);
+    }
+    r = pthread_mutex_clocklock(&s->mutex, CLOCK_MONOTONIC, &ts);
+  }
+  return finish(s, r);
+}
+
+int mutex_try_acquire(MutexState* s) noexcept {
+  if (s->recursive && mutex_owned(s)) {
+    ++s->depth;
+    return 0;
+  }
+  int r = pthread_mutex_trylock(&s->mutex);
+  if (r == EBUSY && mutex_owned(s)) r = EDEADLK;
+  return finish(s, r);
+}
+
+int mutex_release(MutexState* s) noexcept {
+  if (s->recursive) {
+    if (!mutex_owned(s)) return EPERM;
+    if (s->depth > 1) {
+      --s->depth;
+      return 0;
+    }
+  }
+  // pthread checks ownership itself (EPERM) for robust mutexes; depth and owner_died are reset by
+  // the next acquirer, so nothing here touches the state of a lock the caller does not hold.
+  return pthread_mutex_unlock(&s->mutex);
+}
+
+}  // namespace mproc::detail

@@ -1,0 +1,77 @@
+// sync_state.hpp — the objects of <mproc/sync.hpp> as they lie in shared memory.
+//
+// Standard-layout, no pointers, never copied or moved, never destroyed (the memory outlives any one
+// process's handle). Every 32-bit word a process may sleep on is a lock-free std::atomic<uint32_t>
+// used as a futex without FUTEX_PRIVATE_FLAG.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+#include <type_traits>
+
+#include "posix/futex.hpp"
+
+namespace mproc::detail {
+
+inline constexpr std::size_t kCacheLine = 64;
+
+// A robust, process-shared, error-checking pthread mutex. The kernel's robust-futex list (kept by
+// glibc per thread) marks it FUTEX_OWNER_DIED and wakes a waiter when the owning thread dies, so a
+// SIGKILLed holder never blocks the others. Recursion (RLock) is counted here, not by pthread, so
+// that Condition can release every level at once.
+struct alignas(kCacheLine) MutexState {
+  pthread_mutex_t mutex;
+  std::uint32_t depth = 0;       // levels held by the owner; written by the owner only
+  std::uint32_t owner_died = 0;  // 1 when the current holder recovered the lock from a dead owner
+  bool recursive;
+
+  explicit MutexState(bool is_recursive) noexcept;
+  MutexState(const MutexState&) = delete;
+  MutexState& operator=(const MutexState&) = delete;
+};
+
+// Results of mutex_acquire besides 0: EOWNERDEAD (acquired; previous owner died), ETIMEDOUT/EBUSY
+// (not acquired), EDEADLK (caller already holds a non-recursive lock), other errno values.
+int mutex_acquire(MutexState* s, const Deadline& deadline) noexcept;
+int mutex_try_acquire(MutexState* s) noexcept;
+// 0, or EPERM when the caller does not hold the lock.
+int mutex_release(MutexState* s) noexcept;
+bool mutex_owned(const MutexState* s) noexcept;
+
+struct alignas(kCacheLine) SemaphoreState {
+  std::atomic<std::uint32_t> value;
+  std::atomic<std::uint32_t> waiters{0};
+  std::uint32_t bound;
+  SemaphoreState(std::uint32_t v, std::uint32_t b) noexcept : value(v), bound(b) {}
+};
+
+struct alignas(kCacheLine) EventState {
+  std::atomic<std::uint32_t> flag{0};
+  std::atomic<std::uint32_t> waiters{0};
+};
+
+struct alignas(kCacheLine) ConditionState {
+  std::atomic<std::uint32_t> seq{0};
+  std::atomic<std::uint32_t> waiters{0};
+};
+
+struct BarrierState {
+  MutexState lock{false};
+  alignas(kCacheLine) std::atomic<std::uint32_t> generation{0};  // futex word: bumps at each pass
+  std::uint32_t parties;
+  std::uint32_t count = 0;                     // arrivals in the current generation (under lock)
+  std::atomic<std::uint32_t> broken{0};        // 1 while broken
+  std::atomic<std::uint32_t> has_action{0};
+  std::atomic<std::uint64_t> broken_history{0};  // bit (g % 64): generation g ended broken
+  explicit BarrierState(std::uint32_t n, bool action) noexcept : parties(n), has_action(action) {}
+};
+
+static_assert(std::is_standard_layout_v<SemaphoreState>);
+static_assert(std::is_standard_layout_v<EventState>);
+static_assert(std::is_standard_layout_v<ConditionState>);
+static_assert(alignof(MutexState) == kCacheLine,
+              "MutexState must be aligned to a cache line to prevent false sharing");
+
+}  // namespace mproc::detail
