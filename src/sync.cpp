@@ -1,9 +1,8 @@
 // Lock, RLock, Semaphore, Condition, Event and Barrier (see <mproc/sync.hpp>).
-#include <mproc/sync.hpp>
-
 #include <errno.h>
 
 #include <climits>
+#include <mproc/sync.hpp>
 #include <system_error>
 
 #include "posix/error.hpp"
@@ -59,7 +58,8 @@ bool MutexHandle::is_owned() const noexcept { return mutex_owned(state_.get()); 
 
 std::uint32_t MutexHandle::release_all() {
   MutexState* s = state_.get();
-  if (!mutex_owned(s)) throw LockError("mproc: release of a lock that the calling thread does not hold");
+  if (!mutex_owned(s))
+    throw LockError("mproc: release of a lock that the calling thread does not hold");
   std::uint32_t depth = s->depth;
   s->depth = 1;
   (void)mutex_release(s);
@@ -231,7 +231,9 @@ struct BarrierGuard {
   BarrierGuard& operator=(const BarrierGuard&) = delete;
 };
 
-[[noreturn]] void throw_broken() { throw BrokenBarrierError("mproc::Barrier: the barrier is broken"); }
+[[noreturn]] void throw_broken() {
+  throw BrokenBarrierError("mproc::Barrier: the barrier is broken");
+}
 
 }  // namespace
 
@@ -322,6 +324,8 @@ int Barrier::n_waiting() const noexcept {
   return static_cast<int>(__atomic_load_n(&s->count, __ATOMIC_RELAXED));
 }
 
-bool Barrier::broken() const noexcept { return state_->broken.load(std::memory_order_relaxed) != 0; }
+bool Barrier::broken() const noexcept {
+  return state_->broken.load(std::memory_order_relaxed) != 0;
+}
 
 }  // namespace mproc

@@ -61,8 +61,8 @@ struct BarrierState {
   MutexState lock{false};
   alignas(kCacheLine) std::atomic<std::uint32_t> generation{0};  // futex word: bumps at each pass
   std::uint32_t parties;
-  std::uint32_t count = 0;                     // arrivals in the current generation (under lock)
-  std::atomic<std::uint32_t> broken{0};        // 1 while broken
+  std::uint32_t count = 0;               // arrivals in the current generation (under lock)
+  std::atomic<std::uint32_t> broken{0};  // 1 while broken
   std::atomic<std::uint32_t> has_action{0};
   std::atomic<std::uint64_t> broken_history{0};  // bit (g % 64): generation g ended broken
   explicit BarrierState(std::uint32_t n, bool action) noexcept : parties(n), has_action(action) {}

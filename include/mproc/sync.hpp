@@ -10,7 +10,8 @@
 //
 // Timeouts, once for all:
 //   * Every blocking call has three forms: no timeout (blocks), a `std::chrono` duration, and a
-//     deadline (`*_until`, any clock; a non-steady clock is converted by the time left at the call).
+//     deadline (`*_until`, any clock; a non-steady clock is converted by the time left at the
+//     call).
 //   * Negative timeouts are equivalent to a zero timeout. Deadlines in the past are equivalent to
 //     an immediate deadline: the call still succeeds if it can without blocking.
 //   * Timed waits run on CLOCK_MONOTONIC: changing the wall clock neither shortens nor stretches
@@ -34,15 +35,14 @@
 //   * `Condition::wait` may wake spuriously (as `std::condition_variable`); use `wait_for(pred)`.
 #pragma once
 
-#include <mproc/detail/deadline.hpp>
-#include <mproc/errors.hpp>
-#include <mproc/export.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mproc/detail/deadline.hpp>
+#include <mproc/errors.hpp>
+#include <mproc/export.hpp>
 #include <optional>
 
 namespace mproc {
@@ -159,9 +159,9 @@ class MPROC_API RLock : private detail::MutexHandle {
     return acquire_until(detail::Deadline(detail::to_steady(deadline)));
   }
   // Releases one level. Throws LockError if the calling thread does not hold the lock.
-  using MutexHandle::release;
-  using MutexHandle::owner_died;
   using MutexHandle::is_owned;
+  using MutexHandle::owner_died;
+  using MutexHandle::release;
   // How many times the calling thread holds the lock (0 if it does not).
   [[nodiscard]] std::uint32_t depth() const noexcept;
 
@@ -246,9 +246,9 @@ class MPROC_API BoundedSemaphore : public Semaphore {
 // Mirrors multiprocessing.Condition.
 class MPROC_API Condition {
  public:
-  Condition();                      // with a new RLock
-  explicit Condition(Lock lock);    // shares `lock`
-  explicit Condition(RLock lock);   // shares `lock`
+  Condition();                     // with a new RLock
+  explicit Condition(Lock lock);   // shares `lock`
+  explicit Condition(RLock lock);  // shares `lock`
 
   void acquire() { (void)mutex().acquire_until(std::nullopt); }
   template <class R, class P>

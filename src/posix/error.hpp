@@ -1,4 +1,5 @@
-// posix/error.hpp — the one place errno becomes a std::error_code, and the public-boundary throwers.
+// posix/error.hpp — the one place errno becomes a std::error_code, and the public-boundary
+// throwers.
 #pragma once
 
 #include <cerrno>

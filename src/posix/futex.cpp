@@ -29,7 +29,8 @@ int futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
       tsp = &ts;
     }
   }
-  long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
+  long r =
+      syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
   if (r == 0) return 0;
   int e = errno;
   if (e == EAGAIN) return 0;

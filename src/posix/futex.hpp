@@ -1,14 +1,13 @@
 // posix/futex.hpp — futex wait/wake on 32-bit words shared between processes, and deadlines.
 //
 // Futexes here are never FUTEX_PRIVATE_FLAG: the words live in MAP_SHARED memory seen by several
-// processes. Timed waits take an absolute CLOCK_MONOTONIC deadline (FUTEX_WAIT_BITSET), so a spurious
-// wake-up re-waits only for the time left and a wall-clock change does not matter.
+// processes. Timed waits take an absolute CLOCK_MONOTONIC deadline (FUTEX_WAIT_BITSET), so a
+// spurious wake-up re-waits only for the time left and a wall-clock change does not matter.
 #pragma once
-
-#include <mproc/detail/deadline.hpp>
 
 #include <atomic>
 #include <cstdint>
+#include <mproc/detail/deadline.hpp>
 
 namespace mproc::detail {
 

@@ -1,9 +1,9 @@
 #include "posix/region.hpp"
 
-#include <mproc/detail/shared_handle.hpp>
-
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <mproc/detail/shared_handle.hpp>
 
 #include "posix/error.hpp"
 

@@ -1,8 +1,8 @@
 // posix/region.hpp — anonymous shared memory: a memfd mapped MAP_SHARED, and objects placed in it.
 //
 // Nothing is named in /dev/shm, so a crash cannot leak a segment: the pages are freed when the last
-// process that maps them (or holds the fd) is gone. The fd is kept (O_CLOEXEC) so that a later start
-// method that re-executes the child can hand it over.
+// process that maps them (or holds the fd) is gone. The fd is kept (O_CLOEXEC) so that a later
+// start method that re-executes the child can hand it over.
 #pragma once
 
 #include <cstddef>
@@ -43,9 +43,9 @@ std::size_t page_size() noexcept;
 
 [[noreturn]] void throw_region_error(std::error_code ec);
 
-// Creates a region and constructs a `T` at its start; returns a pointer to the object that keeps the
-// region alive (aliasing shared_ptr). Throws std::system_error when the region cannot be created.
-// `T` is never destroyed: objects in shared memory outlive any one process's handle.
+// Creates a region and constructs a `T` at its start; returns a pointer to the object that keeps
+// the region alive (aliasing shared_ptr). Throws std::system_error when the region cannot be
+// created. `T` is never destroyed: objects in shared memory outlive any one process's handle.
 template <class T, class... Args>
 std::shared_ptr<T> make_shared_object(const char* debug_name, Args&&... args) {
   std::error_code ec;

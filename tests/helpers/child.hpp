@@ -1,9 +1,9 @@
 // helpers/child.hpp — test helpers: run code in a raw forked child with a deadline, and a watchdog.
 //
-// `run_in_child` does not use mproc::Process on purpose: tests of the primitives stay independent of
-// the Process implementation. The result is encoded like Process::exitcode(): the exit status, or
-// -N when the child was killed by signal N. A child still running at the deadline is SIGKILLed and
-// the result is kTimedOut.
+// `run_in_child` does not use mproc::Process on purpose: tests of the primitives stay independent
+// of the Process implementation. The result is encoded like Process::exitcode(): the exit status,
+// or -N when the child was killed by signal N. A child still running at the deadline is SIGKILLed
+// and the result is kTimedOut.
 #pragma once
 
 #include <poll.h>

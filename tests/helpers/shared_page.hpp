@@ -33,7 +33,9 @@ template <class Pred>
 bool eventually(Pred pred, double seconds = 20.0) {
   for (int i = 0; i < static_cast<int>(seconds * 1000); ++i) {
     if (pred()) return true;
-    struct timespec ts{0, 1000000};
+    struct timespec ts {
+      0, 1000000
+    };
     nanosleep(&ts, nullptr);
   }
   return pred();

@@ -1,8 +1,8 @@
 // Lock and RLock: ownership, timeouts, Lockable, cross-process exclusion, dead-owner recovery.
 #include <gtest/gtest.h>
-#include <mproc/sync.hpp>
 
 #include <atomic>
+#include <mproc/sync.hpp>
 #include <mutex>
 #include <thread>
 #include <vector>

@@ -1,14 +1,13 @@
 // mproc/detail/shared_handle.hpp — raw blocks of anonymous shared memory for header-only templates.
 //
-// No stability promise. A block is a memfd mapped MAP_SHARED; the returned pointer keeps the mapping
-// alive (aliasing shared_ptr), so copying it adds a reference to the same pages. A block that exists
-// before fork is valid in the child.
+// No stability promise. A block is a memfd mapped MAP_SHARED; the returned pointer keeps the
+// mapping alive (aliasing shared_ptr), so copying it adds a reference to the same pages. A block
+// that exists before fork is valid in the child.
 #pragma once
-
-#include <mproc/export.hpp>
 
 #include <cstddef>
 #include <memory>
+#include <mproc/export.hpp>
 
 namespace mproc::detail {
 
