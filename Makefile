@@ -29,19 +29,19 @@ test: deps-test
 	$(CMAKE) -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON \
 	  -DMPROC_BUILD_TESTS=ON -DMPROC_BUILD_EXAMPLES=ON -DMPROC_BUILD_BENCHMARKS=OFF
 	$(CMAKE) --build build/test -j $(JOBS)
-	cd build/test && ctest --output-on-failure -j $(JOBS) -LE soak $(CTEST_ARGS)
+	cd build/test && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 asan: deps-test
 	CXX=clang++ $(CMAKE) -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DMPROC_DEVELOP=ON \
 	  -DMPROC_SANITIZE=ON -DMPROC_BUILD_TESTS=ON -DMPROC_BUILD_EXAMPLES=ON -DMPROC_BUILD_BENCHMARKS=OFF
 	$(CMAKE) --build build/asan -j $(JOBS)
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --output-on-failure -j $(JOBS) -LE soak $(CTEST_ARGS)
+	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 soak: deps-test
 	$(CMAKE) -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON -DMPROC_BUILD_TESTS=ON
 	$(CMAKE) --build build/test -j $(JOBS)
-	cd build/test && MPROC_SOAK=1 ctest --output-on-failure -L soak $(CTEST_ARGS)
+	cd build/test && MPROC_SOAK=1 ctest --output-on-failure -L stress $(CTEST_ARGS)
 
 bench: deps-bench
 	$(CMAKE) -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \

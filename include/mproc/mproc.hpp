@@ -1,0 +1,12 @@
+// mproc/mproc.hpp — the umbrella header: everything mproc offers.
+//
+//   Process and friends     <mproc/process.hpp>        multiprocessing.Process
+//   Locks and friends       <mproc/sync.hpp>           multiprocessing.synchronize
+//   Shared memory           <mproc/shared_memory.hpp>  multiprocessing.shared_memory, sharedctypes
+//   Exceptions              <mproc/errors.hpp>
+#pragma once
+
+#include <mproc/errors.hpp>
+#include <mproc/process.hpp>
+#include <mproc/shared_memory.hpp>
+#include <mproc/sync.hpp>
