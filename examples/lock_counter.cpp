@@ -13,7 +13,7 @@ int main() {
   constexpr long kIncrements = 100000;
 
   mproc::Lock lock;
-  mproc::Value<long> counter(0, mproc::Value<long>::kNoLock);
+  mproc::Value<long> counter(0, mproc::no_lock);
 
   auto work = [&] {
     for (long i = 0; i < kIncrements; ++i) {

@@ -1,0 +1,269 @@
+// SharedMemory: named POSIX shared-memory objects (shm_open) and anonymous memfd segments.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <limits>
+#include <mproc/shared_memory.hpp>
+#include <string>
+#include <system_error>
+
+#include "posix/error.hpp"
+#include "posix/region.hpp"
+
+namespace mproc {
+
+struct SharedMemory::Impl {
+  std::shared_ptr<detail::Region> region;  // null once closed
+  std::byte* data = nullptr;
+  std::size_t size = 0;
+  std::string name;  // without the leading '/'; empty when anonymous
+  bool owns_name = false;
+  bool unlinked = false;
+  pid_t creator_pid = 0;
+  dev_t dev = 0;  // identity of the named object, to unlink only this one
+  ino_t ino = 0;
+
+  // Removes the name if it still refers to this segment. Returns true if removed; sets `err` when
+  // the kernel refuses. Shared by unlink() and the destructor.
+  bool unlink_name(int& err) noexcept;
+};
+
+namespace {
+
+constexpr mode_t kMode = 0600;  // as Python's SharedMemory
+
+// "foo" or "/foo" -> "foo" (glibc's shm_open strips every leading slash too).
+std::string normalise_name(std::string name, const char* where) {
+  std::size_t first = name.find_first_not_of('/');
+  if (first == std::string::npos) {
+    throw ValueError(std::string("mproc::SharedMemory::") + where + ": the name is empty");
+  }
+  name.erase(0, first);
+  if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos) {
+    throw ValueError(std::string("mproc::SharedMemory::") + where + ": invalid name \"" + name +
+                     "\" (a name may not contain '/' after the leading one, nor NUL)");
+  }
+  return name;
+}
+
+std::string path_of(const std::string& name) { return "/" + name; }
+
+[[noreturn]] void throw_os(int err, const char* where, const std::string& name) {
+  std::string what = std::string("mproc::SharedMemory::") + where + "(\"" + name + "\")";
+  detail::throw_errno(err, what.c_str());
+}
+
+// The segment's name still refers to the object (dev, ino)? ENOENT -> false.
+// Any other failure to look -> true (let shm_unlink decide).
+bool still_names(const std::string& name, dev_t dev, ino_t ino) noexcept {
+  int fd = shm_open(path_of(name).c_str(), O_RDONLY, 0);
+  if (fd < 0) return errno != ENOENT;
+  struct stat st {};
+  bool same = fstat(fd, &st) != 0 || (st.st_dev == dev && st.st_ino == ino);
+  ::close(fd);
+  return same;
+}
+
+std::string random_name() {
+  unsigned char bytes[4];
+  std::size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t r = getrandom(bytes + got, sizeof bytes - got, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      detail::throw_errno(errno, "mproc::SharedMemory::create: getrandom");
+    }
+    got += static_cast<std::size_t>(r);
+  }
+  char out[16];
+  std::snprintf(out, sizeof out, "psm_%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
+  return out;
+}
+
+}  // namespace
+
+bool SharedMemory::Impl::unlink_name(int& err) noexcept {
+  err = 0;
+  if (name.empty() || unlinked) return false;
+  const bool owned = owns_name;
+  unlinked = true;
+  owns_name = false;
+  if (!still_names(name, dev, ino)) return false;
+  if (shm_unlink(path_of(name).c_str()) != 0) {
+    if (errno == ENOENT) return false;
+    err = errno;
+    unlinked = false;  // still there: a later call (or the creator's destructor) may retry
+    owns_name = owned;
+    return false;
+  }
+  return true;
+}
+
+SharedMemory::SharedMemory() noexcept = default;
+SharedMemory::SharedMemory(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+SharedMemory::SharedMemory(SharedMemory&& other) noexcept = default;
+
+SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
+  if (this != &other) {
+    SharedMemory old(std::move(*this));
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+SharedMemory::~SharedMemory() {
+  if (!impl_) return;
+  close();
+  if (impl_->owns_name && impl_->creator_pid == getpid()) {
+    int err = 0;
+    (void)impl_->unlink_name(err);
+  }
+}
+
+SharedMemory SharedMemory::create(std::string name, std::size_t size) {
+  name = normalise_name(std::move(name), "create");
+  if (size == 0) {
+    throw ValueError(
+        "mproc::SharedMemory::create: 'size' must be a positive number different "
+        "from zero");
+  }
+  const std::string path = path_of(name);
+  int fd = shm_open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, kMode);
+  if (fd < 0) throw_os(errno, "create", name);
+  auto fail = [&](int err) {
+    ::close(fd);
+    shm_unlink(path.c_str());
+    throw_os(err, "create", name);
+  };
+  if (size > static_cast<std::size_t>(std::numeric_limits<off_t>::max())) fail(EFBIG);
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) fail(errno);
+  struct stat st {};
+  if (fstat(fd, &st) != 0) fail(errno);
+
+  std::error_code ec;
+  auto region = detail::Region::map_fd(fd, size, ec);  // closes fd on failure
+  if (!region) {
+    shm_unlink(path.c_str());
+    throw_os(ec.value(), "create", name);
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->data = static_cast<std::byte*>(region->data());
+  impl->region = std::move(region);
+  impl->size = size;
+  impl->name = std::move(name);
+  impl->owns_name = true;
+  impl->creator_pid = getpid();
+  impl->dev = st.st_dev;
+  impl->ino = st.st_ino;
+  return SharedMemory(std::move(impl));
+}
+
+SharedMemory SharedMemory::create(std::size_t size) {
+  if (size == 0) {
+    throw ValueError(
+        "mproc::SharedMemory::create: 'size' must be a positive number different "
+        "from zero");
+  }
+  for (;;) {
+    try {
+      return create(random_name(), size);
+    } catch (const std::system_error& e) {
+      if (e.code() != std::errc::file_exists) throw;
+    }
+  }
+}
+
+SharedMemory SharedMemory::attach(std::string name) {
+  name = normalise_name(std::move(name), "attach");
+  int fd = shm_open(path_of(name).c_str(), O_RDWR | O_CLOEXEC, kMode);
+  if (fd < 0) throw_os(errno, "attach", name);
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw_os(err, "attach", name);
+  }
+  if (st.st_size <= 0) {
+    ::close(fd);
+    throw ValueError("mproc::SharedMemory::attach(\"" + name +
+                     "\"): the segment is empty (size 0), nothing to map");
+  }
+  const auto size = static_cast<std::size_t>(st.st_size);
+  std::error_code ec;
+  auto region = detail::Region::map_fd(fd, size, ec);  // closes fd on failure
+  if (!region) throw_os(ec.value(), "attach", name);
+  auto impl = std::make_unique<Impl>();
+  impl->data = static_cast<std::byte*>(region->data());
+  impl->region = std::move(region);
+  impl->size = size;
+  impl->name = std::move(name);
+  impl->dev = st.st_dev;
+  impl->ino = st.st_ino;
+  return SharedMemory(std::move(impl));
+}
+
+SharedMemory SharedMemory::anonymous(std::size_t size) {
+  if (size == 0) {
+    throw ValueError(
+        "mproc::SharedMemory::anonymous: 'size' must be a positive number different "
+        "from zero");
+  }
+  std::error_code ec;
+  auto region = detail::Region::create(size, "mproc.SharedMemory", ec);
+  if (!region) detail::throw_system_error(ec, "mproc::SharedMemory::anonymous");
+  auto impl = std::make_unique<Impl>();
+  impl->data = static_cast<std::byte*>(region->data());
+  impl->region = std::move(region);
+  impl->size = size;
+  return SharedMemory(std::move(impl));
+}
+
+std::span<std::byte> SharedMemory::buf() {
+  if (!impl_ || !impl_->region) {
+    throw ValueError("mproc::SharedMemory::buf: the segment is closed");
+  }
+  return {impl_->data, impl_->size};
+}
+
+std::span<const std::byte> SharedMemory::buf() const {
+  if (!impl_ || !impl_->region) {
+    throw ValueError("mproc::SharedMemory::buf: the segment is closed");
+  }
+  return {impl_->data, impl_->size};
+}
+
+std::size_t SharedMemory::size() const noexcept { return impl_ ? impl_->size : 0; }
+
+const std::string& SharedMemory::name() const noexcept {
+  static const std::string kEmpty;
+  return impl_ ? impl_->name : kEmpty;
+}
+
+bool SharedMemory::is_open() const noexcept { return impl_ && impl_->region; }
+
+void SharedMemory::close() noexcept {
+  if (!impl_) return;
+  impl_->region.reset();  // munmap + close(fd)
+  impl_->data = nullptr;
+}
+
+bool SharedMemory::unlink() {
+  if (!impl_) return false;
+  int err = 0;
+  bool removed = impl_->unlink_name(err);
+  if (err != 0) throw_os(err, "unlink", impl_->name);
+  return removed;
+}
+
+void SharedMemory::release_name() noexcept {
+  if (impl_) impl_->owns_name = false;
+}
+
+bool SharedMemory::owns_name() const noexcept { return impl_ && impl_->owns_name; }
+
+}  // namespace mproc

@@ -1,0 +1,398 @@
+// mproc/shared_memory.hpp — shared memory between processes: `SharedMemory`, `Value` and `Array`.
+//
+// Mirrors multiprocessing.shared_memory (`SharedMemory`) and multiprocessing.sharedctypes (`Value`,
+// `Array`).
+//
+//   * `SharedMemory` is a block of raw bytes. It is either named (a POSIX shared-memory object in
+//     /dev/shm, which any process — Python's `SharedMemory(name=...)` included — can attach to by
+//     name) or anonymous (a memfd that nobody can find by name; children inherit it across fork).
+//   * `Value<T>` and `Array<T>` hold typed data in anonymous shared memory, with an `RLock` by
+//     default. Nothing they use is named, so a crash can never leak them.
+//
+// Named segments and their lifetime (the one thing here that can outlive every process):
+//   * The handle that created a named segment owns its name: its destructor unlinks the segment (in
+//     the creating process only; a forked child's copy of the handle never does). This is RAII as a
+//     C++ user expects it — the object that made the resource removes it — and is what Python asks
+//     of its users by hand ("unlink() should be called once by the creator").
+//   * `close()` only unmaps, as Python's close(); the creator still unlinks when destroyed.
+//   * `release_name()` gives the duty up (as `std::unique_ptr::release`) when the segment must
+//     outlive its creator, e.g. for a Python process that reads it later. Python 3.13 calls this
+//     `track=False`.
+//   * Attachers never unlink implicitly. Python's resource tracker did, and removed segments that
+//     other processes still used; here only an explicit `unlink()` removes a name one did not
+//     create.
+//   * A creator killed by a signal (SIGKILL) cannot unlink: its named segment stays in /dev/shm
+//     until someone unlinks it or the machine restarts. That is inherent to named shared memory
+//     and the reason everything else in mproc is anonymous. Prefer `SharedMemory::anonymous`,
+//     `Value` and `Array` unless another program must find the segment by name.
+//
+// Differences from Python:
+//   * `unlink()` returns false when the name is already gone (as `std::filesystem::remove`); Python
+//     raises FileNotFoundError.
+//   * `Array`'s element access does not take the lock (C++ hands out references); hold
+//     `get_lock()` around accesses that other processes may race with.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <mproc/detail/shared_handle.hpp>
+#include <mproc/errors.hpp>
+#include <mproc/export.hpp>
+#include <mproc/sync.hpp>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace mproc {
+
+// A block of shared memory: named (findable by other processes, Python's included) or anonymous.
+//
+// A move-only handle: the mapping belongs to it, and a named segment's creator owns the name (see
+// the header comment for the lifetime policy). A handle that exists before `fork` is valid in the
+// child, which shares the same pages.
+//
+// Names are given with or without the leading '/' and reported without it, as Python does: a
+// segment created here as "foo" (or "/foo") is /dev/shm/foo and is opened by Python's
+// `SharedMemory(name="foo")`. Segments are created with mode 0600, as Python's.
+//
+// Thread safety: a handle is not synchronised (use one handle per thread, or guard it); the bytes
+// in `buf()` are plain shared memory, synchronised by whatever the processes agree on.
+// Process safety: the bytes are shared by every process that maps the segment.
+//
+//   auto shm = mproc::SharedMemory::create("frames", 1 << 20);  // unlinked when `shm` dies
+//   std::ranges::fill(shm.buf(), std::byte{0});
+//   // in Python: SharedMemory(name="frames").buf[:16]
+//
+// Mirrors multiprocessing.shared_memory.SharedMemory.
+class MPROC_API SharedMemory {
+ public:
+  // Creates a new named segment of exactly `size` bytes, zero-filled (shm_open with
+  // O_CREAT | O_EXCL, then ftruncate). The returned handle owns the name.
+  // Throws ValueError if `size` is 0 or `name` is empty or contains '/' (after leading slashes) or
+  // a NUL character; std::system_error with `std::errc::file_exists` if a segment of that name
+  // exists, and with the errno of the failing call otherwise (e.g. EINVAL for a name too long).
+  // Mirrors SharedMemory(name=name, create=True, size=size).
+  static SharedMemory create(std::string name, std::size_t size);
+
+  // Creates a new named segment with a generated name, "psm_" followed by 8 random hex digits as
+  // Python generates them (retrying on a collision). It can be attached by `name()`; the handle
+  // owns the name. Throws as create(name, size).
+  // Mirrors SharedMemory(create=True, size=size).
+  static SharedMemory create(std::size_t size);
+
+  // Opens and maps an existing named segment; its size is the segment's (fstat). Never unlinks it
+  // implicitly. Throws std::system_error with `std::errc::no_such_file_or_directory` if no segment
+  // has that name (Python raises FileNotFoundError), with the errno of the failing call otherwise;
+  // ValueError if the name is invalid (as create) or the segment is empty (size 0; Python raises
+  // ValueError "cannot mmap an empty file" too).
+  // Mirrors SharedMemory(name=name).
+  static SharedMemory attach(std::string name);
+
+  // Creates an anonymous, zero-filled segment of `size` bytes (memfd). It has no name, cannot be
+  // attached and never needs unlinking; its pages are freed when the last process mapping it is
+  // done. It reaches other processes by fork. Throws ValueError if `size` is 0, std::system_error
+  // if the memory cannot be had. Python has no counterpart (its closest is mmap.mmap(-1, size)).
+  static SharedMemory anonymous(std::size_t size);
+
+  // A closed handle that refers to no segment (what a moved-from handle becomes too).
+  SharedMemory() noexcept;
+  SharedMemory(SharedMemory&& other) noexcept;
+  // Releases this handle's segment first, as the destructor does (unlinking it if owned).
+  SharedMemory& operator=(SharedMemory&& other) noexcept;
+  SharedMemory(const SharedMemory&) = delete;
+  SharedMemory& operator=(const SharedMemory&) = delete;
+  // Unmaps; if this handle created a named segment, still owns its name and this is the creating
+  // process, unlinks it. Never throws.
+  ~SharedMemory();
+
+  // The segment's bytes. Throws ValueError once the handle is closed (or moved from).
+  // Mirrors SharedMemory.buf.
+  [[nodiscard]] std::span<std::byte> buf();
+  [[nodiscard]] std::span<const std::byte> buf() const;
+
+  // The segment's size in bytes: for named segments the size of the object in /dev/shm, for
+  // anonymous ones the size asked for. Still answers after close(); 0 for a moved-from handle.
+  // Mirrors SharedMemory.size.
+  [[nodiscard]] std::size_t size() const noexcept;
+
+  // The name without the leading '/', as Python reports it; empty for an anonymous segment.
+  // Mirrors SharedMemory.name.
+  [[nodiscard]] const std::string& name() const noexcept;
+
+  // True until close() (or a move from this handle).
+  [[nodiscard]] bool is_open() const noexcept;
+
+  // Unmaps the segment in this process; buf() throws ValueError afterwards. Does not unlink (the
+  // creator's destructor still does). Idempotent. Mirrors SharedMemory.close().
+  void close() noexcept;
+
+  // Removes the segment's name, so that no one can attach it any more; processes that mapped it
+  // keep their mapping, and the memory is freed when the last one unmaps it. Any handle may call it
+  // (creator or attacher), also after close(). Returns true if this call removed the name; false if
+  // the segment is anonymous, this handle already unlinked it, or the name no longer refers to this
+  // segment (removed by someone else — and if it has since been reused for a new segment, that one
+  // is left alone). Afterwards the destructor unlinks nothing. Throws std::system_error if the
+  // kernel refuses (e.g. EACCES). Mirrors SharedMemory.unlink(), which raises FileNotFoundError
+  // where this returns false.
+  bool unlink();
+
+  // Gives up the creator's duty to unlink: the destructor will leave the name in place, and
+  // removing it is up to the program (an explicit unlink(), or another process). No effect on an
+  // attached or anonymous segment. Python 3.13's counterpart is SharedMemory(..., track=False).
+  void release_name() noexcept;
+
+  // True when this handle will unlink the segment's name in its destructor.
+  [[nodiscard]] bool owns_name() const noexcept;
+
+ private:
+  struct Impl;
+  explicit SharedMemory(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The tag that creates a `Value` or `Array` without a lock:
+//
+//   mproc::Value<int> v(0, mproc::no_lock);
+//
+// Mirrors `lock=False` (Python then returns a RawValue / RawArray, which have no get_lock()).
+struct NoLock {
+  explicit NoLock() = default;
+};
+inline constexpr NoLock no_lock{};
+
+// The `lock` argument of `Value` and `Array`, as Python's `lock=`: left out, a new RLock is created
+// (Python's default `lock=True`); an existing `RLock` is shared (so that one lock guards several
+// objects); `mproc::no_lock` means none. Only an RLock is accepted (Python takes any lock): the
+// accessors of `Value` take the lock themselves, which must work inside a `get_lock()` section.
+class LockOption {
+ public:
+  LockOption() = default;
+  LockOption(RLock lock) : lock_(std::move(lock)) {}  // NOLINT(google-explicit-constructor)
+  LockOption(NoLock) : none_(true) {}                 // NOLINT(google-explicit-constructor)
+
+  // The lock the object will use: the one given, a new RLock, or nullopt for none.
+  std::optional<RLock> make() const {
+    if (none_) return std::nullopt;
+    if (lock_) return lock_;
+    return RLock();
+  }
+
+ private:
+  std::optional<RLock> lock_;
+  bool none_ = false;
+};
+
+namespace detail {
+[[noreturn]] inline void throw_no_lock(const char* type) {
+  throw ValueError(std::string("mproc::") + type +
+                   "::get_lock(): created with mproc::no_lock, it has no lock");
+}
+inline constexpr std::size_t kMaxSharedAlign = 4096;  // blocks are page-aligned
+}  // namespace detail
+
+// One value of type `T` in anonymous shared memory, with an RLock by default.
+//
+// A cheap, copyable handle: copies (including those a forked child inherits) refer to the same
+// value. The value is never destroyed, so `T` must be trivially copyable: its bytes are the value
+// in every process. Pointers stored in it mean something only in processes forked after the
+// pointee was set up, as always with fork.
+//
+// Thread safety / process safety: with a lock, get() and set() each take it (as Python's .value),
+// so they are atomic with respect to each other and to sections under `get_lock()`; a
+// read-modify-write must hold the lock around it:
+//
+//   mproc::Value<long> hits;                // 0, with an RLock
+//   { std::scoped_lock g(hits.get_lock()); hits.set(hits.get() + 1); }
+//
+// Without a lock (`mproc::no_lock`), get() and set() are single atomic loads and stores when
+// `std::atomic_ref<T>` is always lock-free (int, double, pointers, small structs), and plain
+// copies otherwise, which may tear under concurrent writes (as Python's RawValue).
+// Memory ordering: with a lock, everything written under it happens-before what the next holder
+// reads; without, the atomic loads and stores are sequentially consistent.
+// Constness is shallow, as for std::span: a const handle still reaches a mutable value.
+//
+// Mirrors multiprocessing.Value (and RawValue with `mproc::no_lock`).
+template <class T>
+class Value {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "mproc::Value<T> needs a trivially copyable T: the value lives in shared memory "
+                "and is shared as raw bytes between processes (no constructor/destructor runs "
+                "there; use a Queue for types such as std::string or std::vector)");
+  static_assert(!std::is_const_v<T> && !std::is_volatile_v<T>,
+                "mproc::Value<T>: T must not be const or volatile");
+  static_assert(alignof(T) <= detail::kMaxSharedAlign,
+                "mproc::Value<T>: T's alignment exceeds a page");
+
+ public:
+  // Creates the value `initial` in new anonymous shared memory, with the lock `lock` describes
+  // (a new RLock by default). Throws std::system_error if the shared memory cannot be had.
+  // Mirrors Value(typecode, initial, lock=...).
+  explicit Value(T initial = T{}, LockOption lock = {}) : lock_(lock.make()) {
+    auto block = detail::allocate_shared_block(sizeof(T), "mproc.Value");
+    T* obj = ::new (static_cast<void*>(block.get())) T(initial);
+    obj_ = std::shared_ptr<T>(std::move(block), obj);
+  }
+
+  // The current value; takes the lock if there is one. Mirrors Value.value (get).
+  [[nodiscard]] T get() const {
+    if (lock_) {
+      std::scoped_lock g(*lock_);
+      return *obj_;
+    }
+    if constexpr (std::atomic_ref<T>::is_always_lock_free) {
+      return std::atomic_ref<T>(*obj_).load();
+    } else {
+      return *obj_;
+    }
+  }
+
+  // Replaces the value; takes the lock if there is one. Mirrors Value.value = v.
+  void set(const T& v) const {
+    if (lock_) {
+      std::scoped_lock g(*lock_);
+      *obj_ = v;
+      return;
+    }
+    if constexpr (std::atomic_ref<T>::is_always_lock_free) {
+      std::atomic_ref<T>(*obj_).store(v);
+    } else {
+      *obj_ = v;
+    }
+  }
+
+  // The value itself, for access without the lock (the caller synchronises).
+  // Mirrors Value.get_obj().
+  [[nodiscard]] T& get_obj() const noexcept { return *obj_; }
+
+  // The lock that guards the value. Throws ValueError if created with `mproc::no_lock`.
+  // Mirrors Value.get_lock().
+  [[nodiscard]] RLock& get_lock() const {
+    if (!lock_) detail::throw_no_lock("Value");
+    return *lock_;
+  }
+
+  // False when created with `mproc::no_lock`.
+  [[nodiscard]] bool has_lock() const noexcept { return lock_.has_value(); }
+
+ private:
+  std::shared_ptr<T> obj_;
+  mutable std::optional<RLock> lock_;
+};
+
+// A fixed-size array of `T` in anonymous shared memory, with an RLock by default.
+//
+// A cheap, copyable handle: copies (including those a forked child inherits) refer to the same
+// elements. As for `Value`, `T` must be trivially copyable. Elements are value-initialised
+// (zeros for arithmetic types, as Python's Array(typecode, n)).
+//
+// Thread safety / process safety: element access is not synchronised (unlike Python, where every
+// item access takes the lock, C++ hands out references); hold `get_lock()` around accesses that
+// race with other processes, or give each process its own elements.
+// Constness is shallow, as for std::span.
+//
+//   mproc::Array<double> a(1000);          // 1000 zeros
+//   mproc::Array<int> b{1, 2, 3};          // 3 elements (as std::vector, braces list the values)
+//
+// Mirrors multiprocessing.Array (and RawArray with `mproc::no_lock`).
+template <class T>
+class Array {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "mproc::Array<T> needs a trivially copyable T: the elements live in shared memory "
+                "and are shared as raw bytes between processes (no constructor/destructor runs "
+                "there; use a Queue for types such as std::string or std::vector)");
+  static_assert(!std::is_const_v<T> && !std::is_volatile_v<T>,
+                "mproc::Array<T>: T must not be const or volatile");
+  static_assert(alignof(T) <= detail::kMaxSharedAlign,
+                "mproc::Array<T>: T's alignment exceeds a page");
+
+ public:
+  using value_type = T;
+  using size_type = std::size_t;
+  using iterator = T*;
+  using const_iterator = T*;
+
+  // `n` value-initialised elements (n may be 0). Throws ValueError if `n * sizeof(T)` overflows,
+  // std::system_error if the shared memory cannot be had. Mirrors Array(typecode, n, lock=...).
+  explicit Array(std::size_t n, LockOption lock = {}) : lock_(lock.make()) {
+    T* p = allocate(n);
+    for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(p + i)) T();
+  }
+
+  // The listed elements. Mirrors Array(typecode, [values...], lock=...).
+  Array(std::initializer_list<T> init, LockOption lock = {}) : lock_(lock.make()) {
+    fill_from(init);
+  }
+
+  // A copy of the elements of `range` (a forward range whose elements convert to T).
+  // Mirrors Array(typecode, sequence, lock=...).
+  template <std::ranges::forward_range R>
+  requires(std::convertible_to<std::ranges::range_reference_t<R>, T> &&
+           !std::same_as<std::remove_cvref_t<R>, Array>) explicit Array(R&& range,
+                                                                        LockOption lock = {})
+      : lock_(lock.make()) {
+    fill_from(range);
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+
+  // Element `i`, unchecked (as std::vector). Mirrors arr[i] without its lock.
+  T& operator[](std::size_t i) const noexcept { return data_.get()[i]; }
+  // Element `i`; throws std::out_of_range if i >= size() (Python raises IndexError).
+  T& at(std::size_t i) const {
+    if (i >= size_) throw std::out_of_range("mproc::Array::at: index out of range");
+    return data_.get()[i];
+  }
+
+  [[nodiscard]] T* data() const noexcept { return data_.get(); }
+  [[nodiscard]] T* begin() const noexcept { return data_.get(); }
+  [[nodiscard]] T* end() const noexcept { return data_.get() + size_; }
+  [[nodiscard]] std::span<T> span() const noexcept { return {data_.get(), size_}; }
+
+  // The elements, for access without the lock. Mirrors Array.get_obj().
+  [[nodiscard]] std::span<T> get_obj() const noexcept { return span(); }
+
+  // The lock that guards the array. Throws ValueError if created with `mproc::no_lock`.
+  // Mirrors Array.get_lock().
+  [[nodiscard]] RLock& get_lock() const {
+    if (!lock_) detail::throw_no_lock("Array");
+    return *lock_;
+  }
+
+  // False when created with `mproc::no_lock`.
+  [[nodiscard]] bool has_lock() const noexcept { return lock_.has_value(); }
+
+ private:
+  T* allocate(std::size_t n) {
+    if (n > static_cast<std::size_t>(-1) / sizeof(T))
+      throw ValueError("mproc::Array: " + std::to_string(n) + " elements do not fit in memory");
+    auto block = detail::allocate_shared_block(n * sizeof(T), "mproc.Array");
+    T* p = reinterpret_cast<T*>(block.get());
+    data_ = std::shared_ptr<T>(std::move(block), p);
+    size_ = n;
+    return p;
+  }
+
+  template <class R>
+  void fill_from(R&& range) {
+    T* p = allocate(static_cast<std::size_t>(std::ranges::distance(range)));
+    std::size_t i = 0;
+    for (auto&& v : range) ::new (static_cast<void*>(p + i++)) T(static_cast<T>(v));
+  }
+
+  std::shared_ptr<T> data_;
+  std::size_t size_ = 0;
+  mutable std::optional<RLock> lock_;
+};
+
+}  // namespace mproc
