@@ -1,0 +1,672 @@
+// Process, the child bootstrap, the registry of children, and the process queries.
+//
+// One mutex (`g_mu`) guards the registry, the calling process's identity and the mutable state of
+// every Process. It is held only for short bookkeeping and non-blocking system calls; waiting for
+// a child happens outside it (poll on the pidfd), and reaping happens under it, so a child is
+// reaped exactly once however many threads wait for it. A pthread_atfork handler holds `g_mu`
+// across every fork of the process, so the child never inherits it locked.
+#include <mproc/process.hpp>
+
+#include <cxxabi.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "posix/error.hpp"
+#include "posix/launch.hpp"
+#include "posix/pidfd.hpp"
+#include "posix/thread_id.hpp"
+
+// Clang thread-safety annotations (no-ops elsewhere).
+#if defined(__clang__)
+#define MPROC_TSA(x) __attribute__((x))
+#else
+#define MPROC_TSA(x)
+#endif
+#define MPROC_CAPABILITY(x) MPROC_TSA(capability(x))
+#define MPROC_SCOPED_CAPABILITY MPROC_TSA(scoped_lockable)
+#define MPROC_GUARDED_BY(x) MPROC_TSA(guarded_by(x))
+#define MPROC_REQUIRES(...) MPROC_TSA(requires_capability(__VA_ARGS__))
+#define MPROC_ACQUIRE(...) MPROC_TSA(acquire_capability(__VA_ARGS__))
+#define MPROC_RELEASE(...) MPROC_TSA(release_capability(__VA_ARGS__))
+#define MPROC_EXCLUDES(...) MPROC_TSA(locks_excluded(__VA_ARGS__))
+#define MPROC_NO_THREAD_SAFETY_ANALYSIS MPROC_TSA(no_thread_safety_analysis)
+
+namespace mproc {
+namespace detail {
+
+ProcessTarget::~ProcessTarget() = default;
+
+namespace {
+
+class MPROC_CAPABILITY("mutex") Mutex {
+ public:
+  void lock() MPROC_ACQUIRE() { m_.lock(); }
+  void unlock() MPROC_RELEASE() { m_.unlock(); }
+
+ private:
+  std::mutex m_;
+};
+
+class MPROC_SCOPED_CAPABILITY Guard {
+ public:
+  explicit Guard(Mutex& m) MPROC_ACQUIRE(m) : m_(m) { m_.lock(); }
+  ~Guard() MPROC_RELEASE() { m_.unlock(); }
+  Guard(const Guard&) = delete;
+  Guard& operator=(const Guard&) = delete;
+
+ private:
+  Mutex& m_;
+};
+
+Mutex g_mu;
+
+// How long daemon children get between SIGTERM and SIGKILL when their parent exits.
+constexpr auto kDaemonGrace = std::chrono::seconds(1);
+
+// The start method every Process uses (the only one so far).
+constexpr Launcher kLauncher = &launch_fork;
+
+enum class Phase { kCreated, kStarting, kStarted, kClosed };
+
+}  // namespace
+
+struct ProcessImpl {
+  ProcessImpl() = default;
+  ProcessImpl(const ProcessImpl&) = delete;
+  ProcessImpl& operator=(const ProcessImpl&) = delete;
+  ~ProcessImpl() MPROC_NO_THREAD_SAFETY_ANALYSIS { close_fd(pidfd); }
+
+  // Set at construction, then only read.
+  std::string identity;  // "3", or "1:3" in the child "Process-1"
+  pid_t creator_pid = -1;
+
+  // Owned by the thread that moved the phase to kStarting (and by the child after fork).
+  std::unique_ptr<ProcessTarget> target;
+
+  std::string name MPROC_GUARDED_BY(g_mu);
+  bool daemon MPROC_GUARDED_BY(g_mu) = false;
+  Phase phase MPROC_GUARDED_BY(g_mu) = Phase::kCreated;
+  pid_t pid MPROC_GUARDED_BY(g_mu) = -1;
+  int pidfd MPROC_GUARDED_BY(g_mu) = -1;
+  std::optional<int> exitcode MPROC_GUARDED_BY(g_mu);  // set once, when reaped
+  int waiters MPROC_GUARDED_BY(g_mu) = 0;  // threads polling `pidfd` outside the lock
+};
+
+namespace {
+
+struct ParentInfo {
+  std::string name;
+  pid_t pid;
+  int sentinel;
+};
+
+// What the calling process knows about itself and its children.
+struct ProcessState {
+  // Started children not yet reaped, in start order (Python's `_children`).
+  std::vector<std::shared_ptr<ProcessImpl>> children MPROC_GUARDED_BY(g_mu);
+  std::string name MPROC_GUARDED_BY(g_mu) = "MainProcess";
+  std::string identity MPROC_GUARDED_BY(g_mu);  // empty in the main process
+  bool daemon MPROC_GUARDED_BY(g_mu) = false;
+  bool is_child MPROC_GUARDED_BY(g_mu) = false;  // started by Process::start()
+  long counter MPROC_GUARDED_BY(g_mu) = 0;       // last identity number handed out
+  std::optional<ParentInfo> parent MPROC_GUARDED_BY(g_mu);
+  // A pidfd for this process, opened by the first start(); children inherit it as their
+  // parent's sentinel.
+  int self_pidfd MPROC_GUARDED_BY(g_mu) = -1;
+  // In a freshly forked child: the parent's `self_pidfd`, until the bootstrap adopts it.
+  int forker_pidfd MPROC_GUARDED_BY(g_mu) = -1;
+  bool atexit_registered MPROC_GUARDED_BY(g_mu) = false;
+};
+
+// Never destroyed, so that it outlives every static destructor and atexit handler.
+ProcessState& state() {
+  static auto* s = new ProcessState;
+  return *s;
+}
+
+// True on the thread that runs a child's target, while it runs.
+thread_local bool t_in_target = false;
+
+void atfork_prepare() MPROC_NO_THREAD_SAFETY_ANALYSIS { g_mu.lock(); }
+void atfork_parent() MPROC_NO_THREAD_SAFETY_ANALYSIS { g_mu.unlock(); }
+void atfork_child() MPROC_NO_THREAD_SAFETY_ANALYSIS {
+  g_mu.unlock();
+  ProcessState& s = state();
+  s.children.clear();  // a new process has no children
+  close_fd(s.forker_pidfd);
+  s.forker_pidfd = s.self_pidfd;  // the parent's pidfd: the bootstrap adopts it
+  s.self_pidfd = -1;
+}
+
+[[maybe_unused]] const int kAtforkRegistered = [] {
+  state();
+  pthread_atfork(&atfork_prepare, &atfork_parent, &atfork_child);
+  return 0;
+}();
+
+void flush_stdio() noexcept {
+  try {
+    std::cout.flush();
+    std::cerr.flush();
+    std::clog.flush();
+  } catch (...) {
+  }
+  std::fflush(nullptr);
+}
+
+// Reaps `p` if it has exited. The caller keeps a reference to `p`; it is not removed from the
+// registry here.
+std::error_code reap_locked(ProcessImpl& p) MPROC_REQUIRES(g_mu) {
+  if (p.exitcode || p.phase != Phase::kStarted || p.creator_pid != this_process_id()) return {};
+  bool exited = false;
+  int code = 0;
+  std::error_code ec = try_reap(p.pidfd, exited, code);
+  if (!ec && exited) p.exitcode = code;
+  return ec;
+}
+
+void unregister_locked(const ProcessImpl& p) MPROC_REQUIRES(g_mu) {
+  auto& kids = state().children;
+  for (auto it = kids.begin(); it != kids.end(); ++it) {
+    if (it->get() == &p) {
+      kids.erase(it);
+      return;
+    }
+  }
+}
+
+// Reaps `p` if it has exited and drops it from the registry then. The caller keeps a reference.
+std::error_code reap_one_locked(ProcessImpl& p) MPROC_REQUIRES(g_mu) {
+  std::error_code ec = reap_locked(p);
+  if (p.exitcode) unregister_locked(p);
+  return ec;
+}
+
+// Reaps every registered child that has exited (Python's `_cleanup`). A child whose reaping fails
+// stays registered.
+void sweep_locked() MPROC_REQUIRES(g_mu) {
+  auto& kids = state().children;
+  std::size_t keep = 0;
+  for (std::size_t i = 0; i < kids.size(); ++i) {
+    (void)reap_locked(*kids[i]);
+    if (!kids[i]->exitcode) {
+      if (keep != i) kids[keep] = std::move(kids[i]);
+      ++keep;
+    }
+  }
+  kids.resize(keep);
+}
+
+// Waits for `p` to exit until `deadline`, and reaps it; true when it has exited. Throws
+// std::system_error if polling or reaping fails. The caller has checked that `p` is a started
+// child of this process.
+bool wait_child(ProcessImpl& p, const Deadline& deadline) MPROC_EXCLUDES(g_mu) {
+  for (;;) {
+    int fd;
+    {
+      Guard g(g_mu);
+      if (p.exitcode) return true;
+      ++p.waiters;
+      fd = p.pidfd;
+    }
+    bool ready = false;
+    std::error_code ec = wait_readable(fd, deadline, ready);
+    {
+      Guard g(g_mu);
+      --p.waiters;
+      if (p.phase == Phase::kClosed && p.waiters == 0 && p.pidfd >= 0) {
+        close_fd(p.pidfd);  // close() left it to the last waiter
+        p.pidfd = -1;
+      }
+      if (p.exitcode) return true;
+      if (!ec && ready) ec = reap_one_locked(p);
+      if (ec) throw_system_error(ec, "mproc: cannot wait for the child process");
+      if (p.exitcode) return true;
+      if (!ready) return false;  // deadline passed
+    }
+    // Readable but not yet waitable (the kernel reports the exit of the thread-group leader a
+    // moment before the last thread is gone): try again shortly.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void signal_child(ProcessImpl& p, int sig) MPROC_EXCLUDES(g_mu) {
+  Guard g(g_mu);
+  if (p.exitcode || p.pidfd < 0) return;
+  (void)send_signal(p.pidfd, sig);
+}
+
+// Python's exit rule, for the calling process's own children: SIGTERM the daemons (SIGKILL after a
+// grace period), then join everyone. Runs at exit of a parent and at the end of a child.
+void finish_children() noexcept {
+  std::vector<std::shared_ptr<ProcessImpl>> kids;
+  try {
+    Guard g(g_mu);
+    sweep_locked();
+    kids = state().children;
+  } catch (...) {
+    return;
+  }
+  std::vector<ProcessImpl*> daemons;
+  std::vector<ProcessImpl*> others;
+  {
+    Guard g(g_mu);
+    for (auto& k : kids) {
+      if (k->daemon) {
+        daemons.push_back(k.get());
+        if (!k->exitcode && k->pidfd >= 0) (void)send_signal(k->pidfd, SIGTERM);
+      } else {
+        others.push_back(k.get());
+      }
+    }
+  }
+  const Clock::time_point grace_end = Clock::now() + kDaemonGrace;
+  for (ProcessImpl* d : daemons) {
+    try {
+      if (!wait_child(*d, grace_end)) {
+        signal_child(*d, SIGKILL);
+        (void)wait_child(*d, std::nullopt);
+      }
+    } catch (...) {
+    }
+  }
+  for (ProcessImpl* o : others) {
+    try {
+      (void)wait_child(*o, std::nullopt);
+    } catch (...) {
+    }
+  }
+}
+
+void at_exit() { finish_children(); }
+
+// Prints an escaping exception the way Python prints a child's traceback header and last line.
+void report_exception(const std::string& name, const char* what) noexcept {
+  const std::type_info* ti = abi::__cxa_current_exception_type();
+  const char* raw = ti ? ti->name() : nullptr;
+  int status = -1;
+  char* demangled = raw ? abi::__cxa_demangle(raw, nullptr, nullptr, &status) : nullptr;
+  const char* type = (demangled && status == 0) ? demangled : (raw ? raw : "unknown exception");
+  if (what) {
+    std::fprintf(stderr, "Process %s:\n%s: %s\n", name.c_str(), type, what);
+  } else {
+    std::fprintf(stderr, "Process %s:\n%s\n", name.c_str(), type);
+  }
+  std::free(demangled);
+}
+
+int run_target(ProcessTarget& target, const std::string& name) noexcept {
+  int code = 1;
+  t_in_target = true;
+  try {
+    code = target.run();
+  } catch (const SystemExit& e) {
+    code = e.code();
+  } catch (const std::exception& e) {
+    report_exception(name, e.what());
+    code = 1;
+  } catch (...) {
+    report_exception(name, nullptr);
+    code = 1;
+  }
+  t_in_target = false;
+  return code;
+}
+
+struct ChildBoot {
+  ProcessImpl* impl;
+  pid_t parent_pid;
+};
+
+// The first thing a child runs. Never throws, never returns.
+[[noreturn]] void child_main(void* arg) noexcept {
+  const ChildBoot& boot = *static_cast<const ChildBoot*>(arg);
+  // Die with the parent. If it died before the death signal was armed, we were reparented: leave.
+  (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != boot.parent_pid) _exit(1);
+
+  int code = 1;
+  try {
+    ProcessImpl& p = *boot.impl;
+    std::string name;
+    {
+      Guard g(g_mu);
+      ProcessState& s = state();
+      s.parent = ParentInfo{s.name, boot.parent_pid, s.forker_pidfd};
+      s.forker_pidfd = -1;
+      s.name = p.name;
+      s.identity = p.identity;
+      s.daemon = p.daemon;
+      s.is_child = true;
+      s.counter = 0;
+      s.children.clear();
+      name = s.name;
+    }
+    code = p.target ? run_target(*p.target, name) : 0;
+  } catch (...) {
+    code = 1;
+  }
+  finish_children();
+  flush_stdio();
+  _exit(code);
+}
+
+[[noreturn]] void throw_closed() { throw ValueError("process object is closed"); }
+
+void check_open(const ProcessImpl& p) MPROC_REQUIRES(g_mu) {
+  if (p.phase == Phase::kClosed) throw_closed();
+}
+
+}  // namespace
+}  // namespace detail
+
+using detail::Guard;
+using detail::Phase;
+using detail::ProcessImpl;
+using detail::g_mu;
+using detail::this_process_id;
+
+// ---------------------------------------------------------------------------------------------
+// Process
+
+Process::Process(ProcessOptions options, std::unique_ptr<detail::ProcessTarget> target) {
+  auto impl = std::make_shared<ProcessImpl>();
+  impl->target = std::move(target);
+  impl->creator_pid = this_process_id();
+  {
+    Guard g(g_mu);
+    auto& s = detail::state();
+    const std::string n = std::to_string(++s.counter);
+    impl->identity = s.identity.empty() ? n : s.identity + ":" + n;
+    impl->name = options.name.empty() ? "Process-" + impl->identity : std::move(options.name);
+    impl->daemon = options.daemon;
+  }
+  impl_ = std::move(impl);
+}
+
+Process::Process(std::shared_ptr<ProcessImpl> impl) noexcept : impl_(std::move(impl)) {}
+
+Process::Process(Process&& other) noexcept = default;
+
+namespace {
+// The destructor's policy: reap the child if it has exited; otherwise the registry keeps it.
+void release(std::shared_ptr<ProcessImpl>& impl) noexcept {
+  if (!impl) return;
+  {
+    Guard g(g_mu);
+    (void)detail::reap_one_locked(*impl);
+  }
+  impl.reset();  // a never-started target is destroyed here, outside the lock
+}
+}  // namespace
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    release(impl_);
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+Process::~Process() { release(impl_); }
+
+ProcessImpl& Process::impl() const {
+  if (!impl_) throw ValueError("process object was moved from");
+  return *impl_;
+}
+
+void Process::start() {
+  ProcessImpl& p = impl();
+  auto& s = detail::state();
+  const pid_t me = this_process_id();
+  {
+    Guard g(g_mu);
+    detail::check_open(p);
+    if (p.phase != Phase::kCreated) throw ProcessError("cannot start a process twice");
+    if (p.creator_pid != me) {
+      throw ProcessError("can only start a process object created by current process");
+    }
+    if (s.daemon) throw ProcessError("daemonic processes are not allowed to have children");
+    detail::sweep_locked();
+    if (s.self_pidfd < 0) {
+      std::error_code ec = detail::open_pidfd(me, s.self_pidfd);
+      if (ec) detail::throw_system_error(ec, "mproc: pidfd_open of the calling process failed");
+    }
+    if (!s.atexit_registered) {
+      if (std::atexit(&detail::at_exit) != 0) {
+        throw std::system_error(std::make_error_code(std::errc::not_enough_memory),
+                                "mproc: cannot register the exit handler");
+      }
+      s.atexit_registered = true;
+    }
+    p.phase = Phase::kStarting;
+  }
+  detail::flush_stdio();
+  detail::ChildBoot boot{&p, me};
+  detail::LaunchedChild child;
+  const std::error_code ec = detail::kLauncher(detail::ChildEntry{&detail::child_main, &boot}, child);
+  {
+    Guard g(g_mu);
+    if (ec) {
+      p.phase = Phase::kCreated;  // may be started again
+    } else {
+      p.pid = child.pid;
+      p.pidfd = child.pidfd;
+      p.phase = Phase::kStarted;
+      s.children.push_back(impl_);
+    }
+  }
+  if (ec) detail::throw_system_error(ec, "mproc: cannot start the process");
+  p.target.reset();  // the parent's copies of the target and arguments are no longer needed
+}
+
+bool Process::join_until(const detail::Deadline& deadline) {
+  ProcessImpl& p = impl();
+  {
+    Guard g(g_mu);
+    detail::check_open(p);
+    if (p.creator_pid != this_process_id()) throw ProcessError("can only join a child process");
+    if (p.phase != Phase::kStarted) throw ProcessError("can only join a started process");
+  }
+  return detail::wait_child(p, deadline);
+}
+
+bool Process::is_alive() {
+  ProcessImpl& p = impl();
+  Guard g(g_mu);
+  detail::check_open(p);
+  if (p.creator_pid != this_process_id()) throw ProcessError("can only test a child process");
+  if (p.phase != Phase::kStarted) return false;
+  std::error_code ec = detail::reap_one_locked(p);
+  if (ec) detail::throw_system_error(ec, "mproc: cannot poll the child process");
+  return !p.exitcode;
+}
+
+std::optional<int> Process::exitcode() {
+  ProcessImpl& p = impl();
+  Guard g(g_mu);
+  detail::check_open(p);
+  if (p.creator_pid != this_process_id()) throw ProcessError("can only test a child process");
+  if (p.phase != Phase::kStarted) return std::nullopt;
+  std::error_code ec = detail::reap_one_locked(p);
+  if (ec) detail::throw_system_error(ec, "mproc: cannot poll the child process");
+  return p.exitcode;
+}
+
+std::optional<int> Process::pid() const {
+  ProcessImpl& p = impl();
+  Guard g(g_mu);
+  detail::check_open(p);
+  if (p.phase != Phase::kStarted) return std::nullopt;
+  return p.pid;
+}
+
+int Process::sentinel() const {
+  ProcessImpl& p = impl();
+  Guard g(g_mu);
+  detail::check_open(p);
+  if (p.phase != Phase::kStarted) throw ValueError("process not started");
+  return p.pidfd;
+}
+
+void Process::signal(int sig, const char* what) {
+  ProcessImpl& p = impl();
+  Guard g(g_mu);
+  detail::check_open(p);
+  if (p.phase != Phase::kStarted) throw ProcessError(what);
+  if (p.exitcode) return;
+  std::error_code ec = detail::send_signal(p.pidfd, sig);
+  if (ec) detail::throw_system_error(ec, "mproc: cannot signal the child process");
+}
+
+void Process::terminate() { signal(SIGTERM, "can only terminate a started process"); }
+void Process::kill() { signal(SIGKILL, "can only kill a started process"); }
+void Process::interrupt() { signal(SIGINT, "can only interrupt a started process"); }
+
+void Process::close() {
+  ProcessImpl& p = impl();
+  std::unique_ptr<detail::ProcessTarget> drop;
+  {
+    Guard g(g_mu);
+    if (p.phase == Phase::kClosed) return;
+    if (p.phase == Phase::kStarting || p.phase == Phase::kStarted) {
+      std::error_code ec = detail::reap_one_locked(p);
+      if (ec) detail::throw_system_error(ec, "mproc: cannot poll the child process");
+      if (!p.exitcode) {
+        throw ValueError(
+            "Cannot close a process while it is still running. You should first call join() or "
+            "terminate().");
+      }
+      if (p.waiters == 0) {
+        detail::close_fd(p.pidfd);
+        p.pidfd = -1;
+      }
+    } else {
+      drop = std::move(p.target);
+    }
+    p.phase = Phase::kClosed;
+  }
+}
+
+std::string Process::name() const {
+  ProcessImpl& p = impl();
+  Guard g(g_mu);
+  detail::check_open(p);
+  return p.name;
+}
+
+void Process::set_name(std::string name) {
+  ProcessImpl& p = impl();
+  Guard g(g_mu);
+  detail::check_open(p);
+  p.name = std::move(name);
+}
+
+bool Process::daemon() const {
+  ProcessImpl& p = impl();
+  Guard g(g_mu);
+  detail::check_open(p);
+  return p.daemon;
+}
+
+void Process::set_daemon(bool daemon) {
+  ProcessImpl& p = impl();
+  Guard g(g_mu);
+  detail::check_open(p);
+  if (p.phase != Phase::kCreated) throw ProcessError("process has already started");
+  p.daemon = daemon;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Free functions
+
+void exit(int code) {
+  if (detail::t_in_target) throw SystemExit(code);
+  bool child;
+  {
+    Guard g(g_mu);
+    child = detail::state().is_child;
+  }
+  detail::flush_stdio();
+  if (child) {
+    detail::finish_children();
+    detail::flush_stdio();
+    _exit(code);
+  }
+  std::exit(code);
+}
+
+CurrentProcess current_process() {
+  Guard g(g_mu);
+  const auto& s = detail::state();
+  return CurrentProcess(s.name, this_process_id(), s.daemon);
+}
+
+std::optional<ParentProcess> parent_process() {
+  Guard g(g_mu);
+  const auto& s = detail::state();
+  if (!s.parent) return std::nullopt;
+  return ParentProcess(s.parent->name, s.parent->pid, s.parent->sentinel);
+}
+
+bool ParentProcess::is_alive() const { return !join_until(detail::Clock::now()); }
+
+bool ParentProcess::join_until(const detail::Deadline& deadline) const {
+  bool ready = false;
+  std::error_code ec = detail::wait_readable(sentinel_, deadline, ready);
+  if (ec) detail::throw_system_error(ec, "mproc: cannot poll the parent process");
+  return ready;
+}
+
+std::vector<Process> active_children() {
+  std::vector<std::shared_ptr<ProcessImpl>> live;
+  {
+    Guard g(g_mu);
+    detail::sweep_locked();
+    live = detail::state().children;
+  }
+  std::vector<Process> out;
+  out.reserve(live.size());
+  for (auto& k : live) out.push_back(Process(std::move(k)));
+  return out;
+}
+
+int cpu_count() noexcept {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : static_cast<int>(n);
+}
+
+int process_cpu_count() noexcept {
+  try {
+    // Grow the mask until the kernel accepts its size (systems with more than 1024 CPUs).
+    for (std::size_t words = 16; words <= (std::size_t{1} << 16); words *= 2) {
+      std::vector<unsigned long> mask(words, 0);
+      if (sched_getaffinity(0, words * sizeof(unsigned long),
+                            reinterpret_cast<cpu_set_t*>(mask.data())) == 0) {
+        int n = 0;
+        for (unsigned long w : mask) n += std::popcount(w);
+        return n < 1 ? 1 : n;
+      }
+      if (errno != EINVAL) break;
+    }
+  } catch (...) {
+  }
+  return cpu_count();
+}
+
+}  // namespace mproc
