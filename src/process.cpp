@@ -5,8 +5,6 @@
 // a child happens outside it (poll on the pidfd), and reaping happens under it, so a child is
 // reaped exactly once however many threads wait for it. A pthread_atfork handler holds `g_mu`
 // across every fork of the process, so the child never inherits it locked.
-#include <mproc/process.hpp>
-
 #include <cxxabi.h>
 #include <pthread.h>
 #include <sched.h>
@@ -19,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <mproc/process.hpp>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -104,7 +103,7 @@ struct ProcessImpl {
   pid_t pid MPROC_GUARDED_BY(g_mu) = -1;
   int pidfd MPROC_GUARDED_BY(g_mu) = -1;
   std::optional<int> exitcode MPROC_GUARDED_BY(g_mu);  // set once, when reaped
-  int waiters MPROC_GUARDED_BY(g_mu) = 0;  // threads polling `pidfd` outside the lock
+  int waiters MPROC_GUARDED_BY(g_mu) = 0;              // threads polling `pidfd` outside the lock
 };
 
 namespace {
@@ -375,10 +374,10 @@ void check_open(const ProcessImpl& p) MPROC_REQUIRES(g_mu) {
 }  // namespace
 }  // namespace detail
 
+using detail::g_mu;
 using detail::Guard;
 using detail::Phase;
 using detail::ProcessImpl;
-using detail::g_mu;
 using detail::this_process_id;
 
 // ---------------------------------------------------------------------------------------------
@@ -459,7 +458,8 @@ void Process::start() {
   detail::flush_stdio();
   detail::ChildBoot boot{&p, me};
   detail::LaunchedChild child;
-  const std::error_code ec = detail::kLauncher(detail::ChildEntry{&detail::child_main, &boot}, child);
+  const std::error_code ec =
+      detail::kLauncher(detail::ChildEntry{&detail::child_main, &boot}, child);
   {
     Guard g(g_mu);
     if (ec) {

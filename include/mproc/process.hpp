@@ -1,0 +1,367 @@
+// mproc/process.hpp — child processes: `Process`, `SystemExit`, `exit`, and the process queries
+// `current_process`, `parent_process`, `active_children`, `cpu_count`, `process_cpu_count`.
+//
+// Mirrors multiprocessing.Process and the module functions of the same names.
+//
+//   mproc::Process p([](int n) { return n + 1; }, 41);   // "Process-1"
+//   p.start();
+//   p.join();
+//   assert(p.exitcode() == 42);
+//
+// Start method: fork. The child is a copy of the parent made when `start()` runs, with only the
+// thread that called `start()`. As with any fork in a multithreaded program, a lock another thread
+// of the parent held at that instant stays held in the child: start processes before starting
+// threads, or keep the target's code away from such locks. Buffered standard output is flushed
+// before the fork so that it is not written twice.
+//
+// Exit codes, once for all (`Process::exitcode()`):
+//   * empty while the child runs (or before `start()`);
+//   * the target's return value (0 for a target returning void); the operating system keeps only
+//     the low 8 bits, so `return 256` reads as 0 and `return -1` as 255;
+//   * `n` after `mproc::exit(n)` (or an uncaught `mproc::SystemExit(n)`);
+//   * 1 after an uncaught exception, whose type and `what()` are printed to the child's stderr as
+//     two lines: `Process <name>:` and `<type>: <what>` (a type not derived from std::exception
+//     prints its type name alone);
+//   * -N when signal N ended the child (`kill()` gives -9, `terminate()` -15, `interrupt()` -2).
+//
+// Timeouts, once for all:
+//   * Every join has three forms: no timeout (blocks), a `std::chrono` duration, and a deadline
+//     (`join_until`, any clock; a non-steady clock is converted by the time left at the call).
+//   * Negative timeouts are equivalent to a zero timeout. Deadlines in the past are equivalent to
+//     an immediate deadline: the call still reports an exit that already happened.
+//   * Waits run on CLOCK_MONOTONIC (poll on the child's pidfd): changing the wall clock neither
+//     shortens nor stretches them, and a signal interrupting the wait resumes it for the time left.
+//
+// Lifetime and reaping:
+//   * Destroying a `Process` never kills and never blocks. A child that is still running is kept in
+//     an internal registry and reaped (no zombie remains) by the next `start()`,
+//     `active_children()` or at exit; its exit code is then discarded.
+//   * At normal exit of the process that started children (`return` from `main` or `std::exit`),
+//     an `std::atexit` handler (registered by the first `start()`) sends SIGTERM to the daemon
+//     children, waits for them (SIGKILL after a grace period of one second if SIGTERM did not end
+//     them), then joins the non-daemon children, waiting as long as they run (Python's rule).
+//     A child does the same for its own children when its target returns.
+//   * The child leaves with `_exit` after flushing stdio, so the parent's `atexit` handlers and
+//     static destructors never run in it.
+//   * A child never outlives a parent that dies abruptly (SIGKILL, crash, `_exit`): it is started
+//     with `prctl(PR_SET_PDEATHSIG, SIGKILL)`, daemon or not. Caveat: Linux ties this death signal
+//     to the *thread* that called `start()`, not to the parent process: if that thread ends while
+//     the parent goes on, the child is killed (exit code -9). Start long-lived processes from the
+//     main thread or from a thread that lives as long as they do.
+//   * The parent reaps its children through their pidfds. Do not reap them behind mproc's back:
+//     a thread calling `wait()`/`waitpid(-1, ...)`, or SIGCHLD set to SIG_IGN, makes joins fail
+//     with std::system_error (ECHILD), as it breaks Python's multiprocessing.
+//
+// Differences from Python:
+//   * The target is a C++ callable; its `int` return value becomes the exit code (Python ignores
+//     the return value). Arguments are decay-copied at construction (as `std::thread`), moved into
+//     the target in the child; the parent drops its copies after a successful `start()`.
+//   * Non-daemon children are also killed if the parent dies abruptly (see above); Python orphans
+//     them.
+//   * `mproc::exit(n)` plays `sys.exit(n)`: in a child's target it throws `SystemExit`, which is
+//   not
+//     a std::exception, so `catch (const std::exception&)` does not swallow it (`catch (...)`
+//     does).
+//   * At exit, daemon children that ignore SIGTERM are killed after a grace period instead of
+//     being waited for forever.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mproc/detail/deadline.hpp>
+#include <mproc/errors.hpp>
+#include <mproc/export.hpp>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace mproc {
+
+// Thrown by `mproc::exit(code)` inside a child's target; the child's bootstrap turns it into exit
+// code `code()` after the stack has unwound (destructors run). Deliberately not derived from
+// std::exception, so that handlers for ordinary errors do not swallow it.
+// Mirrors Python's SystemExit.
+class MPROC_API SystemExit {
+ public:
+  explicit SystemExit(int code) noexcept : code_(code) {}
+  [[nodiscard]] int code() const noexcept { return code_; }
+
+ private:
+  int code_;
+};
+
+// Ends the calling process with exit code `code`. Mirrors sys.exit(code).
+//   * In a child started by `Process`, on the thread running the target: throws `SystemExit(code)`;
+//     the stack unwinds (RAII runs), then the child finishes as if the target had returned `code`.
+//   * In such a child on any other thread: joins/terminates the child's own children as at exit,
+//     flushes stdio and calls `_exit(code)` (the parent's atexit handlers never run in a child).
+//   * Anywhere else: flushes stdio and calls `std::exit(code)`.
+[[noreturn]] MPROC_API void exit(int code);
+
+// How a process is created. `name` empty means the default name ("Process-N", see `Process`).
+// Both members have default initializers, so designated initializers may name either alone
+// (`{.daemon = true}`) without -Wmissing-field-initializers.
+struct ProcessOptions {
+  std::string name{};
+  bool daemon = false;
+};
+
+namespace detail {
+struct ProcessImpl;
+
+// A type-erased target with its arguments; runs once, in the child.
+class MPROC_API ProcessTarget {
+ public:
+  virtual ~ProcessTarget();
+  virtual int run() = 0;
+};
+
+template <class F, class... Args>
+class ProcessTargetFor final : public ProcessTarget {
+ public:
+  template <class G, class... A>
+  explicit ProcessTargetFor(G&& f, A&&... args)
+      : f_(std::forward<G>(f)), args_(std::forward<A>(args)...) {}
+  int run() override {
+    using R = std::invoke_result_t<F, Args...>;
+    if constexpr (std::is_void_v<R>) {
+      std::apply(std::move(f_), std::move(args_));
+      return 0;
+    } else {
+      return static_cast<int>(std::apply(std::move(f_), std::move(args_)));
+    }
+  }
+
+ private:
+  F f_;
+  std::tuple<Args...> args_;
+};
+}  // namespace detail
+
+// A child process running a callable: the handle to start, wait for, signal and query it.
+//
+// The target is any callable (function pointer, lambda, functor) invocable with the decay-copied
+// arguments, returning void or a value convertible to int (the exit code). The arguments are copied
+// (or moved) into the Process at construction, like `std::thread`, and moved into the target in
+// the child; so a target taking a reference gets the child's copy (use `std::ref` only for objects
+// that live in shared memory).
+//
+// Names: a Process gets an identity number from a per-process counter at construction; the
+// default name is "Process-<n>" in the main process, "Process-<parent's numbers>:<n>" in a child
+// (so the first process created by "Process-1" is "Process-1:1"), as in Python.
+//
+// Handle: move-only (like std::thread); a moved-from Process throws ValueError from every method.
+// Handles returned by `active_children()` refer to the same child as the handle that started it.
+//
+// Thread safety: safe — every method may be called concurrently on the same Process (two threads
+// joining the same child both see it exit; it is reaped exactly once), except that destroying or
+// assigning a Process must not race with other calls on it.
+// Process safety: the Process object belongs to the process that started it. Copied into a child
+// by fork, `join()`, `is_alive()` and `exitcode()` throw ProcessError there; the signalling
+// methods work from anywhere (they go through the pidfd).
+//
+// Mirrors multiprocessing.Process.
+class MPROC_API Process {
+ public:
+  // Creates (does not start) a process that will run `f(args...)`. The default name is taken here.
+  // Mirrors Process(target=f, args=args).
+  template <class F, class... Args>
+  requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
+  explicit Process(F&& f, Args&&... args)
+      : Process(ProcessOptions{}, std::forward<F>(f), std::forward<Args>(args)...) {}
+
+  // As above, with a name and the daemon flag. Mirrors Process(name=..., daemon=..., target=...).
+  //   mproc::Process p({.name = "worker", .daemon = true}, work, 3);
+  template <class F, class... Args>
+  requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...> Process(
+      ProcessOptions options, F&& f, Args&&... args)
+      : Process(std::move(options), make_target(std::forward<F>(f), std::forward<Args>(args)...)) {}
+
+  Process(Process&&) noexcept;
+  // Releases the current child (by the destructor's policy), then takes over `other`'s.
+  Process& operator=(Process&&) noexcept;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  // Never kills and never blocks. A child that has exited is reaped now; one still running is
+  // reaped later (next `start()`, `active_children()`, or at exit) and is still joined at exit if
+  // it is not a daemon, or terminated if it is. The pidfd (`sentinel()`) is closed once the
+  // child is reaped and no handle refers to it.
+  ~Process();
+
+  // Starts the child: forks, and runs the target in the child. Returns once the child exists (it
+  // may not have run anything yet). Reaps finished children first (as Python's `_cleanup`).
+  // Throws ValueError if closed; ProcessError if already started ("cannot start a process twice"),
+  // if this Process was created by another process, or if the calling process is a daemon
+  // ("daemonic processes are not allowed to have children"); std::system_error if fork or
+  // pidfd_open fails (the Process can then be started again). Mirrors Process.start().
+  void start();
+
+  // Blocks until the child exits, and reaps it. Returns at once if it already has.
+  // Throws ValueError if closed; ProcessError before `start()` ("can only join a started
+  // process") or from another process than the parent ("can only join a child process");
+  // std::system_error if waiting fails (ECHILD: the child was reaped behind mproc's back).
+  // Mirrors Process.join().
+  void join() { (void)join_until(detail::Deadline()); }
+  // Blocks at most `timeout`; true when the child has exited (and was reaped). Negative timeouts
+  // count as zero. Throws as join(). Mirrors Process.join(timeout) followed by a test of
+  // `exitcode is not None`.
+  template <class R, class P>
+  [[nodiscard]] bool join(std::chrono::duration<R, P> timeout) {
+    return join_until(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  // Blocks until `deadline` (any clock) at most; true when the child has exited. A deadline in the
+  // past only checks. Throws as join().
+  template <class C, class D>
+  [[nodiscard]] bool join_until(std::chrono::time_point<C, D> deadline) {
+    return join_until(detail::Deadline(detail::to_steady(deadline)));
+  }
+  // The deadline form every join uses: nullopt waits without limit.
+  [[nodiscard]] bool join_until(const detail::Deadline& deadline);
+
+  // True from `start()` until the child has exited; false before `start()`. Does not block; reaps
+  // the child if it has exited. Throws ValueError if closed; ProcessError from another process
+  // than the parent ("can only test a child process"). Mirrors Process.is_alive().
+  [[nodiscard]] bool is_alive();
+
+  // The exit code (see the header comment), or empty while the child runs or before `start()`.
+  // Does not block; reaps the child if it has exited. Throws as is_alive().
+  // Mirrors Process.exitcode.
+  [[nodiscard]] std::optional<int> exitcode();
+
+  // The child's pid; empty before `start()` (never 0, so it cannot be passed to kill(0, ...) by
+  // mistake). The pid may be reused by the system once the child is reaped; `sentinel()` and the
+  // signalling methods are immune to that. Throws ValueError if closed. Mirrors Process.pid.
+  [[nodiscard]] std::optional<int> pid() const;
+
+  // A pidfd for the child: poll it for POLLIN, which it reports once the child has exited (and
+  // still after the child is reaped). Owned by the Process: do not close it; it stays valid until
+  // `close()` or until the last handle is destroyed. Throws ValueError if closed or not started
+  // ("process not started"). Mirrors Process.sentinel.
+  [[nodiscard]] int sentinel() const;
+
+  // Send SIGTERM / SIGKILL / SIGINT to the child through its pidfd (so never to a process that
+  // reused its pid). Do not block and do not reap: join() afterwards. Signalling a child that has
+  // exited does nothing. Throw ValueError if closed; ProcessError before `start()` ("can only
+  // terminate a started process", "... kill ...", "... interrupt ..."); std::system_error if the
+  // signal cannot be sent. Mirror Process.terminate(), Process.kill(), Process.interrupt().
+  void terminate();
+  void kill();
+  void interrupt();
+
+  // Releases the pidfd; afterwards every method but `close()` throws ValueError("process object
+  // is closed"). Closing again does nothing. Throws ValueError if the child is still running
+  // ("Cannot close a process while it is still running. ..."). Reaps a child that has exited.
+  // Mirrors Process.close().
+  void close();
+
+  // The name. Any time (a rename after `start()` does not reach the child, which keeps the name it
+  // had when it started). Throws ValueError if closed. Mirrors Process.name.
+  [[nodiscard]] std::string name() const;
+  void set_name(std::string name);
+
+  // The daemon flag: a daemon child is terminated when its parent exits, and may not start
+  // children of its own. Throws ValueError if closed; `set_daemon` after `start()` throws
+  // ProcessError("process has already started"). Mirrors Process.daemon.
+  [[nodiscard]] bool daemon() const;
+  void set_daemon(bool daemon);
+
+ private:
+  friend std::vector<Process> active_children();
+
+  template <class F, class... Args>
+  static std::unique_ptr<detail::ProcessTarget> make_target(F&& f, Args&&... args) {
+    using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+    static_assert(std::is_void_v<R> || std::is_convertible_v<R, int>,
+                  "mproc::Process: the target must return void or a value convertible to int "
+                  "(the exit code)");
+    return std::make_unique<detail::ProcessTargetFor<std::decay_t<F>, std::decay_t<Args>...>>(
+        std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  Process(ProcessOptions options, std::unique_ptr<detail::ProcessTarget> target);
+  explicit Process(std::shared_ptr<detail::ProcessImpl> impl) noexcept;
+  detail::ProcessImpl& impl() const;
+  void signal(int sig, const char* what);
+
+  std::shared_ptr<detail::ProcessImpl> impl_;
+};
+
+// The calling process as seen from itself (a snapshot). Mirrors multiprocessing.current_process().
+class MPROC_API CurrentProcess {
+ public:
+  // "MainProcess" in a process not started by mproc; the Process's name in a child.
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  // getpid().
+  [[nodiscard]] int pid() const noexcept { return pid_; }
+  // Whether this process is a daemon child.
+  [[nodiscard]] bool daemon() const noexcept { return daemon_; }
+
+ private:
+  friend CurrentProcess current_process();
+  CurrentProcess(std::string name, int pid, bool daemon)
+      : name_(std::move(name)), pid_(pid), daemon_(daemon) {}
+  std::string name_;
+  int pid_;
+  bool daemon_;
+};
+
+// The parent of a child started by mproc, seen from the child. The sentinel is a pidfd opened
+// before the fork, so it names the parent even if it dies and its pid is reused. Thread safety:
+// safe. Mirrors the object multiprocessing.parent_process() returns.
+class MPROC_API ParentProcess {
+ public:
+  // The parent's name when it started this child ("MainProcess", "Process-1", ...).
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] int pid() const noexcept { return pid_; }
+  // True while the parent runs (polls the sentinel; never blocks).
+  [[nodiscard]] bool is_alive() const;
+  // A pidfd for the parent, readable once it has exited. Owned by mproc: do not close it.
+  [[nodiscard]] int sentinel() const noexcept { return sentinel_; }
+  // Blocks until the parent exits (or the timeout/deadline passes; true when it has exited), with
+  // the timeout rules of the header comment. Throws std::system_error if polling fails.
+  void join() const { (void)join_until(detail::Deadline()); }
+  template <class R, class P>
+  [[nodiscard]] bool join(std::chrono::duration<R, P> timeout) const {
+    return join_until(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool join_until(std::chrono::time_point<C, D> deadline) const {
+    return join_until(detail::Deadline(detail::to_steady(deadline)));
+  }
+  [[nodiscard]] bool join_until(const detail::Deadline& deadline) const;
+
+ private:
+  friend std::optional<ParentProcess> parent_process();
+  ParentProcess(std::string name, int pid, int sentinel)
+      : name_(std::move(name)), pid_(pid), sentinel_(sentinel) {}
+  std::string name_;
+  int pid_;
+  int sentinel_;
+};
+
+// The calling process's name, pid and daemon flag. Never throws except std::bad_alloc.
+// Mirrors multiprocessing.current_process().
+[[nodiscard]] MPROC_API CurrentProcess current_process();
+
+// The parent of the calling process if it was started by `Process::start()`; empty in the main
+// process (also in a child made by a plain fork()). Mirrors multiprocessing.parent_process().
+[[nodiscard]] MPROC_API std::optional<ParentProcess> parent_process();
+
+// The children started by the calling process that are still running, in start order. Reaps the
+// children that have exited first (also those whose handle was destroyed). Each returned handle
+// shares its child with the handle that started it (joining either reaps it for both).
+// Throws std::system_error if reaping fails. Mirrors multiprocessing.active_children().
+[[nodiscard]] MPROC_API std::vector<Process> active_children();
+
+// The number of online CPUs of the system (sysconf(_SC_NPROCESSORS_ONLN)), at least 1.
+// Mirrors multiprocessing.cpu_count().
+[[nodiscard]] MPROC_API int cpu_count() noexcept;
+
+// The number of CPUs the calling thread may run on (its sched_getaffinity mask), at least 1; falls
+// back to cpu_count() if the mask cannot be read. Mirrors os.process_cpu_count().
+[[nodiscard]] MPROC_API int process_cpu_count() noexcept;
+
+}  // namespace mproc

@@ -1,0 +1,37 @@
+#include "posix/launch.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "posix/error.hpp"
+#include "posix/pidfd.hpp"
+
+namespace mproc::detail {
+
+std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcept {
+  pid_t pid = fork();
+  if (pid < 0) return last_error();
+  if (pid == 0) {
+    entry.run(entry.arg);
+    _exit(127);  // not reached: the entry ends the process itself
+  }
+  // Only this process can reap the child, so the pid still names it here (unless another thread
+  // reaps every child with wait()/waitpid(-1), which the documentation rules out).
+  int fd = -1;
+  std::error_code ec = open_pidfd(pid, fd);
+  if (ec) {
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return ec;
+  }
+  out.pid = pid;
+  out.pidfd = fd;
+  return {};
+}
+
+}  // namespace mproc::detail

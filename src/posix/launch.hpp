@@ -1,0 +1,31 @@
+// posix/launch.hpp — start methods: how a new child process comes to run its bootstrap.
+//
+// A launcher creates a child that calls `entry.run(entry.arg)` (which never returns) and hands the
+// parent the child's pid and a pidfd for it. Process::start() only ever talks to a `Launcher`, so a
+// start method other than fork (spawn, forkserver) plugs in as another function of the same shape.
+#pragma once
+
+#include <sys/types.h>
+
+#include <system_error>
+
+namespace mproc::detail {
+
+struct ChildEntry {
+  // Runs in the child and must end the process (`_exit`); returning is treated as a crash.
+  void (*run)(void* arg) noexcept;
+  void* arg;
+};
+
+struct LaunchedChild {
+  pid_t pid = -1;
+  int pidfd = -1;  // close-on-exec; owned by the caller on success
+};
+
+using Launcher = std::error_code (*)(const ChildEntry& entry, LaunchedChild& out) noexcept;
+
+// The fork start method. The child is a copy of the calling process with only the calling thread;
+// pthread_atfork handlers run as for any fork(). On failure no child is left behind.
+std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcept;
+
+}  // namespace mproc::detail
