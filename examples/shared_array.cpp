@@ -1,19 +1,17 @@
-// shared_array — several processes fill one shared Array, each its own slice, without locking;
-// each also adds its partial sum to a shared Value under the Value's lock. The parent checks every
-// element and prints the sum.
+// shared_array — several processes fill one SharedMemory block viewed as an array, each its own
+// slice, without locking; each also adds its partial sum to a shared Value under the Value's lock.
+// The parent checks every element and prints the sum.
 //
 // Python equivalent:
-//   arr = multiprocessing.Array('Q', N); total = multiprocessing.Value('Q', 0)
+//   shm = shared_memory.SharedMemory(create=True, size=N * 8)
+//   arr = numpy.ndarray((N,), dtype=numpy.uint64, buffer=shm.buf); total = Value('Q', 0)
 //   def work(k): ...arr[i] = i * i ...; with total.get_lock(): total.value += part
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <mproc/shared_memory.hpp>
+#include <mproc/mproc.hpp>
 #include <mutex>
 #include <numeric>
+#include <span>
 #include <vector>
 
 int main() {
@@ -21,58 +19,40 @@ int main() {
   constexpr std::size_t kPerWorker = 250'000;
   constexpr std::size_t kN = kWorkers * kPerWorker;
 
-  mproc::Array<std::uint64_t> squares(kN);  // zeros, in anonymous shared memory
-  mproc::Value<std::uint64_t> total(0);     // with an RLock
+  // Anonymous: nothing appears in /dev/shm; children inherit the mapping. (SharedMemory::create
+  // ("name", size) would give a named segment that Python's SharedMemory(name=...) can attach.)
+  auto shm = mproc::SharedMemory::anonymous(kN * sizeof(std::uint64_t));
+  std::span<std::uint64_t> squares(reinterpret_cast<std::uint64_t*>(shm.buf().data()), kN);
+  mproc::Value<std::uint64_t> total(0);  // with an RLock
 
-  std::vector<pid_t> pids;
+  std::vector<mproc::Process> workers;
   for (std::size_t k = 0; k < kWorkers; ++k) {
-    std::fflush(nullptr);
-    pid_t pid = fork();
-    if (pid < 0) {
-      std::perror("fork");
-      return 1;
-    }
-    if (pid == 0) {  // worker k: the handles inherited across fork refer to the same memory
-      std::uint64_t part = 0;
-      for (std::size_t i = k * kPerWorker; i < (k + 1) * kPerWorker; ++i) {
-        squares[i] = std::uint64_t{i} * i;  // own slice: no lock needed
-        part += squares[i];
-      }
-      {
-        std::scoped_lock g(total.get_lock());  // read-modify-write: under the lock
-        total.set(total.get() + part);
-      }
-      _exit(0);
-    }
-    pids.push_back(pid);
+    workers.emplace_back(
+        [&](std::size_t slice) {
+          std::uint64_t part = 0;
+          for (std::size_t i = slice * kPerWorker; i < (slice + 1) * kPerWorker; ++i) {
+            squares[i] = std::uint64_t{i} * i;  // own slice: no lock needed
+            part += squares[i];
+          }
+          std::scoped_lock g(total.get_lock());  // read-modify-write: under the lock
+          total.set(total.get() + part);
+        },
+        k);
+    workers.back().start();
   }
-
-  int failed = 0;
-  for (pid_t pid : pids) {
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
-  }
-  if (failed) {
-    std::fprintf(stderr, "%d worker(s) failed\n", failed);
-    return 1;
-  }
-
-  for (std::size_t i = 0; i < kN; ++i) {
-    if (squares[i] != std::uint64_t{i} * i) {
-      std::fprintf(stderr, "squares[%zu] = %llu, expected %llu\n", i,
-                   static_cast<unsigned long long>(squares[i]),
-                   static_cast<unsigned long long>(std::uint64_t{i} * i));
+  for (auto& w : workers) {
+    w.join();
+    if (w.exitcode() != 0) {
+      std::fprintf(stderr, "%s failed with exit code %d\n", w.name().c_str(), *w.exitcode());
       return 1;
     }
   }
+
   const std::uint64_t sum = std::accumulate(squares.begin(), squares.end(), std::uint64_t{0});
   // Sum of i^2 for i < n: (n-1) n (2n-1) / 6.
   const std::uint64_t expected = std::uint64_t{kN - 1} * kN * (2 * kN - 1) / 6;
-  std::printf("%zu workers filled %zu squares; sum = %llu (workers reported %llu)\n", kWorkers, kN,
-              static_cast<unsigned long long>(sum), static_cast<unsigned long long>(total.get()));
-  if (sum != expected || total.get() != expected) {
-    std::fprintf(stderr, "expected %llu\n", static_cast<unsigned long long>(expected));
-    return 1;
-  }
-  return 0;
+  std::printf("%zu processes filled %zu squares; sum = %llu (workers reported %llu)\n", kWorkers,
+              kN, static_cast<unsigned long long>(sum),
+              static_cast<unsigned long long>(total.get()));
+  return sum == expected && total.get() == expected ? 0 : 1;
 }
