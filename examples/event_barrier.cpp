@@ -29,7 +29,10 @@ int main() {
           start.wait();
           for (int phase = 1; phase <= kPhases; ++phase) {
             int index = barrier.wait();  // distinct arrival index in [0, kWorkers)
-            if (index == 0) std::printf("  worker %d was first through phase %d\n", id, phase);
+            if (index == 0) {
+          std::printf("  worker %d arrived first at the end of phase %d\n", id, phase);
+          std::fflush(stdout);
+        }
           }
         },
         i);
@@ -37,6 +40,7 @@ int main() {
   }
 
   std::printf("starting %d workers\n", kWorkers);
+  std::fflush(stdout);
   start.set();
   for (auto& p : workers) p.join();
   std::printf("phases completed: %d (expected %d)\n", phases_done.get(), kPhases);
