@@ -1,0 +1,141 @@
+// bench/harness.hpp — the cross-process benchmark harness: named workloads, runners, partners.
+//
+// A workload is one named way to do one operation ("lock.uncontended/mproc"): it belongs to a
+// group ("lock.uncontended") that holds every implementation of the same operation (mproc, the
+// raw-syscall floor here, CPython's anchor in bench/python/), so that bench/compare.py can put
+// them side by side. A workload makes a `Runner` once; the harness then calibrates an iteration
+// count so that one repetition lasts at least `--min-time`, runs `--reps` repetitions and reports
+// the median time per operation (see docs/benchmarks.md for the policy).
+//
+// Workloads register themselves at static-initialisation time:
+//
+//   const mproc_bench::Registrar kFoo{{.name = "lock.uncontended/floor",
+//                                      .group = "lock.uncontended",
+//                                      .impl = "floor",
+//                                      .label = "robust pthread mutex",
+//                                      .make = [] { return loop_runner([](std::uint64_t n) {...});
+//                                      }}};
+//
+// Groups (what one operation is, its target) are declared once, in groups.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mproc_bench {
+
+// Runs `iters` operations and returns the elapsed wall time in seconds.
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  virtual double run(std::uint64_t iters) = 0;
+};
+
+// One operation measured several ways. `target` compares cost ratios: "python/mproc>=8" (mproc at
+// least 8x faster than Python) or "mproc/floor<=1.5" (mproc at most 1.5x the floor's time).
+struct Group {
+  std::string name;
+  std::string op;  // what one "op" is, for the docs and --list
+  std::string target;
+};
+
+struct Workload {
+  std::string name;     // "<group>/<impl>[.<variant>]", unique
+  std::string group;    // a Group's name
+  std::string impl;     // "mproc" or "floor" here; "python" in bench/python/
+  std::string label;    // a few words on how it is done
+  bool primary = true;  // false: an extra row shown under the group's main row
+  std::string unit = "ns/op";
+  std::function<std::unique_ptr<Runner>()> make;
+};
+
+std::vector<Workload>& workloads();
+const std::vector<Group>& groups();
+
+struct Registrar {
+  explicit Registrar(Workload w) { workloads().push_back(std::move(w)); }
+};
+
+// A runner that calls `body(iters)` in this process.
+template <class F>
+std::unique_ptr<Runner> loop_runner(F body);
+
+// Where a two-process runner puts its processes. `kSplit` pins them to two different CPUs (the
+// first two this process may use): both run at once, as on an idle multi-core machine. `kSame` pins
+// both to the first: every hand-off is a wake-up and a context switch, whatever else runs on the
+// other CPUs. `kNone` leaves placement to the scheduler (varies from run to run).
+enum class Pin { kSplit, kSame, kNone };
+
+// Two processes: this one and a partner forked when the runner is made (it dies with this process).
+// For each repetition: `before` runs here while the partner is idle; then the clock starts, the
+// partner is told to run `partner(iters)`, this process runs `self(iters)`, and the clock stops
+// when both have returned. The partner lives until the runner is destroyed.
+struct PairSpec {
+  Pin pin = Pin::kSplit;  // each group chooses; see docs/benchmarks.md
+  std::function<void()> before;
+  std::function<void(std::uint64_t)> self;
+  std::function<void(std::uint64_t)> partner;
+};
+std::unique_ptr<Runner> pair_runner(PairSpec spec);
+
+// Overrides every PairSpec's `pin` (bench --pin); nullopt restores each workload's own.
+void set_pin_override(std::optional<Pin> pin) noexcept;
+// Gives this process back the CPUs it could use when it started (pair runners pin it).
+void restore_affinity() noexcept;
+
+// Memory shared with forked partners: an anonymous MAP_SHARED mapping holding one `T`, destroyed
+// and unmapped when the last owner in this process lets go (a partner never unmaps: it leaves with
+// _exit). Throws std::system_error when mmap fails.
+void* map_shared(std::size_t bytes);
+void unmap_shared(void* p, std::size_t bytes) noexcept;
+
+template <class T, class... Args>
+std::shared_ptr<T> make_shared_object(Args&&... args) {
+  void* p = map_shared(sizeof(T));
+  T* obj = nullptr;
+  try {
+    obj = ::new (p) T(std::forward<Args>(args)...);
+  } catch (...) {
+    unmap_shared(p, sizeof(T));
+    throw;
+  }
+  return std::shared_ptr<T>(obj, [](T* q) {
+    q->~T();
+    unmap_shared(q, sizeof(T));
+  });
+}
+
+// Seconds on CLOCK_MONOTONIC.
+double now_seconds() noexcept;
+
+// Keeps the compiler from proving a value unused.
+template <class T>
+inline void do_not_optimize(const T& value) {
+  asm volatile("" : : "r,m"(value) : "memory");
+}
+
+template <class F>
+std::unique_ptr<Runner> loop_runner(F body) {
+  class LoopRunner final : public Runner {
+   public:
+    explicit LoopRunner(F f) : body_(std::move(f)) {}
+    double run(std::uint64_t iters) override {
+      const double t0 = now_seconds();
+      body_(iters);
+      return now_seconds() - t0;
+    }
+
+   private:
+    F body_;
+  };
+  return std::make_unique<LoopRunner>(std::move(body));
+}
+
+}  // namespace mproc_bench
