@@ -356,38 +356,47 @@ def main(argv=None):
         listing, err = Source(b, [b]).json_lines(["--list", "--json"], 60)
         for o in listing:
             if o.get("kind") == "group" and o["group"] not in groups:
-                groups[o["group"]] = {"op": o.get("op", ""), "target": o.get("target", "")}
+                groups[o["group"]] = {"op": o.get("op", ""), "target": o.get("target", ""),
+                                      "isolate": bool(o.get("isolate", False))}
         got, _ = Source(b, [b]).json_lines(["--info"], 60)
         if got and not info:
             info = got[0]
     only = ["--only", a.only] if a.only else []
 
     # Each program lists what it would run; one with nothing selected is left out.
+    # Rows of an isolated group run in an invocation of their own (`--only ^row$`); the others
+    # run together, so that a program interleaves them.
     listed = []
     for s in sources:
         listing, err = s.json_lines(["--list", "--json"] + only, 60)
         names = [o for o in listing if o.get("kind") == "workload"]
         if err and not names:
             note("%s --list failed (%s); left out" % (s.name, err))
-        if names:
-            listed.append((s, names))
+        if not names:
+            continue
+        isolated = [o for o in names if groups.get(o.get("group"), {}).get("isolate")]
+        shared = [o for o in names if o not in isolated]
+        if shared:
+            listed.append((s, shared, None))
+        for o in isolated:
+            listed.append((s, [o], "^%s$" % re.escape(o["name"])))
     if a.list:
-        for s, names in listed:
+        for s, names, _ in listed:
             for o in names:
                 print("%-42s %-7s %-32s %s" % (o["name"], o["impl"], s.name, o["label"]))
         return 0
     if not listed:
         sys.exit("compare.py: no workload matches %r" % a.only)
-    sources = [s for s, _ in listed]
+    runs = [(s, ["--only", sel] if sel else only) for s, _, sel in listed]
 
     load_before, times_before = loadavg(), cpu_times()
     rows, errors = {}, []
-    args = ["--json", "--reps", str(reps), "--min-time", repr(min_time), "--pin", a.pin] + only
+    args = ["--json", "--reps", str(reps), "--min-time", repr(min_time), "--pin", a.pin]
     for rnd in range(rounds):
-        order = sources if rnd % 2 == 0 else list(reversed(sources))
-        for s in order:
-            note("round %d/%d: %s" % (rnd + 1, rounds, s.name))
-            out, err = s.json_lines(args, timeout=900)
+        order = runs if rnd % 2 == 0 else list(reversed(runs))
+        for s, sel in order:
+            note("round %d/%d: %s %s" % (rnd + 1, rounds, s.name, " ".join(sel)))
+            out, err = s.json_lines(args + sel, timeout=900)
             for o in out:
                 if o.get("kind") == "error":
                     errors.append("%s (%s): %s" % (o.get("name"), s.name, o.get("error")))

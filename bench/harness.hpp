@@ -44,6 +44,9 @@ struct Group {
   std::string name;
   std::string op;  // what one "op" is, for the docs and --list
   std::string target;
+  // Run each row of the group in a program invocation of its own (compare.py does so), e.g. so
+  // that a floor never runs in a process where mproc has registered its fork handlers.
+  bool isolate = false;
 };
 
 struct Workload {

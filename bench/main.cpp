@@ -329,9 +329,10 @@ void print_list(const Options& o) {
     return;
   }
   for (const auto& g : groups()) {
-    std::printf("{\"kind\": \"group\", \"group\": %s, \"op\": %s, \"target\": %s}\n",
-                json_string(g.name).c_str(), json_string(g.op).c_str(),
-                json_string(g.target).c_str());
+    std::printf(
+        "{\"kind\": \"group\", \"group\": %s, \"op\": %s, \"target\": %s, \"isolate\": %s}\n",
+        json_string(g.name).c_str(), json_string(g.op).c_str(), json_string(g.target).c_str(),
+        g.isolate ? "true" : "false");
   }
   for (const Workload* w : sel) {
     std::printf(

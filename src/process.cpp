@@ -9,8 +9,14 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio_ext.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#if defined(__GLIBCXX__)
+#include <ext/stdio_sync_filebuf.h>
+#endif
 
 #include <bit>
 #include <cerrno>
@@ -146,17 +152,25 @@ void atfork_parent() MPROC_NO_THREAD_SAFETY_ANALYSIS { g_mu.unlock(); }
 void atfork_child() MPROC_NO_THREAD_SAFETY_ANALYSIS {
   g_mu.unlock();
   ProcessState& s = state();
-  s.children.clear();  // a new process has no children
+  // A new process has no children. The inherited registry is abandoned, not cleared: clearing
+  // would write to every child's reference count, copying those pages for nothing.
+  using Children = decltype(s.children);
+  ::new (&s.children) Children();
   close_fd(s.forker_pidfd);
   s.forker_pidfd = s.self_pidfd;  // the parent's pidfd: the bootstrap adopts it
   s.self_pidfd = -1;
 }
 
-[[maybe_unused]] const int kAtforkRegistered = [] {
-  state();
-  pthread_atfork(&atfork_prepare, &atfork_parent, &atfork_child);
-  return 0;
-}();
+// Registered by the first start(), not at load time: a program that links mproc but never starts
+// a Process pays nothing on its own forks. Called without `g_mu` held (fork takes glibc's atfork
+// lock, then `g_mu` in the prepare handler).
+void register_atfork_once() {
+  static const int registered = [] {
+    state();
+    return pthread_atfork(&atfork_prepare, &atfork_parent, &atfork_child);
+  }();
+  if (registered != 0) throw_errno(registered, "mproc: pthread_atfork failed");
+}
 
 void flush_stdio() noexcept {
   try {
@@ -166,6 +180,41 @@ void flush_stdio() noexcept {
   } catch (...) {
   }
   std::fflush(nullptr);
+}
+
+// What a child flushes on its way out: the standard streams, and only those with pending output,
+// so that a child that printed nothing writes to none of the pages it shares with its parent
+// (each such write costs a copy-on-write fault). Like Python's child, which flushes sys.stdout
+// and sys.stderr, streams the target opened itself are its own to flush or close.
+void flush_child_stdio() noexcept {
+  for (std::ostream* os : {&std::cout, &std::cerr, &std::clog}) {
+    std::streambuf* buf = os->rdbuf();
+#if defined(__GLIBCXX__)
+    // With sync_with_stdio (the default) the C++ stream writes straight into C's FILE.
+    if (dynamic_cast<__gnu_cxx::stdio_sync_filebuf<char>*>(buf) != nullptr) continue;
+#endif
+    try {
+      if (buf) os->flush();
+    } catch (...) {
+    }
+  }
+  if (__fpending(stdout) > 0) std::fflush(stdout);
+  if (__fpending(stderr) > 0) std::fflush(stderr);
+}
+
+// Ends a child. exit_group directly rather than through `_exit`, whose lazily bound PLT slot
+// would be resolved anew (and its page copied) in every child.
+// Calls made only by children are made once in the parent before its first fork, so that their
+// lazily bound PLT slots are resolved once, not in every child.
+void bind_child_calls() noexcept {
+  int sig = 0;
+  (void)prctl(PR_GET_PDEATHSIG, &sig);
+  (void)getppid();
+  (void)__fpending(stdout);
+}
+
+[[noreturn]] void child_exit(int code) noexcept {
+  for (;;) syscall(SYS_exit_group, code);
 }
 
 // Reaps `p` if it has exited. The caller keeps a reference to `p`; it is not removed from the
@@ -266,6 +315,7 @@ void finish_children() noexcept {
   {
     Guard g(g_mu);
     for (auto& k : kids) {
+      if (k->phase != Phase::kStarted) continue;  // being started by another thread
       if (k->daemon) {
         daemons.push_back(k.get());
         if (!k->exitcode && k->pidfd >= 0) (void)send_signal(k->pidfd, SIGTERM);
@@ -274,6 +324,7 @@ void finish_children() noexcept {
       }
     }
   }
+  if (daemons.empty() && others.empty()) return;
   const Clock::time_point grace_end = Clock::now() + kDaemonGrace;
   for (ProcessImpl* d : daemons) {
     try {
@@ -337,7 +388,7 @@ struct ChildBoot {
   const ChildBoot& boot = *static_cast<const ChildBoot*>(arg);
   // Die with the parent. If it died before the death signal was armed, we were reparented: leave.
   (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != boot.parent_pid) _exit(1);
+  if (getppid() != boot.parent_pid) child_exit(1);
 
   int code = 1;
   try {
@@ -361,8 +412,8 @@ struct ChildBoot {
     code = 1;
   }
   finish_children();
-  flush_stdio();
-  _exit(code);
+  flush_child_stdio();
+  child_exit(code);
 }
 
 [[noreturn]] void throw_closed() { throw ValueError("process object is closed"); }
@@ -431,6 +482,7 @@ ProcessImpl& Process::impl() const {
 
 void Process::start() {
   ProcessImpl& p = impl();
+  detail::register_atfork_once();
   auto& s = detail::state();
   const pid_t me = this_process_id();
   {
@@ -445,6 +497,7 @@ void Process::start() {
     if (s.self_pidfd < 0) {
       std::error_code ec = detail::open_pidfd(me, s.self_pidfd);
       if (ec) detail::throw_system_error(ec, "mproc: pidfd_open of the calling process failed");
+      detail::bind_child_calls();
     }
     if (!s.atexit_registered) {
       if (std::atexit(&detail::at_exit) != 0) {
@@ -458,17 +511,23 @@ void Process::start() {
   detail::flush_stdio();
   detail::ChildBoot boot{&p, me};
   detail::LaunchedChild child;
+  {
+    // Registered before the fork, so that the parent writes as little as possible while the child
+    // shares its pages (each write then costs a copy-on-write fault).
+    Guard g(g_mu);
+    s.children.push_back(impl_);
+  }
   const std::error_code ec =
       detail::kLauncher(detail::ChildEntry{&detail::child_main, &boot}, child);
   {
     Guard g(g_mu);
     if (ec) {
       p.phase = Phase::kCreated;  // may be started again
+      detail::unregister_locked(p);
     } else {
       p.pid = child.pid;
       p.pidfd = child.pidfd;
       p.phase = Phase::kStarted;
-      s.children.push_back(impl_);
     }
   }
   if (ec) detail::throw_system_error(ec, "mproc: cannot start the process");
@@ -638,7 +697,8 @@ std::vector<Process> active_children() {
   {
     Guard g(g_mu);
     detail::sweep_locked();
-    live = detail::state().children;
+    for (const auto& k : detail::state().children)
+      if (k->phase == Phase::kStarted) live.push_back(k);  // not one another thread is forking
   }
   std::vector<Process> out;
   out.reserve(live.size());

@@ -41,8 +41,10 @@
 //     children, waits for them (SIGKILL after a grace period of one second if SIGTERM did not end
 //     them), then joins the non-daemon children, waiting as long as they run (Python's rule).
 //     A child does the same for its own children when its target returns.
-//   * The child leaves with `_exit` after flushing stdio, so the parent's `atexit` handlers and
-//     static destructors never run in it.
+//   * The child leaves with `_exit` (exit_group) after flushing the standard streams (stdout,
+//     stderr, and `std::cout`/`cerr`/`clog` when not synced with stdio), so the parent's `atexit`
+//     handlers and static destructors never run in it. As in Python, other `FILE*` streams the
+//     target opened are its own to flush or close (`std::ofstream` does so in its destructor).
 //   * A child never outlives a parent that dies abruptly (SIGKILL, crash, `_exit`): it is started
 //     with `prctl(PR_SET_PDEATHSIG, SIGKILL)`, daemon or not. Caveat: Linux ties this death signal
 //     to the *thread* that called `start()`, not to the parent process: if that thread ends while

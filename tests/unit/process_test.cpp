@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <mproc/process.hpp>
 #include <new>
@@ -29,31 +30,14 @@
 #include <thread>
 #include <vector>
 
+#include "helpers/shared_page.hpp"
+
 namespace mproc_test {
 
 using namespace std::chrono_literals;
 
 constexpr auto kLong = std::chrono::seconds(30);
 constexpr int kGaveUp = 77;  // exit code of a child nobody released
-
-// An object in a fresh MAP_SHARED anonymous mapping, visible to children forked afterwards.
-template <class T>
-class SharedPage {
- public:
-  SharedPage() {
-    void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
-    obj_ = ::new (p) T();
-  }
-  ~SharedPage() { munmap(obj_, sizeof(T)); }
-  SharedPage(const SharedPage&) = delete;
-  SharedPage& operator=(const SharedPage&) = delete;
-  T* operator->() const { return obj_; }
-  T& operator*() const { return *obj_; }
-
- private:
-  T* obj_;
-};
 
 struct Flags {
   std::atomic<int> go{0};
@@ -204,6 +188,42 @@ TEST(ProcessExitCode, NonStdExceptionPrintsItsTypeAndGivesOne) {
   auto [code, err] = run_capturing_stderr(p, fds[1], fds[0]);
   EXPECT_EQ(code, 1);
   EXPECT_EQ(err, "Process thrower:\nint\n");
+}
+
+TEST(ProcessOutput, BufferedStdoutOfTheChildIsFlushedAtExit) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  mproc::Process p([w = fds[1], r = fds[0]] {
+    ::close(r);
+    dup2(w, STDOUT_FILENO);  // a pipe: stdout is fully buffered, nothing is written until a flush
+    std::printf("c-stdio ");
+    std::ios::sync_with_stdio(false);  // std::cout now has its own buffer
+    std::cout << "c++-stream";
+    return 0;
+  });
+  auto [code, out] = run_capturing_stderr(p, fds[1], fds[0]);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(out, "c-stdio c++-stream");
+}
+
+TEST(ProcessOutput, ParentOutputBufferedBeforeStartIsNotDuplicated) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  mproc::Process printer([w = fds[1], r = fds[0]] {
+    ::close(r);
+    int saved = dup(STDOUT_FILENO);
+    dup2(w, STDOUT_FILENO);
+    std::printf("from-parent ");  // buffered in this (grand)parent before it starts a child
+    mproc::Process child([] { std::printf("from-child"); });
+    child.start();
+    child.join();
+    std::fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    return child.exitcode() == 0 ? 0 : 1;
+  });
+  auto [code, out] = run_capturing_stderr(printer, fds[1], fds[0]);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(out, "from-parent from-child");
 }
 
 struct CountOnDestroy {
