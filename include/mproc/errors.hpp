@@ -15,8 +15,18 @@
 //   │                       AssertionError for the same misuse.
 //   ├── TimeoutError        a blocking call whose deadline passed where Python raises
 //   │                       (`AsyncResult.get(timeout)` later). Mirrors multiprocessing.TimeoutError.
-//   └── BrokenBarrierError  a Barrier that was aborted, reset or timed out while waited on.
-//                           Mirrors threading.BrokenBarrierError.
+//   ├── BrokenBarrierError  a Barrier that was aborted, reset or timed out while waited on.
+//   │                       Mirrors threading.BrokenBarrierError.
+//   ├── Empty               a get on an empty queue that could not wait (or whose timeout
+//   │                       expired). Mirrors queue.Empty.
+//   ├── Full                a put on a full queue that could not wait (or whose timeout
+//   │                       expired). Mirrors queue.Full.
+//   ├── Closed              use of a queue or connection after close(). Mirrors the ValueError /
+//   │                       OSError Python raises for a closed queue or connection.
+//   ├── EOFError            recv on a connection whose peer closed (nothing more will come).
+//   │                       Mirrors EOFError.
+//   └── DecodeError         bytes that do not decode as the requested type (corrupt, truncated,
+//                           or of another type). Mirrors pickle.UnpicklingError.
 #pragma once
 
 #include <mproc/export.hpp>
@@ -52,6 +62,31 @@ class MPROC_API TimeoutError : public Error {
 };
 
 class MPROC_API BrokenBarrierError : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API Empty : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API Full : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API Closed : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API EOFError : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API DecodeError : public Error {
  public:
   using Error::Error;
 };
