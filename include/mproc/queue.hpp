@@ -1,0 +1,266 @@
+// mproc/queue.hpp — process-shared FIFO queues: `Queue<T>`, `SimpleQueue<T>`, `JoinableQueue<T>`.
+//
+// Mirrors multiprocessing.Queue, SimpleQueue and JoinableQueue.
+//
+//   mproc::Queue<std::string> q;                 // 1 MiB ring in anonymous shared memory
+//   mproc::Process p([&] { q.put("hello"); });
+//   p.start();
+//   std::string s = q.get();                     // "hello"
+//
+// Transport: a byte ring in anonymous shared memory (memfd; nothing in /dev/shm), multi-producer
+// and multi-consumer. Values are encoded with `mproc::codec<T>` (codec.hpp) straight into the ring
+// and decoded straight out of it. Producers take turns through one robust lock, consumers through
+// another, so a producer and a consumer never contend with each other; each side caches the
+// other's index and sleeps on a futex only after spinning briefly (QueueOptions::spin), and
+// neither side makes a system call when nobody sleeps. A message larger than half the ring streams
+// through it in chunks while the consumer drains them: memory stays bounded by the ring plus the
+// value being decoded.
+//
+// Ordering: FIFO per producer (messages of one producer arrive in the order it put them); messages
+// of different producers interleave in the order they took the producer lock. Items put before a
+// child starts are there for it to get.
+//
+// Timeouts, once for all: every blocking call has a form without timeout (blocks), a
+// `std::chrono` duration form and a deadline form (`*_until`, any clock). Negative timeouts are
+// equivalent to zero; deadlines in the past are equivalent to an immediate deadline (the call still
+// succeeds if it can without waiting). Waits run on CLOCK_MONOTONIC. A `get` that has begun
+// receiving a message streamed in chunks finishes receiving it (while its producer lives) even past
+// its deadline: a message is never half taken.
+//
+// Failure model (a process SIGKILLed at any instant):
+//   * A producer killed while writing a message: the message is dropped; it was never visible, or
+//     (streamed) its chunks are discarded by the consumer. The next producer takes over the lock.
+//   * A consumer killed while reading a message it had not yet taken: the message is redelivered
+//     to the next consumer. A consumer killed while receiving a streamed message loses that
+//     message. A message is never delivered torn or twice to live consumers.
+//   * Nobody blocks for good on a dead process: the locks are robust, and a consumer receiving a
+//     stream checks that its producer is alive while it waits.
+//
+// Differences from Python (see docs/from-python.md):
+//   * Memory is bounded: with `maxsize == 0` (no item limit) `put` still blocks while the ring is
+//     full (Python's put never blocks then, buffering in the sender's memory with a feeder thread).
+//   * There is no feeder thread: when `put` returns, the item is in the queue (Python's put returns
+//     before the item is sent, so an item put just before a crash can be lost).
+//   * `close()` closes this handle only; its other copies go on working (Python's close concerns
+//     the calling process). Calls on a closed handle throw `mproc::Closed`.
+//   * `qsize()` is exact when nothing is in flight, and a snapshot otherwise (Python's is a
+//     semaphore's value, also approximate).
+//
+// Thread safety: safe. Process safety: safe across fork (copy the handle; copies share the queue).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <iterator>
+#include <mproc/codec.hpp>
+#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/queue_core.hpp>
+#include <mproc/errors.hpp>
+#include <optional>
+#include <ranges>
+#include <utility>
+#include <vector>
+
+namespace mproc {
+
+namespace detail {
+
+template <class T>
+void encode_erased(Writer& w, const void* obj) {
+  mproc::encode(w, *static_cast<const T*>(obj));
+}
+
+template <class T>
+void decode_into_optional(Reader& r, void* out) {
+  static_cast<std::optional<T>*>(out)->emplace(mproc::decode<T>(r));
+}
+
+template <class T>
+void decode_append(Reader& r, void* out) {
+  static_cast<std::vector<T>*>(out)->push_back(mproc::decode<T>(r));
+}
+
+}  // namespace detail
+
+template <class T>
+class Queue {
+  static_assert(is_encodable_v<T>,
+                "mproc::Queue<T>: T must be encodable by mproc::codec<T> (see codec.hpp)");
+
+ public:
+  using value_type = T;
+
+  // A queue holding at most `maxsize` items (0: no item limit; the ring's capacity still bounds
+  // it). Throws std::system_error if the shared memory cannot be created. Mirrors Queue(maxsize).
+  explicit Queue(std::size_t maxsize = 0, const QueueOptions& options = {})
+      : core_(maxsize, options, false) {}
+
+  // Puts `v`, blocking while the queue is full. Mirrors Queue.put(obj).
+  void put(const T& v) { (void)put_until(v, detail::Deadline()); }
+  // Puts `v`, blocking at most `timeout`; throws Full if the queue stayed full.
+  // Mirrors Queue.put(obj, timeout=...).
+  template <class R, class P>
+  void put(const T& v, std::chrono::duration<R, P> timeout) {
+    if (!put_until(v, detail::Deadline(detail::deadline_after(timeout)))) throw_full();
+  }
+  template <class C, class D>
+  void put_until(const T& v, std::chrono::time_point<C, D> deadline) {
+    if (!put_until(v, detail::Deadline(detail::to_steady(deadline)))) throw_full();
+  }
+  // Puts `v` if there is room now; throws Full otherwise. Mirrors Queue.put_nowait(obj).
+  void put_nowait(const T& v) {
+    if (!try_put(v)) throw_full();
+  }
+  // Non-throwing put_nowait: true when put.
+  [[nodiscard]] bool try_put(const T& v) { return put_until(v, detail::Clock::now()); }
+
+  // Puts every element of `range` in order, blocking while the queue is full; the producer side is
+  // taken once per batch of elements, which is far cheaper than one put each. Returns the count.
+  template <std::ranges::input_range Range>
+  std::size_t put_many(Range&& range) {
+    return put_many_until(std::forward<Range>(range), detail::Deadline());
+  }
+  // As above, giving up at the timeout: returns how many were put (a prefix of the range).
+  template <std::ranges::input_range Range, class R, class P>
+  std::size_t put_many(Range&& range, std::chrono::duration<R, P> timeout) {
+    return put_many_until(std::forward<Range>(range),
+                          detail::Deadline(detail::deadline_after(timeout)));
+  }
+
+  // Removes and returns the oldest item, blocking while the queue is empty. Mirrors Queue.get().
+  T get() { return *get_until(detail::Deadline()); }
+  // Blocks at most `timeout`; throws Empty if nothing came. Mirrors Queue.get(timeout=...).
+  template <class R, class P>
+  T get(std::chrono::duration<R, P> timeout) {
+    auto v = get_until(detail::Deadline(detail::deadline_after(timeout)));
+    if (!v) throw_empty();
+    return std::move(*v);
+  }
+  template <class C, class D>
+  T get_until(std::chrono::time_point<C, D> deadline) {
+    auto v = get_until(detail::Deadline(detail::to_steady(deadline)));
+    if (!v) throw_empty();
+    return std::move(*v);
+  }
+  // Takes an item if one is there now; throws Empty otherwise. Mirrors Queue.get_nowait().
+  T get_nowait() {
+    auto v = try_get();
+    if (!v) throw_empty();
+    return std::move(*v);
+  }
+  // Non-throwing get_nowait.
+  [[nodiscard]] std::optional<T> try_get() { return get_until(detail::Clock::now()); }
+
+  // Takes up to `max` items, waiting (at most `timeout`) only for the first; returns them in
+  // order (empty if nothing came in time). The consumer side is taken once for the whole batch.
+  template <class R, class P>
+  std::vector<T> get_many(std::size_t max, std::chrono::duration<R, P> timeout) {
+    return get_many_until(max, detail::Deadline(detail::deadline_after(timeout)));
+  }
+  std::vector<T> get_many(std::size_t max) { return get_many_until(max, detail::Deadline()); }
+
+  // The number of items in the queue (a snapshot). Mirrors Queue.qsize().
+  [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
+  // Mirrors Queue.empty() and Queue.full() (snapshots).
+  [[nodiscard]] bool empty() const noexcept { return core_.empty(); }
+  [[nodiscard]] bool full() const noexcept { return core_.full(); }
+  [[nodiscard]] std::size_t maxsize() const noexcept { return core_.maxsize(); }
+  // The ring's size in bytes.
+  [[nodiscard]] std::size_t capacity() const noexcept { return core_.capacity(); }
+
+  // Closes this handle: later calls on it throw Closed. Other copies are unaffected.
+  // Mirrors Queue.close() (see the header comment for the difference).
+  void close() noexcept { core_.close(); }
+
+  // The core calls, for the deadline forms above and for JoinableQueue.
+  bool put_until(const T& v, const detail::Deadline& deadline) {
+    detail::EncodeJob job{encoded_size(v), &detail::encode_erased<T>, &v};
+    return core_.put(job, deadline);
+  }
+  std::optional<T> get_until(const detail::Deadline& deadline) {
+    std::optional<T> out;
+    core_.get(&detail::decode_into_optional<T>, &out, deadline);
+    return out;
+  }
+  template <class Range>
+  std::size_t put_many_until(Range&& range, const detail::Deadline& deadline) {
+    constexpr std::size_t kBatch = 64;
+    detail::EncodeJob jobs[kBatch];
+    std::size_t total = 0, n = 0;
+    auto flush = [&]() -> bool {
+      std::size_t done = core_.put_batch(jobs, n, deadline);
+      total += done;
+      bool all = done == n;
+      n = 0;
+      return all;
+    };
+    for (auto&& v : range) {
+      const auto& ref = v;  // keep the element alive until its batch is flushed
+      if constexpr (std::is_lvalue_reference_v<decltype(v)>) {
+        jobs[n++] = detail::EncodeJob{encoded_size(ref), &detail::encode_erased<T>, &ref};
+        if (n == kBatch && !flush()) return total;
+      } else {
+        // A range of temporaries: put one at a time (the temporary dies with the iteration).
+        if (n && !flush()) return total;
+        detail::EncodeJob one{encoded_size(ref), &detail::encode_erased<T>, &ref};
+        if (core_.put_batch(&one, 1, deadline) != 1) return total;
+        ++total;
+      }
+    }
+    if (n) flush();
+    return total;
+  }
+  std::vector<T> get_many_until(std::size_t max, const detail::Deadline& deadline) {
+    std::vector<T> out;
+    if (max == 0) return out;
+    core_.get_batch(&detail::decode_append<T>, &out, max, deadline);
+    return out;
+  }
+
+ protected:
+  Queue(std::size_t maxsize, const QueueOptions& options, bool joinable)
+      : core_(maxsize, options, joinable) {}
+  [[noreturn]] static void throw_full() { throw Full("mproc::Queue: the queue is full"); }
+  [[noreturn]] static void throw_empty() { throw Empty("mproc::Queue: the queue is empty"); }
+
+  detail::QueueCore core_;
+};
+
+// A queue without an item limit and with only put/get/empty/close. Mirrors
+// multiprocessing.SimpleQueue (which also has no timeouts).
+template <class T>
+class SimpleQueue {
+ public:
+  explicit SimpleQueue(const QueueOptions& options = {}) : q_(0, options) {}
+  void put(const T& v) { q_.put(v); }
+  T get() { return q_.get(); }
+  [[nodiscard]] bool empty() const noexcept { return q_.empty(); }
+  void close() noexcept { q_.close(); }
+
+ private:
+  Queue<T> q_;
+};
+
+// A Queue that counts unfinished tasks: every put adds one, every task_done() removes one, and
+// join() blocks until the count is zero. Mirrors multiprocessing.JoinableQueue.
+// A consumer killed between get() and task_done() leaves its task unfinished for good (as in
+// Python): join() then blocks until its timeout.
+template <class T>
+class JoinableQueue : public Queue<T> {
+ public:
+  explicit JoinableQueue(std::size_t maxsize = 0, const QueueOptions& options = {})
+      : Queue<T>(maxsize, options, true) {}
+
+  // Marks one task done. Throws ValueError if called more times than items were put.
+  // Mirrors JoinableQueue.task_done().
+  void task_done() { this->core_.task_done(); }
+  // Blocks until every item put has been marked done. Mirrors JoinableQueue.join().
+  void join() { (void)this->core_.join(detail::Deadline()); }
+  // As join(), for at most `timeout`; true when every task was done.
+  template <class R, class P>
+  [[nodiscard]] bool join(std::chrono::duration<R, P> timeout) {
+    return this->core_.join(detail::Deadline(detail::deadline_after(timeout)));
+  }
+};
+
+}  // namespace mproc

@@ -1,0 +1,312 @@
+// The untyped queue core: framing, padding, streaming of messages larger than the ring, timeouts,
+// item limits and recovery from killed producers and consumers — with raw byte messages, so that
+// these tests do not depend on the codec.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mproc/detail/queue_core.hpp>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "helpers/child.hpp"
+#include "helpers/shared_page.hpp"
+
+using namespace std::chrono_literals;
+using mproc::QueueOptions;
+using mproc::detail::Clock;
+using mproc::detail::Deadline;
+using mproc::detail::EncodeJob;
+using mproc::detail::QueueCore;
+using mproc_test::Child;
+using mproc_test::eventually;
+using mproc_test::SharedPage;
+
+namespace {
+
+using Bytes = std::vector<unsigned char>;
+
+void encode_bytes(mproc::Writer& w, const void* obj) {
+  const auto& b = *static_cast<const Bytes*>(obj);
+  w.write(b.data(), b.size());
+}
+
+void decode_bytes(mproc::Reader& r, void* out) {
+  auto& b = *static_cast<Bytes*>(out);
+  b.resize(r.remaining());
+  r.read(b.data(), b.size());
+}
+
+void decode_append(mproc::Reader& r, void* out) {
+  auto& v = *static_cast<std::vector<Bytes>*>(out);
+  v.emplace_back();
+  decode_bytes(r, &v.back());
+}
+
+// A message whose content is determined by (tag, size): checkable byte for byte.
+Bytes pattern(std::uint32_t tag, std::size_t size) {
+  Bytes b(size);
+  std::uint32_t x = tag * 2654435761u + 1;
+  for (std::size_t i = 0; i < size; ++i) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    b[i] = static_cast<unsigned char>(x);
+  }
+  if (size >= 4) std::memcpy(b.data(), &tag, 4);
+  return b;
+}
+
+bool put(QueueCore& q, const Bytes& b, const Deadline& d = Deadline()) {
+  return q.put(EncodeJob{b.size(), &encode_bytes, &b}, d);
+}
+
+std::optional<Bytes> get(QueueCore& q, const Deadline& d = Deadline()) {
+  Bytes b;
+  if (!q.get(&decode_bytes, &b, d)) return std::nullopt;
+  return b;
+}
+
+Deadline in(std::chrono::milliseconds ms) { return Clock::now() + ms; }
+
+TEST(QueueCore, FifoWithinOneProcessAcrossPadding) {
+  QueueCore q(0, QueueOptions{.capacity = 4096}, false);
+  EXPECT_EQ(q.capacity(), 4096u);
+  for (int round = 0; round < 50; ++round) {
+    for (std::uint32_t i = 0; i < 7; ++i) ASSERT_TRUE(put(q, pattern(i, 37 + i * 13)));
+    EXPECT_EQ(q.qsize(), 7u);
+    for (std::uint32_t i = 0; i < 7; ++i) {
+      auto b = get(q, in(1s));
+      ASSERT_TRUE(b);
+      EXPECT_EQ(*b, pattern(i, 37 + i * 13));
+    }
+    EXPECT_TRUE(q.empty());
+  }
+}
+
+TEST(QueueCore, EmptyGetTimesOutAndNowaitFailsAtOnce) {
+  QueueCore q(0, {}, false);
+  EXPECT_FALSE(get(q, in(20ms)));
+  EXPECT_FALSE(get(q, Clock::now()));
+  EXPECT_FALSE(get(q, Clock::now() - 1h));
+}
+
+TEST(QueueCore, MaxsizeBlocksPutUntilTimeout) {
+  QueueCore q(2, {}, false);
+  EXPECT_TRUE(put(q, pattern(1, 8), Clock::now()));
+  EXPECT_TRUE(put(q, pattern(2, 8), Clock::now()));
+  EXPECT_TRUE(q.full());
+  EXPECT_FALSE(put(q, pattern(3, 8), Clock::now()));
+  EXPECT_FALSE(put(q, pattern(3, 8), in(20ms)));
+  EXPECT_EQ(q.qsize(), 2u);
+  EXPECT_EQ(*get(q), pattern(1, 8));
+  EXPECT_TRUE(put(q, pattern(3, 8), Clock::now()));
+  EXPECT_EQ(*get(q), pattern(2, 8));
+  EXPECT_EQ(*get(q), pattern(3, 8));
+}
+
+TEST(QueueCore, FullRingBlocksPutUntilTimeout) {
+  QueueCore q(0, QueueOptions{.capacity = 4096}, false);
+  int n = 0;
+  while (put(q, pattern(n, 500), Clock::now())) ++n;
+  EXPECT_GE(n, 6);
+  EXPECT_FALSE(put(q, pattern(99, 500), in(20ms)));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(*get(q, in(1s)), pattern(i, 500));
+}
+
+TEST(QueueCore, SizesAroundTheRingAndFarBeyondCrossFork) {
+  const std::size_t cap = 64 * 1024;
+  QueueCore q(0, QueueOptions{.capacity = cap}, false);
+  const std::vector<std::size_t> sizes = {
+      0, 1, 7, 8, 9, cap / 4, cap - 1, cap, cap + 1, 3 * cap + 5, 100, 64 << 20, 0, cap / 8 - 9};
+  Child producer([&] {
+    for (std::size_t i = 0; i < sizes.size(); ++i)
+      if (!put(q, pattern(static_cast<std::uint32_t>(i), sizes[i]), in(60s))) return 1;
+    return 0;
+  });
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    auto b = get(q, in(60s));
+    ASSERT_TRUE(b) << "message " << i;
+    ASSERT_EQ(b->size(), sizes[i]) << "message " << i;
+    EXPECT_TRUE(*b == pattern(static_cast<std::uint32_t>(i), sizes[i])) << "message " << i;
+  }
+  EXPECT_EQ(producer.wait(60s), 0);
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(QueueCore, BatchPutAndGet) {
+  QueueCore q(0, QueueOptions{.capacity = 8192}, false);
+  std::vector<Bytes> msgs;
+  for (std::uint32_t i = 0; i < 1000; ++i) msgs.push_back(pattern(i, i % 50));
+  std::vector<EncodeJob> jobs;
+  for (auto& m : msgs) jobs.push_back(EncodeJob{m.size(), &encode_bytes, &m});
+  Child producer(
+      [&] { return q.put_batch(jobs.data(), jobs.size(), in(30s)) == jobs.size() ? 0 : 1; });
+  std::vector<Bytes> got;
+  while (got.size() < msgs.size()) {
+    std::size_t n = q.get_batch(&decode_append, &got, 100, in(30s));
+    ASSERT_GT(n, 0u);
+    ASSERT_LE(n, 100u);
+  }
+  EXPECT_EQ(got, msgs);
+  EXPECT_EQ(producer.wait(), 0);
+}
+
+TEST(QueueCore, CloseMakesThisHandleThrowClosed) {
+  QueueCore q(0, {}, false);
+  QueueCore copy = q;
+  q.close();
+  EXPECT_TRUE(q.closed());
+  try {
+    put(q, pattern(1, 1));
+    FAIL() << "put after close did not throw";
+  } catch (const mproc::Closed& e) {
+    EXPECT_STREQ(e.what(), "mproc::Queue: the queue handle is closed");
+  }
+  EXPECT_THROW(get(q, Clock::now()), mproc::Closed);
+  EXPECT_TRUE(put(copy, pattern(1, 1)));
+  EXPECT_EQ(*get(copy), pattern(1, 1));
+}
+
+TEST(QueueCore, EncoderThrowingRollsTheMessageBack) {
+  QueueCore q(0, {}, false);
+  auto bad = [](mproc::Writer& w, const void*) {
+    w.write("abc", 3);
+    throw std::runtime_error("encoder failed");
+  };
+  int dummy = 0;
+  EXPECT_THROW(q.put(EncodeJob{8, +bad, &dummy}, Deadline()), std::runtime_error);
+  EXPECT_TRUE(q.empty());
+  EXPECT_FALSE(get(q, Clock::now()));
+  EXPECT_TRUE(put(q, pattern(5, 10)));
+  EXPECT_EQ(*get(q), pattern(5, 10));
+}
+
+TEST(QueueCore, JoinableCountsTasks) {
+  QueueCore q(0, {}, true);
+  EXPECT_TRUE(q.join(Clock::now()));
+  ASSERT_TRUE(put(q, pattern(1, 4)));
+  ASSERT_TRUE(put(q, pattern(2, 4)));
+  EXPECT_FALSE(q.join(in(10ms)));
+  Child worker([&] {
+    for (int i = 0; i < 2; ++i) {
+      if (!get(q, in(30s))) return 1;
+      q.task_done();
+    }
+    return 0;
+  });
+  EXPECT_TRUE(q.join(in(30s)));
+  EXPECT_EQ(worker.wait(), 0);
+  try {
+    q.task_done();
+    FAIL() << "extra task_done accepted";
+  } catch (const mproc::ValueError& e) {
+    EXPECT_STREQ(e.what(), "mproc::JoinableQueue: task_done() called too many times");
+  }
+}
+
+struct KillBoard {
+  std::atomic<int> started{0};
+  std::atomic<int> stop{0};
+};
+
+KillBoard* g_board = nullptr;
+
+// Writes 2 rings' worth of a streamed message, says so, then hangs mid-message until killed.
+void encode_then_hang(mproc::Writer& w, const void* obj) {
+  const std::size_t cap = *static_cast<const std::size_t*>(obj);
+  Bytes piece(cap / 2, 0xAB);
+  for (int i = 0; i < 4; ++i) w.write(piece.data(), piece.size());
+  g_board->started = 1;
+  for (;;) pause();
+}
+
+TEST(QueueCore, ProducerKilledMidStreamIsDroppedAndOthersGoOn) {
+  const std::size_t cap = 16 * 1024;
+  QueueCore q(0, QueueOptions{.capacity = cap}, false);
+  SharedPage<KillBoard> board;
+  g_board = &*board;
+  Child doomed([&] {
+    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Deadline());
+    return 0;
+  });
+  // The consumer starts receiving the stream (the producer can only write 2 rings' worth because
+  // we drain it), then the producer is killed mid-message; a second producer sends a whole one.
+  std::thread killer([&] {
+    ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));
+    doomed.kill();
+    EXPECT_EQ(doomed.wait(), -SIGKILL);
+    ASSERT_TRUE(put(q, pattern(8, 100), in(30s)));
+  });
+  auto b = get(q, in(60s));
+  killer.join();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(*b, pattern(8, 100)) << "the torn message must never be delivered";
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(QueueCore, ConsumerReceivingAStreamNoticesItsProducerDied) {
+  const std::size_t cap = 16 * 1024;
+  QueueCore q(0, QueueOptions{.capacity = cap}, false);
+  SharedPage<KillBoard> board;
+  g_board = &*board;
+  Child doomed([&] {
+    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Deadline());
+    return 0;
+  });
+  std::thread killer([&] {
+    ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));
+    doomed.kill();
+  });
+  // No other producer comes: the consumer, mid-message, must find out by itself, drop the torn
+  // message and then honour its deadline.
+  auto b = get(q, in(2s));
+  killer.join();
+  EXPECT_FALSE(b);
+  EXPECT_EQ(doomed.wait(), -SIGKILL);
+  ASSERT_TRUE(put(q, pattern(4, 40), in(10s)));
+  auto c = get(q, in(10s));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c, pattern(4, 40));
+}
+
+TEST(QueueCore, ProducerKilledMidStreamWithNoConsumerIsAbortedByTheNextProducer) {
+  const std::size_t cap = 16 * 1024;
+  QueueCore q(0, QueueOptions{.capacity = 1 << 20}, false);
+  SharedPage<KillBoard> board;
+  g_board = &*board;
+  Child doomed([&] {
+    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Deadline());
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));
+  doomed.kill();
+  EXPECT_EQ(doomed.wait(), -SIGKILL);
+  (void)cap;
+  ASSERT_TRUE(put(q, pattern(9, 50), in(10s)));
+  auto b = get(q, in(10s));
+  ASSERT_TRUE(b);
+  EXPECT_EQ(*b, pattern(9, 50));
+}
+
+TEST(QueueCore, ConsumerKilledWhileHoldingTheLockDoesNotBlockTheNext) {
+  QueueCore q(0, {}, false);
+  SharedPage<KillBoard> board;
+  Child doomed([&] {
+    board->started = 1;
+    (void)get(q);  // sleeps holding the consumer lock
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));
+  std::this_thread::sleep_for(20ms);
+  doomed.kill();
+  EXPECT_EQ(doomed.wait(), -SIGKILL);
+  ASSERT_TRUE(put(q, pattern(3, 30)));
+  auto b = get(q, in(10s));
+  ASSERT_TRUE(b);
+  EXPECT_EQ(*b, pattern(3, 30));
+}
+
+}  // namespace
