@@ -4,11 +4,13 @@
 #   make bench  builds the benchmarks and prints mproc against its anchors, with ratios
 #   make soak   long stress runs (not part of make test)
 #   make asan   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
+#   make fuzz   the codec fuzzer (clang, libFuzzer) for FUZZ_SECONDS seconds (default 60)
 JOBS ?= $(shell nproc)
 CMAKE ?= cmake
 CTEST_ARGS ?=
+FUZZ_SECONDS ?= 60
 
-.PHONY: demo test bench soak asan install-check format clean deps-build deps-test deps-bench
+.PHONY: demo test bench soak asan fuzz install-check format clean deps-build deps-test deps-bench
 
 deps-build:
 	@scripts/install-deps.sh build
@@ -37,6 +39,14 @@ asan: deps-test
 	$(CMAKE) --build build/asan -j $(JOBS)
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+fuzz: deps-test
+	CXX=clang++ $(CMAKE) -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON \
+	  -DMPROC_FUZZ=ON -DMPROC_BUILD_TESTS=OFF -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCHMARKS=OFF
+	$(CMAKE) --build build/fuzz -j $(JOBS) --target codec_fuzz
+	mkdir -p build/fuzz/corpus
+	build/fuzz/tests/fuzz/codec_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	  -artifact_prefix=build/fuzz/ -print_final_stats=1 build/fuzz/corpus tests/fuzz/corpus
 
 soak: deps-test
 	$(CMAKE) -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON -DMPROC_BUILD_TESTS=ON

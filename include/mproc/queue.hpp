@@ -96,23 +96,23 @@ class Queue {
       : core_(maxsize, options, false) {}
 
   // Puts `v`, blocking while the queue is full. Mirrors Queue.put(obj).
-  void put(const T& v) { (void)put_until(v, detail::Deadline()); }
+  void put(const T& v) { (void)put_at(v, detail::Deadline()); }
   // Puts `v`, blocking at most `timeout`; throws Full if the queue stayed full.
   // Mirrors Queue.put(obj, timeout=...).
   template <class R, class P>
   void put(const T& v, std::chrono::duration<R, P> timeout) {
-    if (!put_until(v, detail::Deadline(detail::deadline_after(timeout)))) throw_full();
+    if (!put_at(v, detail::Deadline(detail::deadline_after(timeout)))) throw_full();
   }
   template <class C, class D>
   void put_until(const T& v, std::chrono::time_point<C, D> deadline) {
-    if (!put_until(v, detail::Deadline(detail::to_steady(deadline)))) throw_full();
+    if (!put_at(v, detail::Deadline(detail::to_steady(deadline)))) throw_full();
   }
   // Puts `v` if there is room now; throws Full otherwise. Mirrors Queue.put_nowait(obj).
   void put_nowait(const T& v) {
     if (!try_put(v)) throw_full();
   }
   // Non-throwing put_nowait: true when put.
-  [[nodiscard]] bool try_put(const T& v) { return put_until(v, detail::Clock::now()); }
+  [[nodiscard]] bool try_put(const T& v) { return put_at(v, detail::Clock::now()); }
 
   // Puts every element of `range` in order, blocking while the queue is full; the producer side is
   // taken once per batch of elements, which is far cheaper than one put each. Returns the count.
@@ -128,17 +128,17 @@ class Queue {
   }
 
   // Removes and returns the oldest item, blocking while the queue is empty. Mirrors Queue.get().
-  T get() { return *get_until(detail::Deadline()); }
+  T get() { return *get_at(detail::Deadline()); }
   // Blocks at most `timeout`; throws Empty if nothing came. Mirrors Queue.get(timeout=...).
   template <class R, class P>
   T get(std::chrono::duration<R, P> timeout) {
-    auto v = get_until(detail::Deadline(detail::deadline_after(timeout)));
+    auto v = get_at(detail::Deadline(detail::deadline_after(timeout)));
     if (!v) throw_empty();
     return std::move(*v);
   }
   template <class C, class D>
   T get_until(std::chrono::time_point<C, D> deadline) {
-    auto v = get_until(detail::Deadline(detail::to_steady(deadline)));
+    auto v = get_at(detail::Deadline(detail::to_steady(deadline)));
     if (!v) throw_empty();
     return std::move(*v);
   }
@@ -149,7 +149,7 @@ class Queue {
     return std::move(*v);
   }
   // Non-throwing get_nowait.
-  [[nodiscard]] std::optional<T> try_get() { return get_until(detail::Clock::now()); }
+  [[nodiscard]] std::optional<T> try_get() { return get_at(detail::Clock::now()); }
 
   // Takes up to `max` items, waiting (at most `timeout`) only for the first; returns them in
   // order (empty if nothing came in time). The consumer side is taken once for the whole batch.
@@ -173,11 +173,11 @@ class Queue {
   void close() noexcept { core_.close(); }
 
   // The core calls, for the deadline forms above and for JoinableQueue.
-  bool put_until(const T& v, const detail::Deadline& deadline) {
+  bool put_at(const T& v, const detail::Deadline& deadline) {
     detail::EncodeJob job{encoded_size(v), &detail::encode_erased<T>, &v};
     return core_.put(job, deadline);
   }
-  std::optional<T> get_until(const detail::Deadline& deadline) {
+  std::optional<T> get_at(const detail::Deadline& deadline) {
     std::optional<T> out;
     core_.get(&detail::decode_into_optional<T>, &out, deadline);
     return out;

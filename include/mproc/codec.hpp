@@ -1,0 +1,1129 @@
+// mproc/codec.hpp — `mproc::codec<T>`: turns values into bytes and back, for queues and pipes.
+//
+// Every typed message that crosses a process boundary (Queue<T>, Connection::send/recv<T>) goes
+// through the functions below. They write to an `mproc::Writer` and read from an `mproc::Reader`
+// (byte_stream.hpp), so a value streams straight into a queue's ring or a pipe's buffer, whatever
+// its size, and each byte is copied once.
+//
+//   std::map<std::string, std::vector<int>> m = {{"a", {1, 2}}};
+//   std::vector<std::byte> bytes = mproc::to_bytes(m);
+//   auto back = mproc::from_bytes<std::map<std::string, std::vector<int>>>(bytes);  // == m
+//
+// This is mproc's pickle, with one difference: Python pickles any object at run time; here the
+// set of types is decided at compile time, and a type that cannot be encoded is a compile-time
+// error that says why.
+//
+// What is encodable (built in):
+//   * arithmetic types (bool, char types, integers, floating point), enums, std::byte;
+//   * trivially copyable classes and unions (aggregates of the above, std::complex, std::bitset,
+//     ...): sent as their object bytes, one copy;
+//   * std::basic_string (std::string, std::u8string, ...), std::vector (std::vector<bool> too),
+//     std::array, std::deque, std::list, std::map, std::multimap, std::unordered_map,
+//     std::unordered_multimap, std::set, std::multiset, std::unordered_set,
+//     std::unordered_multiset, std::optional, std::variant, std::monostate, std::tuple, std::pair,
+//     std::chrono::duration, std::chrono::time_point of system_clock, steady_clock or file_clock;
+//   * any nesting of these, e.g. `std::map<std::string, std::vector<std::optional<V>>>`;
+//   * user types with a `serialize(Archive&)` member or a free `serialize(Archive&, T&)` found by
+//     argument-dependent lookup (cereal's convention, cereal not required):
+//
+//       struct Order {
+//         std::string symbol;
+//         std::vector<double> prices;
+//         template <class Archive>
+//         void serialize(Archive& ar) { ar(symbol, prices); }
+//       };
+//
+//     `ar(a, b, ...)` takes any number of encodable members (C arrays of them too), in the same
+//     order for encoding and decoding. A private `serialize` works after
+//     `friend class mproc::codec_access;`. `Archive::is_loading` / `Archive::is_saving` are
+//     `std::true_type` / `std::false_type` as in cereal. Decoding builds a `T{}` and fills it, so
+//     such a type must be default-constructible (a readable compile-time error otherwise).
+//     cereal's split `save`/`load` and `make_nvp` are not supported.
+//   * any type for which `mproc::codec<T>` is specialised (see `codec` below).
+//
+// Which rule wins: a specialisation of `mproc::codec<T>` (full or partial) always wins; then a
+// built-in rule for a standard library template above; then `serialize` (also for a type that is
+// trivially copyable — the author's intent wins over the bitwise copy); then the arithmetic, enum
+// and trivially-copyable rules.
+//
+// What is rejected at compile time, with a message saying why: raw pointers (T*, function
+// pointers), member pointers and std::nullptr_t (an address means nothing in another process);
+// C arrays as a whole value (use std::array or std::string; inside `serialize` they are fine);
+// std::string_view, std::span and std::reference_wrapper (they refer to memory they do not own);
+// std::unique_ptr, std::shared_ptr and std::weak_ptr; a time_point of another clock (its epoch may
+// differ between processes); and any other type without a rule, e.g. a class holding a
+// std::unique_ptr. A container, pair, tuple, optional or variant is encodable exactly when its
+// element types are.
+//
+// Wire format. Producer and consumer run on the same machine with the same build, so the format
+// is host byte order and host type sizes, and carries no type tags or version: the receiver names
+// the type it expects (`decode<T>`), and bytes sent as another type are a DecodeError at best.
+//   * arithmetic, enum, std::byte, trivially copyable class/union: `sizeof(T)` bytes, the object
+//     representation (padding bytes included, unspecified). bool: one byte, 0 or 1.
+//   * counts and lengths: a fixed-width uint64. A fixed width keeps the size of a vector of
+//     trivially copyable elements computable without looking at the elements, and decoding it a
+//     single bounded read; a varint would save up to 7 bytes per container.
+//   * std::basic_string<C>: count, then `count * sizeof(C)` bytes.
+//   * std::vector<T>, std::deque<T>, std::list<T>, sets: count, then each element in order (so
+//     the same elements give the same bytes in any of them). For a T with a bitwise rule (see
+//     `codec` below) the elements are `count * sizeof(T)` object bytes, which a vector writes and
+//     reads as one block. std::vector<bool>: count, then one byte (0 or 1) each.
+//   * maps: count, then key, value, key, value, ... in iteration order.
+//   * std::array<T, N>: the N elements, no count (one block when T is bitwise); N == 0: one 0 byte.
+//   * std::optional<T>: one byte (0 empty, 1 engaged), then the value if engaged.
+//   * std::variant<Ts...>: the index (uint8 for up to 255 alternatives, else uint32), then the
+//     active alternative.
+//   * std::pair, std::tuple: the members in order, no framing. std::tuple<>: one 0 byte.
+//   * std::monostate: one 0 byte.
+//   * std::chrono::duration: its `count()` as `Rep`; time_point: its `time_since_epoch()`.
+//     steady_clock is CLOCK_MONOTONIC, which on Linux is one clock for the whole machine, so its
+//     time points mean the same in every process.
+//   * a `serialize` type: its archived members in order, no framing; if it archives nothing, one 0
+//     byte.
+// Every value encodes to at least one byte. That invariant lets a decoder bound any count by the
+// bytes that remain before it allocates.
+//
+// Decoding untrusted or damaged bytes: decode never reads outside the message and never allocates
+// in proportion to a count it read before checking that count against the bytes that remain
+// (`Reader::check_count`, using each element type's minimum encoded size). Memory reserved ahead of
+// decoding elements is at most a small multiple of the bytes that remain. Everything that does
+// not decode throws DecodeError: truncation, a count larger than the rest of the message, a bool,
+// optional flag or padding byte that is not 0/1, a variant index out of range, a duplicate key in
+// a map or set that has unique keys. Deliberately accepted: any value of an enum's underlying type
+// (as C++ itself allows), and any bytes for a trivially copyable class — the codec cannot validate
+// its members, so a struct holding a `bool` or a pointer decoded from damaged bytes is as damaged
+// as the bytes. Keep such types to trusted peers, or give them a `serialize`.
+//
+// Recursion: built-in types nest only as deep as their C++ type does; a recursive user type (a
+// tree holding a vector of itself) is decoded recursively, as deep as the bytes nest, so bytes from
+// an untrusted peer can exhaust the stack through such a type.
+//
+// Performance: a trivially copyable T is one write/read of `sizeof(T)` bytes; a vector of them is
+// the count and one bulk copy; sizes of fixed-size values are compile-time constants. No virtual
+// calls, no allocation other than the decoded objects' own.
+//
+// Thread safety: the functions are stateless; a Writer or Reader must not be shared by threads
+// without synchronisation. Process safety: none needed (no shared state).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <list>
+#include <map>
+#include <memory>
+#include <mproc/byte_stream.hpp>
+#include <mproc/errors.hpp>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace mproc {
+
+// The codec trait: how a `T` becomes bytes and back.
+//
+// A specialisation (written by this header for the built-in types, or by a user) provides:
+//
+//   static std::size_t size(const T& v);      // exactly the number of bytes encode(w, v) writes
+//   static void encode(Writer& w, const T& v);  // writes those bytes; may throw what w throws
+//   static T decode(Reader& r);                // reads one T; throws DecodeError on bad bytes
+//
+// and may provide two hints that make containers of T faster and their decoding tighter:
+//
+//   static constexpr std::size_t min_size = ...;  // no value of T encodes to fewer bytes
+//   static constexpr bool bitwise = true;         // the encoding is exactly the sizeof(T) object
+//                                                 // bytes, and any bytes decode (memcpy-able)
+//
+// A user specialisation must encode every value to at least one byte (containers bound their
+// counts by the bytes that remain, one byte per element at least). It may use `Enable` for SFINAE
+// (`template <class T> struct codec<Mine<T>, std::enable_if_t<...>>`) or a requires-clause; either
+// way it wins over every built-in rule. Specialise before the first use of `codec<T>`.
+//
+//   struct Celsius { double v; };  // (trivially copyable anyway: just an example)
+//   template <>
+//   struct mproc::codec<Celsius> {
+//     static std::size_t size(const Celsius&) { return sizeof(double); }
+//     static void encode(Writer& w, const Celsius& c) { w.write_value(c.v); }
+//     static Celsius decode(Reader& r) { return Celsius{r.read_value<double>()}; }
+//   };
+template <class T, class Enable = void>
+struct codec;
+
+// Lets `mproc::codec` call a private `serialize` member: `friend class mproc::codec_access;`.
+class codec_access {
+ public:
+  template <class Archive, class T>
+  static auto serialize(Archive& ar, T& t) -> decltype(t.serialize(ar)) {
+    return t.serialize(ar);
+  }
+};
+
+namespace detail {
+
+template <class T>
+struct builtin_codec;
+
+template <class>
+inline constexpr bool dependent_false_v = false;
+
+// A codec for T exists but says that T cannot be encoded (it defines this member type and a
+// `mproc_codec_reject_()` whose static_assert explains why).
+template <class T>
+concept rejected_codec = requires {
+  typename codec<T>::mproc_codec_rejected_;
+};
+
+template <class T>
+concept complete_codec = requires(const T& v, Writer& w, Reader& r) {
+  { codec<T>::size(v) } -> std::same_as<std::size_t>;
+  codec<T>::encode(w, v);
+  { codec<T>::decode(r) } -> std::same_as<T>;
+};
+
+template <class T>
+concept encodable = std::is_object_v<T> && !rejected_codec<T> && complete_codec<T>;
+
+}  // namespace detail
+
+// The primary template: the built-in rules (see the header comment). Not to be specialised by
+// deriving from it; specialise `codec<T>` itself.
+template <class T, class Enable>
+struct codec : detail::builtin_codec<T> {};
+
+// True when `T` (cv-qualifiers ignored) can be encoded and decoded: it has a built-in rule, a
+// `serialize`, or a specialisation of `codec` providing size/encode/decode.
+template <class T>
+inline constexpr bool is_encodable_v = detail::encodable<std::remove_cv_t<T>>;
+
+namespace detail {
+
+// True for an encodable T; otherwise a compile-time error that says why.
+template <class T>
+constexpr bool check_encodable() {
+  if constexpr (encodable<T>) {
+    return true;
+  } else if constexpr (!std::is_object_v<T>) {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: T must be an object type (not a reference, function or void)");
+    return false;
+  } else if constexpr (rejected_codec<T>) {
+    codec<T>::mproc_codec_reject_();
+    return false;
+  } else {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: a specialisation of mproc::codec<T> must provide static "
+                  "`std::size_t size(const T&)`, `void encode(Writer&, const T&)` and "
+                  "`T decode(Reader&)`");
+    return false;
+  }
+}
+
+[[noreturn]] inline void unreachable() { __builtin_unreachable(); }
+
+}  // namespace detail
+
+// The number of bytes `encode(w, v)` writes for `v`: exact, so a caller can reserve room (a
+// message slot, a frame header) before encoding. O(1) for fixed-size values and for vectors of
+// trivially copyable elements; otherwise it walks the value. Throws ValueError for a value that
+// cannot be encoded at run time (a valueless std::variant); user codecs may throw their own.
+template <class T>
+std::size_t encoded_size(const T& v) {
+  if constexpr (detail::check_encodable<T>()) {
+    return codec<T>::size(v);
+  } else {
+    detail::unreachable();
+  }
+}
+
+// Writes `v` to `w`: exactly `encoded_size(v)` bytes. Throws ValueError for a valueless
+// std::variant, and whatever the writer's refill throws (e.g. Full, Closed); a message cut short
+// by an exception is the writer's owner's to roll back.
+template <class T>
+void encode(Writer& w, const T& v) {
+  if constexpr (detail::check_encodable<T>()) codec<T>::encode(w, v);
+}
+
+// Reads one `T` from `r` (cv-qualifiers of T ignored). Consumes exactly the bytes `encode` wrote
+// for the value. Throws DecodeError when the bytes are truncated or do not form a valid `T` (see
+// the header comment), and whatever the reader's refill throws. Never reads outside the message.
+template <class T>
+T decode(Reader& r) {
+  using U = std::remove_cv_t<T>;
+  if constexpr (detail::check_encodable<U>()) {
+    return codec<U>::decode(r);
+  } else {
+    detail::unreachable();
+  }
+}
+
+// Encodes `v` into a new byte vector of exactly `encoded_size(v)` bytes. Throws what `encode`
+// throws, and mproc::Error if a user codec's size() disagrees with what its encode() wrote.
+template <class T>
+std::vector<std::byte> to_bytes(const T& v) {
+  std::vector<std::byte> out(mproc::encoded_size(v));
+  Writer w(out.data(), out.data() + out.size());
+  mproc::encode(w, v);
+  if (w.cur() != out.data() + out.size())
+    throw Error("mproc: codec<T>::size() is larger than what codec<T>::encode() wrote");
+  return out;
+}
+
+// Decodes one `T` that must span all of `bytes`. Throws DecodeError when the bytes are truncated
+// or invalid, and DecodeError("mproc: trailing bytes: ...") when bytes remain after the value.
+template <class T>
+T from_bytes(std::span<const std::byte> bytes) {
+  Reader r(bytes.data(), bytes.size());
+  T v = mproc::decode<T>(r);
+  if (r.remaining() != 0)
+    throw DecodeError("mproc: trailing bytes: " + std::to_string(r.remaining()) +
+                      " bytes remain after the decoded value");
+  return v;
+}
+
+namespace detail {
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+// The smallest number of bytes any value of T encodes to (at least 1: see the header comment).
+template <class T>
+constexpr std::size_t min_size_v = [] {
+  if constexpr (requires { codec<T>::min_size; })
+    return codec<T>::min_size > 0 ? std::size_t{codec<T>::min_size} : std::size_t{1};
+  else
+    return std::size_t{1};
+}();
+
+// The encoding of T is its sizeof(T) object bytes, and any bytes decode: arrays of T move as one
+// block.
+template <class T>
+constexpr bool bitwise_v = [] {
+  if constexpr (requires { codec<T>::bitwise; })
+    return bool{codec<T>::bitwise} && std::is_trivially_copyable_v<T>;
+  else
+    return false;
+}();
+
+using count_t = std::uint64_t;
+inline constexpr std::size_t kCountBytes = sizeof(count_t);
+
+inline void write_count(Writer& w, std::size_t n) { w.write_value(static_cast<count_t>(n)); }
+
+// Reads a count of elements that each take at least `min_bytes`, and checks it against the bytes
+// that remain before anyone allocates for it.
+inline std::size_t read_count(Reader& r, std::size_t min_bytes) {
+  const auto n = r.read_value<count_t>();
+  r.check_count(n, min_bytes);
+  return static_cast<std::size_t>(n);
+}
+
+// How many elements of `elem_bytes` bytes each to reserve ahead of decoding `n` of them: all of
+// them unless that would exceed 8 times the bytes that remain (an element type whose objects are
+// much larger than its smallest encoding, e.g. optional<big>); then growth follows the elements
+// that actually decode.
+inline std::size_t reserve_count(const Reader& r, std::size_t n, std::size_t elem_bytes) {
+  constexpr std::size_t kFactor = 8;
+  const std::size_t rem =
+      std::min(r.remaining(), std::numeric_limits<std::size_t>::max() / kFactor);
+  const std::size_t budget = rem * kFactor / elem_bytes + 1;
+  return n < budget ? n : budget;
+}
+
+inline void write_pad(Writer& w) { w.write_value(std::uint8_t{0}); }
+
+inline void read_pad(Reader& r) {
+  if (r.read_value<std::uint8_t>() != 0)
+    throw DecodeError("mproc: corrupt message: a padding byte is not 0");
+}
+
+inline bool read_flag(Reader& r, const char* what) {
+  const auto b = r.read_value<std::uint8_t>();
+  if (b > 1) throw DecodeError(std::string("mproc: corrupt message: ") + what);
+  return b != 0;
+}
+
+// The codec of an element type, cv-qualifiers removed (pair<const K, V> and the like).
+template <class T>
+using elem_codec = codec<std::remove_cvref_t<T>>;
+
+template <class T>
+inline constexpr bool elem_encodable_v = is_encodable_v<T>;
+
+// ---- rejections --------------------------------------------------------------------------------
+
+template <class T>
+struct reject_unsupported {
+  using mproc_codec_rejected_ = void;
+  static constexpr void mproc_codec_reject_() {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: T is not encodable. Provide a serialize(Archive&) member or a "
+                  "free serialize(Archive&, T&), specialise mproc::codec<T>, or use a supported "
+                  "type (see mproc/codec.hpp). If T is a container, pair, tuple, optional or "
+                  "variant, one of its element types is the one that is not encodable.");
+  }
+};
+
+// No rule for T: the primary template.
+template <class T>
+struct builtin_codec : reject_unsupported<T> {};
+
+// A standard template whose element types are not all encodable.
+template <bool kOk, class Codec, class T>
+using codec_if = std::conditional_t<kOk, Codec, reject_unsupported<T>>;
+
+template <class T>
+struct reject_pointer {
+  using mproc_codec_rejected_ = void;
+  static constexpr void mproc_codec_reject_() {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: raw pointers, member pointers and std::nullptr_t cannot be "
+                  "encoded: an address means nothing in another process. Send the value it points "
+                  "to (std::string for text, std::optional<T> for a nullable value).");
+  }
+};
+
+template <class T>
+struct reject_array {
+  using mproc_codec_rejected_ = void;
+  static constexpr void mproc_codec_reject_() {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: a C array cannot be a value of its own (it cannot be "
+                  "returned); use std::array, or std::string for text. Inside serialize(Archive&) "
+                  "C array members are fine.");
+  }
+};
+
+template <class T>
+struct reject_view {
+  using mproc_codec_rejected_ = void;
+  static constexpr void mproc_codec_reject_() {
+    static_assert(
+        dependent_false_v<T>,
+        "mproc::codec<T>: std::string_view, std::span and std::reference_wrapper refer to "
+        "memory they do not own and cannot be decoded; send a std::string, std::vector "
+        "or std::array (or the referred value) instead.");
+  }
+};
+
+template <class T>
+struct reject_smart_pointer {
+  using mproc_codec_rejected_ = void;
+  static constexpr void mproc_codec_reject_() {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: smart pointers (std::unique_ptr, std::shared_ptr, "
+                  "std::weak_ptr) are not encodable; send the pointed-to value, or a "
+                  "std::optional of it.");
+  }
+};
+
+template <class T>
+struct reject_clock {
+  using mproc_codec_rejected_ = void;
+  static constexpr void mproc_codec_reject_() {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: a std::chrono::time_point is encodable only for system_clock, "
+                  "steady_clock and file_clock, whose epochs are the same in every process; send "
+                  "time_since_epoch() or specialise mproc::codec for this time_point.");
+  }
+};
+
+// ---- serialize() -------------------------------------------------------------------------------
+
+class SizeArchive;
+
+template <class T>
+concept has_member_serialize = requires(SizeArchive& ar, T& t) {
+  codec_access::serialize(ar, t);
+};
+
+namespace adl {
+// Hides any `serialize` of enclosing namespaces; argument-dependent lookup still finds the user's.
+void serialize() = delete;
+
+template <class T>
+concept has_free_serialize = requires(SizeArchive& ar, T& t) {
+  serialize(ar, t);
+};
+
+template <class Archive, class T>
+void call_serialize(Archive& ar, T& t) {
+  serialize(ar, t);
+}
+}  // namespace adl
+
+template <class T>
+concept has_serialize = has_member_serialize<T> || adl::has_free_serialize<T>;
+
+// A member serialize wins over a free one.
+template <class Archive, class T>
+void invoke_serialize(Archive& ar, T& t) {
+  if constexpr (has_member_serialize<T>)
+    codec_access::serialize(ar, t);
+  else
+    adl::call_serialize(ar, t);
+}
+
+// The three archives a `serialize(Archive&)` is called with: one counts bytes, one writes them,
+// one reads them. Each accepts encodable values and C arrays of them.
+class SizeArchive {
+ public:
+  using is_loading = std::false_type;
+  using is_saving = std::true_type;
+
+  template <class... Ts>
+  void operator()(const Ts&... vs) {
+    fields_ += sizeof...(Ts);
+    ((bytes_ += field_size(vs)), ...);
+  }
+
+  std::size_t bytes() const noexcept { return bytes_; }
+  std::size_t fields() const noexcept { return fields_; }
+
+ private:
+  template <class T>
+  static std::size_t field_size(const T& v) {
+    if constexpr (std::is_array_v<T>) {
+      if constexpr (bitwise_v<std::remove_cv_t<std::remove_all_extents_t<T>>>) {
+        return sizeof(T);
+      } else {
+        std::size_t n = 0;
+        for (const auto& e : v) n += field_size(e);
+        return n;
+      }
+    } else {
+      return mproc::encoded_size(v);
+    }
+  }
+
+  std::size_t bytes_ = 0;
+  std::size_t fields_ = 0;
+};
+
+class EncodeArchive {
+ public:
+  using is_loading = std::false_type;
+  using is_saving = std::true_type;
+
+  explicit EncodeArchive(Writer& w) noexcept : w_(&w) {}
+
+  template <class... Ts>
+  void operator()(const Ts&... vs) {
+    fields_ += sizeof...(Ts);
+    (field(vs), ...);
+  }
+
+  std::size_t fields() const noexcept { return fields_; }
+
+ private:
+  template <class T>
+  void field(const T& v) {
+    if constexpr (std::is_array_v<T>) {
+      if constexpr (bitwise_v<std::remove_cv_t<std::remove_all_extents_t<T>>>) {
+        w_->write(std::addressof(v), sizeof(T));
+      } else {
+        for (const auto& e : v) field(e);
+      }
+    } else {
+      mproc::encode(*w_, v);
+    }
+  }
+
+  Writer* w_;
+  std::size_t fields_ = 0;
+};
+
+class DecodeArchive {
+ public:
+  using is_loading = std::true_type;
+  using is_saving = std::false_type;
+
+  explicit DecodeArchive(Reader& r) noexcept : r_(&r) {}
+
+  template <class... Ts>
+  void operator()(Ts&... vs) {
+    fields_ += sizeof...(Ts);
+    (field(vs), ...);
+  }
+
+  std::size_t fields() const noexcept { return fields_; }
+
+ private:
+  template <class T>
+  void field(T& v) {
+    if constexpr (std::is_array_v<T>) {
+      if constexpr (bitwise_v<std::remove_cv_t<std::remove_all_extents_t<T>>>) {
+        r_->read(std::addressof(v), sizeof(T));
+      } else {
+        for (auto& e : v) field(e);
+      }
+    } else {
+      v = mproc::decode<T>(*r_);
+    }
+  }
+
+  Reader* r_;
+  std::size_t fields_ = 0;
+};
+
+template <class T>
+struct serialize_codec {
+  static constexpr std::size_t min_size = 1;
+
+  static std::size_t size(const T& v) {
+    SizeArchive ar;
+    invoke_serialize(ar, const_cast<T&>(v));
+    return ar.fields() == 0 ? 1 : ar.bytes();
+  }
+  static void encode(Writer& w, const T& v) {
+    EncodeArchive ar(w);
+    invoke_serialize(ar, const_cast<T&>(v));
+    if (ar.fields() == 0) write_pad(w);
+  }
+  static T decode(Reader& r) {
+    if constexpr (std::is_default_constructible_v<T>) {
+      T v{};
+      DecodeArchive ar(r);
+      invoke_serialize(ar, v);
+      if (ar.fields() == 0) read_pad(r);
+      return v;
+    } else {
+      static_assert(dependent_false_v<T>,
+                    "mproc::codec<T>: a type decoded through serialize(Archive&) must be "
+                    "default-constructible (decode builds a T{} and fills it); add a default "
+                    "constructor or specialise mproc::codec<T>.");
+      unreachable();
+    }
+  }
+};
+
+// ---- bitwise: arithmetic, enums, trivially copyable classes ------------------------------------
+
+template <class T>
+struct bitwise_codec {
+  static constexpr bool bitwise = true;
+  static constexpr std::size_t min_size = sizeof(T);
+
+  static constexpr std::size_t size(const T&) noexcept { return sizeof(T); }
+  static void encode(Writer& w, const T& v) { w.write(std::addressof(v), sizeof(T)); }
+  static T decode(Reader& r) {
+    if constexpr (std::is_default_constructible_v<T>) {
+      T v;
+      r.read(std::addressof(v), sizeof(T));
+      return v;
+    } else {
+      std::array<std::byte, sizeof(T)> b;
+      r.read(b.data(), sizeof(T));
+      return std::bit_cast<T>(b);
+    }
+  }
+};
+
+// Which generic rule applies to a type that no standard-template rule matched.
+enum class rule { none, pointer, array, serialize, bitwise };
+
+template <class T>
+constexpr rule rule_of() {
+  if constexpr (std::is_pointer_v<T> || std::is_member_pointer_v<T> || std::is_null_pointer_v<T>)
+    return rule::pointer;
+  else if constexpr (std::is_array_v<T>)
+    return rule::array;
+  else if constexpr ((std::is_class_v<T> || std::is_union_v<T> ||
+                      std::is_enum_v<T>)&&has_serialize<T>)
+    return rule::serialize;
+  else if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T> ||
+                     ((std::is_class_v<T> || std::is_union_v<T>)&&std::is_trivially_copyable_v<T>))
+    return rule::bitwise;
+  else
+    return rule::none;
+}
+
+template <class T>
+requires(rule_of<T>() == rule::pointer) struct builtin_codec<T> : reject_pointer<T> {
+};
+
+template <class T>
+requires(rule_of<T>() == rule::array) struct builtin_codec<T> : reject_array<T> {
+};
+
+template <class T>
+requires(rule_of<T>() == rule::serialize) struct builtin_codec<T> : serialize_codec<T> {
+};
+
+template <class T>
+requires(rule_of<T>() == rule::bitwise) struct builtin_codec<T> : bitwise_codec<T> {
+};
+
+template <>
+struct builtin_codec<bool> {
+  static constexpr std::size_t min_size = 1;
+  static constexpr std::size_t size(bool) noexcept { return 1; }
+  static void encode(Writer& w, bool v) { w.write_value(static_cast<std::uint8_t>(v ? 1 : 0)); }
+  static bool decode(Reader& r) { return read_flag(r, "a bool is neither 0 nor 1"); }
+};
+
+template <>
+struct builtin_codec<std::monostate> {
+  static constexpr std::size_t min_size = 1;
+  static constexpr std::size_t size(std::monostate) noexcept { return 1; }
+  static void encode(Writer& w, std::monostate) { write_pad(w); }
+  static std::monostate decode(Reader& r) {
+    read_pad(r);
+    return {};
+  }
+};
+
+// ---- standard templates that are rejected ------------------------------------------------------
+
+template <class C, class Tr>
+struct builtin_codec<std::basic_string_view<C, Tr>> : reject_view<std::basic_string_view<C, Tr>> {};
+template <class T, std::size_t E>
+struct builtin_codec<std::span<T, E>> : reject_view<std::span<T, E>> {};
+template <class T>
+struct builtin_codec<std::reference_wrapper<T>> : reject_view<std::reference_wrapper<T>> {};
+template <class T, class D>
+struct builtin_codec<std::unique_ptr<T, D>> : reject_smart_pointer<std::unique_ptr<T, D>> {};
+template <class T>
+struct builtin_codec<std::shared_ptr<T>> : reject_smart_pointer<std::shared_ptr<T>> {};
+template <class T>
+struct builtin_codec<std::weak_ptr<T>> : reject_smart_pointer<std::weak_ptr<T>> {};
+
+// ---- strings -----------------------------------------------------------------------------------
+
+template <class S>
+struct string_codec {
+  using C = typename S::value_type;
+  static constexpr std::size_t min_size = kCountBytes;
+
+  static std::size_t size(const S& s) noexcept { return kCountBytes + s.size() * sizeof(C); }
+  static void encode(Writer& w, const S& s) {
+    write_count(w, s.size());
+    w.write(s.data(), s.size() * sizeof(C));
+  }
+  static S decode(Reader& r) {
+    const std::size_t n = read_count(r, sizeof(C));
+    S s;
+    s.resize(n);
+    r.read(s.data(), n * sizeof(C));
+    return s;
+  }
+};
+
+// ---- sequences ---------------------------------------------------------------------------------
+
+template <class Seq>
+struct sequence_codec {
+  using T = typename Seq::value_type;
+  static constexpr bool kBlock = bitwise_v<T> && requires(const Seq& s) { s.data(); };
+  static constexpr std::size_t min_size = kCountBytes;
+
+  static std::size_t size(const Seq& s) {
+    if constexpr (bitwise_v<T>) {
+      return kCountBytes + s.size() * sizeof(T);
+    } else {
+      std::size_t n = kCountBytes;
+      for (const auto& e : s) n += codec<T>::size(e);
+      return n;
+    }
+  }
+  static void encode(Writer& w, const Seq& s) {
+    write_count(w, s.size());
+    if constexpr (kBlock) {
+      w.write(s.data(), s.size() * sizeof(T));
+    } else {
+      for (const auto& e : s) codec<T>::encode(w, e);
+    }
+  }
+  static Seq decode(Reader& r) {
+    const std::size_t n = read_count(r, min_size_v<T>);
+    Seq s;
+    if constexpr (kBlock && std::is_default_constructible_v<T>) {
+      s.resize(n);
+      r.read(s.data(), n * sizeof(T));
+    } else {
+      if constexpr (requires { s.reserve(n); }) s.reserve(reserve_count(r, n, sizeof(T)));
+      for (std::size_t i = 0; i < n; ++i) s.push_back(codec<T>::decode(r));
+    }
+    return s;
+  }
+};
+
+template <class C, class Tr, class A>
+struct builtin_codec<std::basic_string<C, Tr, A>>
+    : codec_if<std::is_arithmetic_v<C>, string_codec<std::basic_string<C, Tr, A>>,
+               std::basic_string<C, Tr, A>> {};
+template <class T, class A>
+struct builtin_codec<std::vector<T, A>>
+    : codec_if<elem_encodable_v<T>, sequence_codec<std::vector<T, A>>, std::vector<T, A>> {};
+template <class T, class A>
+struct builtin_codec<std::deque<T, A>>
+    : codec_if<elem_encodable_v<T>, sequence_codec<std::deque<T, A>>, std::deque<T, A>> {};
+template <class T, class A>
+struct builtin_codec<std::list<T, A>>
+    : codec_if<elem_encodable_v<T>, sequence_codec<std::list<T, A>>, std::list<T, A>> {};
+
+// std::vector<bool>: the count, then one byte (0 or 1) per element, moved in chunks.
+template <class A>
+struct builtin_codec<std::vector<bool, A>> {
+  using V = std::vector<bool, A>;
+  static constexpr std::size_t min_size = kCountBytes;
+  static constexpr std::size_t kChunk = 256;
+
+  static std::size_t size(const V& v) noexcept { return kCountBytes + v.size(); }
+  static void encode(Writer& w, const V& v) {
+    write_count(w, v.size());
+    std::array<std::uint8_t, kChunk> buf;
+    std::size_t i = 0;
+    while (i < v.size()) {
+      const std::size_t k = std::min(kChunk, v.size() - i);
+      for (std::size_t j = 0; j < k; ++j) buf[j] = v[i + j] ? 1 : 0;
+      w.write(buf.data(), k);
+      i += k;
+    }
+  }
+  static V decode(Reader& r) {
+    const std::size_t n = read_count(r, 1);
+    V v;
+    v.reserve(n);
+    std::array<std::uint8_t, kChunk> buf;
+    std::size_t i = 0;
+    while (i < n) {
+      const std::size_t k = std::min(kChunk, n - i);
+      r.read(buf.data(), k);
+      for (std::size_t j = 0; j < k; ++j) {
+        if (buf[j] > 1) throw DecodeError("mproc: corrupt message: a bool is neither 0 nor 1");
+        v.push_back(buf[j] != 0);
+      }
+      i += k;
+    }
+    return v;
+  }
+};
+
+// std::array<T, N>: the elements, no count; N == 0 is one 0 byte.
+template <class T, std::size_t N>
+struct array_codec {
+  using Arr = std::array<T, N>;
+  static constexpr bool bitwise = N > 0 && bitwise_v<T> && sizeof(Arr) == N * sizeof(T);
+  static constexpr std::size_t min_size = N == 0 ? 1 : N * min_size_v<T>;
+
+  static std::size_t size(const Arr& a) {
+    if constexpr (N == 0) {
+      return 1;
+    } else if constexpr (bitwise) {
+      return sizeof(Arr);
+    } else {
+      std::size_t n = 0;
+      for (const auto& e : a) n += codec<T>::size(e);
+      return n;
+    }
+  }
+  static void encode(Writer& w, const Arr& a) {
+    if constexpr (N == 0) {
+      write_pad(w);
+    } else if constexpr (bitwise) {
+      w.write(a.data(), sizeof(Arr));
+    } else {
+      for (const auto& e : a) codec<T>::encode(w, e);
+    }
+  }
+  static Arr decode(Reader& r) {
+    if constexpr (N == 0) {
+      read_pad(r);
+      return Arr{};
+    } else if constexpr (bitwise && std::is_default_constructible_v<T>) {
+      Arr a;
+      r.read(a.data(), sizeof(Arr));
+      return a;
+    } else if constexpr (std::is_default_constructible_v<T>) {
+      Arr a;
+      for (auto& e : a) e = codec<T>::decode(r);
+      return a;
+    } else {
+      // Braced initialisation evaluates the decodes left to right.
+      return [&]<std::size_t... I>(std::index_sequence<I...>) {
+        return Arr{{(static_cast<void>(I), codec<T>::decode(r))...}};
+      }
+      (std::make_index_sequence<N>{});
+    }
+  }
+};
+
+// ---- associative containers --------------------------------------------------------------------
+
+template <class M, bool kUnique>
+struct map_codec {
+  using K = typename M::key_type;
+  using V = typename M::mapped_type;
+  static constexpr std::size_t min_size = kCountBytes;
+
+  static std::size_t size(const M& m) {
+    if constexpr (bitwise_v<K> && bitwise_v<std::remove_cv_t<V>>) {
+      return kCountBytes + m.size() * (sizeof(K) + sizeof(V));
+    } else {
+      std::size_t n = kCountBytes;
+      for (const auto& [k, v] : m) n += codec<K>::size(k) + elem_codec<V>::size(v);
+      return n;
+    }
+  }
+  static void encode(Writer& w, const M& m) {
+    write_count(w, m.size());
+    for (const auto& [k, v] : m) {
+      codec<K>::encode(w, k);
+      elem_codec<V>::encode(w, v);
+    }
+  }
+  static M decode(Reader& r) {
+    const std::size_t n = read_count(r, min_size_v<K> + min_size_v<std::remove_cv_t<V>>);
+    M m;
+    if constexpr (requires { m.reserve(n); }) m.reserve(reserve_count(r, n, sizeof(void*)));
+    for (std::size_t i = 0; i < n; ++i) {
+      K k = codec<K>::decode(r);
+      V v = elem_codec<V>::decode(r);
+      const std::size_t before = m.size();
+      m.emplace_hint(m.end(), std::move(k), std::move(v));
+      if (kUnique && m.size() == before)
+        throw DecodeError("mproc: corrupt message: a duplicate key in a map");
+    }
+    return m;
+  }
+};
+
+template <class S, bool kUnique>
+struct set_codec {
+  using K = typename S::key_type;
+  static constexpr std::size_t min_size = kCountBytes;
+
+  static std::size_t size(const S& s) {
+    if constexpr (bitwise_v<K>) {
+      return kCountBytes + s.size() * sizeof(K);
+    } else {
+      std::size_t n = kCountBytes;
+      for (const auto& k : s) n += codec<K>::size(k);
+      return n;
+    }
+  }
+  static void encode(Writer& w, const S& s) {
+    write_count(w, s.size());
+    for (const auto& k : s) codec<K>::encode(w, k);
+  }
+  static S decode(Reader& r) {
+    const std::size_t n = read_count(r, min_size_v<K>);
+    S s;
+    if constexpr (requires { s.reserve(n); }) s.reserve(reserve_count(r, n, sizeof(void*)));
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t before = s.size();
+      s.emplace_hint(s.end(), codec<K>::decode(r));
+      if (kUnique && s.size() == before)
+        throw DecodeError("mproc: corrupt message: a duplicate key in a set");
+    }
+    return s;
+  }
+};
+
+template <class M, bool kUnique>
+using map_codec_if =
+    codec_if<elem_encodable_v<typename M::key_type> && elem_encodable_v<typename M::mapped_type>,
+             map_codec<M, kUnique>, M>;
+template <class S, bool kUnique>
+using set_codec_if = codec_if<elem_encodable_v<typename S::key_type>, set_codec<S, kUnique>, S>;
+
+template <class K, class V, class C, class A>
+struct builtin_codec<std::map<K, V, C, A>> : map_codec_if<std::map<K, V, C, A>, true> {};
+template <class K, class V, class C, class A>
+struct builtin_codec<std::multimap<K, V, C, A>> : map_codec_if<std::multimap<K, V, C, A>, false> {};
+template <class K, class V, class H, class E, class A>
+struct builtin_codec<std::unordered_map<K, V, H, E, A>>
+    : map_codec_if<std::unordered_map<K, V, H, E, A>, true> {};
+template <class K, class V, class H, class E, class A>
+struct builtin_codec<std::unordered_multimap<K, V, H, E, A>>
+    : map_codec_if<std::unordered_multimap<K, V, H, E, A>, false> {};
+template <class K, class C, class A>
+struct builtin_codec<std::set<K, C, A>> : set_codec_if<std::set<K, C, A>, true> {};
+template <class K, class C, class A>
+struct builtin_codec<std::multiset<K, C, A>> : set_codec_if<std::multiset<K, C, A>, false> {};
+template <class K, class H, class E, class A>
+struct builtin_codec<std::unordered_set<K, H, E, A>>
+    : set_codec_if<std::unordered_set<K, H, E, A>, true> {};
+template <class K, class H, class E, class A>
+struct builtin_codec<std::unordered_multiset<K, H, E, A>>
+    : set_codec_if<std::unordered_multiset<K, H, E, A>, false> {};
+
+// ---- optional, variant, tuple, pair ------------------------------------------------------------
+
+template <class T>
+struct optional_codec {
+  static constexpr std::size_t min_size = 1;
+
+  static std::size_t size(const std::optional<T>& o) {
+    return 1 + (o ? elem_codec<T>::size(*o) : 0);
+  }
+  static void encode(Writer& w, const std::optional<T>& o) {
+    w.write_value(static_cast<std::uint8_t>(o ? 1 : 0));
+    if (o) elem_codec<T>::encode(w, *o);
+  }
+  static std::optional<T> decode(Reader& r) {
+    if (!read_flag(r, "an optional's flag is neither 0 nor 1")) return std::nullopt;
+    return std::optional<T>(std::in_place, elem_codec<T>::decode(r));
+  }
+};
+
+template <class... Ts>
+struct variant_codec {
+  using V = std::variant<Ts...>;
+  using index_t = std::conditional_t<(sizeof...(Ts) < 256), std::uint8_t, std::uint32_t>;
+  static constexpr std::size_t min_size =
+      sizeof(index_t) + std::min({min_size_v<std::remove_cv_t<Ts>>...});
+
+  static void check_valued(const V& v) {
+    if (v.valueless_by_exception())
+      throw ValueError("mproc: a valueless std::variant cannot be encoded");
+  }
+  static std::size_t size(const V& v) {
+    check_valued(v);
+    return sizeof(index_t) +
+           std::visit([](const auto& x) { return elem_codec<decltype(x)>::size(x); }, v);
+  }
+  static void encode(Writer& w, const V& v) {
+    check_valued(v);
+    w.write_value(static_cast<index_t>(v.index()));
+    std::visit([&w](const auto& x) { elem_codec<decltype(x)>::encode(w, x); }, v);
+  }
+  template <std::size_t I>
+  static V decode_alternative(Reader& r) {
+    return V(std::in_place_index<I>, elem_codec<std::variant_alternative_t<I, V>>::decode(r));
+  }
+  static V decode(Reader& r) {
+    static constexpr auto kDecoders = []<std::size_t... I>(std::index_sequence<I...>) {
+      return std::array<V (*)(Reader&), sizeof...(Ts)>{&decode_alternative<I>...};
+    }
+    (std::index_sequence_for<Ts...>{});
+    const auto i = r.read_value<index_t>();
+    if (i >= sizeof...(Ts))
+      throw DecodeError("mproc: corrupt message: variant index " + std::to_string(i) +
+                        " is out of range (" + std::to_string(sizeof...(Ts)) + " alternatives)");
+    return kDecoders[i](r);
+  }
+};
+
+template <class... Ts>
+struct tuple_codec {
+  using Tup = std::tuple<Ts...>;
+  static constexpr std::size_t min_size =
+      sizeof...(Ts) == 0 ? 1 : (std::size_t{0} + ... + min_size_v<std::remove_cv_t<Ts>>);
+
+  static std::size_t size(const Tup& t) {
+    if constexpr (sizeof...(Ts) == 0) {
+      return 1;
+    } else {
+      return std::apply([](const auto&... x) { return (elem_codec<Ts>::size(x) + ...); }, t);
+    }
+  }
+  static void encode(Writer& w, const Tup& t) {
+    if constexpr (sizeof...(Ts) == 0) {
+      write_pad(w);
+    } else {
+      std::apply([&w](const auto&... x) { (elem_codec<Ts>::encode(w, x), ...); }, t);
+    }
+  }
+  static Tup decode(Reader& r) {
+    if constexpr (sizeof...(Ts) == 0) {
+      read_pad(r);
+      return Tup{};
+    } else {
+      // Braced initialisation evaluates the decodes left to right.
+      return Tup{elem_codec<Ts>::decode(r)...};
+    }
+  }
+};
+
+template <class A, class B>
+struct pair_codec {
+  using P = std::pair<A, B>;
+  static constexpr std::size_t min_size =
+      min_size_v<std::remove_cv_t<A>> + min_size_v<std::remove_cv_t<B>>;
+
+  static std::size_t size(const P& p) {
+    return elem_codec<A>::size(p.first) + elem_codec<B>::size(p.second);
+  }
+  static void encode(Writer& w, const P& p) {
+    elem_codec<A>::encode(w, p.first);
+    elem_codec<B>::encode(w, p.second);
+  }
+  static P decode(Reader& r) {
+    // Braced initialisation evaluates the decodes left to right.
+    return P{elem_codec<A>::decode(r), elem_codec<B>::decode(r)};
+  }
+};
+
+// ---- chrono ------------------------------------------------------------------------------------
+
+template <class Rep, class Period>
+struct duration_codec {
+  using D = std::chrono::duration<Rep, Period>;
+  static constexpr bool bitwise = bitwise_v<Rep> && sizeof(D) == sizeof(Rep);
+  static constexpr std::size_t min_size = min_size_v<Rep>;
+
+  static std::size_t size(const D& d) { return codec<Rep>::size(d.count()); }
+  static void encode(Writer& w, const D& d) { codec<Rep>::encode(w, d.count()); }
+  static D decode(Reader& r) { return D(codec<Rep>::decode(r)); }
+};
+
+template <class Clock>
+inline constexpr bool process_wide_clock_v = std::is_same_v<Clock, std::chrono::system_clock> ||
+                                             std::is_same_v<Clock, std::chrono::steady_clock> ||
+                                             std::is_same_v<Clock, std::chrono::file_clock>;
+
+template <class Clock, class Dur>
+struct time_point_codec {
+  using TP = std::chrono::time_point<Clock, Dur>;
+  static constexpr bool bitwise = bitwise_v<Dur> && sizeof(TP) == sizeof(Dur);
+  static constexpr std::size_t min_size = min_size_v<Dur>;
+
+  static std::size_t size(const TP& t) { return codec<Dur>::size(t.time_since_epoch()); }
+  static void encode(Writer& w, const TP& t) { codec<Dur>::encode(w, t.time_since_epoch()); }
+  static TP decode(Reader& r) { return TP(codec<Dur>::decode(r)); }
+};
+
+template <class T, std::size_t N>
+struct builtin_codec<std::array<T, N>>
+    : codec_if<elem_encodable_v<T>, array_codec<T, N>, std::array<T, N>> {};
+template <class T>
+struct builtin_codec<std::optional<T>>
+    : codec_if<elem_encodable_v<T>, optional_codec<T>, std::optional<T>> {};
+template <class... Ts>
+struct builtin_codec<std::variant<Ts...>>
+    : codec_if<(elem_encodable_v<Ts> && ...), variant_codec<Ts...>, std::variant<Ts...>> {};
+template <class... Ts>
+struct builtin_codec<std::tuple<Ts...>>
+    : codec_if<(elem_encodable_v<Ts> && ...), tuple_codec<Ts...>, std::tuple<Ts...>> {};
+template <class A, class B>
+struct builtin_codec<std::pair<A, B>>
+    : codec_if<elem_encodable_v<A> && elem_encodable_v<B>, pair_codec<A, B>, std::pair<A, B>> {};
+template <class Rep, class Period>
+struct builtin_codec<std::chrono::duration<Rep, Period>>
+    : codec_if<elem_encodable_v<Rep>, duration_codec<Rep, Period>,
+               std::chrono::duration<Rep, Period>> {};
+template <class Clock, class Dur>
+struct builtin_codec<std::chrono::time_point<Clock, Dur>>
+    : std::conditional_t<process_wide_clock_v<Clock>,
+                         codec_if<elem_encodable_v<Dur>, time_point_codec<Clock, Dur>,
+                                  std::chrono::time_point<Clock, Dur>>,
+                         reject_clock<std::chrono::time_point<Clock, Dur>>> {};
+
+}  // namespace detail
+}  // namespace mproc

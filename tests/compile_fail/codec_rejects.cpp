@@ -1,0 +1,73 @@
+// Uses of mproc::codec that must not compile, one per MPROC_CASE; case 0 is the control that must.
+// Run by expect_compile_error.cmake, which checks the compiler's message.
+#include <chrono>
+#include <memory>
+#include <mproc/codec.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+struct HoldsUniquePtr {
+  std::unique_ptr<int> p;
+};
+
+struct NoDefaultConstructor {
+  explicit NoDefaultConstructor(int v) : value(v) {}
+  int value;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(value);
+  }
+};
+
+struct OwnClock {
+  using rep = long;
+  using period = std::nano;
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<OwnClock>;
+};
+
+struct Incomplete {
+  int v;
+};
+
+}  // namespace
+
+// A specialisation without decode.
+template <>
+struct mproc::codec<Incomplete> {
+  static std::size_t size(const Incomplete&) { return sizeof(int); }
+  static void encode(Writer& w, const Incomplete& v) { w.write_value(v.v); }
+};
+
+int main() {
+#if MPROC_CASE == 0  // the control: supported types, used the same way
+  auto bytes = mproc::to_bytes(std::vector<std::string>{"ok"});
+  (void)mproc::from_bytes<std::vector<std::string>>(bytes);
+  (void)mproc::to_bytes(NoDefaultConstructor(1));  // encoding needs no default constructor
+#elif MPROC_CASE == 1
+  (void)mproc::to_bytes(HoldsUniquePtr{});
+#elif MPROC_CASE == 2
+  const char* text = "text";
+  (void)mproc::to_bytes(text);
+#elif MPROC_CASE == 3
+  (void)mproc::to_bytes(std::string_view("text"));
+#elif MPROC_CASE == 4
+  std::vector<HoldsUniquePtr> v;
+  (void)mproc::to_bytes(v);
+#elif MPROC_CASE == 5
+  (void)mproc::from_bytes<NoDefaultConstructor>({});
+#elif MPROC_CASE == 6
+  (void)mproc::to_bytes(std::make_shared<int>(1));
+#elif MPROC_CASE == 7
+  (void)mproc::to_bytes(OwnClock::time_point{});
+#elif MPROC_CASE == 8
+  (void)mproc::to_bytes("text");
+#elif MPROC_CASE == 9
+  (void)mproc::to_bytes(Incomplete{1});
+#else
+#error "unknown MPROC_CASE"
+#endif
+}
