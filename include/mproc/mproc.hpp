@@ -3,10 +3,14 @@
 //   Process and friends     <mproc/process.hpp>        multiprocessing.Process
 //   Locks and friends       <mproc/sync.hpp>           multiprocessing.synchronize
 //   Shared memory           <mproc/shared_memory.hpp>  multiprocessing.shared_memory, sharedctypes
+//   Queues                  <mproc/queue.hpp>          multiprocessing.Queue, SimpleQueue, JoinableQueue
+//   Values as bytes         <mproc/codec.hpp>          (pickle's role)
 //   Exceptions              <mproc/errors.hpp>
 #pragma once
 
+#include <mproc/codec.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/process.hpp>
+#include <mproc/queue.hpp>
 #include <mproc/shared_memory.hpp>
 #include <mproc/sync.hpp>
