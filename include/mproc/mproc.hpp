@@ -4,12 +4,14 @@
 //   Locks and friends       <mproc/sync.hpp>           multiprocessing.synchronize
 //   Shared memory           <mproc/shared_memory.hpp>  multiprocessing.shared_memory, sharedctypes
 //   Queues                  <mproc/queue.hpp>          multiprocessing.Queue, SimpleQueue, JoinableQueue
+//   Pipe, Connection, wait  <mproc/pipe.hpp>           multiprocessing.Pipe, connection.wait
 //   Values as bytes         <mproc/codec.hpp>          (pickle's role)
 //   Exceptions              <mproc/errors.hpp>
 #pragma once
 
 #include <mproc/codec.hpp>
 #include <mproc/errors.hpp>
+#include <mproc/pipe.hpp>
 #include <mproc/process.hpp>
 #include <mproc/queue.hpp>
 #include <mproc/shared_memory.hpp>

@@ -1,0 +1,495 @@
+// mproc/pipe.hpp — message connections between processes: `Pipe`, `Connection`, and `wait` over
+// connections, processes and file descriptors.
+//
+// Mirrors multiprocessing.Pipe, multiprocessing.connection.Connection and
+// multiprocessing.connection.wait.
+//
+//   auto [parent_end, child_end] = mproc::Pipe();
+//   mproc::Process p([](mproc::Connection conn) { conn.send(conn.recv<int>() + 1); },
+//                    std::move(child_end));          // the parent's copy is dropped by start()
+//   p.start();
+//   parent_end.send(41);
+//   int answer = parent_end.recv<int>();              // 42
+//   p.join();
+//
+// Transport: a connected pair of Unix stream sockets (`socketpair(AF_UNIX, SOCK_STREAM)`,
+// close-on-exec). A message is one frame: a length header, then the payload. Typed messages are
+// encoded with `mproc::codec<T>` (codec.hpp); `send_bytes`/`recv_bytes` carry raw bytes. A
+// message may be of any size, from 0 bytes to many GiB: it streams through the socket while the
+// receiver reads it. A stream socket (not SOCK_SEQPACKET) is used because a packet socket bounds
+// the size of one message by the socket's buffer.
+//
+// Wire format: that of Python's Connection — a 4-byte big-endian signed length, or for messages
+// over 2^31 - 1 bytes the length -1 followed by an 8-byte big-endian length. `send_bytes` and
+// `recv_bytes` therefore interoperate with a Python process that holds the other end
+// (`multiprocessing.connection.Connection(fd)`). Typed messages are mproc's encoding, not pickle.
+//
+// One-way pipes: `Pipe(false)` is a socket pair too, with the unused direction shut down, rather
+// than pipe2(2) as in Python. Sockets can be written with MSG_NOSIGNAL, so a send to a peer that
+// is gone fails with an error instead of raising SIGPIPE, without touching the process's signal
+// dispositions. (A `Connection` made from another kind of descriptor, such as a pipe, blocks
+// SIGPIPE in the sending thread for the duration of the write and discards the one it raised.)
+//
+// Failure model:
+//   * A message is delivered whole or not at all. If the sender dies (even by SIGKILL) in the
+//     middle of a message, the receiver gets EOFError, never the partial message.
+//   * A peer that is gone is never waited for: recv raises EOFError once every copy of the other
+//     end is closed (a process that exits closes its copies); send raises std::system_error
+//     (`std::errc::broken_pipe`; Python raises BrokenPipeError).
+//   * If a send fails after part of its message went out (the peer vanished mid-message, or a
+//     typed value's encoder threw), or a receive stops inside a message for another reason than
+//     EOF (a read error, `recv_bytes`' maxlength), the stream can no longer be framed: the
+//     connection counts as closed from then on (`closed()`, later calls throw Closed), and the
+//     peer sees EOF, never a partial message. A socket is shut down at once (for every process
+//     holding it); its descriptor is released by `close()` or the destructor.
+//
+// Timeouts, once for all: `poll`, typed `recv` and `wait` have a form without timeout where it
+// makes sense, a `std::chrono` duration form, and a deadline form (`*_until`, any clock; a
+// non-steady clock is converted by the time left at the call). Negative timeouts are equivalent to
+// a zero timeout. Deadlines in the past are equivalent to an immediate deadline: the call still
+// reports what is ready without blocking. Waits run on CLOCK_MONOTONIC, and a signal interrupting
+// a wait resumes it for the time left. A timeout bounds the wait for a message to *begin*: a
+// message whose first bytes have arrived is received whole, for as long as its sender sends it
+// (a sender that dies ends that wait with EOFError).
+//
+// Differences from Python (see also each method):
+//   * `Connection` is move-only and owns its descriptor: the destructor closes it (Python's
+//     Connection closes in `__del__`). A copy could only be a second owner of one descriptor;
+//     move it into a `Process` target instead (`start()` then drops the parent's copy).
+//   * `recv<T>()` names the type it expects; bytes that do not decode as `T` throw DecodeError and
+//     leave the connection usable (Python unpickles whatever came).
+//   * Misuse of a one-way end (send on the receive end, receive on the send end) throws
+//     ValueError; Python raises OSError("connection is read-only" / "connection is write-only").
+//   * Queues are not waitable by `wait`: mproc's Queue lives in shared memory and blocks on
+//     futexes, without a file descriptor that poll(2) could watch (Python's Queue reads a pipe).
+//     Wait on a queue with `get(timeout)`, or forward its items to a Connection.
+//
+// Fork: a Connection that exists before `fork` (or `Process::start`) is usable in the child, which
+// inherits the descriptor. Each process holds its own copy of each end: the peer sees EOF only
+// when every process has closed the end (or exited). So, as in Python, close the end a process
+// does not use right after the fork — in the child, the parent's end; in the parent, the child's
+// end (a Connection moved into a `Process` is closed in the parent by `start()`). The descriptors
+// are close-on-exec: a program started with exec does not inherit them.
+//
+// Thread safety: a Connection is not safe for concurrent use, with one exception: on a duplex
+// connection one thread may send while another receives. Two threads sending (or two receiving) at
+// once interleave the bytes of their messages; `close()` and destruction must not race with other
+// calls.
+// Process safety: the same rule across processes — per direction, one process at a time sends
+// and one receives (use a Lock around `send`, or a Queue, for many producers or consumers).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <memory>
+#include <mproc/byte_stream.hpp>
+#include <mproc/codec.hpp>
+#include <mproc/detail/deadline.hpp>
+#include <mproc/errors.hpp>
+#include <mproc/export.hpp>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace mproc {
+
+class Connection;
+class Process;
+class ParentProcess;
+
+// Thrown by `Connection::recv_bytes_into` when the message is longer than the buffer. The message
+// has been received (the connection stays usable) and is in `message()`.
+// Mirrors multiprocessing.BufferTooShort (a ProcessError; Python puts the message in args[0]).
+class MPROC_API BufferTooShort : public ProcessError {
+ public:
+  BufferTooShort(std::vector<std::byte> message, std::size_t buffer_size);
+  ~BufferTooShort() override;
+  // The whole message that did not fit.
+  [[nodiscard]] const std::vector<std::byte>& message() const noexcept { return *message_; }
+
+ private:
+  std::shared_ptr<const std::vector<std::byte>> message_;  // shared: exceptions copy nothrow
+};
+
+namespace detail {
+
+// Frame header: Python's `!i` length, or -1 then a `!Q` length beyond 2^31 - 1 bytes.
+inline constexpr std::size_t kFrameHeaderMax = 12;
+// Typed messages up to this size are encoded into (and decoded from) a buffer on the stack and
+// sent with one system call; larger ones stream through a heap buffer of kFrameChunk bytes.
+inline constexpr std::size_t kInlineMessage = 4096;
+inline constexpr std::size_t kFrameChunk = 256 * 1024;
+
+// Writes the header of a `size`-byte payload at `out`; returns its length (4 or 12).
+inline std::size_t put_frame_header(std::byte* out, std::uint64_t size) noexcept {
+  const bool small = size <= 0x7fffffffu;
+  const std::uint64_t v = small ? size : 0xffffffffu;
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<std::byte>(v >> (24 - 8 * i));
+  if (small) return 4;
+  for (int i = 0; i < 8; ++i) out[4 + i] = static_cast<std::byte>(size >> (56 - 8 * i));
+  return 12;
+}
+
+[[noreturn]] MPROC_API void throw_size_mismatch(std::uint64_t announced, std::uint64_t written);
+[[noreturn]] MPROC_API void throw_trailing_bytes(std::size_t left);
+
+// Sends one typed message larger than kInlineMessage: the encoder writes into a bounded buffer
+// that is flushed to the socket whenever it fills.
+class MPROC_API FrameSender {
+ public:
+  FrameSender(Connection& conn, std::uint64_t payload);
+  FrameSender(const FrameSender&) = delete;
+  FrameSender& operator=(const FrameSender&) = delete;
+  ~FrameSender();
+  Writer& writer() noexcept { return writer_; }
+  // Sends what remains; throws (and closes the connection if bytes went out) when the encoder
+  // wrote another number of bytes than announced.
+  void finish();
+  // The encoder threw: closes the connection if part of the frame was sent.
+  void abort() noexcept;
+
+ private:
+  static void refill(Writer& w, void* self);
+  Connection& conn_;
+  std::unique_ptr<std::byte[]> buf_;
+  std::size_t cap_ = 0;
+  std::uint64_t payload_ = 0;
+  std::uint64_t unplaced_ = 0;  // frame bytes beyond the current window
+  std::uint64_t sent_ = 0;      // frame bytes sent
+  Writer writer_;
+};
+
+// Receives one typed message larger than kInlineMessage: the decoder reads from a bounded buffer
+// that is refilled from the socket.
+class MPROC_API FrameReceiver {
+ public:
+  FrameReceiver(Connection& conn, std::uint64_t payload);
+  FrameReceiver(const FrameReceiver&) = delete;
+  FrameReceiver& operator=(const FrameReceiver&) = delete;
+  ~FrameReceiver();
+  Reader& reader() noexcept { return reader_; }
+  // Throws DecodeError if the decoder left bytes of the message unread.
+  void finish() const;
+  // Decoding threw: reads and discards the rest of the frame so the next message can be received
+  // (closes the connection if that fails for another reason than EOF).
+  void abandon() noexcept;
+
+ private:
+  static void refill(Reader& r, void* self);
+  Connection& conn_;
+  std::unique_ptr<std::byte[]> buf_;
+  std::size_t cap_ = 0;
+  std::uint64_t unread_ = 0;  // payload bytes still in the socket
+  Reader reader_;
+};
+
+}  // namespace detail
+
+// One end of a connection: sends and receives whole messages (typed values or bytes).
+//
+// Made by `Pipe()`, or from a descriptor (`Connection(fd)`). Move-only; owns its descriptor and
+// closes it on destruction. A moved-from or default-constructed Connection is closed.
+//
+// Errors, once for all (each method lists only what it adds):
+//   * Closed("handle is closed") after `close()`, on a moved-from or default-constructed
+//     Connection, or after the connection was closed by an error that broke its framing.
+//   * ValueError("connection is write-only") for a receiving call on a send-only end,
+//     ValueError("connection is read-only") for a sending call on a receive-only end.
+//   * std::system_error for failures of the operating system.
+//
+// Thread safety and process safety: see the header comment (one sender and one receiver per
+// direction at a time).
+// Mirrors multiprocessing.connection.Connection.
+class MPROC_API Connection {
+ public:
+  // `recv_bytes` without a limit.
+  static constexpr std::size_t kUnlimited = std::numeric_limits<std::size_t>::max();
+
+  // A closed Connection (for a member assigned later).
+  Connection() noexcept = default;
+  // Takes ownership of `fd`, a connected stream socket or a pipe end (or anything read(2) and
+  // write(2) work on), to exchange messages in the format of the header comment with whatever is
+  // at the other end (another mproc Connection, or Python's). Throws ValueError("invalid handle")
+  // for a negative `fd`, ValueError("at least one of `readable` and `writable` must be true") if
+  // both are false, std::system_error if `fd` is not an open descriptor; on a throw the caller
+  // keeps `fd`. Mirrors Connection(handle, readable, writable).
+  explicit Connection(int fd, bool readable = true, bool writable = true);
+  Connection(Connection&& other) noexcept;
+  // Closes the current descriptor, then takes over `other`'s.
+  Connection& operator=(Connection&& other) noexcept;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  // Closes the descriptor.
+  ~Connection();
+
+  // Sends `value` as one message, encoded by `mproc::codec<T>`; `recv<T>()` at the other end gets
+  // it back. Blocks while the socket's buffer is full (until the peer has read enough of a large
+  // message). Small messages (up to 4 KiB encoded) are encoded on the stack and written with one
+  // system call; larger ones stream through a 256 KiB buffer, so no copy of the whole encoding is
+  // made. Throws std::system_error (`std::errc::broken_pipe`) if the peer has closed its end.
+  // Mirrors Connection.send(obj).
+  template <class T>
+  void send(const T& value) {
+    static_assert(is_encodable_v<T>,
+                  "mproc::Connection::send<T>: T must be encodable by mproc::codec<T> "
+                  "(see codec.hpp)");
+    check_writable();
+    const std::size_t n = mproc::encoded_size(value);
+    if (n <= detail::kInlineMessage) {
+      std::byte buf[detail::kFrameHeaderMax + detail::kInlineMessage];
+      const std::size_t h = detail::put_frame_header(buf, n);
+      Writer w(buf + h, buf + h + n);
+      mproc::encode(w, value);
+      if (w.cur() != w.end())
+        detail::throw_size_mismatch(n, static_cast<std::uint64_t>(w.cur() - (buf + h)));
+      send_raw(buf, h + n, nullptr, 0);
+      return;
+    }
+    detail::FrameSender frame(*this, n);
+    try {
+      mproc::encode(frame.writer(), value);
+    } catch (...) {
+      frame.abort();
+      throw;
+    }
+    frame.finish();
+  }
+
+  // Receives one message and decodes it as a `T`. Blocks until a whole message has arrived.
+  // Throws EOFError if the peer closed its end (or died) before or during the message;
+  // DecodeError if the message does not decode as a `T` (sent as another type, or corrupt),
+  // including when bytes of it are left over — the message is consumed and the connection stays
+  // usable. Mirrors Connection.recv().
+  template <class T>
+  [[nodiscard]] T recv() {
+    static_assert(is_encodable_v<T>,
+                  "mproc::Connection::recv<T>: T must be encodable by mproc::codec<T> "
+                  "(see codec.hpp)");
+    check_readable();
+    const std::uint64_t n = recv_frame_header();
+    if (n <= detail::kInlineMessage) {
+      std::byte buf[detail::kInlineMessage];
+      recv_payload(buf, n);
+      Reader r(buf, static_cast<std::size_t>(n));
+      T value = mproc::decode<T>(r);
+      if (r.remaining() != 0) detail::throw_trailing_bytes(r.remaining());
+      return value;
+    }
+    detail::FrameReceiver frame(*this, n);
+    try {
+      T value = mproc::decode<T>(frame.reader());
+      frame.finish();
+      return value;
+    } catch (...) {
+      frame.abandon();
+      throw;
+    }
+  }
+  // As recv<T>(), waiting at most `timeout` for a message to begin; empty if none did (the
+  // timeout rules of the header comment). Python spells this `if conn.poll(timeout): conn.recv()`.
+  template <class T, class R, class P>
+  [[nodiscard]] std::optional<T> recv(std::chrono::duration<R, P> timeout) {
+    return recv_until<T>(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  template <class T, class C, class D>
+  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<C, D> deadline) {
+    return recv_until<T>(detail::Deadline(detail::to_steady(deadline)));
+  }
+  // The deadline form the others use: nullopt waits without limit.
+  template <class T>
+  [[nodiscard]] std::optional<T> recv_until(const detail::Deadline& deadline) {
+    if (!poll_until(deadline)) return std::nullopt;
+    return recv<T>();
+  }
+
+  // Sends the bytes of `buf` as one message (header and payload in one system call). Blocks while
+  // the socket's buffer is full. Throws std::system_error (`std::errc::broken_pipe`) if the peer
+  // has closed its end. Mirrors Connection.send_bytes(buf).
+  //   conn.send_bytes(std::as_bytes(std::span(vec)));
+  void send_bytes(std::span<const std::byte> buf);
+  // Sends `buf[offset:]`, or `buf[offset:offset + size]`, as one message. Throws
+  // ValueError("buffer length < offset") or ValueError("buffer length < offset + size") when the
+  // range is not inside `buf`. Mirrors Connection.send_bytes(buf, offset, size).
+  void send_bytes(std::span<const std::byte> buf, std::size_t offset);
+  void send_bytes(std::span<const std::byte> buf, std::size_t offset, std::size_t size);
+
+  // Receives one message as bytes. Blocks until a whole message has arrived. Throws EOFError if
+  // the peer closed its end (or died) before or during the message. A message longer than
+  // `maxlength` is not read: the connection is closed (its framing is lost; see the header
+  // comment) and std::system_error(`std::errc::message_size`, "bad message length") is thrown, as
+  // Python's OSError. With an untrusted peer, pass a `maxlength`: the payload's memory is allocated
+  // as the header announces. Mirrors Connection.recv_bytes(maxlength).
+  [[nodiscard]] std::vector<std::byte> recv_bytes(std::size_t maxlength = kUnlimited);
+
+  // Receives one message into `buf` and returns its length; the payload goes straight into `buf`.
+  // Blocks until a whole message has arrived. If the message is longer than `buf`, it is received
+  // whole into a new vector and BufferTooShort carrying it is thrown; the connection stays usable.
+  // Throws EOFError as recv_bytes. Python's `offset` argument is `buf.subspan(offset)` here.
+  // Mirrors Connection.recv_bytes_into(buf, offset).
+  std::size_t recv_bytes_into(std::span<std::byte> buf);
+
+  // Whether a message (or EOF: the peer closed its end, so that recv would throw EOFError) can be
+  // read now; does not block. Readable means at least the first bytes of a message have arrived.
+  // Mirrors Connection.poll() (timeout 0).
+  [[nodiscard]] bool poll() { return poll_until(detail::Deadline(detail::Clock::now())); }
+  // As poll(), waiting at most `timeout` (negative: zero; `duration::max()`: without limit).
+  // Mirrors Connection.poll(timeout).
+  template <class R, class P>
+  [[nodiscard]] bool poll(std::chrono::duration<R, P> timeout) {
+    return poll_until(detail::Deadline(detail::deadline_after(timeout)));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool poll_until(std::chrono::time_point<C, D> deadline) {
+    return poll_until(detail::Deadline(detail::to_steady(deadline)));
+  }
+  // The deadline form the others use: nullopt waits without limit (Python's poll(None)).
+  [[nodiscard]] bool poll_until(const detail::Deadline& deadline);
+
+  // Closes the descriptor; later calls throw Closed. Closing again does nothing. Never blocks and
+  // never throws. The peer sees EOF once every process has closed this end.
+  // Mirrors Connection.close().
+  void close() noexcept;
+  // True after `close()`, after an error that broke the connection's framing (see the header
+  // comment), and for a moved-from or default-constructed Connection. Mirrors Connection.closed.
+  [[nodiscard]] bool closed() const noexcept {
+    return fd_ < 0 || broken_.load(std::memory_order_relaxed);
+  }
+  // Whether this end receives / sends (both for a duplex end); unchanged by `close()`.
+  // Mirror Connection.readable and Connection.writable.
+  [[nodiscard]] bool readable() const noexcept { return readable_; }
+  [[nodiscard]] bool writable() const noexcept { return writable_; }
+  // The descriptor, for poll/epoll/select (it polls readable when a message or EOF is there).
+  // Still owned by the Connection: do not close it, and do not read or write it directly.
+  // Setting O_NONBLOCK on it changes nothing: calls still block for whole messages.
+  // Mirrors Connection.fileno().
+  [[nodiscard]] int fileno() const;
+
+ private:
+  friend class detail::FrameSender;
+  friend class detail::FrameReceiver;
+
+  // The stream can no longer be framed (part of a frame was sent or skipped): from now on the
+  // connection counts as closed, and the peer sees EOF.
+  void break_framing() noexcept;
+  void check_open() const;
+  void check_readable() const;
+  void check_writable() const;
+  // Writes [a, a + an) then [b, b + bn), whole. Closes the connection if it fails after part of
+  // the bytes went out.
+  void send_raw(const std::byte* a, std::size_t an, const std::byte* b, std::size_t bn);
+  // Reads a frame header; returns the payload's length.
+  std::uint64_t recv_frame_header();
+  // Reads exactly `n` payload bytes into `out`.
+  void recv_payload(std::byte* out, std::uint64_t n);
+  // Reads between 1 and `n` payload bytes into `out`; returns how many.
+  std::size_t recv_some(std::byte* out, std::size_t n);
+  // Reads and discards `n` bytes through `scratch`; false if EOF or an error came first (an error
+  // closes the connection).
+  bool discard(std::uint64_t n, std::byte* scratch, std::size_t scratch_size) noexcept;
+
+  int fd_ = -1;
+  bool readable_ = false;
+  bool writable_ = false;
+  bool socket_ = false;  // sends use MSG_NOSIGNAL; otherwise SIGPIPE is blocked around writes
+  std::atomic<bool> broken_{false};  // set by break_framing(), possibly from another thread
+};
+
+// Returns a connected pair of Connections. Duplex (default): both ends send and receive.
+// One-way (`duplex == false`): the first end only receives and the second only sends.
+// Throws std::system_error if the sockets cannot be created (e.g. EMFILE).
+// Mirrors multiprocessing.Pipe(duplex).
+[[nodiscard]] MPROC_API std::pair<Connection, Connection> Pipe(bool duplex = true);
+
+// Something `wait` can wait for: a Connection (ready when a message or EOF can be read), a Process
+// or ParentProcess (ready when it has exited), or any file descriptor (ready when it polls
+// readable, or hung up, or in error: a pidfd, a socket, a pipe's read end, an eventfd). Holds only
+// the descriptor: the object must stay open while `wait` runs. Queues are not waitable (see the
+// header comment).
+class MPROC_API Waitable {
+ public:
+  // Throws Closed if `conn` is closed, ValueError("connection is write-only") for a send-only end.
+  Waitable(const Connection& conn);  // NOLINT(google-explicit-constructor): implicit on purpose
+  // The process's sentinel; throws ValueError if it is closed or was never started.
+  Waitable(const Process& process);                 // NOLINT(google-explicit-constructor)
+  Waitable(const ParentProcess& process) noexcept;  // NOLINT(google-explicit-constructor)
+  Waitable(int fd) noexcept : fd_(fd) {}            // NOLINT(google-explicit-constructor)
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Waits until at least one of `objects` is ready, or the deadline passes; returns the indices of
+// the ready ones in increasing order (empty if none became ready in time). `objects` is a range
+// of Waitable or of anything convertible to it (Connections, Processes, fds), or a braced list:
+//
+//   std::vector<mproc::Connection> workers = ...;
+//   for (std::size_t i : mproc::wait(workers, 1s)) handle(workers[i].recv<Result>());
+//   auto ready = mproc::wait({conn, process, some_fd});   // no timeout
+//
+// Timeouts as in the header comment (without one, waits without limit; with an empty list it then
+// never returns, as Python's wait([])). Throws std::system_error(`std::errc::bad_file_descriptor`)
+// if a descriptor is not open, and what the Waitable conversions throw.
+// Mirrors multiprocessing.connection.wait(object_list, timeout), which returns the objects.
+[[nodiscard]] MPROC_API std::vector<std::size_t> wait_until(std::span<const Waitable> objects,
+                                                            const detail::Deadline& deadline);
+
+namespace detail {
+template <class R>
+concept WaitableRange =
+    std::ranges::input_range<R> && std::convertible_to<std::ranges::range_reference_t<R>, Waitable>;
+}  // namespace detail
+
+template <detail::WaitableRange R>
+[[nodiscard]] std::vector<std::size_t> wait_until(R&& objects, const detail::Deadline& deadline) {
+  using V = std::remove_cvref_t<std::ranges::range_reference_t<R>>;
+  if constexpr (std::ranges::contiguous_range<R> && std::is_same_v<V, Waitable>) {
+    return wait_until(
+        std::span<const Waitable>(std::ranges::data(objects), std::ranges::size(objects)),
+        deadline);
+  } else {
+    std::vector<Waitable> fds;
+    if constexpr (std::ranges::sized_range<R>) fds.reserve(std::ranges::size(objects));
+    for (auto&& o : objects) fds.emplace_back(o);
+    return wait_until(std::span<const Waitable>(fds), deadline);
+  }
+}
+template <detail::WaitableRange R>
+[[nodiscard]] std::vector<std::size_t> wait(R&& objects) {
+  return wait_until(std::forward<R>(objects), detail::Deadline());
+}
+template <detail::WaitableRange R, class Rep, class P>
+[[nodiscard]] std::vector<std::size_t> wait(R&& objects, std::chrono::duration<Rep, P> timeout) {
+  return wait_until(std::forward<R>(objects), detail::Deadline(detail::deadline_after(timeout)));
+}
+template <detail::WaitableRange R, class C, class D>
+[[nodiscard]] std::vector<std::size_t> wait_until(R&& objects,
+                                                  std::chrono::time_point<C, D> deadline) {
+  return wait_until(std::forward<R>(objects), detail::Deadline(detail::to_steady(deadline)));
+}
+
+// The braced-list forms: `mproc::wait({a, b, p}, 1s)`.
+[[nodiscard]] inline std::vector<std::size_t> wait(std::initializer_list<Waitable> objects) {
+  return wait_until(std::span<const Waitable>(objects.begin(), objects.size()), detail::Deadline());
+}
+template <class Rep, class P>
+[[nodiscard]] std::vector<std::size_t> wait(std::initializer_list<Waitable> objects,
+                                            std::chrono::duration<Rep, P> timeout) {
+  return wait_until(std::span<const Waitable>(objects.begin(), objects.size()),
+                    detail::Deadline(detail::deadline_after(timeout)));
+}
+template <class C, class D>
+[[nodiscard]] std::vector<std::size_t> wait_until(std::initializer_list<Waitable> objects,
+                                                  std::chrono::time_point<C, D> deadline) {
+  return wait_until(std::span<const Waitable>(objects.begin(), objects.size()),
+                    detail::Deadline(detail::to_steady(deadline)));
+}
+
+}  // namespace mproc

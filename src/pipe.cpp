@@ -1,0 +1,557 @@
+// Pipe, Connection and wait: length-prefixed frames over stream sockets, and poll(2) over many
+// descriptors.
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mproc/pipe.hpp>
+#include <mproc/process.hpp>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include "posix/error.hpp"
+#include "posix/pidfd.hpp"
+
+namespace mproc {
+
+namespace {
+
+[[noreturn]] void throw_closed() { throw Closed("handle is closed"); }
+[[noreturn]] void throw_eof() { throw EOFError("the peer closed the connection"); }
+[[noreturn]] void throw_broken_pipe() {
+  throw std::system_error(std::make_error_code(std::errc::broken_pipe),
+                          "mproc::Connection: send to a peer that closed the connection");
+}
+
+// Waits (without limit) until `fd` is ready for `events`. Only a descriptor the user made
+// non-blocking needs it.
+int await_fd(int fd, short events) noexcept {
+  pollfd p{fd, events, 0};
+  for (;;) {
+    if (::poll(&p, 1, -1) >= 0) return 0;
+    if (errno != EINTR) return errno;
+  }
+}
+
+// Reads up to `n` bytes (at least one, blocking). Returns the count, 0 at EOF; `err` is set (and
+// 0 returned) on an error. A connection reset by the peer is its EOF.
+std::size_t read_raw(int fd, std::byte* out, std::size_t n, int& err) noexcept {
+  constexpr std::size_t kMaxIo = 0x7ffff000;  // Linux's limit on one read (MAX_RW_COUNT)
+  err = 0;
+  if (n > kMaxIo) n = kMaxIo;
+  for (;;) {
+    ssize_t r = ::read(fd, out, n);
+    if (r >= 0) return static_cast<std::size_t>(r);
+    const int e = errno;
+    if (e == EINTR) continue;
+    if (e == EAGAIN) {
+      if (int pe = await_fd(fd, POLLIN)) {
+        err = pe;
+        return 0;
+      }
+      continue;
+    }
+    if (e == ECONNRESET) return 0;
+    err = e;
+    return 0;
+  }
+}
+
+// Blocks SIGPIPE in the calling thread while a write to a descriptor that is not a socket runs
+// (sockets use MSG_NOSIGNAL instead), then discards the SIGPIPE that write raised, so a pipe whose
+// reader is gone gives EPIPE rather than a signal. The process's signal dispositions are not
+// touched; a SIGPIPE that was already pending for the thread is left pending.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() noexcept {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+  ~SigpipeGuard() {
+    const int saved = errno;
+    if (raised_ && !was_pending_) {
+      timespec zero{};
+      while (sigtimedwait(&set_, nullptr, &zero) < 0 && errno == EINTR) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    errno = saved;
+  }
+  void raised() noexcept { raised_ = true; }
+
+ private:
+  sigset_t set_;
+  sigset_t old_;
+  bool was_pending_ = false;
+  bool raised_ = false;
+};
+
+std::uint64_t load_be(const std::byte* p, int n) noexcept {
+  std::uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<std::uint64_t>(p[i]);
+  return v;
+}
+
+// Allocates a vector of `n` bytes for a payload; if that fails, the payload is discarded first so
+// the connection stays framed.
+std::vector<std::byte> payload_vector(std::uint64_t n) {
+  if (n > std::vector<std::byte>().max_size()) throw std::bad_alloc();
+  return std::vector<std::byte>(static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+// ---- BufferTooShort -----------------------------------------------------------------------------
+
+BufferTooShort::BufferTooShort(std::vector<std::byte> message, std::size_t buffer_size)
+    : ProcessError("buffer too short: a message of " + std::to_string(message.size()) +
+                   " bytes does not fit in a buffer of " + std::to_string(buffer_size) + " bytes"),
+      message_(std::make_shared<const std::vector<std::byte>>(std::move(message))) {}
+
+BufferTooShort::~BufferTooShort() = default;
+
+// ---- frames of typed messages -------------------------------------------------------------------
+
+namespace detail {
+
+void throw_size_mismatch(std::uint64_t announced, std::uint64_t written) {
+  throw Error("mproc: the encoder wrote " + std::to_string(written) +
+              " bytes where encoded_size() announced " + std::to_string(announced));
+}
+
+void throw_trailing_bytes(std::size_t left) {
+  throw DecodeError("mproc: trailing bytes: " + std::to_string(left) +
+                    " bytes remain after the decoded value (was it sent as another type?)");
+}
+
+namespace {
+std::size_t header_size(std::uint64_t payload) noexcept { return payload <= 0x7fffffffu ? 4 : 12; }
+}  // namespace
+
+FrameSender::FrameSender(Connection& conn, std::uint64_t payload) : conn_(conn), payload_(payload) {
+  const std::size_t h = header_size(payload);
+  const std::uint64_t total = h + payload;
+  cap_ = static_cast<std::size_t>(std::min<std::uint64_t>(kFrameChunk, total));
+  buf_.reset(new std::byte[cap_]);
+  (void)put_frame_header(buf_.get(), payload);
+  unplaced_ = total - cap_;
+  writer_ = Writer(buf_.get() + h, buf_.get() + cap_, &FrameSender::refill, this);
+}
+
+FrameSender::~FrameSender() = default;
+
+void FrameSender::refill(Writer& w, void* self) {
+  auto& s = *static_cast<FrameSender*>(self);
+  if (s.unplaced_ == 0)
+    throw Error("mproc: the encoder wrote more bytes than encoded_size() announced (" +
+                std::to_string(s.payload_) + ")");
+  const auto k = static_cast<std::size_t>(w.cur() - s.buf_.get());
+  s.conn_.send_raw(s.buf_.get(), k, nullptr, 0);
+  s.sent_ += k;
+  const auto next = static_cast<std::size_t>(std::min<std::uint64_t>(s.cap_, s.unplaced_));
+  s.unplaced_ -= next;
+  w.set_window(s.buf_.get(), s.buf_.get() + next);
+}
+
+void FrameSender::finish() {
+  if (unplaced_ != 0 || writer_.cur() != writer_.end()) {
+    const std::uint64_t placed = header_size(payload_) + payload_ - unplaced_ -
+                                 static_cast<std::uint64_t>(writer_.end() - writer_.cur());
+    abort();
+    throw_size_mismatch(payload_, placed - header_size(payload_));
+  }
+  try {
+    conn_.send_raw(buf_.get(), static_cast<std::size_t>(writer_.cur() - buf_.get()), nullptr, 0);
+  } catch (...) {
+    abort();
+    throw;
+  }
+}
+
+void FrameSender::abort() noexcept {
+  if (sent_ > 0) conn_.break_framing();
+}
+
+FrameReceiver::FrameReceiver(Connection& conn, std::uint64_t payload)
+    : conn_(conn), unread_(payload) {
+  cap_ = static_cast<std::size_t>(std::min<std::uint64_t>(kFrameChunk, payload));
+  buf_.reset(new std::byte[cap_]);
+  reader_ = Reader(buf_.get(), buf_.get(), static_cast<std::size_t>(payload),
+                   &FrameReceiver::refill, this);
+}
+
+FrameReceiver::~FrameReceiver() = default;
+
+void FrameReceiver::refill(Reader& r, void* self) {
+  auto& s = *static_cast<FrameReceiver*>(self);
+  if (s.unread_ == 0) throw DecodeError("mproc: truncated message");
+  const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(s.cap_, s.unread_));
+  const std::size_t got = s.conn_.recv_some(s.buf_.get(), want);
+  s.unread_ -= got;
+  r.set_window(s.buf_.get(), s.buf_.get() + got);
+}
+
+void FrameReceiver::finish() const {
+  if (reader_.remaining() != 0) throw_trailing_bytes(reader_.remaining());
+}
+
+void FrameReceiver::abandon() noexcept {
+  if (unread_ > 0 && conn_.discard(unread_, buf_.get(), cap_)) unread_ = 0;
+}
+
+}  // namespace detail
+
+// ---- Connection ---------------------------------------------------------------------------------
+
+Connection::Connection(int fd, bool readable, bool writable) {
+  if (fd < 0) throw ValueError("invalid handle");
+  if (!readable && !writable)
+    throw ValueError("at least one of `readable` and `writable` must be true");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) detail::throw_errno(errno, "mproc::Connection");
+  fd_ = fd;
+  readable_ = readable;
+  writable_ = writable;
+  socket_ = S_ISSOCK(st.st_mode);
+}
+
+Connection::Connection(Connection&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      readable_(std::exchange(other.readable_, false)),
+      writable_(std::exchange(other.writable_, false)),
+      socket_(std::exchange(other.socket_, false)),
+      broken_(other.broken_.exchange(false, std::memory_order_relaxed)) {}
+
+Connection& Connection::operator=(Connection&& other) noexcept {
+  if (this != &other) {
+    close();
+    fd_ = std::exchange(other.fd_, -1);
+    readable_ = std::exchange(other.readable_, false);
+    writable_ = std::exchange(other.writable_, false);
+    socket_ = std::exchange(other.socket_, false);
+    broken_.store(other.broken_.exchange(false, std::memory_order_relaxed),
+                  std::memory_order_relaxed);
+  }
+  return *this;
+}
+
+Connection::~Connection() { close(); }
+
+void Connection::close() noexcept {
+  if (fd_ >= 0) {
+    detail::close_fd(fd_);
+    fd_ = -1;
+  }
+  broken_.store(false, std::memory_order_relaxed);
+}
+
+void Connection::break_framing() noexcept {
+  // A socket is shut down rather than closed: another thread of this process may be blocked on
+  // the descriptor (duplex send and receive), and closing it under that thread would free its
+  // number for reuse. Shutting it down wakes that thread (EOF / EPIPE) and shows the peer EOF;
+  // the descriptor itself is released by close() or the destructor. Any other descriptor (a pipe
+  // end, one-directional) is closed now.
+  if (fd_ < 0) return;
+  if (socket_ && ::shutdown(fd_, SHUT_RDWR) == 0) {
+    broken_.store(true, std::memory_order_relaxed);
+  } else {
+    close();
+  }
+}
+
+int Connection::fileno() const {
+  check_open();
+  return fd_;
+}
+
+void Connection::check_open() const {
+  if (closed()) throw_closed();
+}
+
+void Connection::check_readable() const {
+  check_open();
+  if (!readable_) throw ValueError("connection is write-only");
+}
+
+void Connection::check_writable() const {
+  check_open();
+  if (!writable_) throw ValueError("connection is read-only");
+}
+
+bool Connection::poll_until(const detail::Deadline& deadline) {
+  check_readable();
+  bool ready = false;
+  if (auto ec = detail::wait_readable(fd_, deadline, ready))
+    detail::throw_system_error(ec, "mproc::Connection::poll");
+  return ready;
+}
+
+void Connection::send_raw(const std::byte* a, std::size_t an, const std::byte* b, std::size_t bn) {
+  iovec iov[2] = {{const_cast<std::byte*>(a), an}, {const_cast<std::byte*>(b), bn}};
+  iovec* v = iov;
+  int count = bn > 0 ? 2 : 1;
+  const std::uint64_t total = std::uint64_t{an} + bn;
+  std::uint64_t done = 0;
+  std::optional<SigpipeGuard> guard;
+  if (!socket_) guard.emplace();
+  while (done < total) {
+    ssize_t r;
+    if (socket_) {
+      msghdr m{};
+      m.msg_iov = v;
+      m.msg_iovlen = static_cast<std::size_t>(count);
+      r = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
+    } else {
+      r = ::writev(fd_, v, count);
+    }
+    if (r < 0) {
+      int e = errno;
+      if (e == EINTR) continue;
+      if (e == EAGAIN) {
+        e = await_fd(fd_, POLLOUT);
+        if (e == 0) continue;
+      }
+      if (e == EPIPE && guard) guard->raised();
+      if (done > 0) break_framing();  // part of a frame went out
+      if (e == EPIPE || e == ECONNRESET) throw_broken_pipe();
+      detail::throw_errno(e, "mproc::Connection: send");
+    }
+    auto k = static_cast<std::size_t>(r);
+    done += k;
+    while (k > 0) {
+      if (k >= v->iov_len) {
+        k -= v->iov_len;
+        ++v;
+        --count;
+      } else {
+        v->iov_base = static_cast<char*>(v->iov_base) + k;
+        v->iov_len -= k;
+        k = 0;
+      }
+    }
+  }
+}
+
+std::uint64_t Connection::recv_frame_header() {
+  std::byte h[8];
+  std::size_t got = 0;
+  auto read_exact = [&](std::size_t n, bool in_frame) {
+    got = 0;
+    while (got < n) {
+      int err = 0;
+      const std::size_t k = read_raw(fd_, h + got, n - got, err);
+      if (err != 0) {
+        if (in_frame || got > 0) break_framing();
+        detail::throw_errno(err, "mproc::Connection: recv");
+      }
+      if (k == 0) throw_eof();
+      got += k;
+    }
+  };
+  read_exact(4, false);
+  const auto first = static_cast<std::uint32_t>(load_be(h, 4));
+  if (first <= 0x7fffffffu) return first;
+  if (first != 0xffffffffu) {  // a negative length other than -1
+    break_framing();
+    throw std::system_error(std::make_error_code(std::errc::protocol_error),
+                            "mproc::Connection: bad message header");
+  }
+  read_exact(8, true);
+  return load_be(h, 8);
+}
+
+void Connection::recv_payload(std::byte* out, std::uint64_t n) {
+  while (n > 0) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(n, SIZE_MAX));
+    const std::size_t k = recv_some(out, want);
+    out += k;
+    n -= k;
+  }
+}
+
+std::size_t Connection::recv_some(std::byte* out, std::size_t n) {
+  int err = 0;
+  const std::size_t k = read_raw(fd_, out, n, err);
+  if (err != 0) {
+    break_framing();  // inside a frame
+    detail::throw_errno(err, "mproc::Connection: recv");
+  }
+  if (k == 0) throw_eof();
+  return k;
+}
+
+bool Connection::discard(std::uint64_t n, std::byte* scratch, std::size_t scratch_size) noexcept {
+  if (closed()) return false;
+  while (n > 0) {
+    int err = 0;
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(n, scratch_size));
+    const std::size_t k = read_raw(fd_, scratch, want, err);
+    if (err != 0) {
+      break_framing();
+      return false;
+    }
+    if (k == 0) return false;
+    n -= k;
+  }
+  return true;
+}
+
+void Connection::send_bytes(std::span<const std::byte> buf) {
+  check_writable();
+  std::byte h[detail::kFrameHeaderMax];
+  const std::size_t hn = detail::put_frame_header(h, buf.size());
+  send_raw(h, hn, buf.data(), buf.size());
+}
+
+void Connection::send_bytes(std::span<const std::byte> buf, std::size_t offset) {
+  check_writable();
+  if (offset > buf.size()) throw ValueError("buffer length < offset");
+  send_bytes(buf.subspan(offset));
+}
+
+void Connection::send_bytes(std::span<const std::byte> buf, std::size_t offset, std::size_t size) {
+  check_writable();
+  if (offset > buf.size()) throw ValueError("buffer length < offset");
+  if (size > buf.size() - offset) throw ValueError("buffer length < offset + size");
+  send_bytes(buf.subspan(offset, size));
+}
+
+std::vector<std::byte> Connection::recv_bytes(std::size_t maxlength) {
+  check_readable();
+  const std::uint64_t n = recv_frame_header();
+  if (n > maxlength) {
+    break_framing();  // as Python: the rest of the message stays unread
+    throw std::system_error(std::make_error_code(std::errc::message_size), "bad message length");
+  }
+  std::vector<std::byte> out;
+  try {
+    out = payload_vector(n);
+  } catch (...) {
+    std::byte scratch[16384];
+    (void)discard(n, scratch, sizeof scratch);
+    throw;
+  }
+  recv_payload(out.data(), n);
+  return out;
+}
+
+std::size_t Connection::recv_bytes_into(std::span<std::byte> buf) {
+  check_readable();
+  const std::uint64_t n = recv_frame_header();
+  if (n <= buf.size()) {
+    recv_payload(buf.data(), n);
+    return static_cast<std::size_t>(n);
+  }
+  std::vector<std::byte> message;
+  try {
+    message = payload_vector(n);
+  } catch (...) {
+    std::byte scratch[16384];
+    (void)discard(n, scratch, sizeof scratch);
+    throw;
+  }
+  recv_payload(message.data(), n);
+  throw BufferTooShort(std::move(message), buf.size());
+}
+
+std::pair<Connection, Connection> Pipe(bool duplex) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    detail::throw_errno(errno, "mproc::Pipe: socketpair");
+  if (!duplex && ::shutdown(fds[1], SHUT_RD) != 0) {  // also shuts fds[0] for writing
+    const int e = errno;
+    detail::close_fd(fds[0]);
+    detail::close_fd(fds[1]);
+    detail::throw_errno(e, "mproc::Pipe: shutdown");
+  }
+  Connection first;
+  try {
+    first = Connection(fds[0], true, duplex);
+  } catch (...) {
+    detail::close_fd(fds[0]);
+    detail::close_fd(fds[1]);
+    throw;
+  }
+  Connection second;
+  try {
+    second = Connection(fds[1], duplex, true);
+  } catch (...) {
+    detail::close_fd(fds[1]);  // fds[0] is closed by `first`
+    throw;
+  }
+  return {std::move(first), std::move(second)};
+}
+
+// ---- wait ---------------------------------------------------------------------------------------
+
+Waitable::Waitable(const Connection& conn) : fd_(conn.fileno()) {
+  if (!conn.readable()) throw ValueError("connection is write-only");
+}
+
+Waitable::Waitable(const Process& process) : fd_(process.sentinel()) {}
+
+Waitable::Waitable(const ParentProcess& process) noexcept : fd_(process.sentinel()) {}
+
+std::vector<std::size_t> wait_until(std::span<const Waitable> objects,
+                                    const detail::Deadline& deadline) {
+  constexpr std::size_t kOnStack = 16;
+  pollfd on_stack[kOnStack];
+  std::unique_ptr<pollfd[]> on_heap;
+  pollfd* fds = on_stack;
+  if (objects.size() > kOnStack) {
+    on_heap.reset(new pollfd[objects.size()]);
+    fds = on_heap.get();
+  }
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    if (objects[i].fd() < 0)
+      throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor),
+                              "mproc::wait: invalid descriptor");
+    fds[i] = pollfd{objects[i].fd(), POLLIN, 0};
+  }
+  for (;;) {
+    timespec ts{};
+    timespec* tsp = nullptr;
+    if (deadline && *deadline != detail::Clock::time_point::max()) {
+      auto left = *deadline - detail::Clock::now();
+      if (left < detail::Clock::duration::zero()) left = detail::Clock::duration::zero();
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+      ts.tv_nsec = static_cast<long>(ns % 1000000000);
+      tsp = &ts;
+    }
+    const int r = ::ppoll(fds, objects.size(), tsp, nullptr);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      detail::throw_errno(errno, "mproc::wait");
+    }
+    std::vector<std::size_t> ready;
+    if (r == 0) return ready;
+    ready.reserve(static_cast<std::size_t>(r));
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+      if (fds[i].revents & POLLNVAL)
+        throw std::system_error(
+            std::make_error_code(std::errc::bad_file_descriptor),
+            "mproc::wait: descriptor " + std::to_string(fds[i].fd) + " is not open");
+      if (fds[i].revents != 0) ready.push_back(i);
+    }
+    return ready;
+  }
+}
+
+}  // namespace mproc
