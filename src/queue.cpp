@@ -31,6 +31,7 @@
 #include <mproc/detail/queue_core.hpp>
 #include <mproc/errors.hpp>
 #include <new>
+#include <optional>
 
 #include "posix/error.hpp"
 #include "posix/futex.hpp"
@@ -124,6 +125,41 @@ int take(MutexState* m, const Deadline& deadline, int spin) {
   throw_errno(r, "mproc::Queue: lock failed");
 }
 
+// Waits until ready(): spins for `spin` pause instructions, then sleeps on the futex word `seq`
+// after announcing itself in `sleeping` (the waker checks that flag after a sequentially consistent
+// fence, see the file comment). Returns false once `deadline` has passed. With `slice`, sleeps at
+// most that long at a time and calls on_idle() after each slice that ended without progress.
+template <class Ready, class OnIdle>
+bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping,
+          const Deadline& deadline, Ready ready, std::optional<Clock::duration> slice,
+          OnIdle on_idle) {
+  for (std::uint32_t i = 0; i < spin; i += 64) {
+    if (ready()) return true;
+    for (int k = 0; k < 64; ++k) cpu_relax();
+  }
+  for (;;) {
+    std::uint32_t value = seq.load(std::memory_order_relaxed);
+    sleeping.store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (ready()) {
+      sleeping.store(0, std::memory_order_relaxed);
+      return true;
+    }
+    Deadline until = deadline;
+    if (slice) {
+      auto next = Clock::now() + *slice;
+      if (!until || next < *until) until = next;
+    }
+    int r = futex_wait(&seq, value, until);
+    sleeping.store(0, std::memory_order_relaxed);
+    if (ready()) return true;
+    if (expired(deadline)) return false;
+    if (r == ETIMEDOUT && slice) on_idle();
+  }
+}
+
+constexpr auto kNoIdle = [] {};
+
 class Unlock {
  public:
   explicit Unlock(MutexState* m) : m_(m) {}
@@ -196,23 +232,8 @@ class Producer {
                   items_ - s_->items_got.load(std::memory_order_acquire) < s_->maxsize;
       return room && slot;
     };
-    for (std::uint32_t i = 0; i < s_->spin; i += 64) {
-      if (ready()) return true;
-      for (int k = 0; k < 64; ++k) cpu_relax();
-    }
-    for (;;) {
-      std::uint32_t seq = s_->space_seq.load(std::memory_order_relaxed);
-      s_->producer_sleeping.store(1, std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (ready()) {
-        s_->producer_sleeping.store(0, std::memory_order_relaxed);
-        return true;
-      }
-      int r = futex_wait(&s_->space_seq, seq, deadline_);
-      s_->producer_sleeping.store(0, std::memory_order_relaxed);
-      if (ready()) return true;
-      if (r == ETIMEDOUT || expired(deadline_)) return false;
-    }
+    return park(s_->spin, s_->space_seq, s_->producer_sleeping, deadline_, ready, std::nullopt,
+                kNoIdle);
   }
 
   // Writes an ABORT record ending an unfinished stream; false on timeout.
@@ -403,29 +424,11 @@ class Consumer {
       s_->get_cached_tail = s_->tail.load(std::memory_order_acquire);
       return h_ != s_->get_cached_tail;
     };
-    for (std::uint32_t i = 0; i < s_->spin; i += 64) {
-      if (ready()) return true;
-      for (int k = 0; k < 64; ++k) cpu_relax();
-    }
-    for (;;) {
-      std::uint32_t seq = s_->data_seq.load(std::memory_order_relaxed);
-      s_->consumer_sleeping.store(1, std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (ready()) {
-        s_->consumer_sleeping.store(0, std::memory_order_relaxed);
-        return true;
-      }
-      Deadline slice = deadline;
-      if (probe) slice = Clock::now() + kProbe;
-      int r = futex_wait(&s_->data_seq, seq, slice);
-      s_->consumer_sleeping.store(0, std::memory_order_relaxed);
-      if (ready()) return true;
-      if (probe) {
-        if (r == ETIMEDOUT) check_stream_producer();
-        continue;
-      }
-      if (r == ETIMEDOUT || expired(deadline)) return false;
-    }
+    if (!probe)
+      return park(s_->spin, s_->data_seq, s_->consumer_sleeping, deadline, ready, std::nullopt,
+                  kNoIdle);
+    return park(s_->spin, s_->data_seq, s_->consumer_sleeping, deadline, ready,
+                std::optional<Clock::duration>(kProbe), [this] { check_stream_producer(); });
   }
 
   // The stream's producer holds put_lock until the stream ends. If we can take it while the

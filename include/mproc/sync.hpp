@@ -54,9 +54,22 @@ struct EventState;
 struct ConditionState;
 struct BarrierState;
 
-// What Lock and RLock share: a robust, process-shared mutex in shared memory.
+// What Lock and RLock share: a robust, process-shared mutex in shared memory, and the acquire /
+// Lockable forms both expose (documented on Lock).
 class MPROC_API MutexHandle {
  public:
+  void acquire() { (void)acquire_until(Deadline()); }
+  [[nodiscard]] bool acquire(bool block) {
+    return block ? acquire_until(Deadline()) : try_acquire();
+  }
+  template <class R, class P>
+  [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
+    return acquire_until(Deadline(deadline_after(timeout)));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool acquire_until(std::chrono::time_point<C, D> deadline) {
+    return acquire_until(Deadline(to_steady(deadline)));
+  }
   // Blocks until acquired or `deadline` passes; true when acquired.
   bool acquire_until(const Deadline& deadline);
   // Takes the lock only if that needs no waiting; true when acquired.
@@ -64,6 +77,19 @@ class MPROC_API MutexHandle {
   void release();
   [[nodiscard]] bool owner_died() const noexcept;
   [[nodiscard]] bool is_owned() const noexcept;
+
+  void lock() { acquire(); }
+  [[nodiscard]] bool try_lock() { return try_acquire(); }
+  template <class R, class P>
+  [[nodiscard]] bool try_lock_for(std::chrono::duration<R, P> timeout) {
+    return acquire(timeout);
+  }
+  template <class C, class D>
+  [[nodiscard]] bool try_lock_until(std::chrono::time_point<C, D> deadline) {
+    return acquire_until(deadline);
+  }
+  void unlock() { release(); }
+
   // Condition support: releases every level the caller holds, returns how many; `restore` takes
   // the lock again and reinstates the count.
   std::uint32_t release_all();
@@ -91,22 +117,15 @@ class MPROC_API Lock : private detail::MutexHandle {
   // memory cannot be created.
   Lock();
 
-  // Blocks until the lock is acquired. Throws std::system_error(resource_deadlock_would_occur) if
-  // the calling thread already holds it. Mirrors Lock.acquire().
-  void acquire() { (void)acquire_until(std::nullopt); }
-  // `block == false`: takes the lock only if it is free now. Mirrors Lock.acquire(block).
-  [[nodiscard]] bool acquire(bool block) {
-    return block ? acquire_until(std::nullopt) : try_acquire();
-  }
-  // Blocks at most `timeout`; true when acquired. Mirrors Lock.acquire(timeout=...).
-  template <class R, class P>
-  [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
-    return acquire_until(detail::Deadline(detail::deadline_after(timeout)));
-  }
-  template <class C, class D>
-  [[nodiscard]] bool acquire_until(std::chrono::time_point<C, D> deadline) {
-    return acquire_until(detail::Deadline(detail::to_steady(deadline)));
-  }
+  // acquire(): blocks until the lock is acquired. Mirrors Lock.acquire().
+  // acquire(false): takes the lock only if it is free now. Mirrors Lock.acquire(block=False).
+  // acquire(timeout), acquire_until(deadline): block at most that long; true when acquired.
+  //   Mirrors Lock.acquire(timeout=...).
+  // Every form throws std::system_error(resource_deadlock_would_occur) if the calling thread
+  // already holds the lock.
+  using MutexHandle::acquire;
+  using MutexHandle::acquire_until;
+  using MutexHandle::try_acquire;
 
   // Releases the lock. Throws LockError if the calling thread does not hold it.
   // Mirrors Lock.release().
@@ -118,22 +137,14 @@ class MPROC_API Lock : private detail::MutexHandle {
   // True when the calling thread holds the lock.
   using MutexHandle::is_owned;
 
-  // Lockable / TimedLockable.
-  void lock() { acquire(); }
-  [[nodiscard]] bool try_lock() { return try_acquire(); }
-  template <class R, class P>
-  [[nodiscard]] bool try_lock_for(std::chrono::duration<R, P> timeout) {
-    return acquire(timeout);
-  }
-  template <class C, class D>
-  [[nodiscard]] bool try_lock_until(std::chrono::time_point<C, D> deadline) {
-    return acquire_until(deadline);
-  }
-  void unlock() { release(); }
+  // Lockable / TimedLockable: lock(), try_lock(), try_lock_for(), try_lock_until(), unlock().
+  using MutexHandle::lock;
+  using MutexHandle::try_lock;
+  using MutexHandle::try_lock_for;
+  using MutexHandle::try_lock_until;
+  using MutexHandle::unlock;
 
  private:
-  using MutexHandle::acquire_until;
-  using MutexHandle::try_acquire;
   friend class Condition;
 };
 
@@ -146,18 +157,10 @@ class MPROC_API RLock : private detail::MutexHandle {
  public:
   RLock();
 
-  void acquire() { (void)acquire_until(std::nullopt); }
-  [[nodiscard]] bool acquire(bool block) {
-    return block ? acquire_until(std::nullopt) : try_acquire();
-  }
-  template <class R, class P>
-  [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
-    return acquire_until(detail::Deadline(detail::deadline_after(timeout)));
-  }
-  template <class C, class D>
-  [[nodiscard]] bool acquire_until(std::chrono::time_point<C, D> deadline) {
-    return acquire_until(detail::Deadline(detail::to_steady(deadline)));
-  }
+  // As Lock's, except that the holder may acquire again (each level must be released).
+  using MutexHandle::acquire;
+  using MutexHandle::acquire_until;
+  using MutexHandle::try_acquire;
   // Releases one level. Throws LockError if the calling thread does not hold the lock.
   using MutexHandle::is_owned;
   using MutexHandle::owner_died;
@@ -165,21 +168,13 @@ class MPROC_API RLock : private detail::MutexHandle {
   // How many times the calling thread holds the lock (0 if it does not).
   [[nodiscard]] std::uint32_t depth() const noexcept;
 
-  void lock() { acquire(); }
-  [[nodiscard]] bool try_lock() { return try_acquire(); }
-  template <class R, class P>
-  [[nodiscard]] bool try_lock_for(std::chrono::duration<R, P> timeout) {
-    return acquire(timeout);
-  }
-  template <class C, class D>
-  [[nodiscard]] bool try_lock_until(std::chrono::time_point<C, D> deadline) {
-    return acquire_until(deadline);
-  }
-  void unlock() { release(); }
+  using MutexHandle::lock;
+  using MutexHandle::try_lock;
+  using MutexHandle::try_lock_for;
+  using MutexHandle::try_lock_until;
+  using MutexHandle::unlock;
 
  private:
-  using MutexHandle::acquire_until;
-  using MutexHandle::try_acquire;
   friend class Condition;
 };
 
