@@ -116,9 +116,11 @@ RecordHeader* header_at(std::byte* ring, const QueueShared* s, std::uint64_t pos
 // Returns 0 (acquired), EOWNERDEAD (acquired; the previous holder died) or ETIMEDOUT.
 int take(MutexState* m, const Deadline& deadline, int spin) {
   int r = mutex_try_acquire(m);
-  for (int i = 0; r == EBUSY && i < spin; i += 64) {
-    for (int k = 0; k < 64; ++k) cpu_relax();
-    r = mutex_try_acquire(m);
+  // Test and test-and-set: watch the lock word with plain loads, try only when it looks free.
+  for (int i = 0; r == EBUSY && i < spin; ++i) {
+    cpu_relax();
+    if ((__atomic_load_n(&m->mutex.__data.__lock, __ATOMIC_RELAXED) & 0x3fffffff) == 0)
+      r = mutex_try_acquire(m);  // no owner (free, or its owner died)
   }
   if (r == EBUSY) r = mutex_acquire(m, deadline);
   if (r == 0 || r == EOWNERDEAD || r == ETIMEDOUT) return r;
@@ -133,9 +135,9 @@ template <class Ready, class OnIdle>
 bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping,
           const Deadline& deadline, Ready ready, std::optional<Clock::duration> slice,
           OnIdle on_idle) {
-  for (std::uint32_t i = 0; i < spin; i += 64) {
+  for (std::uint32_t i = 0; i < spin; ++i) {
     if (ready()) return true;
-    for (int k = 0; k < 64; ++k) cpu_relax();
+    cpu_relax();
   }
   for (;;) {
     std::uint32_t value = seq.load(std::memory_order_relaxed);

@@ -41,22 +41,36 @@ bool mutex_owned(const MutexState* s) noexcept {
   return (word & kTidMask) == this_thread_id();
 }
 
+// A blocked acquirer sleeps at most this long before it looks at the lock again. The kernel wakes
+// a waiter when a robust lock's owner dies, and also when a woken waiter dies before taking a lock
+// its owner released; but when an owner dies and the waiter woken for it dies too before taking
+// the lock, nobody is woken. With this re-check such a chain of deaths delays the other waiters by
+// at most this much instead of blocking them until someone else touches the lock.
+constexpr auto kRecheck = std::chrono::milliseconds(100);
+
+timespec to_timespec(Clock::time_point t) noexcept {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
+  timespec ts{};
+  if (ns.count() > 0) {
+    ts.tv_sec = static_cast<time_t>(ns.count() / 1000000000);
+    ts.tv_nsec = static_cast<long>(ns.count() % 1000000000);
+  }
+  return ts;
+}
+
 int mutex_acquire(MutexState* s, const Deadline& deadline) noexcept {
   if (s->recursive && mutex_owned(s)) {
     ++s->depth;
     return 0;
   }
-  int r;
-  if (!deadline || *deadline == Clock::time_point::max()) {
-    r = pthread_mutex_lock(&s->mutex);
-  } else {
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch());
-    timespec ts{};
-    if (ns.count() > 0) {
-      ts.tv_sec = static_cast<time_t>(ns.count() / 1000000000);
-      ts.tv_nsec = static_cast<long>(ns.count() % 1000000000);
-    }
+  int r = pthread_mutex_trylock(&s->mutex);  // the uncontended case: no clock read
+  if (r == EBUSY && mutex_owned(s)) r = EDEADLK;
+  while (r == EBUSY) {
+    const Clock::time_point slice_end = Clock::now() + kRecheck;
+    const bool last = deadline && *deadline <= slice_end;
+    const timespec ts = to_timespec(last ? *deadline : slice_end);
     r = pthread_mutex_clocklock(&s->mutex, CLOCK_MONOTONIC, &ts);
+    if (r == ETIMEDOUT && !last) r = EBUSY;  // not our deadline yet: look again
   }
   return finish(s, r);
 }

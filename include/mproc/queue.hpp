@@ -12,9 +12,9 @@
 // and decoded straight out of it. Producers take turns through one robust lock, consumers through
 // another, so a producer and a consumer never contend with each other; each side caches the
 // other's index and sleeps on a futex only after spinning briefly (QueueOptions::spin), and
-// neither side makes a system call when nobody sleeps. A message larger than half the ring streams
-// through it in chunks while the consumer drains them: memory stays bounded by the ring plus the
-// value being decoded.
+// neither side makes a system call when nobody sleeps. A message larger than a quarter of the ring
+// streams through it in chunks while the consumer drains them: memory stays bounded by the ring
+// plus the value being decoded.
 //
 // Ordering: FIFO per producer (messages of one producer arrive in the order it put them); messages
 // of different producers interleave in the order they took the producer lock. Items put before a
@@ -213,6 +213,7 @@ class Queue {
   std::vector<T> get_many_until(std::size_t max, const detail::Deadline& deadline) {
     std::vector<T> out;
     if (max == 0) return out;
+    out.reserve(max < 1024 ? max : 1024);
     core_.get_batch(&detail::decode_append<T>, &out, max, deadline);
     return out;
   }

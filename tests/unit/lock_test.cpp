@@ -187,6 +187,42 @@ TYPED_TEST(LockSuite, OwnerThreadExitingWhileHoldingIsRecovered) {
   lock.release();
 }
 
+// The owner and one waiter are killed at once while another waiter sleeps. If the kernel wakes the
+// doomed waiter for the owner's death and it dies before taking the lock, nobody else is woken by
+// the kernel; the last waiter must still get the lock (waiters re-check the lock word).
+TEST(Lock, OwnerAndWaiterKilledTogetherLeaveTheLockToTheLastWaiter) {
+  for (int round = 0; round < 20; ++round) {
+    mproc::Lock lock;
+    SharedPage<Flags> f;
+    Child owner([&] {
+      lock.acquire();
+      f->ready = 1;
+      pause();
+      return 0;
+    });
+    ASSERT_TRUE(eventually([&] { return f->ready.load() == 1; }));
+    Child waiter([&] {
+      f->done = 1;
+      lock.acquire();
+      pause();
+      return 0;
+    });
+    ASSERT_TRUE(eventually([&] { return f->done.load() == 1; }));
+    std::atomic<int> got{0};
+    std::thread last([&] {
+      got = lock.acquire(30s) ? 1 : 2;
+      if (got == 1) lock.release();
+    });
+    std::this_thread::sleep_for(20ms);  // both waiters asleep in the kernel
+    owner.kill();
+    waiter.kill();
+    EXPECT_EQ(owner.wait(), -SIGKILL);
+    EXPECT_EQ(waiter.wait(), -SIGKILL);
+    last.join();
+    ASSERT_EQ(got.load(), 1) << "round " << round;
+  }
+}
+
 TEST(Lock, ReacquireByOwnerThrowsDeadlockError) {
   mproc::Lock lock;
   lock.acquire();

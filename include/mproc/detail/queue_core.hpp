@@ -18,10 +18,11 @@ namespace mproc {
 // sender's memory); here memory is bounded by `capacity`.
 struct QueueOptions {
   // Bytes of the shared ring (rounded up to a power of two, at least 4 KiB). A message larger
-  // than about half the ring streams through it in chunks; any size goes through.
+  // than a quarter of the ring streams through it in chunks; any size goes through.
   std::size_t capacity = std::size_t{1} << 20;
-  // How long a blocked put/get spins (checking for progress) before it sleeps on a futex, in
-  // iterations of the CPU's pause instruction (each some tens of nanoseconds). 0: sleep at once.
+  // How long a blocked put/get spins before it sleeps on a futex: iterations of one pause
+  // instruction (some tens of nanoseconds on current x86) and one check for progress. 0: sleep
+  // at once (the lowest CPU use; the round trip then costs two futex wake-ups).
   int spin = 1000;
 };
 
