@@ -26,7 +26,17 @@ DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
 BEGIN = "<!-- bench:results:begin (written by bench/compare.py --write-docs) -->"
 END = "<!-- bench:results:end -->"
 IMPLS = ("mproc", "python", "floor")
-TARGET_RE = re.compile(r"^\s*(mproc/floor|python/mproc)\s*(<=|>=|<|>)\s*([0-9.]+)\s*$")
+# Where a row of each impl is shown: "anchor" rows (another library, e.g. Boost) go in the python
+# column, which holds the anchors, and are compared with mproc as Python's rows are.
+COLUMN = {"mproc": "mproc", "python": "python", "floor": "floor", "anchor": "python"}
+OPS = r"(<=|>=|<|>)"
+# Ratios of time per op: "mproc/floor<=1.5", "python/mproc>=8".
+RATIO_TARGET_RE = re.compile(r"^\s*(mproc/floor|python/mproc)\s*" + OPS + r"\s*([0-9.]+)\s*$")
+# mproc's own figure: time per op ("mproc<=100ns"), ops per second ("mproc>=10M/s") or bytes per
+# second ("mproc>=5GB/s", for a group whose op moves a known number of bytes).
+ABS_TARGET_RE = re.compile(r"^\s*mproc\s*" + OPS + r"\s*([0-9.]+)\s*(ns|us|µs|ms|s|[kMG]?/s|[kMG]?B/s)\s*$")
+TIME_UNITS = {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
+PREFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
 
 
 # ----------------------------------------------------------------------------- sources
@@ -162,9 +172,31 @@ def cost(value, unit):
     return value
 
 
-def fmt_value(value, unit):
+def fmt_rate(per_s, unit):
+    """"14.6 M msg/s", "46 GB/s"."""
+    sep = "" if unit == "B/s" else " "
+    for div, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if per_s >= div:
+            return "%.3g %s%s%s" % (per_s / div, prefix, sep, unit)
+    return "%.3g %s" % (per_s, unit)
+
+
+def fmt_value(value, unit, group=None):
+    """A row's figure; in a throughput group (group["rate"]), the rate it makes follows."""
     if value is None:
         return "—"
+    text = fmt_time(value, unit)
+    c = cost(value, unit)
+    rate = (group or {}).get("rate", "")
+    if rate and c:
+        if rate == "bytes" and (group or {}).get("bytes_per_op"):
+            text += " · " + fmt_rate(group["bytes_per_op"] * 1e9 / c, "B/s")
+        else:
+            text += " · " + fmt_rate(1e9 / c, "msg/s")
+    return text
+
+
+def fmt_time(value, unit):
     if unit == "ops/s":
         for div, suffix in ((1e9, " G/s"), (1e6, " M/s"), (1e3, " k/s")):
             if value >= div:
@@ -200,16 +232,41 @@ def ratio(num, den):
     return num / den
 
 
-def check_target(target, mproc_floor, python_mproc):
+def parse_abs_target(target, group):
+    """For "mproc<=100ns" and the like: (shown text, op, bound, function of mproc's cost in ns that
+    gives the figure the bound applies to); None if `target` is not of that form."""
+    m = ABS_TARGET_RE.match(target)
+    if not m:
+        return None
+    op, number, unit = m.group(1), float(m.group(2)), m.group(3)
+    shown = "mproc %s %g %s" % ({"<=": "≤", ">=": "≥"}.get(op, op), number, unit)
+    if unit in TIME_UNITS:
+        return shown, op, number * TIME_UNITS[unit], lambda c: c
+    if unit.endswith("B/s"):
+        per_op = (group or {}).get("bytes_per_op") or 0
+        if not per_op:
+            return shown + " (no bytes per op)", op, None, None
+        return shown, op, number * PREFIX[unit[:-3]], lambda c: per_op * 1e9 / c
+    return shown, op, number * PREFIX[unit[:-2]], lambda c: 1e9 / c
+
+
+def check_target(target, mproc_floor, python_mproc, mproc_cost=None, group=None):
     """Returns (text of the target, "yes" / "no" / "n/a")."""
     if not target:
         return "—", ""
-    m = TARGET_RE.match(target)
-    if not m:
-        return target, "?"
-    which, op, bound = m.group(1), m.group(2), float(m.group(3))
-    value = mproc_floor if which == "mproc/floor" else python_mproc
-    shown = "%s %s %g" % (which, {"<=": "≤", ">=": "≥"}.get(op, op), bound)
+    absolute = parse_abs_target(target, group)
+    if absolute:
+        shown, op, bound, figure = absolute
+        if figure is None:
+            return shown, "?"
+        value = figure(mproc_cost) if mproc_cost else None
+    else:
+        m = RATIO_TARGET_RE.match(target)
+        if not m:
+            return target, "?"
+        which, op, bound = m.group(1), m.group(2), float(m.group(3))
+        value = mproc_floor if which == "mproc/floor" else python_mproc
+        shown = "%s %s %g" % (which, {"<=": "≤", ">=": "≥"}.get(op, op), bound)
     if value is None:
         return shown, "n/a"
     ok = {"<=": value <= bound, ">=": value >= bound, "<": value < bound, ">": value > bound}[op]
@@ -238,18 +295,20 @@ def build_table(groups, rows):
                 main[r["impl"]] = r
         c = {i: cost(main[i]["value"], main[i]["unit"]) if i in main else None for i in IMPLS}
         mf, pm = ratio(c["mproc"], c["floor"]), ratio(c["python"], c["mproc"])
-        shown, met = check_target(groups.get(g, {}).get("target", ""), mf, pm)
+        grp = groups.get(g, {})
+        shown, met = check_target(grp.get("target", ""), mf, pm, c["mproc"], grp)
         if met:
             verdicts.append((g, met))
-        cells = [fmt_value(main[i]["value"], main[i]["unit"]) if i in main else "—" for i in IMPLS]
+        cells = [fmt_value(main[i]["value"], main[i]["unit"], grp) if i in main else "—" for i in IMPLS]
         lines.append("| **%s** | %s | %s | %s | %s | %s | %s | %s |" % (g, *cells, fmt_ratio(mf), fmt_ratio(pm), shown, met))
         for r in members:
             if any(r is m for m in main.values()):
                 continue
             rc = cost(r["value"], r["unit"])
-            cells = [fmt_value(r["value"], r["unit"]) if r["impl"] == i else "" for i in IMPLS]
+            col = COLUMN.get(r["impl"])
+            cells = [fmt_value(r["value"], r["unit"], grp) if col == i else "" for i in IMPLS]
             rmf = ratio(rc, c["floor"]) if r["impl"] == "mproc" else (ratio(c["mproc"], rc) if r["impl"] == "floor" else None)
-            rpm = ratio(rc, c["mproc"]) if r["impl"] == "python" else (ratio(c["python"], rc) if r["impl"] == "mproc" else None)
+            rpm = ratio(rc, c["mproc"]) if col == "python" else (ratio(c["python"], rc) if r["impl"] == "mproc" else None)
             lines.append(
                 "| &nbsp;&nbsp;↳ %s: %s | %s | %s | %s | %s | %s | | |"
                 % (r["impl"], md(r["label"]), *cells, fmt_ratio(rmf) if rmf else "", fmt_ratio(rpm) if rpm else "")
@@ -357,7 +416,8 @@ def main(argv=None):
         for o in listing:
             if o.get("kind") == "group" and o["group"] not in groups:
                 groups[o["group"]] = {"op": o.get("op", ""), "target": o.get("target", ""),
-                                      "isolate": bool(o.get("isolate", False))}
+                                      "isolate": bool(o.get("isolate", False)),
+                                      "rate": o.get("rate", ""), "bytes_per_op": o.get("bytes_per_op", 0)}
         got, _ = Source(b, [b]).json_lines(["--info"], 60)
         if got and not info:
             info = got[0]

@@ -3,7 +3,8 @@
 // A floor is what the operation costs without any library of ours: a robust process-shared pthread
 // mutex (what a robust lock must at least pay), two futex words in MAP_SHARED memory (what a
 // sleeping event must at least pay), fork + _exit + waitpid (what starting a process must at least
-// pay). mproc's rows are measured against these, side by side in the same binary.
+// pay). mproc's rows are measured against these, side by side in the same binary. The queue and
+// pipe floors are in floors_queue.cpp.
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -126,6 +127,25 @@ const Registrar kEventPingpong{{
     .group = "event.pingpong",
     .impl = "floor",
     .label = "two futex words, FUTEX_WAIT/FUTEX_WAKE",
+    .make =
+        [] {
+          auto s = make_shared_object<FutexEvents>();
+          return pair_runner({
+              .pin = Pin::kSame,
+              .before = {},
+              .self = [s](std::uint64_t n) { event_pingpong_a(s->e1, s->e2, n); },
+              .partner = [s](std::uint64_t n) { event_pingpong_b(s->e1, s->e2, n); },
+          });
+        },
+}};
+
+// queue.roundtrip's floor: the same two futex words, so a round trip through two blocking queues
+// is measured against the least two sleeping hand-offs cost.
+const Registrar kQueueRoundtrip{{
+    .name = "queue.roundtrip/floor",
+    .group = "queue.roundtrip",
+    .impl = "floor",
+    .label = "two futex words, FUTEX_WAIT/FUTEX_WAKE (event.pingpong's floor)",
     .make =
         [] {
           auto s = make_shared_object<FutexEvents>();

@@ -1,4 +1,4 @@
-// bench/harness.cpp — the workload registry, shared mappings and the two-process runner.
+// bench/harness.cpp — the workload registry, shared mappings and the multi-process runner.
 #include "harness.hpp"
 
 #include <linux/futex.h>
@@ -21,6 +21,7 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace mproc_bench {
 
@@ -61,20 +62,21 @@ const InitialAffinity& initial_affinity() noexcept {
   return a;
 }
 
-// The CPUs for (this process, the partner) under `pin`; -1 = leave alone.
-std::pair<int, int> pair_cpus(Pin pin) noexcept {
-  if (pin == Pin::kNone) return {-1, -1};
+// The CPUs for this process (first) and `partners` partners under `pin`; -1 = leave alone.
+std::vector<int> team_cpus(Pin pin, unsigned partners) {
+  std::vector<int> out(partners + 1, -1);
+  if (pin == Pin::kNone) return out;
   const InitialAffinity& init = initial_affinity();
-  if (!init.ok) return {-1, -1};
-  const cpu_set_t& set = init.set;
-  int cpus[2] = {-1, -1};
-  int found = 0;
-  for (int c = 0; c < CPU_SETSIZE && found < 2; ++c) {
-    if (CPU_ISSET(c, &set)) cpus[found++] = c;
+  if (!init.ok) return out;
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &init.set)) cpus.push_back(c);
   }
-  if (found == 0) return {-1, -1};
-  if (pin == Pin::kSame || found == 1) return {cpus[0], cpus[0]};
-  return {cpus[0], cpus[1]};
+  if (cpus.empty()) return out;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = pin == Pin::kSame ? cpus[0] : cpus[i % cpus.size()];
+  }
+  return out;
 }
 
 void pin_to(int cpu) noexcept {
@@ -103,7 +105,10 @@ struct Control {
   alignas(64) std::atomic<std::uint32_t> go{0};  // bumped by the parent to start a repetition
   std::atomic<std::uint64_t> iters{0};
   std::atomic<std::uint32_t> stop{0};
-  alignas(64) std::atomic<std::uint32_t> done{0};  // set to `go`'s value by the partner when done
+  struct alignas(64) Done {
+    std::atomic<std::uint32_t> seq{0};  // set to `go`'s value by a partner when it is done
+  };
+  Done done[kMaxPartners];
 };
 
 void write_stderr(const char* msg) noexcept {
@@ -116,40 +121,43 @@ void write_stderr(const char* msg) noexcept {
   }
 }
 
-class PairRunner final : public Runner {
+class TeamRunner final : public Runner {
  public:
-  explicit PairRunner(PairSpec spec)
+  explicit TeamRunner(TeamSpec spec)
       : spec_(std::move(spec)), control_(make_shared_object<Control>()) {
-    const auto [self_cpu, partner_cpu] = pair_cpus(g_pin_override.value_or(spec_.pin));
-    self_cpu_ = self_cpu;
+    if (spec_.partners < 1 || spec_.partners > kMaxPartners) {
+      throw std::invalid_argument("team_runner: 1 to kMaxPartners partners");
+    }
+    const std::vector<int> cpus = team_cpus(g_pin_override.value_or(spec_.pin), spec_.partners);
+    self_cpu_ = cpus[0];
     const pid_t parent = ::getpid();
     std::fflush(nullptr);  // nothing buffered may be written twice
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork");
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);
-      pin_to(partner_cpu);
-      partner_loop();
+    for (unsigned i = 0; i < spec_.partners; ++i) {
+      const pid_t pid = ::fork();
+      if (pid < 0) {
+        const int err = errno;
+        stop_partners();
+        throw std::system_error(err, std::generic_category(), "fork");
+      }
+      if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(1);
+        // Unpinned partners get every CPU back (this process may be pinned by another runner).
+        if (cpus[i + 1] >= 0) {
+          pin_to(cpus[i + 1]);
+        } else {
+          restore_affinity();
+        }
+        partner_loop(i);
+      }
+      pids_.push_back(pid);
     }
   }
 
-  PairRunner(const PairRunner&) = delete;
-  PairRunner& operator=(const PairRunner&) = delete;
+  TeamRunner(const TeamRunner&) = delete;
+  TeamRunner& operator=(const TeamRunner&) = delete;
 
-  ~PairRunner() override {
-    if (pid_ <= 0) return;
-    control_->stop.store(1, std::memory_order_relaxed);
-    control_->go.fetch_add(1, std::memory_order_release);
-    wake_word(control_->go);
-    // A partner stuck in a broken protocol gets a second to leave, then SIGKILL.
-    for (int i = 0; i < 100; ++i) {
-      if (::waitpid(pid_, nullptr, WNOHANG) != 0) return;
-      ::usleep(10000);
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
+  ~TeamRunner() override { stop_partners(); }
 
   double run(std::uint64_t iters) override {
     if (self_cpu_ >= 0) {
@@ -163,15 +171,18 @@ class PairRunner final : public Runner {
     const std::uint32_t seq = control_->go.fetch_add(1, std::memory_order_release) + 1;
     wake_word(control_->go);
     spec_.self(iters);
-    for (;;) {
-      const std::uint32_t d = control_->done.load(std::memory_order_acquire);
-      if (d == seq) break;
-      wait_word(control_->done, d, 200000000L);
-      if (control_->done.load(std::memory_order_acquire) != seq) {
-        int status = 0;
-        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-          pid_ = -1;
-          throw std::runtime_error("the partner process exited during a repetition");
+    for (std::size_t i = 0; i < pids_.size(); ++i) {
+      std::atomic<std::uint32_t>& done = control_->done[i].seq;
+      for (;;) {
+        const std::uint32_t d = done.load(std::memory_order_acquire);
+        if (d == seq) break;
+        wait_word(done, d, 200000000L);
+        if (done.load(std::memory_order_acquire) != seq) {
+          int status = 0;
+          if (pids_[i] > 0 && ::waitpid(pids_[i], &status, WNOHANG) == pids_[i]) {
+            pids_[i] = -1;
+            throw std::runtime_error("a partner process exited during a repetition");
+          }
         }
       }
     }
@@ -179,7 +190,7 @@ class PairRunner final : public Runner {
   }
 
  private:
-  [[noreturn]] void partner_loop() noexcept {
+  [[noreturn]] void partner_loop(unsigned index) noexcept {
     std::uint32_t seen = 0;
     for (;;) {
       std::uint32_t g;
@@ -189,7 +200,7 @@ class PairRunner final : public Runner {
       seen = g;
       if (control_->stop.load(std::memory_order_relaxed) != 0) ::_exit(0);
       try {
-        spec_.partner(control_->iters.load(std::memory_order_relaxed));
+        spec_.partner(index, control_->iters.load(std::memory_order_relaxed));
       } catch (const std::exception& e) {
         write_stderr("bench: partner process failed: ");
         write_stderr(e.what());
@@ -199,14 +210,36 @@ class PairRunner final : public Runner {
         write_stderr("bench: partner process failed\n");
         ::_exit(2);
       }
-      control_->done.store(seen, std::memory_order_release);
-      wake_word(control_->done);
+      control_->done[index].seq.store(seen, std::memory_order_release);
+      wake_word(control_->done[index].seq);
     }
   }
 
-  PairSpec spec_;
+  // Tells every partner to leave; one stuck in a broken protocol gets a second, then SIGKILL.
+  void stop_partners() noexcept {
+    control_->stop.store(1, std::memory_order_relaxed);
+    control_->go.fetch_add(1, std::memory_order_release);
+    wake_word(control_->go);
+    for (int i = 0; i < 100; ++i) {
+      bool left = false;
+      for (pid_t& pid : pids_) {
+        if (pid > 0 && ::waitpid(pid, nullptr, WNOHANG) != 0) pid = -1;
+        left = left || pid > 0;
+      }
+      if (!left) return;
+      ::usleep(10000);
+    }
+    for (pid_t& pid : pids_) {
+      if (pid <= 0) continue;
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      pid = -1;
+    }
+  }
+
+  TeamSpec spec_;
   std::shared_ptr<Control> control_;
-  pid_t pid_ = -1;
+  std::vector<pid_t> pids_;
   int self_cpu_ = -1;
 };
 
@@ -220,7 +253,18 @@ void restore_affinity() noexcept {
 }
 
 std::unique_ptr<Runner> pair_runner(PairSpec spec) {
-  return std::make_unique<PairRunner>(std::move(spec));
+  auto partner = std::move(spec.partner);
+  return team_runner({
+      .pin = spec.pin,
+      .partners = 1,
+      .before = std::move(spec.before),
+      .self = std::move(spec.self),
+      .partner = [partner = std::move(partner)](unsigned, std::uint64_t n) { partner(n); },
+  });
+}
+
+std::unique_ptr<Runner> team_runner(TeamSpec spec) {
+  return std::make_unique<TeamRunner>(std::move(spec));
 }
 
 }  // namespace mproc_bench

@@ -38,8 +38,18 @@ class Runner {
   virtual double run(std::uint64_t iters) = 0;
 };
 
-// One operation measured several ways. `target` compares cost ratios: "python/mproc>=8" (mproc at
-// least 8x faster than Python) or "mproc/floor<=1.5" (mproc at most 1.5x the floor's time).
+// What a throughput group's rows move per op, so that compare.py shows a rate beside the time.
+enum class Rate {
+  kNone,      // time per op only
+  kMessages,  // one op = one message: also messages per second
+  kBytes,     // one op = `bytes_per_op` bytes: also bytes per second
+};
+
+// One operation measured several ways. `target` compares cost ratios, "python/mproc>=8" (mproc at
+// least 8x faster than Python) or "mproc/floor<=1.5" (mproc at most 1.5x the floor's time), or
+// bounds mproc's own figure: "mproc<=100ns" (time per op; ns, us, ms or s), "mproc>=10M/s" (ops
+// per second; k, M or G) or "mproc>=5GB/s" (bytes per second, for a `Rate::kBytes` group).
+// compare.py checks them (docs/benchmarks.md).
 struct Group {
   std::string name;
   std::string op;  // what one "op" is, for the docs and --list
@@ -47,12 +57,15 @@ struct Group {
   // Run each row of the group in a program invocation of its own (compare.py does so), e.g. so
   // that a floor never runs in a process where mproc has registered its fork handlers.
   bool isolate = false;
+  Rate rate = Rate::kNone;
+  std::uint64_t bytes_per_op = 0;  // with Rate::kBytes
 };
 
 struct Workload {
   std::string name;     // "<group>/<impl>[.<variant>]", unique
   std::string group;    // a Group's name
-  std::string impl;     // "mproc" or "floor" here; "python" in bench/python/
+  std::string impl;     // "mproc", "floor" or "anchor" (another library) here; "python" in
+                        // bench/python/
   std::string label;    // a few words on how it is done
   bool primary = true;  // false: an extra row shown under the group's main row
   std::string unit = "ns/op";
@@ -88,9 +101,31 @@ struct PairSpec {
 };
 std::unique_ptr<Runner> pair_runner(PairSpec spec);
 
-// Overrides every PairSpec's `pin` (bench --pin); nullopt restores each workload's own.
+// This process and `partners` partners (at most kMaxPartners), forked when the runner is made: as
+// pair_runner, with `partner(index, iters)` run in partner `index` (0 ... partners - 1); the clock
+// stops when this process and every partner have returned. Under `Pin::kSplit` this process takes
+// the first CPU and the partners the next ones in turn (wrapping round); under `Pin::kSame` all
+// share the first.
+inline constexpr unsigned kMaxPartners = 8;
+struct TeamSpec {
+  Pin pin = Pin::kNone;
+  unsigned partners = 1;
+  std::function<void()> before;
+  std::function<void(std::uint64_t)> self;
+  std::function<void(unsigned, std::uint64_t)> partner;
+};
+std::unique_ptr<Runner> team_runner(TeamSpec spec);
+
+// The share of `n` ops that member `index` of `count` does: n / count, the first n % count
+// members doing one more.
+constexpr std::uint64_t share(std::uint64_t n, unsigned index, unsigned count) noexcept {
+  return n / count + (index < n % count ? 1 : 0);
+}
+
+// Overrides every PairSpec's and TeamSpec's `pin` (bench --pin); nullopt restores each workload's
+// own.
 void set_pin_override(std::optional<Pin> pin) noexcept;
-// Gives this process back the CPUs it could use when it started (pair runners pin it).
+// Gives this process back the CPUs it could use when it started (pair and team runners pin it).
 void restore_affinity() noexcept;
 
 // Memory shared with forked partners: an anonymous MAP_SHARED mapping holding one `T`, destroyed

@@ -163,6 +163,18 @@ std::size_t group_rank(const std::string& name) {
 
 int impl_rank(const std::string& impl) { return impl == "mproc" ? 0 : impl == "floor" ? 1 : 2; }
 
+const char* rate_name(Rate r) {
+  switch (r) {
+    case Rate::kMessages:
+      return "messages";
+    case Rate::kBytes:
+      return "bytes";
+    case Rate::kNone:
+      break;
+  }
+  return "";
+}
+
 // The workloads in table order: by group, main rows first, mproc before the floor.
 std::vector<const Workload*> ordered(const std::string& only) {
   std::vector<const Workload*> out;
@@ -330,9 +342,11 @@ void print_list(const Options& o) {
   }
   for (const auto& g : groups()) {
     std::printf(
-        "{\"kind\": \"group\", \"group\": %s, \"op\": %s, \"target\": %s, \"isolate\": %s}\n",
+        "{\"kind\": \"group\", \"group\": %s, \"op\": %s, \"target\": %s, \"isolate\": %s, "
+        "\"rate\": %s, \"bytes_per_op\": %llu}\n",
         json_string(g.name).c_str(), json_string(g.op).c_str(), json_string(g.target).c_str(),
-        g.isolate ? "true" : "false");
+        g.isolate ? "true" : "false", json_string(rate_name(g.rate)).c_str(),
+        static_cast<unsigned long long>(g.bytes_per_op));
   }
   for (const Workload* w : sel) {
     std::printf(

@@ -1,15 +1,24 @@
 // bench/protocols.hpp — the protocols each group measures, written once for every implementation.
 //
-// mproc's workloads and the raw-syscall floors instantiate the same templates with different lock
-// and event types, so the two rows of a group differ only in the primitive. bench/python/ follows
+// mproc's workloads and the raw-syscall floors instantiate the same templates with different lock,
+// event and queue types, so the rows of a group differ only in the primitive. bench/python/ follows
 // the same steps line for line.
 #pragma once
 
 #include <sched.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <span>
 #include <stdexcept>
+#include <type_traits>
+#include <vector>
+
+#include "harness.hpp"
 
 namespace mproc_bench {
 
@@ -73,6 +82,160 @@ void event_pingpong_b(Event& e1, Event& e2, std::uint64_t n) {
 // Throws when a protocol ended in a state it cannot end in (a broken primitive, not slowness).
 inline void check(bool ok, const char* what) {
   if (!ok) throw std::runtime_error(what);
+}
+
+// ---------------------------------------------------------------------------------------- queues
+//
+// The queue protocols take a `Channel`: anything with
+//   void put(const Msg&);                 Msg get();
+//   std::size_t put_many(std::span<const Msg>);  std::vector<Msg> get_many(std::size_t max);
+// (mproc::Queue<Msg> as it is; the floors wrap a pipe, bench/anchors_boost.cpp a Boost queue).
+// One op is one message. The consumer checks what it gets (order, count), so a broken queue
+// fails the row instead of timing it.
+
+// The 64-byte message: a sequence number, the producer's index and padding, trivially copyable.
+struct Msg64 {
+  std::uint64_t seq;
+  std::uint32_t producer;
+  std::array<std::byte, 52> pad;
+};
+static_assert(sizeof(Msg64) == 64 && std::is_trivially_copyable_v<Msg64>,
+              "Msg64 must be 64 trivially copyable bytes");
+
+// Messages per put_many / get_many in the batch protocols.
+inline constexpr std::size_t kBatch = 256;
+
+// queue.spsc_64B: the producer puts messages 0 ... n-1; the consumer gets n and checks the order.
+template <class Channel>
+void spsc_produce(Channel& ch, std::uint64_t n) {
+  Msg64 m{};
+  for (std::uint64_t i = 0; i < n; ++i) {
+    m.seq = i;
+    ch.put(m);
+  }
+}
+
+template <class Channel>
+void spsc_consume(Channel& ch, std::uint64_t n) {
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const Msg64 m = ch.get();
+    check(m.seq == i, "spsc: a message came out of order");
+  }
+}
+
+// queue.spsc_64B_batch: the same n messages, in batches of up to kBatch per put_many / get_many
+// (a batch the consumer gets may be shorter: whatever was there, at least one).
+template <class Channel>
+void spsc_produce_batch(Channel& ch, std::uint64_t n) {
+  std::vector<Msg64> batch(kBatch);
+  for (std::uint64_t i = 0; i < n;) {
+    const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(kBatch, n - i));
+    for (std::size_t j = 0; j < k; ++j) batch[j].seq = i + j;
+    const std::size_t put = ch.put_many(std::span<const Msg64>(batch.data(), k));
+    check(put == k, "spsc batch: put_many put fewer messages than asked");
+    i += k;
+  }
+}
+
+template <class Channel>
+void spsc_consume_batch(Channel& ch, std::uint64_t n) {
+  for (std::uint64_t i = 0; i < n;) {
+    const std::size_t max = static_cast<std::size_t>(std::min<std::uint64_t>(kBatch, n - i));
+    const std::vector<Msg64> got = ch.get_many(max);
+    check(!got.empty() && got.size() <= max, "spsc batch: get_many returned a wrong count");
+    for (const Msg64& m : got) check(m.seq == i++, "spsc batch: a message came out of order");
+  }
+}
+
+// queue.mpsc_64B: producer `p` of `producers` puts its share of n (harness.hpp `share`), numbered
+// from 0; the single consumer gets all n and checks each producer's order.
+template <class Channel>
+void mpsc_produce(Channel& ch, unsigned p, unsigned producers, std::uint64_t n) {
+  Msg64 m{};
+  m.producer = p;
+  const std::uint64_t mine = share(n, p, producers);
+  for (std::uint64_t i = 0; i < mine; ++i) {
+    m.seq = i;
+    ch.put(m);
+  }
+}
+
+template <class Channel>
+void mpsc_consume(Channel& ch, unsigned producers, std::uint64_t n) {
+  std::array<std::uint64_t, 64> next{};
+  check(producers <= next.size(), "mpsc: too many producers");
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const Msg64 m = ch.get();
+    check(m.producer < producers && m.seq == next[m.producer]++,
+          "mpsc: a producer's messages came out of order");
+  }
+}
+
+// queue.spmc_64B: the single producer puts n messages; consumer `c` of `consumers` gets its share
+// (harness.hpp `share`; together they get all n) and checks that what it gets goes up.
+template <class Channel>
+void spmc_consume(Channel& ch, unsigned c, unsigned consumers, std::uint64_t n) {
+  const std::uint64_t mine = share(n, c, consumers);
+  std::uint64_t last = 0;
+  for (std::uint64_t i = 0; i < mine; ++i) {
+    const Msg64 m = ch.get();
+    check(i == 0 || m.seq > last, "spmc: messages came out of order");
+    last = m.seq;
+  }
+}
+
+// queue.spsc_64KiB: the producer puts one buffer of `bytes` n times, its first 8 bytes numbering
+// it; the consumer gets n buffers and checks their size and number.
+template <class Channel>
+void bulk_produce(Channel& ch, std::vector<std::byte>& buf, std::uint64_t n) {
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::memcpy(buf.data(), &i, sizeof i);
+    ch.put(buf);
+  }
+}
+
+template <class Channel>
+void bulk_consume(Channel& ch, std::size_t bytes, std::uint64_t n) {
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const std::vector<std::byte> v = ch.get();
+    std::uint64_t seq = 0;
+    check(v.size() == bytes, "bulk: a message of the wrong size");
+    std::memcpy(&seq, v.data(), sizeof seq);
+    check(seq == i, "bulk: a message came out of order");
+  }
+}
+
+// queue.roundtrip: A puts a message on q1 and gets the answer from q2; B gets from q1 and puts
+// what it got on q2. One op = one round trip (two messages).
+template <class Channel>
+void roundtrip_a(Channel& q1, Channel& q2, std::uint64_t n) {
+  Msg64 m{};
+  for (std::uint64_t i = 0; i < n; ++i) {
+    m.seq = i;
+    q1.put(m);
+    m = q2.get();
+    check(m.seq == i, "roundtrip: the answer is not the message sent");
+  }
+}
+
+template <class Channel>
+void roundtrip_b(Channel& q1, Channel& q2, std::uint64_t n) {
+  for (std::uint64_t i = 0; i < n; ++i) q2.put(q1.get());
+}
+
+// pipe.roundtrip: A sends a value on its end and receives it back; B receives and sends it back.
+// `Conn` has `void send(std::uint64_t)` and `std::uint64_t recv()`.
+template <class Conn>
+void pipe_roundtrip_a(Conn& a, std::uint64_t n) {
+  for (std::uint64_t i = 0; i < n; ++i) {
+    a.send(i);
+    check(a.recv() == i, "pipe roundtrip: the answer is not the value sent");
+  }
+}
+
+template <class Conn>
+void pipe_roundtrip_b(Conn& b, std::uint64_t n) {
+  for (std::uint64_t i = 0; i < n; ++i) b.send(b.recv());
 }
 
 }  // namespace mproc_bench

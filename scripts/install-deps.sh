@@ -20,7 +20,7 @@ case "$what" in
   test) want libgtest-dev; want libgmock-dev; need_cmd python3 || pkgs+=(python3)
         need_cmd clang++ || pkgs+=(clang)
         want libclang-rt-14-dev ;;
-  bench) want libbenchmark-dev; need_cmd python3 || pkgs+=(python3) ;;
+  bench) want libbenchmark-dev; want libboost-dev; need_cmd python3 || pkgs+=(python3) ;;
   all) want libgtest-dev; want libgmock-dev; want libbenchmark-dev
        need_cmd python3 || pkgs+=(python3)
        need_cmd clang++ || pkgs+=(clang)

@@ -8,7 +8,8 @@ JSON lines (docs/benchmarks.md):
     {"kind": "result", "name": ..., "group": ..., "impl": "python", "value": ..., "unit": "ns/op", ...}
 
 The workloads of one group are measured together, repetition by repetition in turn, and a
-two-process runner pins its processes as the C++ one does (PairRunner's `pin`; --pin overrides).
+two-process runner pins its processes as the C++ one does (PairRunner's `pin`; --pin overrides);
+TeamRunner is the C++ team_runner: this process and several partners, each told its index.
 
 Command line (the same as `bench`): --list, --only REGEX, --json, --quick, --reps N, --min-time S,
 --pin default|split|same|none.
@@ -88,8 +89,7 @@ def _die_with_parent():
 def _partner_loop(conn, other_end, partner, cpu):
     other_end.close()
     _die_with_parent()
-    if cpu is not None:
-        _pin_to(cpu)
+    _pin_to(cpu)  # None: every CPU (this process may have been forked from a pinned one)
     while True:
         try:
             n = conn.recv()
@@ -147,6 +147,82 @@ class PairRunner:
             self._proc.kill()
             self._proc.join()
         self._conn.close()
+
+
+def _team_cpus(pin, partners):
+    """CPUs for this process and each partner (None: leave alone), as bench/harness.cpp's team_cpus."""
+    pin = _pin_override or pin
+    if pin == "none" or not _INITIAL_CPUS:
+        return [None] * (partners + 1)
+    if pin == "same":
+        return [_INITIAL_CPUS[0]] * (partners + 1)
+    return [_INITIAL_CPUS[i % len(_INITIAL_CPUS)] for i in range(partners + 1)]
+
+
+def _call_with_index(partner, index):
+    return lambda n: partner(index, n)
+
+
+class TeamRunner:
+    """This process and `partners` partners forked once, as bench/harness.hpp's team_runner.
+
+    As PairRunner, with partner(index, n) run in partner `index` (0 ... partners - 1); the clock
+    stops when this process and every partner are done. `pin`: "split" puts this process on the
+    first CPU and the partners on the next ones in turn, "same" all on the first, "none" (default)
+    leaves placement to the scheduler.
+    """
+
+    def __init__(self, self_, partner, partners, before=None, pin="none"):
+        self._self = self_
+        self._before = before
+        cpus = _team_cpus(pin, partners)
+        self._cpu = cpus[0]
+        self._conns, self._procs = [], []
+        try:
+            for i in range(partners):
+                conn, child_end = CTX.Pipe()
+                proc = CTX.Process(
+                    target=_partner_loop,
+                    args=(child_end, conn, _call_with_index(partner, i), cpus[i + 1]),
+                    daemon=True,
+                )
+                proc.start()
+                child_end.close()
+                self._conns.append(conn)
+                self._procs.append(proc)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, n):
+        _pin_to(self._cpu)
+        if self._before is not None:
+            self._before()
+        t0 = time.perf_counter_ns()
+        for conn in self._conns:
+            conn.send(n)
+        self._self(n)
+        replies = [conn.recv() for conn in self._conns]
+        t1 = time.perf_counter_ns()
+        for reply in replies:
+            if reply != "ok":
+                raise RuntimeError(reply)
+        return (t1 - t0) * 1e-9
+
+    def close(self):
+        for conn in self._conns:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        for proc in self._procs:
+            proc.join(1.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for conn in self._conns:
+            conn.close()
+        self._conns, self._procs = [], []
 
 
 def _scale(n, t, min_time):

@@ -1,0 +1,189 @@
+// bench/workloads_queue.cpp — mproc's rows of the queue and pipe groups (protocols.hpp).
+//
+// The 64-byte message is `Msg64` (a trivially copyable struct: one memcpy each way); the 64 KiB
+// message is a std::vector<std::byte> of 65536 bytes (a length and the bytes), the consumer
+// getting a new vector for each message, as a user of Queue<std::vector<std::byte>> does.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mproc/pipe.hpp>
+#include <mproc/queue.hpp>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "harness.hpp"
+#include "protocols.hpp"
+
+namespace mproc_bench {
+namespace {
+
+constexpr std::size_t kBulkBytes = 64 * 1024;
+constexpr unsigned kFanout = 4;  // producers of mpsc, consumers of spmc
+
+using MsgQueue = mproc::Queue<Msg64>;
+using BulkQueue = mproc::Queue<std::vector<std::byte>>;
+
+// Queues that sleep as soon as they must wait (no spinning).
+MsgQueue sleeping_queue() { return MsgQueue(0, mproc::QueueOptions{.spin = 0}); }
+
+const Registrar kSpsc64{{
+    .name = "queue.spsc_64B/mproc",
+    .group = "queue.spsc_64B",
+    .impl = "mproc",
+    .label = "mproc::Queue<Msg64> put / get",
+    .make =
+        [] {
+          MsgQueue q;
+          return pair_runner({
+              .pin = Pin::kSplit,
+              .before = {},
+              .self = [q](std::uint64_t n) mutable { spsc_consume(q, n); },
+              .partner = [q](std::uint64_t n) mutable { spsc_produce(q, n); },
+          });
+        },
+}};
+
+const Registrar kSpsc64Batch{{
+    .name = "queue.spsc_64B_batch/mproc",
+    .group = "queue.spsc_64B_batch",
+    .impl = "mproc",
+    .label = "mproc::Queue<Msg64> put_many / get_many of up to 256",
+    .make =
+        [] {
+          MsgQueue q;
+          return pair_runner({
+              .pin = Pin::kSplit,
+              .before = {},
+              .self = [q](std::uint64_t n) mutable { spsc_consume_batch(q, n); },
+              .partner = [q](std::uint64_t n) mutable { spsc_produce_batch(q, n); },
+          });
+        },
+}};
+
+const Registrar kMpsc64{{
+    .name = "queue.mpsc_64B/mproc",
+    .group = "queue.mpsc_64B",
+    .impl = "mproc",
+    .label = "mproc::Queue<Msg64> put / get, 4 producers",
+    .make =
+        [] {
+          MsgQueue q;
+          return team_runner({
+              .pin = Pin::kNone,
+              .partners = kFanout,
+              .before = {},
+              .self = [q](std::uint64_t n) mutable { mpsc_consume(q, kFanout, n); },
+              .partner = [q](unsigned i,
+                             std::uint64_t n) mutable { mpsc_produce(q, i, kFanout, n); },
+          });
+        },
+}};
+
+const Registrar kSpmc64{{
+    .name = "queue.spmc_64B/mproc",
+    .group = "queue.spmc_64B",
+    .impl = "mproc",
+    .label = "mproc::Queue<Msg64> put / get, 4 consumers",
+    .make =
+        [] {
+          MsgQueue q;
+          return team_runner({
+              .pin = Pin::kNone,
+              .partners = kFanout,
+              .before = {},
+              .self = [q](std::uint64_t n) mutable { spsc_produce(q, n); },
+              .partner = [q](unsigned i,
+                             std::uint64_t n) mutable { spmc_consume(q, i, kFanout, n); },
+          });
+        },
+}};
+
+const Registrar kSpsc64KiB{{
+    .name = "queue.spsc_64KiB/mproc",
+    .group = "queue.spsc_64KiB",
+    .impl = "mproc",
+    .label = "mproc::Queue<std::vector<std::byte>> put / get",
+    .make =
+        [] {
+          BulkQueue q;
+          auto buf = std::make_shared<std::vector<std::byte>>(kBulkBytes, std::byte{1});
+          return pair_runner({
+              .pin = Pin::kSplit,
+              .before = {},
+              .self = [q](std::uint64_t n) mutable { bulk_consume(q, kBulkBytes, n); },
+              .partner = [q, buf](std::uint64_t n) mutable { bulk_produce(q, *buf, n); },
+          });
+        },
+}};
+
+const Registrar kRoundtrip{{
+    .name = "queue.roundtrip/mproc",
+    .group = "queue.roundtrip",
+    .impl = "mproc",
+    .label = "2 mproc::Queue<Msg64>, QueueOptions{.spin = 0}",
+    .make =
+        [] {
+          MsgQueue q1 = sleeping_queue();
+          MsgQueue q2 = sleeping_queue();
+          return pair_runner({
+              .pin = Pin::kSame,
+              .before = {},
+              .self = [q1, q2](std::uint64_t n) mutable { roundtrip_a(q1, q2, n); },
+              .partner = [q1, q2](std::uint64_t n) mutable { roundtrip_b(q1, q2, n); },
+          });
+        },
+}};
+
+const Registrar kRoundtripSpin{{
+    .name = "queue.roundtrip_spin/mproc",
+    .group = "queue.roundtrip_spin",
+    .impl = "mproc",
+    .label = "2 mproc::Queue<Msg64>, default spin before sleeping",
+    .make =
+        [] {
+          MsgQueue q1;
+          MsgQueue q2;
+          return pair_runner({
+              .pin = Pin::kSplit,
+              .before = {},
+              .self = [q1, q2](std::uint64_t n) mutable { roundtrip_a(q1, q2, n); },
+              .partner = [q1, q2](std::uint64_t n) mutable { roundtrip_b(q1, q2, n); },
+          });
+        },
+}};
+
+// A connection of mproc::Pipe as protocols.hpp's `Conn`.
+template <class Connection>
+class PipeEnd {
+ public:
+  explicit PipeEnd(Connection c) : c_(std::move(c)) {}
+  void send(std::uint64_t v) { c_.send(v); }
+  std::uint64_t recv() { return c_.template recv<std::uint64_t>(); }
+
+ private:
+  Connection c_;
+};
+
+const Registrar kPipeRoundtrip{{
+    .name = "pipe.roundtrip/mproc",
+    .group = "pipe.roundtrip",
+    .impl = "mproc",
+    .label = "mproc::Pipe() send / recv<std::uint64_t>",
+    .make =
+        [] {
+          auto [a, b] = mproc::Pipe();
+          using End = PipeEnd<std::remove_cvref_t<decltype(a)>>;
+          auto ea = std::make_shared<End>(std::move(a));
+          auto eb = std::make_shared<End>(std::move(b));
+          return pair_runner({
+              .pin = Pin::kSame,
+              .before = {},
+              .self = [ea](std::uint64_t n) { pipe_roundtrip_a(*ea, n); },
+              .partner = [eb](std::uint64_t n) { pipe_roundtrip_b(*eb, n); },
+          });
+        },
+}};
+
+}  // namespace
+}  // namespace mproc_bench
