@@ -25,14 +25,24 @@
 //   │                       OSError Python raises for a closed queue or connection.
 //   ├── EOFError            recv on a connection whose peer closed (nothing more will come).
 //   │                       Mirrors EOFError.
-//   └── DecodeError         bytes that do not decode as the requested type (corrupt, truncated,
-//                           or of another type). Mirrors pickle.UnpicklingError.
+//   ├── DecodeError         bytes that do not decode as the requested type (corrupt, truncated,
+//   │                       or of another type). Mirrors pickle.UnpicklingError.
+//   ├── RemoteError         an exception thrown by a task in a Pool worker: carries the original
+//   │                       type name, what() and the worker's pid. Mirrors the exception Python
+//   │                       re-raises from AsyncResult.get() (with its remote traceback).
+//   ├── WorkerLost          the Pool worker running a task died (signal, crash, `_exit`) before
+//   │                       the task finished; names the signal or exit code. Python's Pool hangs
+//   │                       there; concurrent.futures raises BrokenProcessPool.
+//   └── BrokenPool          a Pool that cannot run tasks any more (its initializer failed, its
+//                           launcher died, or it was terminated with the task unfinished).
+//                           Mirrors concurrent.futures.process.BrokenProcessPool.
 #pragma once
 
 #include <mproc/export.hpp>
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace mproc {
 
@@ -87,6 +97,47 @@ class MPROC_API EOFError : public Error {
 };
 
 class MPROC_API DecodeError : public Error {
+ public:
+  using Error::Error;
+};
+
+// An exception thrown by a task in a Pool worker, rethrown in the caller. `what()` reads
+// "<type>: <what> (in worker pid N)"; the parts are available separately.
+class MPROC_API RemoteError : public Error {
+ public:
+  RemoteError(std::string type_name, std::string remote_what, int pid)
+      : Error(type_name + ": " + remote_what + " (in worker pid " + std::to_string(pid) + ")"),
+        type_name_(std::move(type_name)),
+        remote_what_(std::move(remote_what)),
+        pid_(pid) {}
+  // The demangled type of the original exception ("std::invalid_argument").
+  [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
+  // The original exception's what() (empty for a type not derived from std::exception).
+  [[nodiscard]] const std::string& remote_what() const noexcept { return remote_what_; }
+  // The pid of the worker that ran the task.
+  [[nodiscard]] int pid() const noexcept { return pid_; }
+
+ private:
+  std::string type_name_;
+  std::string remote_what_;
+  int pid_;
+};
+
+// The worker running a task died before the task finished. `exitcode()` uses the encoding of
+// Process::exitcode(): the exit status, or -N when signal N killed the worker.
+class MPROC_API WorkerLost : public Error {
+ public:
+  WorkerLost(const std::string& message, int pid, int exitcode)
+      : Error(message), pid_(pid), exitcode_(exitcode) {}
+  [[nodiscard]] int pid() const noexcept { return pid_; }
+  [[nodiscard]] int exitcode() const noexcept { return exitcode_; }
+
+ private:
+  int pid_;
+  int exitcode_;
+};
+
+class MPROC_API BrokenPool : public Error {
  public:
   using Error::Error;
 };

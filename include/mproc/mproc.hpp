@@ -5,6 +5,7 @@
 //   Shared memory           <mproc/shared_memory.hpp>  multiprocessing.shared_memory, sharedctypes
 //   Queues                  <mproc/queue.hpp>          multiprocessing.Queue, SimpleQueue, JoinableQueue
 //   Pipe, Connection, wait  <mproc/pipe.hpp>           multiprocessing.Pipe, connection.wait
+//   Pool                    <mproc/pool.hpp>           multiprocessing.Pool, ProcessPoolExecutor
 //   Values as bytes         <mproc/codec.hpp>          (pickle's role)
 //   Exceptions              <mproc/errors.hpp>
 #pragma once
@@ -12,6 +13,7 @@
 #include <mproc/codec.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/pipe.hpp>
+#include <mproc/pool.hpp>
 #include <mproc/process.hpp>
 #include <mproc/queue.hpp>
 #include <mproc/shared_memory.hpp>

@@ -1,0 +1,583 @@
+// Pool: the dispatcher, the result thread, the worker loop (see pool.hpp and docs/design.md).
+//
+// One mutex (`Impl::mu`) guards the bookkeeping: the tasks not yet dispatched (`pending`), the
+// tasks accepted and not yet answered (`tasks`), and per worker slot the ids dispatched to it in
+// order (`Slot::outstanding`). It is held for short bookkeeping and non-blocking queue calls only
+// (try_put to a mailbox, try_get from a dead worker's mailbox); decoding results and running
+// callbacks happen outside it.
+#include <cxxabi.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <mproc/pool.hpp>
+#include <mproc/queue.hpp>
+#include <string>
+#include <thread>
+#include <typeinfo>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "pool_launcher.hpp"
+
+namespace mproc::detail {
+
+TaskSink::~TaskSink() = default;
+
+namespace {
+
+// A message to a worker's mailbox; invoker 0 tells the worker to leave.
+struct TaskMsg {
+  std::uint64_t id = 0;
+  std::uint64_t invoker = 0;
+  std::vector<std::byte> payload;
+  template <class A>
+  void serialize(A& ar) {
+    ar(id, invoker, payload);
+  }
+};
+
+enum EventKind : std::uint8_t {
+  kOk = 1,          // a task's result (payload)
+  kFailed = 2,      // a task threw (type, what)
+  kReady = 3,       // a worker finished its initializer
+  kInitFailed = 4,  // a worker's initializer threw (type, what); the worker then exits
+  kExited = 5,      // (from the zygote) a worker ended and was reaped; status = exit code
+  kQuit = 6,        // (from the parent) the result thread should end
+};
+
+// Everything that reaches the parent: results and worker life events.
+struct EventMsg {
+  std::uint8_t kind = 0;
+  std::int32_t slot = -1;
+  std::int32_t pid = 0;
+  std::int32_t status = 0;
+  std::uint64_t id = 0;
+  std::vector<std::byte> payload;
+  std::string type;
+  std::string what;
+  template <class A>
+  void serialize(A& ar) {
+    ar(kind, slot, pid, status, id, payload, type, what);
+  }
+};
+
+// Tasks dispatched to a worker and not answered yet, at most.
+constexpr std::size_t kMailboxDepth = 2;
+constexpr std::size_t kMailboxBytes = std::size_t{1} << 20;
+constexpr std::size_t kEventBytes = std::size_t{4} << 20;
+// How long join() and terminate() wait for the zygote before killing it.
+constexpr auto kZygoteGrace = std::chrono::seconds(30);
+
+std::string demangle(const char* name) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string out = (status == 0 && d) ? d : name;
+  std::free(d);
+  return out;
+}
+
+// The type name and what() of the exception being handled.
+void describe_current(std::string& type, std::string& what) noexcept {
+  try {
+    const std::type_info* ti = abi::__cxa_current_exception_type();
+    type = ti ? demangle(ti->name()) : "unknown exception";
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what.clear();
+    }
+  } catch (...) {
+  }
+}
+
+std::string describe_exit(int code) {
+  if (code == kSpawnFailed) return "could not be started";
+  if (code < 0) {
+    std::string s = "killed by signal " + std::to_string(-code);
+    if (const char* abbrev = sigabbrev_np(-code)) s += std::string(" (SIG") + abbrev + ")";
+    return s;
+  }
+  return "exited with code " + std::to_string(code);
+}
+
+[[noreturn]] void worker_leave(int code) noexcept {
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+}  // namespace
+
+struct PoolCore::Impl {
+  struct Entry {
+    std::shared_ptr<TaskSink> sink;
+    std::uint32_t part;
+  };
+  struct Slot {
+    std::deque<std::uint64_t> outstanding;  // dispatched, unanswered, in dispatch order
+    int dispatched = 0;                     // tasks given to the current worker
+    bool ready = false;                     // its initializer has finished
+    int pid = 0;
+    std::string init_error;
+  };
+  // An outcome to deliver outside the lock.
+  struct Delivery {
+    std::shared_ptr<TaskSink> sink;
+    std::uint32_t part;
+    std::vector<std::byte> payload;
+    std::exception_ptr error;
+  };
+  enum class State { kRunning, kClosed, kTerminated };
+
+  int n = 0;
+  std::function<void()> initializer;
+  int maxtasks = 0;
+  std::vector<Queue<TaskMsg>> mailboxes;
+  Queue<EventMsg> events{0, QueueOptions{.capacity = kEventBytes}};
+  std::unique_ptr<WorkerLauncher> launcher;
+  std::thread collector;
+
+  mutable std::mutex mu;
+  std::condition_variable idle_cv;
+  State state = State::kRunning;
+  bool stopping = false;  // join/terminate is shutting the workers down
+  bool finished = false;  // workers, zygote and result thread are gone
+  std::string broken;     // why the pool is broken (empty: it is not)
+  std::uint64_t next_id = 1;
+  std::deque<TaskMsg> pending;
+  std::unordered_map<std::uint64_t, Entry> tasks;
+  std::size_t undelivered = 0;  // accepted tasks whose outcome has not been delivered yet
+  std::vector<Slot> slots;
+  std::mutex shutdown_mu;  // serialises join() and terminate()
+
+  // --- in a worker ---------------------------------------------------------------------------
+  static void worker_main(void* ctx, int slot) noexcept {
+    auto* self = static_cast<Impl*>(ctx);
+    self->run_worker(slot);
+  }
+
+  [[noreturn]] void run_worker(int slot) noexcept {
+    const int pid = static_cast<int>(getpid());
+    Queue<TaskMsg>& mailbox = mailboxes[static_cast<std::size_t>(slot)];
+    auto post = [&](EventMsg& ev) {
+      try {
+        events.put(ev);
+      } catch (...) {
+        worker_leave(70);
+      }
+    };
+    EventMsg ev;
+    ev.slot = slot;
+    ev.pid = pid;
+    if (initializer) {
+      try {
+        initializer();
+      } catch (...) {
+        ev.kind = kInitFailed;
+        describe_current(ev.type, ev.what);
+        post(ev);
+        worker_leave(1);
+      }
+    }
+    ev.kind = kReady;
+    post(ev);
+    int done = 0;
+    std::vector<std::byte> out;
+    for (;;) {
+      TaskMsg t;
+      try {
+        t = mailbox.get();
+      } catch (...) {
+        worker_leave(71);
+      }
+      if (t.invoker == 0) worker_leave(0);
+      ev = EventMsg{};
+      ev.slot = slot;
+      ev.pid = pid;
+      ev.id = t.id;
+      try {
+        Reader r(t.payload.data(), t.payload.size());
+        out.clear();
+        reinterpret_cast<Invoker>(t.invoker)(r, out);
+        ev.kind = kOk;
+        ev.payload = std::move(out);
+      } catch (...) {
+        ev.kind = kFailed;
+        describe_current(ev.type, ev.what);
+      }
+      post(ev);
+      if (maxtasks > 0 && ++done >= maxtasks) worker_leave(0);
+    }
+  }
+
+  // --- in the zygote -------------------------------------------------------------------------
+  static void report_exit(void* ctx, int slot, int pid, int code) noexcept {
+    auto* self = static_cast<Impl*>(ctx);
+    EventMsg ev;
+    ev.kind = kExited;
+    ev.slot = slot;
+    ev.pid = pid;
+    ev.status = code;
+    try {
+      self->events.put(ev);
+    } catch (...) {
+    }
+  }
+
+  // --- in the parent -------------------------------------------------------------------------
+  void dispatch_locked() {
+    if (stopping || !broken.empty()) return;
+    while (!pending.empty()) {
+      int best = -1;
+      for (int s = 0; s < n; ++s) {
+        const Slot& sl = slots[static_cast<std::size_t>(s)];
+        if (sl.outstanding.size() >= kMailboxDepth) continue;
+        if (maxtasks > 0 && sl.dispatched >= maxtasks) continue;
+        if (best < 0 ||
+            sl.outstanding.size() < slots[static_cast<std::size_t>(best)].outstanding.size())
+          best = s;
+      }
+      if (best < 0) return;
+      TaskMsg& t = pending.front();
+      bool put = false;
+      try {
+        put = mailboxes[static_cast<std::size_t>(best)].try_put(t);
+      } catch (...) {
+        put = false;
+      }
+      if (!put) return;  // no room in bytes: retried on the next event
+      Slot& sl = slots[static_cast<std::size_t>(best)];
+      sl.outstanding.push_back(t.id);
+      ++sl.dispatched;
+      pending.pop_front();
+    }
+  }
+
+  void fail_locked(std::uint64_t id, std::exception_ptr e, std::vector<Delivery>& out) {
+    auto it = tasks.find(id);
+    if (it == tasks.end()) return;
+    out.push_back(Delivery{std::move(it->second.sink), it->second.part, {}, std::move(e)});
+    tasks.erase(it);
+  }
+
+  // Fails every unfinished task with BrokenPool(`why`) and stops the workers.
+  void break_locked(const std::string& why, std::vector<Delivery>& out) {
+    if (broken.empty()) broken = why;
+    auto e = std::make_exception_ptr(BrokenPool(broken));
+    for (auto& [id, entry] : tasks)
+      out.push_back(Delivery{std::move(entry.sink), entry.part, {}, e});
+    tasks.clear();
+    pending.clear();
+    for (Slot& s : slots) s.outstanding.clear();
+    launcher->kill_all();
+  }
+
+  void handle_locked(EventMsg& m, std::vector<Delivery>& out, bool& quit) {
+    if (m.kind == kQuit) {
+      quit = true;
+      return;
+    }
+    if (m.slot < 0 || m.slot >= n) return;
+    Slot& s = slots[static_cast<std::size_t>(m.slot)];
+    switch (m.kind) {
+      case kOk:
+      case kFailed: {
+        auto pos = std::find(s.outstanding.begin(), s.outstanding.end(), m.id);
+        if (pos != s.outstanding.end()) s.outstanding.erase(pos);
+        auto it = tasks.find(m.id);
+        if (it == tasks.end()) return;  // cancelled by terminate or a broken pool
+        Delivery d{std::move(it->second.sink), it->second.part, {}, nullptr};
+        tasks.erase(it);
+        if (m.kind == kOk) {
+          d.payload = std::move(m.payload);
+        } else {
+          d.error = std::make_exception_ptr(RemoteError(m.type, m.what, m.pid));
+        }
+        out.push_back(std::move(d));
+        return;
+      }
+      case kReady:
+        s.ready = true;
+        s.pid = m.pid;
+        return;
+      case kInitFailed:
+        s.init_error = m.type + ": " + m.what;
+        return;
+      case kExited:
+        on_exit_locked(m, out);
+        return;
+      default:
+        return;
+    }
+  }
+
+  void on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) {
+    if (stopping || !broken.empty()) return;
+    Slot& s = slots[static_cast<std::size_t>(m.slot)];
+    // What the dead worker never took is still in its mailbox; the parent is now its only reader.
+    std::vector<TaskMsg> unstarted;
+    for (;;) {
+      std::optional<TaskMsg> t;
+      try {
+        t = mailboxes[static_cast<std::size_t>(m.slot)].try_get();
+      } catch (...) {
+        continue;  // a message that does not decode is dropped; its task fails below
+      }
+      if (!t) break;
+      if (t->invoker != 0) unstarted.push_back(std::move(*t));
+    }
+    std::unordered_set<std::uint64_t> back;
+    for (const TaskMsg& t : unstarted) back.insert(t.id);
+    std::vector<std::uint64_t> lost;
+    for (std::uint64_t id : s.outstanding)
+      if (!back.count(id)) lost.push_back(id);
+    s.outstanding.clear();
+    s.dispatched = 0;
+    for (auto it = unstarted.rbegin(); it != unstarted.rend(); ++it)
+      pending.push_front(std::move(*it));
+    if (!s.ready) {
+      std::string why = "mproc::Pool: a worker";
+      if (m.pid > 0) why += " (pid " + std::to_string(m.pid) + ")";
+      if (m.status == kSpawnFailed) {
+        why += " could not be started";
+      } else if (!s.init_error.empty()) {
+        why += " failed in the initializer: " + s.init_error;
+      } else {
+        why += " died before its initializer finished (" + describe_exit(m.status) + ")";
+      }
+      break_locked(why, out);
+      return;
+    }
+    for (std::uint64_t id : lost) {
+      std::string msg = "worker " + std::to_string(m.pid) + " died (" + describe_exit(m.status) +
+                        ") while running the task";
+      fail_locked(id, std::make_exception_ptr(WorkerLost(msg, m.pid, m.status)), out);
+    }
+    s.ready = false;
+    s.pid = 0;
+    s.init_error.clear();
+    launcher->spawn(m.slot);
+  }
+
+  void deliver(std::vector<Delivery>& out) {
+    for (Delivery& d : out) {
+      if (!d.error) {
+        try {
+          Reader r(d.payload.data(), d.payload.size());
+          d.sink->on_ok(d.part, r);
+        } catch (...) {
+          d.sink->on_error(d.part, std::current_exception());
+        }
+      } else {
+        d.sink->on_error(d.part, d.error);
+      }
+      d.sink.reset();
+    }
+    if (out.empty()) return;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      undelivered -= out.size();
+    }
+    idle_cv.notify_all();
+    out.clear();
+  }
+
+  void collect() {
+    std::vector<Delivery> out;
+    for (;;) {
+      std::vector<EventMsg> batch;
+      try {
+        batch = events.get_many(64, std::chrono::milliseconds(200));
+      } catch (...) {
+        batch.clear();
+      }
+      bool quit = false;
+      {
+        std::lock_guard<std::mutex> g(mu);
+        for (EventMsg& m : batch) handle_locked(m, out, quit);
+        if (batch.empty() && !stopping && broken.empty() && !launcher->alive())
+          break_locked("mproc::Pool: the pool's zygote process died", out);
+        dispatch_locked();
+      }
+      deliver(out);
+      if (quit) return;
+    }
+  }
+
+  // Stops the workers (gracefully unless `kill`), the zygote and the result thread.
+  void shut_down(bool kill) {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      stopping = true;
+    }
+    if (kill) {
+      launcher->kill_all();
+    } else {
+      for (auto& mb : mailboxes) {
+        try {
+          mb.put(TaskMsg{}, std::chrono::seconds(1));
+        } catch (...) {
+        }
+      }
+      launcher->quit();
+    }
+    if (!launcher->wait(Deadline(deadline_after(kZygoteGrace)))) launcher->force_end();
+    launcher->force_end();  // joins (reaps) it
+    EventMsg q;
+    q.kind = kQuit;
+    try {
+      events.put(q);
+    } catch (...) {
+    }
+    if (collector.joinable()) collector.join();
+    std::lock_guard<std::mutex> g(mu);
+    finished = true;
+  }
+};
+
+PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
+  int n = options.processes ? *options.processes : process_cpu_count();
+  if (n <= 0) throw ValueError("mproc::Pool: processes must be at least 1");
+  if (options.maxtasksperchild && *options.maxtasksperchild <= 0)
+    throw ValueError("mproc::Pool: maxtasksperchild must be a positive number or empty");
+  Impl& im = *impl_;
+  im.n = n;
+  im.initializer = std::move(options.initializer);
+  im.maxtasks = options.maxtasksperchild ? *options.maxtasksperchild : 0;
+  im.slots.resize(static_cast<std::size_t>(n));
+  im.mailboxes.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) im.mailboxes.emplace_back(0, QueueOptions{.capacity = kMailboxBytes});
+  im.launcher = make_zygote_launcher(n, &Impl::worker_main, &im, &Impl::report_exit, &im);
+  im.launcher->start();  // forks the zygote: before the result thread exists
+  try {
+    im.collector = std::thread([&im] { im.collect(); });
+  } catch (...) {
+    im.launcher->kill_all();
+    im.launcher->force_end();
+    throw;
+  }
+}
+
+PoolCore::~PoolCore() {
+  try {
+    close();
+    join();
+  } catch (...) {
+  }
+}
+
+std::size_t PoolCore::max_task_bytes() const noexcept { return kMailboxBytes / 4 - 256; }
+int PoolCore::processes() const noexcept { return impl_->n; }
+
+void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSink>& sink) {
+  Impl& im = *impl_;
+  for (const TaskSpec& s : specs) {
+    if (s.payload.size() > max_task_bytes())
+      throw ValueError("mproc::Pool: a task's encoded arguments take " +
+                       std::to_string(s.payload.size()) + " bytes; at most " +
+                       std::to_string(max_task_bytes()) + " are supported");
+  }
+  std::lock_guard<std::mutex> g(im.mu);
+  if (!im.broken.empty()) throw BrokenPool(im.broken);
+  if (im.state != Impl::State::kRunning) throw ValueError("mproc::Pool: Pool not running");
+  for (TaskSpec& s : specs) {
+    TaskMsg t;
+    t.id = im.next_id++;
+    t.invoker = reinterpret_cast<std::uint64_t>(s.invoker);
+    t.payload = std::move(s.payload);
+    im.tasks.emplace(t.id, Impl::Entry{sink, s.part});
+    im.pending.push_back(std::move(t));
+    ++im.undelivered;
+  }
+  im.dispatch_locked();
+}
+
+void PoolCore::close() {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  if (impl_->state == Impl::State::kRunning) impl_->state = Impl::State::kClosed;
+}
+
+void PoolCore::terminate() {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> serial(im.shutdown_mu);
+  std::vector<Impl::Delivery> out;
+  {
+    std::lock_guard<std::mutex> g(im.mu);
+    if (im.finished) return;
+    im.state = Impl::State::kTerminated;
+    im.stopping = true;
+    auto e = std::make_exception_ptr(
+        BrokenPool("mproc::Pool: the pool was terminated before the task finished"));
+    for (auto& [id, entry] : im.tasks)
+      out.push_back(Impl::Delivery{std::move(entry.sink), entry.part, {}, e});
+    im.tasks.clear();
+    im.pending.clear();
+  }
+  im.shut_down(true);
+  im.deliver(out);
+}
+
+void PoolCore::join() {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> serial(im.shutdown_mu);
+  {
+    std::unique_lock<std::mutex> lk(im.mu);
+    if (im.finished) return;
+    if (im.state == Impl::State::kRunning) throw ValueError("mproc::Pool: Pool is still running");
+    im.idle_cv.wait(lk, [&] { return im.undelivered == 0; });
+  }
+  im.shut_down(false);
+}
+
+std::size_t PoolCore::unfinished() const {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  return impl_->undelivered;
+}
+
+}  // namespace mproc::detail
+
+namespace mproc {
+
+Pool::Pool(PoolOptions options) : core_(std::make_shared<detail::PoolCore>(std::move(options))) {}
+
+Pool& Pool::operator=(Pool&& other) noexcept {
+  if (this != &other) {
+    if (core_) {
+      try {
+        core_->close();
+        core_->join();
+      } catch (...) {
+      }
+    }
+    core_ = std::move(other.core_);
+  }
+  return *this;
+}
+
+Pool::~Pool() {
+  if (!core_) return;
+  try {
+    core_->close();
+    core_->join();
+  } catch (...) {
+  }
+}
+
+detail::PoolCore& Pool::core() const {
+  if (!core_) throw ValueError("mproc::Pool: moved-from pool");
+  return *core_;
+}
+
+int Pool::processes() const { return core().processes(); }
+void Pool::close() { core().close(); }
+void Pool::terminate() { core().terminate(); }
+void Pool::join() { core().join(); }
+std::size_t Pool::unfinished() const { return core().unfinished(); }
+
+}  // namespace mproc

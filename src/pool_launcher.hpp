@@ -1,0 +1,53 @@
+// pool_launcher.hpp — how a Pool obtains its worker processes (private to the library).
+//
+// The Pool core never creates a worker itself: it asks a `WorkerLauncher` to start one for a slot
+// and hears of each worker's exit through a callback that runs on the launcher's side. Only the
+// launcher knows how a worker comes to exist, so another start method (spawn, forkserver, an MPI
+// back end) replaces `ZygoteLauncher` without touching the Pool.
+#pragma once
+
+#include <memory>
+#include <mproc/detail/deadline.hpp>
+
+namespace mproc::detail {
+
+// Runs in a new worker process for `slot`; must end the process itself (it never returns).
+using WorkerMain = void (*)(void* ctx, int slot) noexcept;
+// Runs on the launcher's side when the worker of `slot` has ended and been reaped. `exitcode`
+// uses Process::exitcode()'s encoding (-N: killed by signal N); kSpawnFailed when no worker could
+// be created for the slot (pid 0 then).
+using ExitReport = void (*)(void* ctx, int slot, int pid, int exitcode) noexcept;
+
+inline constexpr int kSpawnFailed = -100000;
+
+class WorkerLauncher {
+ public:
+  virtual ~WorkerLauncher() = default;
+  // Starts the launcher and one worker per slot. Called once, by the Pool's constructor, before
+  // the Pool starts any thread. Throws std::system_error (or ProcessError) when it cannot.
+  virtual void start() = 0;
+  // Asks for a (replacement) worker in `slot`. Does not block on the worker's start.
+  virtual void spawn(int slot) noexcept = 0;
+  // No more spawns: the launcher waits for its workers to leave on their own (a bounded time,
+  // after which it kills them), then ends.
+  virtual void quit() noexcept = 0;
+  // Kills every worker now, reaps them, then ends.
+  virtual void kill_all() noexcept = 0;
+  // Waits until the launcher has ended (true), or until `deadline` (false).
+  virtual bool wait(const Deadline& deadline) noexcept = 0;
+  // Ends the launcher at once (SIGKILL), and waits for it.
+  virtual void force_end() noexcept = 0;
+  // False once the launcher has ended (for whatever reason).
+  virtual bool alive() noexcept = 0;
+};
+
+// The fork start method: a single-threaded "zygote" process, forked when the Pool is created and
+// before the Pool starts its threads, forks the workers and their replacements on request over a
+// socket, watches them with pidfds, reaps them and reports their exits. Workers are killed when the
+// zygote dies (PR_SET_PDEATHSIG), and the zygote when the thread that created the Pool ends or its
+// process dies (it is an mproc::Process, with the same caveat), or when the Pool's end of the
+// socket closes.
+std::unique_ptr<WorkerLauncher> make_zygote_launcher(int slots, WorkerMain main, void* main_ctx,
+                                                     ExitReport report, void* report_ctx);
+
+}  // namespace mproc::detail

@@ -1,0 +1,276 @@
+// Pool under failure: workers that die mid-task, initializers that fail, and no process left
+// behind.
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mproc/pool.hpp>
+#include <random>
+#include <ranges>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "helpers/child.hpp"
+#include "helpers/count_range.hpp"
+#include "helpers/shared_page.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using mproc_test::eventually;
+using mproc_test::SharedPage;
+
+struct Board {
+  std::atomic<int> victim_pid{0};
+  std::atomic<int> init_calls{0};
+  std::atomic<int> runs[2048];
+  std::atomic<int> pids[64];
+};
+
+// True while `pid` exists and is not a zombie.
+bool running(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  if (!f) return false;
+  std::string line;
+  std::getline(f, line);
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+// The calling process's children, zombies included.
+std::vector<int> my_children() {
+  std::vector<int> out;
+  DIR* d = opendir("/proc/self/task");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/children");
+    int pid;
+    while (f >> pid) out.push_back(pid);
+  }
+  closedir(d);
+  return out;
+}
+
+std::string message_of(const mproc::AsyncResult<int>& r) {
+  try {
+    (void)r.get(30s);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(PoolFailure, WorkerKilledMidTaskFailsExactlyThatTask) {
+  SharedPage<Board> board;
+  Board* b = &*board;
+  mproc::Pool pool(3);
+  std::vector<mproc::AsyncResult<int>> rs;
+  for (int i = 0; i < 60; ++i)
+    rs.push_back(pool.apply_async(
+        [b](int x) {
+          if (x == 13) {
+            b->victim_pid = static_cast<int>(getpid());
+            std::this_thread::sleep_for(std::chrono::seconds(60));
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          return x;
+        },
+        i));
+  ASSERT_TRUE(eventually([&] { return b->victim_pid.load() != 0; }));
+  const int victim = b->victim_pid.load();
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  for (int i = 0; i < 60; ++i) {
+    auto& r = rs[static_cast<std::size_t>(i)];
+    if (i == 13) {
+      try {
+        (void)r.get(30s);
+        FAIL() << "the killed task succeeded";
+      } catch (const mproc::WorkerLost& e) {
+        EXPECT_EQ(e.pid(), victim);
+        EXPECT_EQ(e.exitcode(), -9);
+        EXPECT_EQ(std::string(e.what()), "worker " + std::to_string(victim) +
+                                             " died (killed by signal 9 (SIGKILL)) while running "
+                                             "the task");
+      }
+    } else {
+      EXPECT_EQ(r.get(30s), i);
+    }
+  }
+  // The pool keeps serving, with a replacement worker.
+  auto out = pool.map([](int x) { return x * 2; }, mproc_test::count(0, 100), 1);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(out[static_cast<std::size_t>(i)], 2 * i);
+}
+
+TEST(PoolFailure, CrashingTasksFailWithWorkerLostNamingTheCause) {
+  mproc::Pool pool(2);
+  auto segv = pool.apply_async([] {
+    ::raise(SIGSEGV);
+    return 0;
+  });
+  auto abrt = pool.apply_async([]() -> int { std::abort(); });
+  auto exit3 = pool.apply_async([]() -> int { ::_exit(3); });
+  std::vector<mproc::AsyncResult<int>> fine;
+  for (int i = 0; i < 30; ++i) fine.push_back(pool.apply_async([](int x) { return x + 1; }, i));
+  EXPECT_NE(message_of(segv).find("killed by signal 11 (SIGSEGV)) while running the task"),
+            std::string::npos)
+      << message_of(segv);
+  EXPECT_NE(message_of(abrt).find("killed by signal 6 (SIGABRT)"), std::string::npos);
+  EXPECT_NE(message_of(exit3).find("(exited with code 3) while running the task"),
+            std::string::npos);
+  EXPECT_THROW((void)segv.get(), mproc::WorkerLost);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(fine[static_cast<std::size_t>(i)].get(30s), i + 1);
+  EXPECT_EQ(pool.apply([] { return 5; }), 5);
+}
+
+TEST(PoolFailure, RepeatedKillsNeverLoseOrDuplicateATask) {
+  SharedPage<Board> board;
+  Board* b = &*board;
+  constexpr int kTasks = 2000;
+  mproc::Pool pool(4);
+  std::vector<mproc::AsyncResult<int>> rs;
+  for (int i = 0; i < kTasks; ++i)
+    rs.push_back(pool.apply_async(
+        [b](int x) {
+          b->runs[x].fetch_add(1);
+          b->pids[x % 64] = static_cast<int>(getpid());
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+          return x;
+        },
+        i));
+  std::mt19937 rng(12345);
+  for (int k = 0; k < 15; ++k) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 + rng() % 20));
+    int pid = b->pids[rng() % 64].load();
+    if (pid > 0) ::kill(pid, SIGKILL);
+  }
+  int ok = 0, lost = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    auto& r = rs[static_cast<std::size_t>(i)];
+    try {
+      EXPECT_EQ(r.get(60s), i);
+      EXPECT_EQ(b->runs[i].load(), 1) << "task " << i;
+      ++ok;
+    } catch (const mproc::WorkerLost&) {
+      EXPECT_LE(b->runs[i].load(), 1) << "task " << i;
+      ++lost;
+    }
+  }
+  EXPECT_EQ(ok + lost, kTasks);
+  std::printf("ok %d lost %d\n", ok, lost);
+  EXPECT_LE(lost, 15);
+  EXPECT_EQ(pool.apply([] { return 1; }), 1);
+}
+
+TEST(PoolFailure, InitializerThatThrowsBreaksThePool) {
+  SharedPage<Board> board;
+  Board* b = &*board;
+  mproc::Pool pool({.processes = 2, .initializer = [b] {
+                      b->init_calls.fetch_add(1);
+                      throw std::runtime_error("no database");
+                    }});
+  auto r = pool.apply_async([] { return 1; });
+  try {
+    (void)r.get(30s);
+    FAIL() << "no exception";
+  } catch (const mproc::BrokenPool& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("failed in the initializer: std::runtime_error: no database"),
+        std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(pool.apply_async([] { return 1; }), mproc::BrokenPool);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_LE(b->init_calls.load(), 2);  // not respawned
+  pool.close();
+  pool.join();
+}
+
+TEST(PoolFailure, InitializerThatCrashesBreaksThePool) {
+  mproc::Pool pool({.processes = 2, .initializer = [] { std::abort(); }});
+  auto r = pool.apply_async([] { return 1; });
+  try {
+    (void)r.get(30s);
+    FAIL() << "no exception";
+  } catch (const mproc::BrokenPool& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("died before its initializer finished (killed by signal 6"),
+        std::string::npos)
+        << e.what();
+  }
+}
+
+int worker_pid() {
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return static_cast<int>(getpid());
+}
+
+std::set<int> worker_pids(mproc::Pool& pool) {
+  std::set<int> pids;
+  for (int p : pool.map([](int) { return worker_pid(); }, mproc_test::count(0, 16), 1))
+    pids.insert(p);
+  return pids;
+}
+
+TEST(PoolFailure, NothingLeftAfterJoinTerminateOrDestruction) {
+  ASSERT_TRUE(my_children().empty());
+  std::set<int> pids;
+  {
+    mproc::Pool pool(2);
+    pids = worker_pids(pool);
+    pool.close();
+    pool.join();
+    EXPECT_TRUE(my_children().empty());
+  }
+  {
+    mproc::Pool pool(2);
+    auto more = worker_pids(pool);
+    pids.insert(more.begin(), more.end());
+    (void)pool.apply_async([]() -> int {
+      std::this_thread::sleep_for(60s);
+      return 0;
+    });
+    pool.terminate();
+    EXPECT_TRUE(my_children().empty());
+  }
+  {
+    mproc::Pool pool(2);
+    auto more = worker_pids(pool);
+    pids.insert(more.begin(), more.end());
+  }
+  EXPECT_TRUE(my_children().empty());
+  ASSERT_FALSE(pids.empty());
+  for (int pid : pids) EXPECT_FALSE(running(pid)) << pid;
+}
+
+TEST(PoolFailure, WorkersDieWhenTheParentIsKilled) {
+  SharedPage<Board> board;
+  Board* b = &*board;
+  mproc_test::Child parent([b] {
+    mproc::Pool pool(3);
+    auto pids = worker_pids(pool);
+    int i = 0;
+    for (int p : pids) b->pids[i++] = p;
+    b->victim_pid = static_cast<int>(pids.size());
+    std::this_thread::sleep_for(std::chrono::seconds(60));
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return b->victim_pid.load() != 0; }));
+  parent.kill(SIGKILL);
+  EXPECT_EQ(parent.wait(), -9);
+  for (int i = 0; i < b->victim_pid.load(); ++i) {
+    int pid = b->pids[i].load();
+    EXPECT_TRUE(eventually([&] { return !running(pid); })) << pid;
+  }
+}
+
+}  // namespace
