@@ -113,11 +113,17 @@ TEST(PoolFailure, WorkerKilledMidTaskFailsExactlyThatTask) {
 
 TEST(PoolFailure, CrashingTasksFailWithWorkerLostNamingTheCause) {
   mproc::Pool pool(2);
+  // Default dispositions first: a sanitizer's own handlers would otherwise turn the signal into
+  // a report and an exit code.
   auto segv = pool.apply_async([] {
+    ::signal(SIGSEGV, SIG_DFL);
     ::raise(SIGSEGV);
     return 0;
   });
-  auto abrt = pool.apply_async([]() -> int { std::abort(); });
+  auto abrt = pool.apply_async([]() -> int {
+    ::signal(SIGABRT, SIG_DFL);
+    std::abort();
+  });
   auto exit3 = pool.apply_async([]() -> int { ::_exit(3); });
   std::vector<mproc::AsyncResult<int>> fine;
   for (int i = 0; i < 30; ++i) fine.push_back(pool.apply_async([](int x) { return x + 1; }, i));
