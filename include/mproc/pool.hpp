@@ -704,7 +704,7 @@ class MPROC_API Pool {
   }
 
   // Lazy, ordered: see IMapResult. `chunksize` elements per task (default 1, as Python);
-  // `max_in_flight` chunks at most in flight (0: 4 per worker). Mirrors Pool.imap.
+  // `max_in_flight` chunks at most in flight (0: 64 per worker). Mirrors Pool.imap.
   template <class F, std::ranges::input_range Range>
   auto imap(F f, Range&& range, std::size_t chunksize = 1, std::size_t max_in_flight = 0) {
     return imap_impl<true, false>(f, std::forward<Range>(range), chunksize, max_in_flight);
@@ -806,6 +806,11 @@ class MPROC_API Pool {
     }
   }
 
+  // Default imap window, in chunks per worker: deep enough that workers never wait for the
+  // parent to hand out the next item (measured with chunksize 1 on 2 workers: 4 per worker gave
+  // 11-14 us per item, 16 gave about 4 us, 64 about 1.7 us), small enough to stay bounded.
+  static constexpr std::size_t kInFlightPerWorker = 64;
+
   template <bool Ordered, bool Star, class F, class Range>
   auto imap_impl(F f, Range&& range, std::size_t chunksize, std::size_t max_in_flight) {
     static_assert(detail::check_callable<F>());
@@ -813,7 +818,8 @@ class MPROC_API Pool {
     using R0 = decltype(call_elem<Star>(f, std::declval<Elem>()));
     static_assert(!std::is_void_v<R0>, "mproc::Pool::imap: the function must return a value");
     using R = std::decay_t<R0>;
-    if (max_in_flight == 0) max_in_flight = 4 * static_cast<std::size_t>(core().processes());
+    if (max_in_flight == 0)
+      max_in_flight = kInFlightPerWorker * static_cast<std::size_t>(core().processes());
     return IMapResult<R, Range, F, Ordered, Star>(core_, f, std::forward<Range>(range), chunksize,
                                                   max_in_flight);
   }
