@@ -3,8 +3,9 @@
 // A floor is what the operation costs without any library of ours: a robust process-shared pthread
 // mutex (what a robust lock must at least pay), two futex words in MAP_SHARED memory (what a
 // sleeping event must at least pay), fork + _exit + waitpid (what starting a process must at least
-// pay). mproc's rows are measured against these, side by side in the same binary. The queue and
-// pipe floors are in floors_queue.cpp.
+// pay), a serial loop divided by the CPU count (what a pool of CPU-bound tasks must at least take).
+// mproc's rows are measured against these, side by side in the same binary. The queue and pipe
+// floors are in floors_queue.cpp.
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -175,6 +176,26 @@ const Registrar kProcessStartJoin{{
               }
               check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child did not exit with 0");
             }
+          });
+        },
+}};
+
+// pool.cpu_bound: the same batch of tasks run one after the other in this process, the time divided
+// by the number of usable CPUs: what a pool would take with perfect speedup and no overhead.
+const Registrar kCpuBoundSerial{{
+    .name = "pool.cpu_bound/floor",
+    .group = "pool.cpu_bound",
+    .impl = "floor",
+    .label = "serial loop over the 64 tasks, time / usable CPUs (perfect speedup)",
+    .make =
+        [] {
+          return scaled_runner(kCpuTasks, UINT64_MAX, [] {
+            const double t0 = now_seconds();
+            std::uint64_t x = 0;
+            for (std::uint64_t i = 0; i < kCpuTasks; ++i) x ^= burn_cpu(kCpuTaskNs);
+            const double t = now_seconds() - t0;
+            do_not_optimize(x);
+            return t / usable_cpus();
           });
         },
 }};

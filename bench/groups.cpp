@@ -60,6 +60,24 @@ const std::vector<Group>& groups() {
        .op = "one round trip of a small value between 2 processes on 1 CPU over a duplex pipe "
              "(A: send, recv; B: recv, send)",
        .target = ""},
+      // Pool groups: each row makes its Pool (one worker per usable CPU) once, outside the clock.
+      {.name = "pool.apply_async_noop",
+       .op = "one no-op task: apply_async (submit), n of them, then get() each",
+       .target = "mproc<=5us"},
+      {.name = "pool.imap_chunk1",
+       .op = "one item of imap(identity, range(n)) with chunksize 1, consumed in order",
+       .target = "mproc<=3us"},
+      {.name = "pool.map_noop_1e6",
+       .op = "one item of map(identity, range(10^6)) with the automatic chunksize",
+       .target = "python/mproc>=5"},
+      // The floor is the serial loop divided by the CPU count, so mproc/floor <= 1.11 is a speedup
+      // over the serial loop of at least 0.9 x the CPUs.
+      {.name = "pool.cpu_bound",
+       .op = "one of 64 equal CPU-bound tasks (5 ms of CPU time each) in a map with chunksize 1",
+       .target = "mproc/floor<=1.11"},
+      {.name = "pool.imap_first_result",
+       .op = "imap(identity, unbounded input) started, until its first result is returned",
+       .target = ""},
   };
   return all;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <sched.h>
+#include <time.h>
 
 #include <algorithm>
 #include <array>
@@ -13,9 +14,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "harness.hpp"
@@ -236,6 +239,67 @@ void pipe_roundtrip_a(Conn& a, std::uint64_t n) {
 template <class Conn>
 void pipe_roundtrip_b(Conn& b, std::uint64_t n) {
   for (std::uint64_t i = 0; i < n; ++i) b.send(b.recv());
+}
+
+// ------------------------------------------------------------------------------------------ pool
+//
+// Rows whose natural unit of work is bigger than one op (a map of 10^6 items, a batch of 64
+// CPU-bound tasks) or whose op leaves work behind that must not be timed (imap_first_result) run
+// under `scaled_runner`: each call of `once()` does `ops_per_call` ops and returns the seconds to
+// count for them; run(n) makes ceil(n / ops_per_call) calls, at most `max_calls`, and returns the
+// counted time scaled to n ops, so the harness's time per op is the mean over the calls made.
+
+template <class F>
+std::unique_ptr<Runner> scaled_runner(std::uint64_t ops_per_call, std::uint64_t max_calls, F once) {
+  class ScaledRunner final : public Runner {
+   public:
+    ScaledRunner(std::uint64_t per, std::uint64_t cap, F f)
+        : per_(per), cap_(cap), once_(std::move(f)) {}
+    double run(std::uint64_t iters) override {
+      const std::uint64_t calls = std::clamp<std::uint64_t>((iters + per_ - 1) / per_, 1, cap_);
+      double t = 0;
+      for (std::uint64_t i = 0; i < calls; ++i) t += once_();
+      return t * static_cast<double>(iters) / static_cast<double>(calls * per_);
+    }
+
+   private:
+    std::uint64_t per_;
+    std::uint64_t cap_;
+    F once_;
+  };
+  return std::make_unique<ScaledRunner>(ops_per_call, max_calls, std::move(once));
+}
+
+// The CPUs this process may use (its affinity mask), at least 1.
+inline unsigned usable_cpus() noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return static_cast<unsigned>(std::max(1, CPU_COUNT(&set)));
+}
+
+// pool.cpu_bound: one task burns `ns` nanoseconds of the CPU time of the thread that runs it (a
+// xorshift loop that reads CLOCK_THREAD_CPUTIME_ID every 1024 steps), so every task lasts the same
+// in C++ and in Python whatever the compiler makes of the loop. A batch is kCpuTasks tasks.
+inline constexpr std::uint64_t kCpuTasks = 64;
+inline constexpr std::int64_t kCpuTaskNs = 5'000'000;
+
+inline std::uint64_t burn_cpu(std::int64_t ns) noexcept {
+  auto now = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  };
+  const std::int64_t end = now() + ns;
+  std::uint64_t x = 0x9E3779B97F4A7C15u;
+  do {
+    for (int i = 0; i < 1024; ++i) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+    }
+  } while (now() < end);
+  return x;
 }
 
 }  // namespace mproc_bench

@@ -1,0 +1,193 @@
+"""CPython anchors of the pool groups: multiprocessing.Pool and concurrent.futures.ProcessPoolExecutor.
+
+Each workload makes its pool once (fork context, one worker per usable CPU) when its runner is made,
+outside the clock, and follows bench/workloads_pool.cpp step for step. Rows whose unit of work is
+bigger than one op run under ScaledRunner, as bench/protocols.hpp's scaled_runner. Run it alone with
+`python3 bench/python/anchors_pool.py`, or through bench/compare.py.
+"""
+
+import concurrent.futures
+import itertools
+import os
+import time
+
+from harness import CTX, LoopRunner, main, workload
+
+PROCESSES = len(os.sched_getaffinity(0))
+MAP_ITEMS = 10**6  # pool.map_noop_1e6: items per map
+CPU_TASKS = 64  # protocols.hpp kCpuTasks
+CPU_TASK_NS = 5_000_000  # protocols.hpp kCpuTaskNs
+FIRST_RESULT_CALLS = 20  # workloads_pool.cpp kFirstResultCalls
+
+
+def _noop():
+    pass
+
+
+def _identity(x):
+    return x
+
+
+def _burn_cpu(ns):
+    # protocols.hpp burn_cpu: busy until `ns` of this thread's CPU time have passed.
+    end = time.thread_time_ns() + ns
+    x = 0
+    while time.thread_time_ns() < end:
+        for i in range(256):
+            x ^= i
+    return x
+
+
+class _PoolRunner:
+    """A runner that also shuts its pool down when it is closed."""
+
+    def __init__(self, runner, pool):
+        self._runner = runner
+        self._pool = pool
+
+    def run(self, n):
+        return self._runner.run(n)
+
+    def close(self):
+        try:
+            self._runner.close()
+        finally:
+            if isinstance(self._pool, concurrent.futures.Executor):
+                self._pool.shutdown(wait=True)
+            else:
+                self._pool.terminate()
+                self._pool.join()
+
+
+class ScaledRunner:
+    """protocols.hpp's scaled_runner: once() does `per` ops and returns the seconds to count; run(n)
+    makes ceil(n / per) calls, at most `cap`, and scales the counted time to n ops."""
+
+    def __init__(self, per, cap, once):
+        self._per, self._cap, self._once = per, cap, once
+
+    def run(self, n):
+        calls = min(max(1, -(-n // self._per)), self._cap)
+        t = sum(self._once() for _ in range(calls))
+        return t * n / (calls * self._per)
+
+    def close(self):
+        pass
+
+
+def _pool():
+    return CTX.Pool(PROCESSES)
+
+
+@workload("pool.apply_async_noop/python", "pool.apply_async_noop", "multiprocessing.Pool apply_async(noop) x n, then get() each")
+def apply_async_noop():
+    pool = _pool()
+
+    def body(n):
+        results = [pool.apply_async(_noop) for _ in range(n)]
+        for r in results:
+            r.get()
+
+    return _PoolRunner(LoopRunner(body), pool)
+
+
+@workload(
+    "pool.apply_async_noop/python.executor",
+    "pool.apply_async_noop",
+    "ProcessPoolExecutor submit(noop) x n, then result() each",
+    primary=False,
+)
+def executor_submit_noop():
+    ex = concurrent.futures.ProcessPoolExecutor(PROCESSES, mp_context=CTX)
+    ex.submit(_noop).result()  # starts the workers outside the clock
+
+    def body(n):
+        futures = [ex.submit(_noop) for _ in range(n)]
+        for f in futures:
+            f.result()
+
+    return _PoolRunner(LoopRunner(body), ex)
+
+
+@workload("pool.imap_chunk1/python", "pool.imap_chunk1", "multiprocessing.Pool imap(identity, range(n), 1), consumed in order")
+def imap_chunk1():
+    pool = _pool()
+
+    def body(n):
+        expect = 0
+        for r in pool.imap(_identity, range(n), 1):
+            if r != expect:
+                raise RuntimeError("a result out of order")
+            expect += 1
+        if expect != n:
+            raise RuntimeError("results missing")
+
+    return _PoolRunner(LoopRunner(body), pool)
+
+
+@workload("pool.map_noop_1e6/python", "pool.map_noop_1e6", "multiprocessing.Pool map(identity, range(10**6)), automatic chunksize")
+def map_noop_1e6():
+    pool = _pool()
+
+    def once():
+        t0 = time.perf_counter_ns()
+        v = pool.map(_identity, range(MAP_ITEMS))
+        t = (time.perf_counter_ns() - t0) * 1e-9
+        if len(v) != MAP_ITEMS or v[-1] != MAP_ITEMS - 1:
+            raise RuntimeError("wrong results")
+        return t
+
+    return _PoolRunner(ScaledRunner(MAP_ITEMS, 1 << 62, once), pool)
+
+
+@workload("pool.cpu_bound/python", "pool.cpu_bound", "multiprocessing.Pool map(burn 5 ms, 64 tasks, chunksize=1)")
+def cpu_bound():
+    pool = _pool()
+    tasks = [CPU_TASK_NS] * CPU_TASKS
+
+    def once():
+        t0 = time.perf_counter_ns()
+        v = pool.map(_burn_cpu, tasks, 1)
+        t = (time.perf_counter_ns() - t0) * 1e-9
+        if len(v) != CPU_TASKS:
+            raise RuntimeError("results missing")
+        return t
+
+    return _PoolRunner(ScaledRunner(CPU_TASKS, 1 << 62, once), pool)
+
+
+@workload(
+    "pool.imap_first_result/python",
+    "pool.imap_first_result",
+    "multiprocessing.Pool imap(identity, unbounded generator), then next()",
+)
+def imap_first_result():
+    pool = _pool()
+
+    def once():
+        stop = []
+
+        def source():
+            # Unbounded, like itertools.count(), but ends once the first result is in, so that the
+            # tasks Pool's task thread has already sent can be drained outside the clock.
+            for i in itertools.count():
+                if stop:
+                    return
+                yield i
+
+        t0 = time.perf_counter_ns()
+        results = pool.imap(_identity, source())
+        first = next(results)
+        t = (time.perf_counter_ns() - t0) * 1e-9
+        stop.append(True)
+        if first != 0:
+            raise RuntimeError("wrong first result")
+        for _ in results:  # drain, untimed
+            pass
+        return t
+
+    return _PoolRunner(ScaledRunner(1, FIRST_RESULT_CALLS, once), pool)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+// bench/workloads_pool.cpp — mproc's rows of the pool groups.
+//
+// Each workload makes one mproc::Pool with one worker per usable CPU when its runner is made, and
+// reuses it for every repetition: pool start-up is never timed. The tasks are captureless lambdas
+// (the callable travels as its object bytes, see <mproc/pool.hpp>).
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mproc/pool.hpp>
+#include <ranges>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "harness.hpp"
+#include "protocols.hpp"
+
+namespace mproc_bench {
+namespace {
+
+constexpr std::uint64_t kMapItems = 1'000'000;  // pool.map_noop_1e6: items per map
+constexpr std::uint64_t kFirstResultCalls =
+    20;  // pool.imap_first_result: imap starts timed per rep
+
+std::shared_ptr<mproc::Pool> make_pool() {
+  restore_affinity();  // the workers may use every CPU, whatever a previous group pinned
+  return std::make_shared<mproc::Pool>(static_cast<int>(usable_cpus()));
+}
+
+// Waits (untimed) until every task submitted to `pool` has finished.
+void drain(const mproc::Pool& pool) {
+  while (pool.unfinished() != 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+}
+
+const Registrar kApplyAsync{{
+    .name = "pool.apply_async_noop/mproc",
+    .group = "pool.apply_async_noop",
+    .impl = "mproc",
+    .label = "mproc::Pool apply_async(noop) x n, then get() each",
+    .make =
+        [] {
+          return loop_runner([pool = make_pool()](std::uint64_t n) {
+            std::vector<mproc::AsyncResult<void>> results;
+            results.reserve(n);
+            for (std::uint64_t i = 0; i < n; ++i) results.push_back(pool->apply_async([] {}));
+            for (auto& r : results) r.get();
+          });
+        },
+}};
+
+const Registrar kSubmit{{
+    .name = "pool.apply_async_noop/mproc.submit",
+    .group = "pool.apply_async_noop",
+    .impl = "mproc",
+    .label = "mproc::Pool submit(noop) x n, then get() each (executor style)",
+    .primary = false,
+    .make =
+        [] {
+          return loop_runner([pool = make_pool()](std::uint64_t n) {
+            std::vector<mproc::Future<void>> futures;
+            futures.reserve(n);
+            for (std::uint64_t i = 0; i < n; ++i) futures.push_back(pool->submit([] {}));
+            for (auto& f : futures) f.get();
+          });
+        },
+}};
+
+const Registrar kIMapChunk1{{
+    .name = "pool.imap_chunk1/mproc",
+    .group = "pool.imap_chunk1",
+    .impl = "mproc",
+    .label = "mproc::Pool imap(identity, iota(0, n), 1), consumed in order",
+    .make =
+        [] {
+          return loop_runner([pool = make_pool()](std::uint64_t n) {
+            std::uint64_t expect = 0;
+            for (std::uint64_t r :
+                 pool->imap([](std::uint64_t x) { return x; }, std::views::iota(0u, n), 1)) {
+              check(r == expect++, "pool.imap_chunk1: a result out of order");
+            }
+            check(expect == n, "pool.imap_chunk1: results missing");
+          });
+        },
+}};
+
+const Registrar kMap1e6{{
+    .name = "pool.map_noop_1e6/mproc",
+    .group = "pool.map_noop_1e6",
+    .impl = "mproc",
+    .label = "mproc::Pool map(identity, iota(0, 10^6)), automatic chunksize",
+    .make =
+        [] {
+          return scaled_runner(kMapItems, UINT64_MAX, [pool = make_pool()] {
+            const double t0 = now_seconds();
+            std::vector<int> v =
+                pool->map([](int x) { return x; }, std::views::iota(0, int{kMapItems}));
+            const double t = now_seconds() - t0;
+            check(v.size() == kMapItems && v.back() == int{kMapItems} - 1,
+                  "pool.map_noop_1e6: wrong results");
+            return t;
+          });
+        },
+}};
+
+const Registrar kCpuBound{{
+    .name = "pool.cpu_bound/mproc",
+    .group = "pool.cpu_bound",
+    .impl = "mproc",
+    .label = "mproc::Pool map(burn 5 ms, 64 tasks, chunksize 1)",
+    .make =
+        [] {
+          return scaled_runner(kCpuTasks, UINT64_MAX, [pool = make_pool()] {
+            const std::vector<std::int64_t> tasks(kCpuTasks, kCpuTaskNs);
+            const double t0 = now_seconds();
+            std::vector<std::uint64_t> v = pool->map(&burn_cpu, tasks, 1);
+            const double t = now_seconds() - t0;
+            check(v.size() == kCpuTasks, "pool.cpu_bound: results missing");
+            return t;
+          });
+        },
+}};
+
+const Registrar kFirstResult{{
+    .name = "pool.imap_first_result/mproc",
+    .group = "pool.imap_first_result",
+    .impl = "mproc",
+    .label = "mproc::Pool imap(identity, iota(0)) (unbounded), then next()",
+    .make =
+        [] {
+          return scaled_runner(1, kFirstResultCalls, [pool = make_pool()] {
+            double t = 0;
+            {
+              const double t0 = now_seconds();
+              auto results = pool->imap([](std::uint64_t x) { return x; }, std::views::iota(0u));
+              const std::optional<std::uint64_t> first = results.next();
+              t = now_seconds() - t0;
+              check(first == 0u, "pool.imap_first_result: wrong first result");
+            }
+            drain(*pool);  // the chunks still in flight finish outside the clock
+            return t;
+          });
+        },
+}};
+
+}  // namespace
+}  // namespace mproc_bench
