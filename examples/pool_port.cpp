@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <mproc/mproc.hpp>
 #include <numeric>
-#include <ranges>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -39,6 +38,13 @@ long power(long base, int exp) {
 }
 
 // if __name__ == "__main__":
+// Python's range(lo, hi), as a vector (any input range works with the Pool).
+std::vector<long> range(long lo, long hi) {
+  std::vector<long> v;
+  for (long i = lo; i < hi; ++i) v.push_back(i);
+  return v;
+}
+
 int main() {
   int failures = 0;
   auto expect = [&failures](bool ok, const char* what) {
@@ -67,7 +73,7 @@ int main() {
     //         for sq in pool.imap(square, range(1, 101), chunksize=10):
     //             total += sq
     long sum_sq = 0;
-    for (long sq : pool.imap(square, std::views::iota(1L, 101L), 10)) sum_sq += sq;
+    for (long sq : pool.imap(square, range(1, 101), 10)) sum_sq += sq;
     //         print("sum of squares 1..100:", total)
     std::printf("sum of squares 1..100: %ld\n", sum_sq);
     expect(sum_sq == 338350, "imap(square)");
@@ -90,8 +96,8 @@ int main() {
 
     //         print(sorted(pool.imap_unordered(square, range(5))))
     std::vector<long> unordered;
-    for (long v : pool.imap_unordered(square, std::views::iota(0L, 5L))) unordered.push_back(v);
-    std::ranges::sort(unordered);
+    for (long v : pool.imap_unordered(square, range(0, 5))) unordered.push_back(v);
+    std::sort(unordered.begin(), unordered.end());
     for (long v : unordered) std::printf("%ld ", v);
     std::printf("\n");
     expect(unordered == std::vector<long>{0, 1, 4, 9, 16}, "imap_unordered(square)");
