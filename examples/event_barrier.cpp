@@ -30,9 +30,9 @@ int main() {
           for (int phase = 1; phase <= kPhases; ++phase) {
             int index = barrier.wait();  // distinct arrival index in [0, kWorkers)
             if (index == 0) {
-          std::printf("  worker %d arrived first at the end of phase %d\n", id, phase);
-          std::fflush(stdout);
-        }
+              std::printf("  worker %d arrived first at the end of phase %d\n", id, phase);
+              std::fflush(stdout);
+            }
           }
         },
         i);

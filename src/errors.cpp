@@ -1,9 +1,8 @@
 // Out-of-line anchors for the exception types (one vtable/typeinfo per type).
 #include <mproc/errors.hpp>
+#include <system_error>
 
 #include "posix/error.hpp"
-
-#include <system_error>
 
 namespace mproc::detail {
 

@@ -11,12 +11,11 @@
 // Codecs use `remaining()` to reject a corrupt length before allocating for it.
 #pragma once
 
-#include <mproc/errors.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <mproc/errors.hpp>
 #include <type_traits>
 
 namespace mproc {

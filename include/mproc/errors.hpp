@@ -1,4 +1,5 @@
 // mproc/errors.hpp — the exception types of mproc's public API.
+// clang-format off
 //
 // They mirror the exceptions Python's multiprocessing raises. Every mproc exception derives from
 // `mproc::Error`, itself a `std::runtime_error`; failures of the operating system itself surface as
@@ -36,10 +37,10 @@
 //   └── BrokenPool          a Pool that cannot run tasks any more (its initializer failed, its
 //                           launcher died, or it was terminated with the task unfinished).
 //                           Mirrors concurrent.futures.process.BrokenProcessPool.
+// clang-format on
 #pragma once
 
 #include <mproc/export.hpp>
-
 #include <stdexcept>
 #include <string>
 #include <utility>

@@ -1,4 +1,5 @@
 // mproc/mproc.hpp — the umbrella header: everything mproc offers.
+// clang-format off
 //
 //   Process and friends     <mproc/process.hpp>        multiprocessing.Process
 //   Locks and friends       <mproc/sync.hpp>           multiprocessing.synchronize
@@ -8,6 +9,7 @@
 //   Pool                    <mproc/pool.hpp>           multiprocessing.Pool, ProcessPoolExecutor
 //   Values as bytes         <mproc/codec.hpp>          (pickle's role)
 //   Exceptions              <mproc/errors.hpp>
+// clang-format on
 #pragma once
 
 #include <mproc/codec.hpp>

@@ -2,13 +2,13 @@
 // once (a per-message tally in shared memory), intact (each carries a checksum of itself), and in
 // order per producer (each consumer sees every producer's sequence numbers increase).
 #include <gtest/gtest.h>
-#include <mproc/process.hpp>
-#include <mproc/queue.hpp>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <sys/mman.h>
+#include <mproc/process.hpp>
+#include <mproc/queue.hpp>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -28,7 +28,7 @@ std::uint64_t checksum(std::uint32_t p, std::uint32_t s) {
 
 struct Tally {
   std::atomic<std::uint64_t> received{0};
-  std::atomic<std::uint64_t> bad{0};          // wrong checksum
+  std::atomic<std::uint64_t> bad{0};           // wrong checksum
   std::atomic<std::uint64_t> out_of_order{0};  // a producer's seq went backwards for a consumer
 };
 
@@ -39,7 +39,8 @@ void exchange(int producers, int consumers, std::uint32_t total, bool batched) {
   ASSERT_NE(mem, MAP_FAILED);
   auto* t = ::new (mem) Tally();
   // One counter per message, right after the tally.
-  auto* seen = reinterpret_cast<std::atomic<std::uint8_t>*>(static_cast<char*>(mem) + sizeof(Tally));
+  auto* seen =
+      reinterpret_cast<std::atomic<std::uint8_t>*>(static_cast<char*>(mem) + sizeof(Tally));
   const std::uint32_t per = total / static_cast<std::uint32_t>(producers);
 
   std::vector<std::unique_ptr<mproc::Process>> procs;

@@ -5,8 +5,6 @@
 //
 // Bounded: ~6 s of killing by default; MPROC_SOAK=1 runs ~60 s.
 #include <gtest/gtest.h>
-#include <mproc/queue.hpp>
-
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <mproc/queue.hpp>
 #include <random>
 #include <thread>
 #include <vector>
@@ -62,14 +61,15 @@ struct Board {
   std::atomic<std::uint64_t> corrupt{0};
   std::atomic<std::uint64_t> log_size{0};
   std::atomic<std::uint32_t> produced_upto[4096];  // per incarnation: seqs fully put so far
-  std::uint64_t log[kLogCapacity];                  // (producer << 32 | seq) of each delivery
+  std::uint64_t log[kLogCapacity];                 // (producer << 32 | seq) of each delivery
 };
 
 std::chrono::milliseconds run_time() { return std::getenv("MPROC_SOAK") ? 60s : 6s; }
 
 TEST(QueueKill, SurvivorsFinishAndNoMessageIsTornOrDuplicated) {
   mproc::Queue<Msg> q(0, mproc::QueueOptions{.capacity = 16 * 1024});
-  void* mem = mmap(nullptr, sizeof(Board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* mem =
+      mmap(nullptr, sizeof(Board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
   auto* b = ::new (mem) Board();
 
@@ -137,7 +137,8 @@ TEST(QueueKill, SurvivorsFinishAndNoMessageIsTornOrDuplicated) {
   for (std::uint64_t i = 0; i < n; ++i)
     if (b->log[i] != 0) log.push_back(b->log[i] - 1);
   std::sort(log.begin(), log.end());
-  EXPECT_EQ(std::adjacent_find(log.begin(), log.end()), log.end()) << "a message was delivered twice";
+  EXPECT_EQ(std::adjacent_find(log.begin(), log.end()), log.end())
+      << "a message was delivered twice";
   EXPECT_EQ(b->corrupt.load(), 0u) << "a torn message was delivered";
 
   // Every message a producer finished putting was delivered, except those a killed consumer had

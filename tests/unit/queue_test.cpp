@@ -3,12 +3,12 @@
 // get, FIFO across fork, qsize counting, JoinableQueue with 4 workers, close semantics — plus
 // typed values through the codec and messages around and beyond the ring's size.
 #include <gtest/gtest.h>
-#include <mproc/process.hpp>
-#include <mproc/queue.hpp>
 
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mproc/process.hpp>
+#include <mproc/queue.hpp>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -169,16 +169,15 @@ TEST(Queue, MessagesOfEverySizeAroundTheRing) {
   const std::size_t cap = 64 * 1024;
   mproc::Queue<std::string> q(0, mproc::QueueOptions{.capacity = cap});
   // Encoded size of a string is its length plus an 8-byte length prefix.
-  const std::vector<std::size_t> sizes = {0, 1, cap - 9, cap - 8, cap - 7, cap - 1, cap, cap + 1,
-                                          64u << 20};
+  const std::vector<std::size_t> sizes = {0,       1,   cap - 9, cap - 8,  cap - 7,
+                                          cap - 1, cap, cap + 1, 64u << 20};
   auto make = [](std::size_t n, char seed) {
     std::string s(n, '\0');
     for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 31);
     return s;
   };
   Child producer([&] {
-    for (std::size_t i = 0; i < sizes.size(); ++i)
-      q.put(make(sizes[i], static_cast<char>(i)), 60s);
+    for (std::size_t i = 0; i < sizes.size(); ++i) q.put(make(sizes[i], static_cast<char>(i)), 60s);
     return 0;
   });
   for (std::size_t i = 0; i < sizes.size(); ++i) {
