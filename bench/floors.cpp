@@ -16,7 +16,10 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "harness.hpp"
 #include "protocols.hpp"
@@ -180,25 +183,32 @@ const Registrar kProcessStartJoin{{
         },
 }};
 
-// pool.cpu_bound: the same batch of tasks run one after the other in this process, the time divided
-// by the number of usable CPUs: what a pool would take with perfect speedup and no overhead.
-const Registrar kCpuBoundSerial{{
-    .name = "pool.cpu_bound/floor",
-    .group = "pool.cpu_bound",
-    .impl = "floor",
-    .label = "serial loop over the 64 tasks, time / usable CPUs (perfect speedup)",
-    .make =
-        [] {
-          return scaled_runner(kCpuTasks, UINT64_MAX, [] {
-            const double t0 = now_seconds();
-            std::uint64_t x = 0;
-            for (std::uint64_t i = 0; i < kCpuTasks; ++i) x ^= burn_cpu(kCpuTaskNs);
-            const double t = now_seconds() - t0;
-            do_not_optimize(x);
-            return t / usable_cpus();
-          });
-        },
-}};
+// pool.cpu_bound*: the group's batch of tasks run one after the other in this process, the time
+// divided by the number of usable CPUs: what a pool would take with perfect speedup and no
+// overhead.
+Workload cpu_bound_floor(const std::string& group, std::vector<std::int64_t> tasks) {
+  return {
+      .name = group + "/floor",
+      .group = group,
+      .impl = "floor",
+      .label = "serial loop over the 64 tasks, time / usable CPUs (perfect speedup)",
+      .make =
+          [tasks = std::move(tasks)] {
+            return scaled_runner(tasks.size(), UINT64_MAX, [tasks] {
+              const double t0 = now_seconds();
+              std::uint64_t x = 0;
+              for (const std::int64_t ns : tasks) x ^= burn_cpu(ns);
+              const double t = now_seconds() - t0;
+              do_not_optimize(x);
+              return t / usable_cpus();
+            });
+          },
+  };
+}
+
+const Registrar kCpuBoundSerial{cpu_bound_floor("pool.cpu_bound", cpu_bound_tasks())};
+const Registrar kCpuBoundUnevenSerial{
+    cpu_bound_floor("pool.cpu_bound_uneven", cpu_bound_uneven_tasks())};
 
 }  // namespace
 }  // namespace mproc_bench

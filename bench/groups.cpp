@@ -75,6 +75,10 @@ const std::vector<Group>& groups() {
       {.name = "pool.cpu_bound",
        .op = "one of 64 equal CPU-bound tasks (5 ms of CPU time each) in a map with chunksize 1",
        .target = "mproc/floor<=1.11"},
+      {.name = "pool.cpu_bound_uneven",
+       .op = "one of 64 CPU-bound tasks whose CPU times cycle through 1, 2, 4, 8 and 16 ms, in a "
+             "map with chunksize 1",
+       .target = "mproc/floor<=1.11"},
       {.name = "pool.imap_first_result",
        .op = "imap(identity, unbounded input) started, until its first result is returned",
        .target = ""},

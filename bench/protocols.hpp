@@ -283,6 +283,21 @@ inline unsigned usable_cpus() noexcept {
 // in C++ and in Python whatever the compiler makes of the loop. A batch is kCpuTasks tasks.
 inline constexpr std::uint64_t kCpuTasks = 64;
 inline constexpr std::int64_t kCpuTaskNs = 5'000'000;
+// pool.cpu_bound_uneven: the CPU times of its batch cycle through these (387 ms in all).
+inline constexpr std::array<std::int64_t, 5> kCpuUnevenNs{1'000'000, 2'000'000, 4'000'000,
+                                                          8'000'000, 16'000'000};
+
+// The batch of pool.cpu_bound: kCpuTasks tasks of kCpuTaskNs each.
+inline std::vector<std::int64_t> cpu_bound_tasks() {
+  return std::vector<std::int64_t>(kCpuTasks, kCpuTaskNs);
+}
+
+// The batch of pool.cpu_bound_uneven: kCpuTasks tasks whose CPU times cycle through kCpuUnevenNs.
+inline std::vector<std::int64_t> cpu_bound_uneven_tasks() {
+  std::vector<std::int64_t> tasks(kCpuTasks);
+  for (std::size_t i = 0; i < tasks.size(); ++i) tasks[i] = kCpuUnevenNs[i % kCpuUnevenNs.size()];
+  return tasks;
+}
 
 inline std::uint64_t burn_cpu(std::int64_t ns) noexcept {
   auto now = [] {

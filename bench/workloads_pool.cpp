@@ -10,7 +10,9 @@
 #include <mproc/pool.hpp>
 #include <ranges>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "harness.hpp"
@@ -103,23 +105,33 @@ const Registrar kMap1e6{{
         },
 }};
 
-const Registrar kCpuBound{{
-    .name = "pool.cpu_bound/mproc",
-    .group = "pool.cpu_bound",
-    .impl = "mproc",
-    .label = "mproc::Pool map(burn 5 ms, 64 tasks, chunksize 1)",
-    .make =
-        [] {
-          return scaled_runner(kCpuTasks, UINT64_MAX, [pool = make_pool()] {
-            const std::vector<std::int64_t> tasks(kCpuTasks, kCpuTaskNs);
-            const double t0 = now_seconds();
-            std::vector<std::uint64_t> v = pool->map(&burn_cpu, tasks, 1);
-            const double t = now_seconds() - t0;
-            check(v.size() == kCpuTasks, "pool.cpu_bound: results missing");
-            return t;
-          });
-        },
-}};
+// The mproc row of a pool.cpu_bound* group: map(burn_cpu, tasks, 1) over the group's batch.
+Workload cpu_bound_workload(const std::string& group, const std::string& label,
+                            std::vector<std::int64_t> tasks) {
+  return {
+      .name = group + "/mproc",
+      .group = group,
+      .impl = "mproc",
+      .label = label,
+      .make =
+          [what = group + ": results missing", tasks = std::move(tasks)] {
+            return scaled_runner(tasks.size(), UINT64_MAX, [what, tasks, pool = make_pool()] {
+              const double t0 = now_seconds();
+              std::vector<std::uint64_t> v = pool->map(&burn_cpu, tasks, 1);
+              const double t = now_seconds() - t0;
+              check(v.size() == tasks.size(), what.c_str());
+              return t;
+            });
+          },
+  };
+}
+
+const Registrar kCpuBound{cpu_bound_workload(
+    "pool.cpu_bound", "mproc::Pool map(burn 5 ms, 64 tasks, chunksize 1)", cpu_bound_tasks())};
+
+const Registrar kCpuBoundUneven{cpu_bound_workload(
+    "pool.cpu_bound_uneven", "mproc::Pool map(burn 1/2/4/8/16 ms in turn, 64 tasks, chunksize 1)",
+    cpu_bound_uneven_tasks())};
 
 const Registrar kFirstResult{{
     .name = "pool.imap_first_result/mproc",

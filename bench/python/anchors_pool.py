@@ -17,6 +17,7 @@ PROCESSES = len(os.sched_getaffinity(0))
 MAP_ITEMS = 10**6  # pool.map_noop_1e6: items per map
 CPU_TASKS = 64  # protocols.hpp kCpuTasks
 CPU_TASK_NS = 5_000_000  # protocols.hpp kCpuTaskNs
+CPU_UNEVEN_NS = [1_000_000, 2_000_000, 4_000_000, 8_000_000, 16_000_000]  # protocols.hpp kCpuUnevenNs
 FIRST_RESULT_CALLS = 20  # workloads_pool.cpp kFirstResultCalls
 
 
@@ -140,20 +141,34 @@ def map_noop_1e6():
     return _PoolRunner(ScaledRunner(MAP_ITEMS, 1 << 62, once), pool)
 
 
-@workload("pool.cpu_bound/python", "pool.cpu_bound", "multiprocessing.Pool map(burn 5 ms, 64 tasks, chunksize=1)")
-def cpu_bound():
+def _cpu_bound(tasks):
+    # workloads_pool.cpp cpu_bound_workload: map(burn_cpu, tasks, 1) over the group's batch.
     pool = _pool()
-    tasks = [CPU_TASK_NS] * CPU_TASKS
 
     def once():
         t0 = time.perf_counter_ns()
         v = pool.map(_burn_cpu, tasks, 1)
         t = (time.perf_counter_ns() - t0) * 1e-9
-        if len(v) != CPU_TASKS:
+        if len(v) != len(tasks):
             raise RuntimeError("results missing")
         return t
 
-    return _PoolRunner(ScaledRunner(CPU_TASKS, 1 << 62, once), pool)
+    return _PoolRunner(ScaledRunner(len(tasks), 1 << 62, once), pool)
+
+
+@workload("pool.cpu_bound/python", "pool.cpu_bound", "multiprocessing.Pool map(burn 5 ms, 64 tasks, chunksize=1)")
+def cpu_bound():
+    return _cpu_bound([CPU_TASK_NS] * CPU_TASKS)  # protocols.hpp cpu_bound_tasks
+
+
+@workload(
+    "pool.cpu_bound_uneven/python",
+    "pool.cpu_bound_uneven",
+    "multiprocessing.Pool map(burn 1/2/4/8/16 ms in turn, 64 tasks, chunksize=1)",
+)
+def cpu_bound_uneven():
+    # protocols.hpp cpu_bound_uneven_tasks
+    return _cpu_bound([CPU_UNEVEN_NS[i % len(CPU_UNEVEN_NS)] for i in range(CPU_TASKS)])
 
 
 @workload(
