@@ -11,7 +11,7 @@ import itertools
 import os
 import time
 
-from harness import CTX, LoopRunner, main, workload
+from harness import CTX, ClosingRunner, LoopRunner, main, workload
 
 PROCESSES = len(os.sched_getaffinity(0))
 MAP_ITEMS = 10**6  # pool.map_noop_1e6: items per map
@@ -39,25 +39,17 @@ def _burn_cpu(ns):
     return x
 
 
-class _PoolRunner:
+def _shutdown(pool):
+    if isinstance(pool, concurrent.futures.Executor):
+        pool.shutdown(wait=True)
+    else:
+        pool.terminate()
+        pool.join()
+
+
+def _closing_pool(runner, pool):
     """A runner that also shuts its pool down when it is closed."""
-
-    def __init__(self, runner, pool):
-        self._runner = runner
-        self._pool = pool
-
-    def run(self, n):
-        return self._runner.run(n)
-
-    def close(self):
-        try:
-            self._runner.close()
-        finally:
-            if isinstance(self._pool, concurrent.futures.Executor):
-                self._pool.shutdown(wait=True)
-            else:
-                self._pool.terminate()
-                self._pool.join()
+    return ClosingRunner(runner, lambda: _shutdown(pool))
 
 
 class ScaledRunner:
@@ -89,7 +81,7 @@ def apply_async_noop():
         for r in results:
             r.get()
 
-    return _PoolRunner(LoopRunner(body), pool)
+    return _closing_pool(LoopRunner(body), pool)
 
 
 @workload(
@@ -107,7 +99,7 @@ def executor_submit_noop():
         for f in futures:
             f.result()
 
-    return _PoolRunner(LoopRunner(body), ex)
+    return _closing_pool(LoopRunner(body), ex)
 
 
 @workload("pool.imap_chunk1/python", "pool.imap_chunk1", "multiprocessing.Pool imap(identity, range(n), 1), consumed in order")
@@ -123,7 +115,7 @@ def imap_chunk1():
         if expect != n:
             raise RuntimeError("results missing")
 
-    return _PoolRunner(LoopRunner(body), pool)
+    return _closing_pool(LoopRunner(body), pool)
 
 
 @workload("pool.map_noop_1e6/python", "pool.map_noop_1e6", "multiprocessing.Pool map(identity, range(10**6)), automatic chunksize")
@@ -138,7 +130,7 @@ def map_noop_1e6():
             raise RuntimeError("wrong results")
         return t
 
-    return _PoolRunner(ScaledRunner(MAP_ITEMS, 1 << 62, once), pool)
+    return _closing_pool(ScaledRunner(MAP_ITEMS, 1 << 62, once), pool)
 
 
 def _cpu_bound(tasks):
@@ -153,7 +145,7 @@ def _cpu_bound(tasks):
             raise RuntimeError("results missing")
         return t
 
-    return _PoolRunner(ScaledRunner(len(tasks), 1 << 62, once), pool)
+    return _closing_pool(ScaledRunner(len(tasks), 1 << 62, once), pool)
 
 
 @workload("pool.cpu_bound/python", "pool.cpu_bound", "multiprocessing.Pool map(burn 5 ms, 64 tasks, chunksize=1)")
@@ -201,7 +193,7 @@ def imap_first_result():
             pass
         return t
 
-    return _PoolRunner(ScaledRunner(1, FIRST_RESULT_CALLS, once), pool)
+    return _closing_pool(ScaledRunner(1, FIRST_RESULT_CALLS, once), pool)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ message a 65536-byte one. Run it alone with `python3 bench/python/anchors_queue.
 bench/compare.py.
 """
 
-from harness import CTX, PairRunner, TeamRunner, main, workload
+from harness import CTX, ClosingRunner, PairRunner, TeamRunner, main, workload
 
 MSG64 = bytes(64)
 MSG64K = bytes(64 * 1024)
@@ -28,21 +28,9 @@ def _close_queues(queues):
             q.join_thread()
 
 
-class _QueueRunner:
+def _closing_queues(runner, queues):
     """A runner that also closes its queues (and joins their feeder threads) when it is closed."""
-
-    def __init__(self, runner, queues):
-        self._runner = runner
-        self._queues = queues
-
-    def run(self, n):
-        return self._runner.run(n)
-
-    def close(self):
-        try:
-            self._runner.close()
-        finally:
-            _close_queues(self._queues)
+    return ClosingRunner(runner, lambda: _close_queues(queues))
 
 
 def _produce(q, msg):
@@ -66,7 +54,7 @@ def _consume(q, size):
 
 
 def _spsc(q, msg):
-    return _QueueRunner(PairRunner(self_=_consume(q, len(msg)), partner=_produce(q, msg), pin="split"), [q])
+    return _closing_queues(PairRunner(self_=_consume(q, len(msg)), partner=_produce(q, msg), pin="split"), [q])
 
 
 @workload("queue.spsc_64B/python", "queue.spsc_64B", "multiprocessing.Queue put / get of 64-byte bytes")
@@ -108,7 +96,7 @@ def spsc_64_batch():
         if i != n:
             raise RuntimeError("got %d messages, not %d" % (i, n))
 
-    return _QueueRunner(PairRunner(self_=consume, partner=produce, pin="split"), [q])
+    return _closing_queues(PairRunner(self_=consume, partner=produce, pin="split"), [q])
 
 
 @workload("queue.mpsc_64B/python", "queue.mpsc_64B", "multiprocessing.Queue put / get, 4 producers")
@@ -116,7 +104,7 @@ def mpsc_64():
     q = CTX.Queue()
     consume = _consume(q, len(MSG64))
     put = _produce(q, MSG64)
-    return _QueueRunner(
+    return _closing_queues(
         TeamRunner(self_=consume, partner=lambda i, n: put(_share(n, i, FANOUT)), partners=FANOUT, pin="none"),
         [q],
     )
@@ -126,7 +114,7 @@ def mpsc_64():
 def spmc_64():
     q = CTX.Queue()
     get = _consume(q, len(MSG64))
-    return _QueueRunner(
+    return _closing_queues(
         TeamRunner(self_=_produce(q, MSG64), partner=lambda i, n: get(_share(n, i, FANOUT)), partners=FANOUT, pin="none"),
         [q],
     )
@@ -154,7 +142,7 @@ def queue_roundtrip():
         for _ in range(n):
             q2.put(q1.get())
 
-    return _QueueRunner(PairRunner(self_=a, partner=b, pin="same"), [q1, q2])
+    return _closing_queues(PairRunner(self_=a, partner=b, pin="same"), [q1, q2])
 
 
 @workload("pipe.roundtrip/python", "pipe.roundtrip", "multiprocessing.Pipe() send / recv of an int")

@@ -63,6 +63,23 @@ def _pin_to(cpu):
     os.sched_setaffinity(0, _INITIAL_CPUS if cpu is None else {cpu})
 
 
+class ClosingRunner:
+    """Wraps a runner; after closing it, runs `cleanup()` (closing queues, shutting a pool down)."""
+
+    def __init__(self, runner, cleanup):
+        self._runner = runner
+        self._cleanup = cleanup
+
+    def run(self, n):
+        return self._runner.run(n)
+
+    def close(self):
+        try:
+            self._runner.close()
+        finally:
+            self._cleanup()
+
+
 class LoopRunner:
     """Runs body(n) in this process."""
 
