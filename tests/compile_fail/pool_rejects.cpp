@@ -1,0 +1,33 @@
+// Uses of mproc::Pool that must not compile, one per MPROC_CASE; case 0 is the control that must.
+// Run by expect_compile_error.cmake, which checks the compiler's message.
+#include <functional>
+#include <mproc/pool.hpp>
+#include <string>
+#include <vector>
+
+namespace {
+int twice(int x) { return 2 * x; }
+void nothing(int) {}
+}  // namespace
+
+int main() {
+  mproc::Pool pool(1);
+  std::vector<int> xs = {1, 2, 3};
+#if MPROC_CASE == 0
+  // Functions, captureless lambdas and lambdas with trivially copyable captures are accepted.
+  int k = 3;
+  (void)pool.map(twice, xs);
+  (void)pool.apply_async([](int x) { return x + 1; }, 1);
+  (void)pool.apply_async([k](int x) { return x * k; }, 1);
+#elif MPROC_CASE == 1
+  // A capture that is not trivially copyable cannot travel to a worker.
+  std::string s = "text";
+  (void)pool.apply_async([s](int x) { return x + static_cast<int>(s.size()); }, 1);
+#elif MPROC_CASE == 2
+  std::function<int(int)> f = twice;
+  (void)pool.map(f, xs);
+#elif MPROC_CASE == 3
+  (void)pool.map(nothing, xs);
+#endif
+  return 0;
+}
