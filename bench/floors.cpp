@@ -126,21 +126,23 @@ const Registrar kLockHandoff{{
         },
 }};
 
+// Two processes on one CPU handing a turn back and forth through two futex words.
+std::unique_ptr<Runner> futex_pingpong() {
+  auto s = make_shared_object<FutexEvents>();
+  return pair_runner({
+      .pin = Pin::kSame,
+      .before = {},
+      .self = [s](std::uint64_t n) { event_pingpong_a(s->e1, s->e2, n); },
+      .partner = [s](std::uint64_t n) { event_pingpong_b(s->e1, s->e2, n); },
+  });
+}
+
 const Registrar kEventPingpong{{
     .name = "event.pingpong/floor",
     .group = "event.pingpong",
     .impl = "floor",
     .label = "two futex words, FUTEX_WAIT/FUTEX_WAKE",
-    .make =
-        [] {
-          auto s = make_shared_object<FutexEvents>();
-          return pair_runner({
-              .pin = Pin::kSame,
-              .before = {},
-              .self = [s](std::uint64_t n) { event_pingpong_a(s->e1, s->e2, n); },
-              .partner = [s](std::uint64_t n) { event_pingpong_b(s->e1, s->e2, n); },
-          });
-        },
+    .make = futex_pingpong,
 }};
 
 // queue.roundtrip's floor: the same two futex words, so a round trip through two blocking queues
@@ -150,16 +152,7 @@ const Registrar kQueueRoundtrip{{
     .group = "queue.roundtrip",
     .impl = "floor",
     .label = "two futex words, FUTEX_WAIT/FUTEX_WAKE (event.pingpong's floor)",
-    .make =
-        [] {
-          auto s = make_shared_object<FutexEvents>();
-          return pair_runner({
-              .pin = Pin::kSame,
-              .before = {},
-              .self = [s](std::uint64_t n) { event_pingpong_a(s->e1, s->e2, n); },
-              .partner = [s](std::uint64_t n) { event_pingpong_b(s->e1, s->e2, n); },
-          });
-        },
+    .make = futex_pingpong,
 }};
 
 const Registrar kProcessStartJoin{{

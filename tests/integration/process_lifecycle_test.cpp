@@ -18,26 +18,18 @@
 #include <thread>
 
 #include "helpers/child.hpp"
+#include "helpers/proc_state.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using mproc_test::proc_state;
 namespace fs = std::filesystem;
 
 std::string helper(const std::string& name) {
   const char* dir = std::getenv("MPROC_TEST_HELPERS");
   fs::path base = dir && *dir ? fs::path(dir) : fs::read_symlink("/proc/self/exe").parent_path();
   return (base / name).string();
-}
-
-// The process state letter from /proc/<pid>/stat ('R', 'S', 'Z', ...), or 0 if it is gone.
-char proc_state(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string s;
-  if (!std::getline(in, s)) return 0;
-  auto close = s.rfind(')');
-  if (close == std::string::npos || close + 2 >= s.size()) return 0;
-  return s[close + 2];
 }
 
 bool running(int pid) {

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "helpers/proc_state.hpp"
 #include "helpers/shared_page.hpp"
 
 namespace mproc_test {
@@ -81,16 +82,6 @@ std::string read_all(int fd) {
     out.append(buf, static_cast<std::size_t>(n));
   }
   return out;
-}
-
-// The process state letter from /proc/<pid>/stat ('R', 'S', 'Z', ...), or 0 if it is gone.
-char proc_state(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string s;
-  if (!std::getline(in, s)) return 0;
-  auto close = s.rfind(')');
-  if (close == std::string::npos || close + 2 >= s.size()) return 0;
-  return s[close + 2];
 }
 
 // Waits (bounded) until the child `pid` has exited and can be reaped, without reaping it.
