@@ -117,7 +117,7 @@ std::string describe_exit(int code) {
 struct PoolCore::Impl {
   struct Entry {
     std::shared_ptr<TaskSink> sink;
-    std::uint32_t part;
+    std::uint64_t part;
   };
   struct Slot {
     std::deque<std::uint64_t> outstanding;  // dispatched, unanswered, in dispatch order
@@ -129,7 +129,7 @@ struct PoolCore::Impl {
   // An outcome to deliver outside the lock.
   struct Delivery {
     std::shared_ptr<TaskSink> sink;
-    std::uint32_t part;
+    std::uint64_t part;
     std::vector<std::byte> payload;
     std::exception_ptr error;
   };

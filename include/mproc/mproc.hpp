@@ -14,6 +14,7 @@
 
 #include <mproc/codec.hpp>
 #include <mproc/errors.hpp>
+#include <mproc/partial.hpp>
 #include <mproc/pipe.hpp>
 #include <mproc/pool.hpp>
 #include <mproc/process.hpp>

@@ -8,6 +8,14 @@
 namespace {
 int twice(int x) { return 2 * x; }
 void nothing(int) {}
+struct Scale {
+  std::vector<int> factors;
+  int operator()(int x) const { return x * factors.at(0); }
+  template <class A>
+  void serialize(A& ar) {
+    ar(factors);
+  }
+};
 }  // namespace
 
 int main() {
@@ -19,6 +27,12 @@ int main() {
   (void)pool.map(twice, xs);
   (void)pool.apply_async([](int x) { return x + 1; }, 1);
   (void)pool.apply_async([k](int x) { return x * k; }, 1);
+  // So are partials binding encodable values, and function objects with serialize().
+  std::string prefix = "n";
+  (void)pool.map(
+      mproc::partial([](const std::string& p, int x) { return p + std::to_string(x); }, prefix),
+      xs);
+  (void)pool.map(Scale{{1, 2}}, xs);
 #elif MPROC_CASE == 1
   // A capture that is not trivially copyable cannot travel to a worker.
   std::string s = "text";
@@ -28,6 +42,10 @@ int main() {
   (void)pool.map(f, xs);
 #elif MPROC_CASE == 3
   (void)pool.map(nothing, xs);
+#elif MPROC_CASE == 4
+  // A bound argument must be encodable: a pointer is not.
+  int k = 3;
+  (void)pool.map(mproc::partial([](const int* p, int x) { return *p + x; }, &k), xs);
 #endif
   return 0;
 }

@@ -311,7 +311,7 @@ TEST(Pool, ImapOverAnInfiniteInputRunsInBoundedMemory) {
     max_seen = std::max(max_seen, it.in_flight());
   }
   EXPECT_LE(max_seen, it.max_in_flight());
-  EXPECT_EQ(it.max_in_flight(), 64u * 4);  // the default window: 64 chunks per worker
+  EXPECT_EQ(it.max_in_flight(), 64u * 4 / 8);  // the default: 64 elements per worker, chunks of 8
   EXPECT_LE(pool.unfinished(), it.max_in_flight());
   pool.terminate();
 }
