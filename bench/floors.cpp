@@ -202,6 +202,7 @@ Workload cpu_bound_floor(const std::string& group, std::vector<std::int64_t> tas
 const Registrar kCpuBoundSerial{cpu_bound_floor("pool.cpu_bound", cpu_bound_tasks())};
 const Registrar kCpuBoundUnevenSerial{
     cpu_bound_floor("pool.cpu_bound_uneven", cpu_bound_uneven_tasks())};
+const Registrar kIMapUnevenSerial{cpu_bound_floor("pool.imap_uneven", cpu_bound_uneven_tasks())};
 
 }  // namespace
 }  // namespace mproc_bench

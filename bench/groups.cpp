@@ -67,6 +67,10 @@ const std::vector<Group>& groups() {
       {.name = "pool.imap_chunk1",
        .op = "one item of imap(identity, range(n)) with chunksize 1, consumed in order",
        .target = "mproc<=3us"},
+      {.name = "pool.imap_adaptive",
+       .op = "one item of imap(identity, range(n)) with the default chunksize (mproc: adaptive; "
+             "python: 1), consumed in order",
+       .target = ""},
       {.name = "pool.map_noop_1e6",
        .op = "one item of map(identity, range(10^6)) with the automatic chunksize",
        .target = "python/mproc>=5"},
@@ -78,6 +82,10 @@ const std::vector<Group>& groups() {
       {.name = "pool.cpu_bound_uneven",
        .op = "one of 64 CPU-bound tasks whose CPU times cycle through 1, 2, 4, 8 and 16 ms, in a "
              "map with chunksize 1",
+       .target = "mproc/floor<=1.11"},
+      {.name = "pool.imap_uneven",
+       .op = "one of the 64 uneven CPU-bound tasks of pool.cpu_bound_uneven in "
+             "imap_unordered with the default chunksize (mproc: adaptive; python: 1)",
        .target = "mproc/floor<=1.11"},
       {.name = "pool.imap_first_result",
        .op = "imap(identity, unbounded input) started, until its first result is returned",

@@ -86,6 +86,24 @@ const Registrar kIMapChunk1{{
         },
 }};
 
+const Registrar kIMapAdaptive{{
+    .name = "pool.imap_adaptive/mproc",
+    .group = "pool.imap_adaptive",
+    .impl = "mproc",
+    .label = "mproc::Pool imap(identity, iota(0, n)), adaptive chunks, consumed in order",
+    .make =
+        [] {
+          return loop_runner([pool = make_pool()](std::uint64_t n) {
+            std::uint64_t expect = 0;
+            for (std::uint64_t r :
+                 pool->imap([](std::uint64_t x) { return x; }, std::views::iota(0u, n))) {
+              check(r == expect++, "pool.imap_adaptive: a result out of order");
+            }
+            check(expect == n, "pool.imap_adaptive: results missing");
+          });
+        },
+}};
+
 const Registrar kMap1e6{{
     .name = "pool.map_noop_1e6/mproc",
     .group = "pool.map_noop_1e6",
@@ -132,6 +150,29 @@ const Registrar kCpuBound{cpu_bound_workload(
 const Registrar kCpuBoundUneven{cpu_bound_workload(
     "pool.cpu_bound_uneven", "mproc::Pool map(burn 1/2/4/8/16 ms in turn, 64 tasks, chunksize 1)",
     cpu_bound_uneven_tasks())};
+
+const Registrar kIMapUneven{{
+    .name = "pool.imap_uneven/mproc",
+    .group = "pool.imap_uneven",
+    .impl = "mproc",
+    .label = "mproc::Pool imap_unordered(burn 1/2/4/8/16 ms in turn, 64 tasks), adaptive chunks",
+    .make =
+        [] {
+          return scaled_runner(
+              cpu_bound_uneven_tasks().size(), UINT64_MAX,
+              [tasks = cpu_bound_uneven_tasks(), pool = make_pool()] {
+                const double t0 = now_seconds();
+                std::size_t got = 0;
+                for (std::uint64_t r : pool->imap_unordered(&burn_cpu, tasks)) {
+                  do_not_optimize(r);
+                  ++got;
+                }
+                const double t = now_seconds() - t0;
+                check(got == tasks.size(), "pool.imap_uneven: results missing");
+                return t;
+              });
+        },
+}};
 
 const Registrar kFirstResult{{
     .name = "pool.imap_first_result/mproc",

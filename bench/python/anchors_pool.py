@@ -118,6 +118,26 @@ def imap_chunk1():
     return _closing_pool(LoopRunner(body), pool)
 
 
+@workload(
+    "pool.imap_adaptive/python",
+    "pool.imap_adaptive",
+    "multiprocessing.Pool imap(identity, range(n)) (default chunksize 1), consumed in order",
+)
+def imap_default():
+    pool = _pool()
+
+    def body(n):
+        expect = 0
+        for r in pool.imap(_identity, range(n)):
+            if r != expect:
+                raise RuntimeError("a result out of order")
+            expect += 1
+        if expect != n:
+            raise RuntimeError("results missing")
+
+    return _closing_pool(LoopRunner(body), pool)
+
+
 @workload("pool.map_noop_1e6/python", "pool.map_noop_1e6", "multiprocessing.Pool map(identity, range(10**6)), automatic chunksize")
 def map_noop_1e6():
     pool = _pool()
@@ -161,6 +181,26 @@ def cpu_bound():
 def cpu_bound_uneven():
     # protocols.hpp cpu_bound_uneven_tasks
     return _cpu_bound([CPU_UNEVEN_NS[i % len(CPU_UNEVEN_NS)] for i in range(CPU_TASKS)])
+
+
+@workload(
+    "pool.imap_uneven/python",
+    "pool.imap_uneven",
+    "multiprocessing.Pool imap_unordered(burn 1/2/4/8/16 ms in turn, 64 tasks) (default chunksize 1)",
+)
+def imap_uneven():
+    tasks = [CPU_UNEVEN_NS[i % len(CPU_UNEVEN_NS)] for i in range(CPU_TASKS)]
+    pool = _pool()
+
+    def once():
+        t0 = time.perf_counter_ns()
+        got = sum(1 for _ in pool.imap_unordered(_burn_cpu, tasks))
+        t = (time.perf_counter_ns() - t0) * 1e-9
+        if got != len(tasks):
+            raise RuntimeError("results missing")
+        return t
+
+    return _closing_pool(ScaledRunner(len(tasks), 1 << 62, once), pool)
 
 
 @workload(
