@@ -158,19 +158,18 @@ const Registrar kIMapUneven{{
     .label = "mproc::Pool imap_unordered(burn 1/2/4/8/16 ms in turn, 64 tasks), adaptive chunks",
     .make =
         [] {
-          return scaled_runner(
-              cpu_bound_uneven_tasks().size(), UINT64_MAX,
-              [tasks = cpu_bound_uneven_tasks(), pool = make_pool()] {
-                const double t0 = now_seconds();
-                std::size_t got = 0;
-                for (std::uint64_t r : pool->imap_unordered(&burn_cpu, tasks)) {
-                  do_not_optimize(r);
-                  ++got;
-                }
-                const double t = now_seconds() - t0;
-                check(got == tasks.size(), "pool.imap_uneven: results missing");
-                return t;
-              });
+          return scaled_runner(cpu_bound_uneven_tasks().size(), UINT64_MAX,
+                               [tasks = cpu_bound_uneven_tasks(), pool = make_pool()] {
+                                 const double t0 = now_seconds();
+                                 std::size_t got = 0;
+                                 for (std::uint64_t r : pool->imap_unordered(&burn_cpu, tasks)) {
+                                   do_not_optimize(r);
+                                   ++got;
+                                 }
+                                 const double t = now_seconds() - t0;
+                                 check(got == tasks.size(), "pool.imap_uneven: results missing");
+                                 return t;
+                               });
         },
 }};
 

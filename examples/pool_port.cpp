@@ -1,10 +1,13 @@
 // A typical Python Pool script, ported line by line: each Python line (or block) is the comment
 // above its C++ counterpart. The script counts words over some lines of text with map, sums
-// squares with imap, runs a task with apply_async and a callback, and raises with starmap.
+// squares with imap, runs a task with apply_async and a callback, raises with starmap, and binds
+// an argument with functools.partial.
 //
 // Differences worth knowing (see <mproc/pool.hpp>): a task is a function or a lambda whose
-// captures are trivially copyable, never a closure over a std::string; leaving the scope of a
-// Pool waits for the submitted tasks (close + join), where Python's `with Pool()` terminates.
+// captures are trivially copyable, never a closure over a std::string (bind such data with
+// mproc::partial, as Python binds what a lambda cannot carry); imap's default chunksize is
+// adaptive rather than 1; leaving the scope of a Pool waits for the submitted tasks (close +
+// join), where Python's `with Pool()` terminates.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,6 +39,10 @@ long power(long base, int exp) {
   for (int i = 0; i < exp; ++i) r *= base;
   return r;
 }
+
+// def tag(prefix, n):
+//     return f"{prefix}-{n}"
+std::string tag(const std::string& prefix, long n) { return prefix + "-" + std::to_string(n); }
 
 // if __name__ == "__main__":
 // Python's range(lo, hi), as a vector (any input range works with the Pool).
@@ -101,6 +108,12 @@ int main() {
     for (long v : unordered) std::printf("%ld ", v);
     std::printf("\n");
     expect(unordered == std::vector<long>{0, 1, 4, 9, 16}, "imap_unordered(square)");
+
+    //         print(pool.map(partial(tag, "row"), range(3)))
+    std::vector<std::string> tags = pool.map(mproc::partial(tag, std::string("row")), range(0, 3));
+    for (const auto& t : tags) std::printf("%s ", t.c_str());
+    std::printf("\n");
+    expect(tags == std::vector<std::string>{"row-0", "row-1", "row-2"}, "map(partial(tag))");
   }  // the pool's destructor: close() + join()
   return failures == 0 ? 0 : 1;
 }

@@ -46,7 +46,9 @@ int main() {
 
   mproc::Pool pool;  // one worker per CPU this process may use
   t0 = std::chrono::steady_clock::now();
-  std::vector<long> counts = pool.starmap(count_primes, blocks, 1);
+  // One block per task; a progress bar on stderr when it is a terminal (mpire's progress_bar).
+  std::vector<long> counts =
+      pool.starmap(count_primes, blocks, {.chunksize = 1, .progress_bar = true});
   long parallel = std::accumulate(counts.begin(), counts.end(), 0L);
   double t_pool = seconds_since(t0);
 

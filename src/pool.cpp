@@ -42,13 +42,16 @@ struct TaskMsg {
 };
 
 enum EventKind : std::uint8_t {
-  kOk = 1,          // a task's result (payload)
-  kFailed = 2,      // a task threw (type, what)
-  kReady = 3,       // a worker finished its initializer
-  kInitFailed = 4,  // a worker's initializer threw (type, what); the worker then exits
-  kExited = 5,      // (from the zygote) a worker ended and was reaped; status = exit code
-  kQuit = 6,        // (from the parent) the result thread should end
+  kOk = 1,           // a task's result (payload)
+  kFailed = 2,       // a task threw (type, what)
+  kReady = 3,        // a worker finished its initializer
+  kInitFailed = 4,   // a worker's initializer threw (type, what); the worker then exits
+  kExited = 5,       // (from the zygote) a worker ended and was reaped; status = exit code
+  kQuit = 6,         // (from the parent) the result thread should end
+  kUndecodable = 7,  // (in the parent) a result whose payload could not be decoded (type, what)
 };
+
+void describe_current(std::string& type, std::string& what) noexcept;
 
 // Everything that reaches the parent: results and worker life events.
 struct EventMsg {
@@ -62,7 +65,20 @@ struct EventMsg {
   std::string what;
   template <class A>
   void serialize(A& ar) {
-    ar(kind, slot, pid, status, id, payload, type, what);
+    ar(kind, slot, pid, status, id);
+    if constexpr (A::is_loading::value) {
+      // A payload the parent cannot take (too large for its memory, corrupt) must fail its task,
+      // not vanish with the message: the header is decoded first, and the rest is left unread.
+      try {
+        ar(payload, type, what);
+      } catch (...) {
+        payload.clear();
+        kind = kUndecodable;
+        describe_current(type, what);
+      }
+    } else {
+      ar(payload, type, what);
+    }
   }
 };
 
@@ -72,6 +88,8 @@ constexpr std::size_t kMailboxBytes = std::size_t{1} << 20;
 constexpr std::size_t kEventBytes = std::size_t{4} << 20;
 // How long join() and terminate() wait for the zygote before killing it.
 constexpr auto kZygoteGrace = std::chrono::seconds(30);
+// Workers of one slot that may die before "ready" in a row (no initializer) before the pool breaks.
+constexpr int kEarlyDeathRetries = 3;
 
 std::string demangle(const char* name) {
   int status = 0;
@@ -99,6 +117,8 @@ void describe_current(std::string& type, std::string& what) noexcept {
 
 std::string describe_exit(int code) {
   if (code == kSpawnFailed) return "could not be started";
+  if (code == kExitUnknown)
+    return "ended; its exit status is unknown (SIGCHLD is ignored or another waiter reaped it)";
   if (code < 0) {
     std::string s = "killed by signal " + std::to_string(-code);
     if (const char* abbrev = sigabbrev_np(-code)) s += std::string(" (SIG") + abbrev + ")";
@@ -125,6 +145,7 @@ struct PoolCore::Impl {
     bool ready = false;                     // its initializer has finished
     int pid = 0;
     std::string init_error;
+    int early_deaths = 0;  // workers of this slot that died before "ready", in a row
   };
   // An outcome to deliver outside the lock.
   struct Delivery {
@@ -155,6 +176,8 @@ struct PoolCore::Impl {
   std::size_t undelivered = 0;  // accepted tasks whose outcome has not been delivered yet
   std::vector<Slot> slots;
   std::mutex shutdown_mu;  // serialises join() and terminate()
+  pid_t creator_pid = 0;   // the process the Pool belongs to
+  pid_t creator_tid = 0;   // the thread the zygote's life is tied to
 
   // --- in a worker ---------------------------------------------------------------------------
   static void worker_main(void* ctx, int slot) noexcept {
@@ -287,7 +310,8 @@ struct PoolCore::Impl {
     Slot& s = slots[static_cast<std::size_t>(m.slot)];
     switch (m.kind) {
       case kOk:
-      case kFailed: {
+      case kFailed:
+      case kUndecodable: {
         auto pos = std::find(s.outstanding.begin(), s.outstanding.end(), m.id);
         if (pos != s.outstanding.end()) s.outstanding.erase(pos);
         auto it = tasks.find(m.id);
@@ -296,8 +320,12 @@ struct PoolCore::Impl {
         tasks.erase(it);
         if (m.kind == kOk) {
           d.payload = std::move(m.payload);
-        } else {
+        } else if (m.kind == kFailed) {
           d.error = std::make_exception_ptr(RemoteError(m.type, m.what, m.pid));
+        } else {
+          d.error = std::make_exception_ptr(
+              DecodeError("mproc::Pool: the task's result could not be received (" + m.type + ": " +
+                          m.what + ")"));
         }
         out.push_back(std::move(d));
         return;
@@ -305,6 +333,7 @@ struct PoolCore::Impl {
       case kReady:
         s.ready = true;
         s.pid = m.pid;
+        s.early_deaths = 0;
         return;
       case kInitFailed:
         s.init_error = m.type + ": " + m.what;
@@ -341,15 +370,23 @@ struct PoolCore::Impl {
     s.dispatched = 0;
     for (auto it = unstarted.rbegin(); it != unstarted.rend(); ++it)
       pending.push_front(std::move(*it));
-    if (!s.ready) {
+    // Without an initializer a worker reports "ready" before it takes anything, so one that dies
+    // earlier was killed from outside (or by the OOM killer) and is simply replaced — a few times
+    // in a row at most, so that a slot whose workers cannot live does not respawn forever.
+    const bool retry = !s.ready && !initializer && m.status != kSpawnFailed &&
+                       ++s.early_deaths <= kEarlyDeathRetries;
+    if (!s.ready && !retry) {
       std::string why = "mproc::Pool: a worker";
       if (m.pid > 0) why += " (pid " + std::to_string(m.pid) + ")";
       if (m.status == kSpawnFailed) {
         why += " could not be started";
       } else if (!s.init_error.empty()) {
         why += " failed in the initializer: " + s.init_error;
-      } else {
+      } else if (initializer) {
         why += " died before its initializer finished (" + describe_exit(m.status) + ")";
+      } else {
+        why += " died before it could take a task, " + std::to_string(s.early_deaths) +
+               " times in a row (" + describe_exit(m.status) + ")";
       }
       break_locked(why, out);
       return;
@@ -400,9 +437,25 @@ struct PoolCore::Impl {
       bool quit = false;
       {
         std::lock_guard<std::mutex> g(mu);
-        for (EventMsg& m : batch) handle_locked(m, out, quit);
-        if (batch.empty() && !stopping && broken.empty() && !launcher->alive())
-          break_locked("mproc::Pool: the pool's zygote process died", out);
+        for (EventMsg& m : batch) {
+          try {
+            handle_locked(m, out, quit);
+          } catch (...) {
+            // Out of memory while bookkeeping: the event's task, if any, fails with that error.
+            if (m.kind == kOk || m.kind == kFailed || m.kind == kUndecodable) {
+              try {
+                fail_locked(m.id, std::current_exception(), out);
+              } catch (...) {
+              }
+            }
+          }
+        }
+        if (batch.empty() && !stopping && broken.empty() && !launcher->alive()) {
+          std::string why = "mproc::Pool: the pool's zygote process died";
+          if (creator_tid != creator_pid)
+            why += " (it ends with the thread that created the Pool: did that thread exit?)";
+          break_locked(why, out);
+        }
         dispatch_locked();
       }
       deliver(out);
@@ -435,9 +488,23 @@ struct PoolCore::Impl {
       events.put(q);
     } catch (...) {
     }
-    if (collector.joinable()) collector.join();
-    std::lock_guard<std::mutex> g(mu);
-    finished = true;
+    // From a callback (on the result thread itself) the thread cannot be joined: it ends on its
+    // own after this batch (kQuit is queued) and the destructor detaches it.
+    if (collector.joinable() && !on_result_thread()) collector.join();
+    {
+      std::lock_guard<std::mutex> g(mu);
+      finished = true;
+    }
+    idle_cv.notify_all();
+  }
+
+  bool on_result_thread() const noexcept {
+    return std::this_thread::get_id() == collector.get_id();
+  }
+
+  void check_owner() const {
+    if (getpid() != creator_pid)
+      throw ProcessError("mproc::Pool: a Pool belongs to the process that created it");
   }
 };
 
@@ -450,6 +517,8 @@ PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
   im.n = n;
   im.initializer = std::move(options.initializer);
   im.maxtasks = options.maxtasksperchild ? *options.maxtasksperchild : 0;
+  im.creator_pid = getpid();
+  im.creator_tid = gettid();
   im.slots.resize(static_cast<std::size_t>(n));
   im.mailboxes.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) im.mailboxes.emplace_back(0, QueueOptions{.capacity = kMailboxBytes});
@@ -465,18 +534,34 @@ PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
 }
 
 PoolCore::~PoolCore() {
+  if (getpid() != impl_->creator_pid) {
+    // A fork of the creator (not one of ours: ours never return) must not shut down the creator's
+    // workers, nor touch a result thread it does not have. Its copy is left alone.
+    (void)impl_.release();
+    return;
+  }
   try {
     close();
     join();
   } catch (...) {
+  }
+  if (impl_->collector.joinable()) {
+    // Only when the last owner let go on the result thread itself (from a callback).
+    if (impl_->on_result_thread()) {
+      impl_->collector.detach();
+    } else {
+      impl_->collector.join();
+    }
   }
 }
 
 std::size_t PoolCore::max_task_bytes() const noexcept { return kMailboxBytes / 4 - 256; }
 int PoolCore::processes() const noexcept { return impl_->n; }
 
-void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSink>& sink) {
+void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSink>& sink,
+                      bool continuation) {
   Impl& im = *impl_;
+  im.check_owner();
   for (const TaskSpec& s : specs) {
     if (s.payload.size() > max_task_bytes())
       throw ValueError("mproc::Pool: a task's encoded arguments take " +
@@ -485,32 +570,63 @@ void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSin
   }
   std::lock_guard<std::mutex> g(im.mu);
   if (!im.broken.empty()) throw BrokenPool(im.broken);
-  if (im.state != Impl::State::kRunning) throw ValueError("mproc::Pool: Pool not running");
-  for (TaskSpec& s : specs) {
-    TaskMsg t;
-    t.id = im.next_id++;
-    t.invoker = reinterpret_cast<std::uint64_t>(s.invoker);
-    t.payload = std::move(s.payload);
-    im.tasks.emplace(t.id, Impl::Entry{sink, s.part});
-    im.pending.push_back(std::move(t));
-    ++im.undelivered;
+  if (im.stopping)
+    throw ValueError(continuation ? "mproc::Pool: the pool was joined or terminated before the "
+                                    "imap's input was used up"
+                                  : "mproc::Pool: Pool not running");
+  if (im.state != Impl::State::kRunning && !continuation)
+    throw ValueError("mproc::Pool: Pool not running");
+  // All or none: on an allocation failure half-way, what was added is taken back.
+  std::size_t added = 0;
+  try {
+    im.tasks.reserve(im.tasks.size() + specs.size());
+    for (TaskSpec& s : specs) {
+      TaskMsg t;
+      t.id = im.next_id;
+      t.invoker = reinterpret_cast<std::uint64_t>(s.invoker);
+      t.payload = std::move(s.payload);
+      im.pending.push_back(std::move(t));
+      try {
+        im.tasks.emplace(im.next_id, Impl::Entry{sink, s.part});
+      } catch (...) {
+        im.pending.pop_back();
+        throw;
+      }
+      ++im.next_id;
+      ++added;
+    }
+  } catch (...) {
+    for (; added > 0; --added) {
+      im.tasks.erase(im.pending.back().id);
+      im.pending.pop_back();
+    }
+    throw;
   }
+  im.undelivered += specs.size();
   im.dispatch_locked();
 }
 
 void PoolCore::close() {
+  impl_->check_owner();
   std::lock_guard<std::mutex> g(impl_->mu);
   if (impl_->state == Impl::State::kRunning) impl_->state = Impl::State::kClosed;
 }
 
 void PoolCore::terminate() {
   Impl& im = *impl_;
+  im.check_owner();
+  {
+    // Wakes a join() waiting for the tasks, so that it does not hold up this terminate().
+    std::lock_guard<std::mutex> g(im.mu);
+    if (im.finished) return;
+    im.state = Impl::State::kTerminated;
+  }
+  im.idle_cv.notify_all();
   std::lock_guard<std::mutex> serial(im.shutdown_mu);
   std::vector<Impl::Delivery> out;
   {
     std::lock_guard<std::mutex> g(im.mu);
     if (im.finished) return;
-    im.state = Impl::State::kTerminated;
     im.stopping = true;
     auto e = std::make_exception_ptr(
         BrokenPool("mproc::Pool: the pool was terminated before the task finished"));
@@ -525,12 +641,27 @@ void PoolCore::terminate() {
 
 void PoolCore::join() {
   Impl& im = *impl_;
-  std::lock_guard<std::mutex> serial(im.shutdown_mu);
+  im.check_owner();
+  if (im.on_result_thread())
+    throw ValueError(
+        "mproc::Pool: join() cannot be called from a callback (it would wait for "
+        "the callback's own task)");
   {
     std::unique_lock<std::mutex> lk(im.mu);
     if (im.finished) return;
     if (im.state == Impl::State::kRunning) throw ValueError("mproc::Pool: Pool is still running");
-    im.idle_cv.wait(lk, [&] { return im.undelivered == 0; });
+    im.idle_cv.wait(lk,
+                    [&] { return im.undelivered == 0 || im.state == Impl::State::kTerminated; });
+    if (im.state == Impl::State::kTerminated) {
+      // terminate() shuts the pool down: wait until it has.
+      im.idle_cv.wait(lk, [&] { return im.finished; });
+      return;
+    }
+  }
+  std::lock_guard<std::mutex> serial(im.shutdown_mu);
+  {
+    std::lock_guard<std::mutex> g(im.mu);
+    if (im.finished) return;
   }
   im.shut_down(false);
 }
@@ -539,7 +670,6 @@ std::size_t PoolCore::unfinished() const {
   std::lock_guard<std::mutex> g(impl_->mu);
   return impl_->undelivered;
 }
-
 }  // namespace mproc::detail
 
 namespace mproc {

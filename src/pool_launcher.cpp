@@ -39,8 +39,9 @@ struct Cmd {
 // How long a quitting zygote waits for its workers to leave before it kills them.
 constexpr auto kQuitGrace = std::chrono::seconds(10);
 
+// Ends the zygote (or a worker whose main returned). No stdio flush: the zygote writes nothing, and
+// the buffers it inherited were flushed by the parent before it forked.
 [[noreturn]] void leave(int code) noexcept {
-  std::fflush(nullptr);
   for (;;) syscall(SYS_exit_group, code);
 }
 
@@ -126,6 +127,13 @@ class ZygoteLauncher final : public WorkerLauncher {
   [[noreturn]] void run() noexcept {
     close_fd(cmd_wr_);
     cmd_wr_ = -1;
+    // The zygote must reap its workers itself: with SIGCHLD ignored (or handled by a waitpid(-1)
+    // inherited from the program) the kernel would take their exit status away. The workers get
+    // the program's setting back.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    (void)sigemptyset(&dfl.sa_mask);
+    (void)sigaction(SIGCHLD, &dfl, &saved_sigchld_);
     workers_.assign(static_cast<std::size_t>(slots_), Worker{});
     for (int s = 0; s < slots_; ++s) start_worker(s);
     bool quitting = false;
@@ -162,7 +170,11 @@ class ZygoteLauncher final : public WorkerLauncher {
         Worker& w = workers_[static_cast<std::size_t>(fd_slot[i])];
         bool exited = false;
         int code = 0;
-        if (try_reap(w.pidfd, exited, code) || !exited) continue;
+        if (try_reap(w.pidfd, exited, code)) {
+          exited = true;  // gone, but its status was taken by someone else
+          code = kExitUnknown;
+        }
+        if (!exited) continue;
         close_fd(w.pidfd);
         pid_t pid = w.pid;
         w = Worker{};
@@ -189,6 +201,7 @@ class ZygoteLauncher final : public WorkerLauncher {
     auto* self = static_cast<ZygoteLauncher*>(arg);
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != self->zygote_pid_) leave(0);  // the zygote died before prctl
+    (void)sigaction(SIGCHLD, &self->saved_sigchld_, nullptr);
     close_fd(self->cmd_rd_);
     for (Worker& w : self->workers_) close_fd(w.pidfd);
     self->main_(self->main_ctx_, self->spawning_slot_);
@@ -231,6 +244,7 @@ class ZygoteLauncher final : public WorkerLauncher {
   std::vector<Worker> workers_;
   pid_t zygote_pid_ = -1;
   int spawning_slot_ = -1;
+  struct sigaction saved_sigchld_ {};  // the program's SIGCHLD disposition, for the workers
 };
 
 }  // namespace

@@ -14,11 +14,14 @@ namespace mproc::detail {
 // Runs in a new worker process for `slot`; must end the process itself (it never returns).
 using WorkerMain = void (*)(void* ctx, int slot) noexcept;
 // Runs on the launcher's side when the worker of `slot` has ended and been reaped. `exitcode`
-// uses Process::exitcode()'s encoding (-N: killed by signal N); kSpawnFailed when no worker could
-// be created for the slot (pid 0 then).
+// uses Process::exitcode()'s encoding (-N: killed by signal N); kExitUnknown when it could not be
+// read; kSpawnFailed when no worker could be created for the slot (pid 0 then).
 using ExitReport = void (*)(void* ctx, int slot, int pid, int exitcode) noexcept;
 
 inline constexpr int kSpawnFailed = -100000;
+// The worker ended but its exit status could not be read (SIGCHLD ignored, or reaped by another
+// waiter).
+inline constexpr int kExitUnknown = -100001;
 
 class WorkerLauncher {
  public:

@@ -388,7 +388,8 @@ class Consumer {
   }
 
   // Takes one message (after skipping padding and orphaned chunks), decoding it with fn.
-  // Returns false if none is available (by `deadline` when `wait`).
+  // Returns false if none is available (by `deadline` when `wait`), and, when not `wait` (a later
+  // message of a batch), if the next message is a stream or does not decode.
   bool take(DecodeFn fn, void* out, bool wait) {
     for (;;) {
       if (!available(wait, deadline_)) return false;
@@ -407,7 +408,10 @@ class Consumer {
           try {
             fn(r, out);
           } catch (...) {
-            h_ += rec;  // a message that does not decode is consumed, not retried forever
+            // Within a batch, leave it for the next call, so the items before it are not lost
+            // with the exception; as the first of a call, consume it (never retried forever).
+            if (!wait) return false;
+            h_ += rec;
             ++items_;
             throw;
           }
@@ -416,6 +420,7 @@ class Consumer {
           return true;
         }
         case kFirst:
+          if (!wait) return false;  // a stream starts a batch of its own (see get_many)
           if (take_stream(fn, out)) return true;
           continue;  // the stream was abandoned: look for the next message
         default:

@@ -26,7 +26,9 @@
 // the Pool forks in its constructor, so a task sees the program's state *as it was when the Pool
 // was created* (copy-on-write, like mpire's shared objects). A pointer or reference captured by a
 // lambda works only for objects that existed, with the contents they had, at that moment; later
-// changes and later objects do not reach the workers. Send them as arguments.
+// changes and later objects do not reach the workers. Send them as arguments. The same holds for
+// code: a callable from a library loaded (dlopen) after the Pool was created is not mapped in the
+// workers, and its task fails with WorkerLost (SIGSEGV); create the Pool after loading plugins.
 //
 // Chunking: `map` cuts its input into ceil(n / (4 * processes)) elements per task, as Python does.
 // `imap`/`imap_unordered` size their chunks as they go (unless given a chunksize): the first
@@ -80,8 +82,11 @@
 // Thread safety: every method may be called from several threads at once, except that an
 // `IMapResult` belongs to one consumer thread. Callbacks (result callbacks and progress) run on
 // the pool's result thread: they must be quick and must not wait for results of the same pool.
-// Process safety: a Pool belongs to the process that created it; do not use it from a worker
-// (workers cannot create pools of their own either, as in Python: they are daemonic).
+// Process safety: a Pool belongs to the process that created it: in any other process (a worker, a
+// plain fork of the program) its methods throw ProcessError and its destructor leaves the
+// creator's workers alone. Workers cannot create pools of their own (as in Python: they are
+// daemonic). join() from a callback throws ValueError (it would wait for the callback's own task);
+// terminate() from a callback works.
 #pragma once
 
 #include <algorithm>
@@ -223,7 +228,13 @@ using Future = AsyncResult<R>;
 // after every result of the elements before it (ordered), or after every submitted result
 // (unordered); the sequence then ends. A task's error is thrown by the `next()` that reaches its
 // chunk (with chunks of more than one element the other results of that chunk are lost, as in
-// Python); iteration may go on after it.
+// Python); iteration may go on after it. An element too large for a task (see PoolCore's
+// max_task_bytes) fails the same way, with ValueError, at its position.
+//
+// close() does not stop an imap started before it: its remaining input is still submitted. join()
+// (and the Pool's destructor) waits only for tasks already submitted, then stops the workers; an
+// imap whose input was not used up by then ends with a ValueError at the first element it could not
+// submit (on a broken pool, with BrokenPool).
 //
 // Usable in range-for (`for (R r : pool.imap(f, input))`): the iterator's increment calls next(),
 // so errors surface from the loop's `++`/begin(). Thread safety: one consumer thread.
@@ -411,12 +422,20 @@ class IMapResult {
       submit_chunk(std::move(second));
       return;
     }
+    const bool too_large = payload.size() > core_->max_task_bytes();
     bytes_per_item_ = std::max<std::size_t>(payload.size() / chunk.size(), 1);
     std::vector<detail::TaskSpec> spec;
     spec.push_back(
         detail::TaskSpec{&detail::invoke_map<Fn, Elem, Star, R>, std::move(payload), submitted_});
     sink_->expect(submitted_, chunk.size());
-    core_->submit(std::move(spec), sink_);
+    try {
+      core_->submit(std::move(spec), sink_, /*continuation=*/true);
+    } catch (...) {
+      // The chunk's elements fail at their position. A chunk that fits was refused because the
+      // pool stopped (joined, terminated, broken): the sequence ends after this error.
+      sink_->on_error(submitted_, std::current_exception());
+      if (!too_large) exhausted_ = true;
+    }
     ++submitted_;
   }
 
@@ -570,11 +589,12 @@ class MPROC_API Pool {
   // Never blocks. Mirrors Pool.close().
   void close();
   // Kills the workers now, without waiting for running tasks; every unfinished task fails with
-  // BrokenPool. Returns once the workers and the zygote are gone (promptly). Must not be called
-  // from a callback. Mirrors Pool.terminate().
+  // BrokenPool. Returns once the workers and the zygote are gone (promptly), also when another
+  // thread is blocked in join() (which then returns). May be called from a callback.
+  // Mirrors Pool.terminate().
   void terminate();
   // Waits until every submitted task is done, then stops the workers and waits for them. Throws
-  // ValueError if neither close() nor terminate() was called. Must not be called from a callback.
+  // ValueError if neither close() nor terminate() was called, or when called from a callback.
   // Mirrors Pool.join().
   void join();
 

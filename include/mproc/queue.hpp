@@ -153,6 +153,9 @@ class Queue {
 
   // Takes up to `max` items, waiting (at most `timeout`) only for the first; returns them in
   // order (empty if nothing came in time). The consumer side is taken once for the whole batch.
+  // A message that does not decode ends a batch without loss: the items before it are returned,
+  // and the next call throws its error (the message is then consumed, as by get()). A message
+  // streamed in chunks (larger than a quarter of the ring) starts a batch of its own.
   template <class R, class P>
   std::vector<T> get_many(std::size_t max, std::chrono::duration<R, P> timeout) {
     return get_many_until(max, detail::Deadline(detail::deadline_after(timeout)));

@@ -213,6 +213,57 @@ TEST(Queue, PutManyGivesUpAtTheTimeoutWithAPrefix) {
   EXPECT_EQ(q.get_many(10, 1s), (std::vector<int>{1, 2, 3}));
 }
 
+// A value that refuses to be decoded when it is 13 (as a corrupt or too large message would).
+struct Picky {
+  int v = 0;
+  template <class A>
+  void serialize(A& ar) {
+    ar(v);
+    if constexpr (A::is_loading::value) {
+      if (v == 13) throw mproc::DecodeError("thirteen does not decode");
+    }
+  }
+};
+
+TEST(Queue, AMessageThatDoesNotDecodeEndsABatchWithoutLosingTheOthers) {
+  mproc::Queue<Picky> q;
+  for (int v : {1, 2, 3, 13, 4, 5}) q.put(Picky{v});
+  auto values = [](const std::vector<Picky>& b) {
+    std::vector<int> out;
+    for (const Picky& p : b) out.push_back(p.v);
+    return out;
+  };
+  EXPECT_EQ(values(q.get_many(10, 1s)), (std::vector<int>{1, 2, 3}));
+  EXPECT_THROW(q.get_many(10, 1s), mproc::DecodeError);  // consumed with its error
+  EXPECT_EQ(values(q.get_many(10, 1s)), (std::vector<int>{4, 5}));
+  q.put(Picky{13});
+  EXPECT_THROW(q.get(1s), mproc::DecodeError);
+  EXPECT_FALSE(q.try_get());
+}
+
+TEST(Queue, AStreamedMessageStartsABatchOfItsOwn) {
+  mproc::Queue<std::string> q(0, mproc::QueueOptions{.capacity = 4096});
+  const std::string big(3000, 'b');  // more than a quarter of the ring: streamed in chunks
+  Child producer([&] {
+    q.put("a");
+    q.put(big);
+    q.put("c");
+    return 0;
+  });
+  std::vector<std::string> got;
+  std::vector<std::size_t> sizes;
+  while (got.size() < 3) {
+    auto b = q.get_many(10, 30s);
+    ASSERT_FALSE(b.empty());
+    sizes.push_back(b.size());
+    for (auto& s : b) got.push_back(std::move(s));
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"a", big, "c"}));
+  EXPECT_EQ(producer.wait(), 0);
+  EXPECT_GE(sizes.size(), 2u);  // "a" never shares a batch with the stream that follows it
+  EXPECT_EQ(sizes.front(), 1u);
+}
+
 // --- close -------------------------------------------------------------------------------------
 
 TEST(Queue, ClosedHandleThrowsClosedOthersGoOn) {

@@ -61,8 +61,11 @@ class MPROC_API PoolCore {
   PoolCore& operator=(const PoolCore&) = delete;
 
   // Queues the tasks, all or none. Throws ValueError if the pool is not running or a payload is
-  // larger than max_task_bytes(); BrokenPool if it is broken.
-  void submit(std::vector<TaskSpec> tasks, const std::shared_ptr<TaskSink>& sink);
+  // larger than max_task_bytes(); BrokenPool if it is broken; ProcessError in another process
+  // than the creator. A `continuation` (more chunks of an imap started earlier) is accepted after
+  // close(), until join() or terminate() stops the workers.
+  void submit(std::vector<TaskSpec> tasks, const std::shared_ptr<TaskSink>& sink,
+              bool continuation = false);
   [[nodiscard]] std::size_t max_task_bytes() const noexcept;
   [[nodiscard]] int processes() const noexcept;
   void close();
