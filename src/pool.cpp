@@ -8,6 +8,7 @@
 #include <cxxabi.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +24,9 @@
 #include <unordered_set>
 
 #include "pool_launcher.hpp"
+#include "posix/fd_passing.hpp"
+#include "posix/pidfd.hpp"
+#include "posix/region.hpp"
 
 namespace mproc::detail {
 
@@ -30,14 +34,17 @@ TaskSink::~TaskSink() = default;
 
 namespace {
 
-// A message to a worker's mailbox; invoker 0 tells the worker to leave.
+// A message to a worker's mailbox; invoker 0 tells the worker to leave. A payload larger than
+// max_task_bytes() does not travel in the message: it is in a memfd (`big` bytes) whose descriptor
+// the parent sends over the slot's fd socket, tagged with the task's id.
 struct TaskMsg {
   std::uint64_t id = 0;
   std::uint64_t invoker = 0;
+  std::uint64_t big = 0;
   std::vector<std::byte> payload;
   template <class A>
   void serialize(A& ar) {
-    ar(id, invoker, payload);
+    ar(id, invoker, big, payload);
   }
 };
 
@@ -138,6 +145,7 @@ struct PoolCore::Impl {
   struct Entry {
     std::shared_ptr<TaskSink> sink;
     std::uint64_t part;
+    std::shared_ptr<Region> big;  // the payload, when it travels in a memfd
   };
   struct Slot {
     std::deque<std::uint64_t> outstanding;  // dispatched, unanswered, in dispatch order
@@ -160,6 +168,10 @@ struct PoolCore::Impl {
   std::function<void()> initializer;
   int maxtasks = 0;
   std::vector<Queue<TaskMsg>> mailboxes;
+  // Per slot, a SOCK_SEQPACKET pair that carries the memfds of large payloads: the parent sends on
+  // fd_parent, the slot's worker receives on fd_worker (inherited through the zygote).
+  std::vector<int> fd_parent;
+  std::vector<int> fd_worker;
   Queue<EventMsg> events{0, QueueOptions{.capacity = kEventBytes}};
   std::unique_ptr<WorkerLauncher> launcher;
   std::thread collector;
@@ -178,6 +190,11 @@ struct PoolCore::Impl {
   std::mutex shutdown_mu;  // serialises join() and terminate()
   pid_t creator_pid = 0;   // the process the Pool belongs to
   pid_t creator_tid = 0;   // the thread the zygote's life is tied to
+
+  ~Impl() {
+    for (int fd : fd_parent) close_fd(fd);
+    for (int fd : fd_worker) close_fd(fd);
+  }
 
   // --- in a worker ---------------------------------------------------------------------------
   static void worker_main(void* ctx, int slot) noexcept {
@@ -225,7 +242,10 @@ struct PoolCore::Impl {
       ev.pid = pid;
       ev.id = t.id;
       try {
-        Reader r(t.payload.data(), t.payload.size());
+        std::shared_ptr<Region> big;
+        if (t.big != 0) big = receive_payload(slot, t);
+        Reader r = big ? Reader(static_cast<const std::byte*>(big->data()), t.big)
+                       : Reader(t.payload.data(), t.payload.size());
         out.clear();
         reinterpret_cast<Invoker>(t.invoker)(r, out);
         ev.kind = kOk;
@@ -236,6 +256,24 @@ struct PoolCore::Impl {
       }
       post(ev);
       if (maxtasks > 0 && ++done >= maxtasks) worker_leave(0);
+    }
+  }
+
+  // Maps the memfd that holds task `t`'s payload. Descriptors tagged with another id are left over
+  // from a worker of this slot that died before it took them: they are dropped.
+  std::shared_ptr<Region> receive_payload(int slot, const TaskMsg& t) {
+    for (;;) {
+      std::uint64_t tag = 0;
+      int fd = -1;
+      if (recv_fd(fd_worker[static_cast<std::size_t>(slot)], tag, fd)) worker_leave(72);
+      if (tag != t.id) {
+        ::close(fd);
+        continue;
+      }
+      std::error_code ec;
+      auto region = Region::map_fd(fd, static_cast<std::size_t>(t.big), ec);
+      if (!region) throw std::system_error(ec, "mproc::Pool: mapping a task's payload failed");
+      return region;
     }
   }
 
@@ -275,6 +313,14 @@ struct PoolCore::Impl {
         put = false;
       }
       if (!put) return;  // no room in bytes: retried on the next event
+      if (t.big != 0) {
+        // The worker takes the message, then waits for the descriptor: it must follow. The send
+        // does not block in practice (a slot has at most two tasks out, and stale descriptors are
+        // drained by its next worker); if it fails the slot's worker is gone with its socket.
+        auto e = tasks.find(t.id);
+        if (e != tasks.end() && e->second.big)
+          (void)send_fd(fd_parent[static_cast<std::size_t>(best)], t.id, e->second.big->fd());
+      }
       Slot& sl = slots[static_cast<std::size_t>(best)];
       sl.outstanding.push_back(t.id);
       ++sl.dispatched;
@@ -522,8 +568,17 @@ PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
   im.slots.resize(static_cast<std::size_t>(n));
   im.mailboxes.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) im.mailboxes.emplace_back(0, QueueOptions{.capacity = kMailboxBytes});
+  for (int i = 0; i < n; ++i) {
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+      throw std::system_error(errno, std::generic_category(), "mproc::Pool: socketpair failed");
+    im.fd_parent.push_back(fds[0]);
+    im.fd_worker.push_back(fds[1]);
+  }
   im.launcher = make_zygote_launcher(n, &Impl::worker_main, &im, &Impl::report_exit, &im);
   im.launcher->start();  // forks the zygote: before the result thread exists
+  // The zygote holds the workers' ends (its workers inherit them); the parent needs only its own.
+  for (int& fd : im.fd_worker) close_fd(std::exchange(fd, -1));
   try {
     im.collector = std::thread([&im] { im.collect(); });
   } catch (...) {
@@ -562,11 +617,17 @@ void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSin
                       bool continuation) {
   Impl& im = *impl_;
   im.check_owner();
-  for (const TaskSpec& s : specs) {
-    if (s.payload.size() > max_task_bytes())
-      throw ValueError("mproc::Pool: a task's encoded arguments take " +
-                       std::to_string(s.payload.size()) + " bytes; at most " +
-                       std::to_string(max_task_bytes()) + " are supported");
+  // Payloads too large for a mailbox go into memfds, made before the lock is taken.
+  std::vector<std::shared_ptr<Region>> bigs(specs.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const std::vector<std::byte>& payload = specs[i].payload;
+    if (payload.size() <= max_task_bytes()) continue;
+    std::error_code ec;
+    bigs[i] = Region::create(payload.size(), "mproc-pool-task", ec);
+    if (!bigs[i])
+      throw std::system_error(ec, "mproc::Pool: no memory for a task's " +
+                                      std::to_string(payload.size()) + " bytes of arguments");
+    std::memcpy(bigs[i]->data(), payload.data(), payload.size());
   }
   std::lock_guard<std::mutex> g(im.mu);
   if (!im.broken.empty()) throw BrokenPool(im.broken);
@@ -580,14 +641,19 @@ void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSin
   std::size_t added = 0;
   try {
     im.tasks.reserve(im.tasks.size() + specs.size());
-    for (TaskSpec& s : specs) {
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      TaskSpec& s = specs[i];
       TaskMsg t;
       t.id = im.next_id;
       t.invoker = reinterpret_cast<std::uint64_t>(s.invoker);
-      t.payload = std::move(s.payload);
+      if (bigs[i]) {
+        t.big = s.payload.size();
+      } else {
+        t.payload = std::move(s.payload);
+      }
       im.pending.push_back(std::move(t));
       try {
-        im.tasks.emplace(im.next_id, Impl::Entry{sink, s.part});
+        im.tasks.emplace(im.next_id, Impl::Entry{sink, s.part, std::move(bigs[i])});
       } catch (...) {
         im.pending.pop_back();
         throw;

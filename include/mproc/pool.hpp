@@ -228,8 +228,7 @@ using Future = AsyncResult<R>;
 // after every result of the elements before it (ordered), or after every submitted result
 // (unordered); the sequence then ends. A task's error is thrown by the `next()` that reaches its
 // chunk (with chunks of more than one element the other results of that chunk are lost, as in
-// Python); iteration may go on after it. An element too large for a task (see PoolCore's
-// max_task_bytes) fails the same way, with ValueError, at its position.
+// Python); iteration may go on after it.
 //
 // close() does not stop an imap started before it: its remaining input is still submitted. join()
 // (and the Pool's destructor) waits only for tasks already submitted, then stops the workers; an
@@ -411,7 +410,8 @@ class IMapResult {
     }
   }
 
-  // Submits one chunk, halving it while its encoding is larger than a task may be.
+  // Submits one chunk, halving it while its encoding is larger than a mailbox message (a single
+  // element that is larger still travels in a memfd).
   void submit_chunk(std::vector<Elem>&& chunk) {
     auto payload = detail::make_payload(f_, chunk);
     if (payload.size() > core_->max_task_bytes() && chunk.size() > 1) {
@@ -422,7 +422,6 @@ class IMapResult {
       submit_chunk(std::move(second));
       return;
     }
-    const bool too_large = payload.size() > core_->max_task_bytes();
     bytes_per_item_ = std::max<std::size_t>(payload.size() / chunk.size(), 1);
     std::vector<detail::TaskSpec> spec;
     spec.push_back(
@@ -431,10 +430,10 @@ class IMapResult {
     try {
       core_->submit(std::move(spec), sink_, /*continuation=*/true);
     } catch (...) {
-      // The chunk's elements fail at their position. A chunk that fits was refused because the
-      // pool stopped (joined, terminated, broken): the sequence ends after this error.
+      // The pool stopped (joined, terminated, broken) or is out of memory: the chunk's elements
+      // fail at their position, and the sequence ends after this error.
       sink_->on_error(submitted_, std::current_exception());
-      if (!too_large) exhausted_ = true;
+      exhausted_ = true;
     }
     ++submitted_;
   }
@@ -516,7 +515,7 @@ class MPROC_API Pool {
   // Applies `f` to every element of `range` in the workers; returns the results in input order.
   // Reads the whole input first (an exception from the input range propagates from here, before
   // anything is submitted). Chunks: see MapOptions::chunksize; chunks whose encoded arguments
-  // exceed a task's byte limit are split. The first failing chunk's error is thrown. `f` must
+  // exceed a mailbox message are split. The first failing chunk's error is thrown. `f` must
   // return a value. Mirrors Pool.map(func, iterable, chunksize).
   template <class F, std::ranges::input_range Range>
   auto map(F f, Range&& range, const MapOptions& options = {}) {

@@ -111,6 +111,45 @@ TEST(PoolFailure, WorkerKilledMidTaskFailsExactlyThatTask) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(out[static_cast<std::size_t>(i)], 2 * i);
 }
 
+// Large arguments travel in memfds whose descriptors follow the task over the slot's socket. A
+// worker killed with such tasks queued leaves descriptors behind in that socket; its replacement
+// must skip them and still get each task's own bytes.
+TEST(PoolFailure, LargeArgumentsSurviveAWorkerKilledWithThemQueued) {
+  SharedPage<Board> board;
+  Board* b = &*board;
+  mproc::Pool pool(1);  // one slot: every task goes through the same socket
+  auto sum = [b](std::vector<std::uint32_t> v, int id) {
+    if (id == 0) {
+      b->victim_pid = static_cast<int>(getpid());
+      std::this_thread::sleep_for(std::chrono::seconds(60));
+    }
+    std::uint64_t s = 0;
+    for (auto x : v) s += x;
+    return s + static_cast<unsigned long long>(id) * 1000000000000ULL;
+  };
+  auto big = [](std::uint32_t seed) {  // 2 MiB, well above a mailbox message
+    std::vector<std::uint32_t> v(512 * 1024);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = seed + static_cast<std::uint32_t>(i % 7);
+    return v;
+  };
+  auto expect = [&](std::uint32_t seed, int id) {
+    std::uint64_t s = 0;
+    for (auto x : big(seed)) s += x;
+    return s + static_cast<unsigned long long>(id) * 1000000000000ULL;
+  };
+  std::vector<mproc::AsyncResult<unsigned long long>> rs;
+  for (int id = 0; id < 3; ++id)
+    rs.push_back(pool.apply_async(sum, big(static_cast<std::uint32_t>(id)), id));
+  ASSERT_TRUE(eventually([&] { return b->victim_pid.load() != 0; }));
+  ASSERT_EQ(::kill(b->victim_pid.load(), SIGKILL), 0);
+  EXPECT_THROW(rs[0].get(30s), mproc::WorkerLost);
+  EXPECT_EQ(rs[1].get(30s), expect(1, 1));
+  EXPECT_EQ(rs[2].get(30s), expect(2, 2));
+  for (int id = 3; id < 6; ++id)
+    EXPECT_EQ(pool.apply(sum, big(static_cast<std::uint32_t>(id)), id),
+              expect(static_cast<std::uint32_t>(id), id));
+}
+
 TEST(PoolFailure, CrashingTasksFailWithWorkerLostNamingTheCause) {
   mproc::Pool pool(2);
   // Default dispositions first: a sanitizer's own handlers would otherwise turn the signal into

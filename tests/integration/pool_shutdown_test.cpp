@@ -130,17 +130,6 @@ TEST(PoolShutdown, ImapEndsWithValueErrorWhenJoinedBeforeItsInputIsUsedUp) {
   EXPECT_FALSE(it.next(30s));  // then the sequence ends
 }
 
-TEST(PoolShutdown, AnElementTooLargeForATaskFailsAtItsPosition) {
-  mproc::Pool pool(2);
-  std::vector<std::string> in = {"a", "bb", std::string(600 * 1024, 'x'), "dddd"};
-  auto it = pool.imap([](std::string s) { return s.size(); }, in, 1);
-  EXPECT_EQ(*it.next(30s), 1u);
-  EXPECT_EQ(*it.next(30s), 2u);
-  EXPECT_THROW(it.next(30s), mproc::ValueError);
-  EXPECT_EQ(*it.next(30s), 4u);
-  EXPECT_FALSE(it.next(30s));
-}
-
 TEST(PoolShutdown, AResultTheParentCannotDecodeFailsOnlyItsTask) {
   mproc::Pool pool(2);
   std::vector<mproc::AsyncResult<Refused>> rs;

@@ -319,6 +319,27 @@ TEST(PoolAdaptiveChunks, LargeElementsAreSplitIntoTasksThatFit) {
     EXPECT_EQ(got[i], std::string(1, static_cast<char>('a' + i)) + "102400");
 }
 
+TEST(PoolLargeMessages, ArgumentsAndResultsOfManyMegabytes) {
+  mproc::Pool pool(2);
+  std::string arg(8 * 1024 * 1024, 'a');
+  for (std::size_t i = 0; i < arg.size(); i += 4096) arg[i] = static_cast<char>('a' + i % 26);
+  // A large argument, a large result.
+  auto twice = pool.apply([](const std::string& s) { return s + s; }, arg);
+  ASSERT_EQ(twice.size(), 2 * arg.size());
+  EXPECT_EQ(twice.substr(arg.size()), arg);
+  // map and imap whose single elements exceed a mailbox message.
+  std::vector<std::string> elems = {std::string(700 * 1024, 'x'), "", std::string(300, 'y'),
+                                    std::string(3 * 1024 * 1024, 'z')};
+  auto sizes = pool.map([](std::string s) { return s.size(); }, elems);
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{700 * 1024, 0, 300, 3 * 1024 * 1024}));
+  std::vector<std::size_t> got;
+  for (auto n : pool.imap([](std::string s) { return s.size(); }, elems)) got.push_back(n);
+  EXPECT_EQ(got, sizes);
+  // Empty arguments and results.
+  EXPECT_EQ(pool.apply([](std::string s) { return s; }, std::string()), "");
+  EXPECT_TRUE(pool.map(sqr, std::vector<int>{}).empty());
+}
+
 TEST(PoolAdaptiveChunks, AnEndlessInputIsReadOnlyAsFarAsTheWindowAllows) {
   mproc::Pool pool(2);
   std::size_t reads = 0;

@@ -60,12 +60,14 @@ class MPROC_API PoolCore {
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
-  // Queues the tasks, all or none. Throws ValueError if the pool is not running or a payload is
-  // larger than max_task_bytes(); BrokenPool if it is broken; ProcessError in another process
-  // than the creator. A `continuation` (more chunks of an imap started earlier) is accepted after
-  // close(), until join() or terminate() stops the workers.
+  // Queues the tasks, all or none. Throws ValueError if the pool is not running; BrokenPool if it
+  // is broken; ProcessError in another process than the creator; std::system_error when a large
+  // payload's memfd cannot be made. A `continuation` (more chunks of an imap started earlier) is
+  // accepted after close(), until join() or terminate() stops the workers.
   void submit(std::vector<TaskSpec> tasks, const std::shared_ptr<TaskSink>& sink,
               bool continuation = false);
+  // The largest payload that travels inside a worker's mailbox (about 256 KiB); a larger one is
+  // copied into a memfd whose descriptor is passed to the worker, which maps it.
   [[nodiscard]] std::size_t max_task_bytes() const noexcept;
   [[nodiscard]] int processes() const noexcept;
   void close();
