@@ -141,6 +141,12 @@ std::string describe_exit(int code) {
 
 }  // namespace
 
+void describe_current_exception(std::string& type, std::string& what) noexcept {
+  describe_current(type, what);
+}
+
+std::int32_t current_process_id() noexcept { return static_cast<std::int32_t>(::getpid()); }
+
 struct PoolCore::Impl {
   struct Entry {
     std::shared_ptr<TaskSink> sink;

@@ -93,6 +93,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <iterator>
@@ -226,9 +227,11 @@ using Future = AsyncResult<R>;
 //
 // An exception thrown by the input range (its iterator) is rethrown by `next()` at its position:
 // after every result of the elements before it (ordered), or after every submitted result
-// (unordered); the sequence then ends. A task's error is thrown by the `next()` that reaches its
-// chunk (with chunks of more than one element the other results of that chunk are lost, as in
-// Python); iteration may go on after it.
+// (unordered); the sequence then ends. An element whose call threw gives RemoteError from the
+// `next()` that reaches its position, and the other elements of its chunk are unaffected (Python
+// loses the whole chunk); iteration may go on after it. A chunk lost as a whole (its worker died:
+// WorkerLost; the pool broke: BrokenPool) throws once, at the chunk's first position, and its
+// other elements are skipped.
 //
 // close() does not stop an imap started before it: its remaining input is still submitted. join()
 // (and the Pool's destructor) waits only for tasks already submitted, then stops the workers; an
@@ -333,7 +336,16 @@ class IMapResult {
   std::optional<R> next_at(const detail::Deadline& deadline) {
     for (;;) {
       top_up();
-      if (pos_ < current_.size()) return std::move(current_[pos_++]);
+      if (!element_errors_.empty() && element_errors_.front().first == index_) {
+        auto e = std::move(element_errors_.front().second);
+        element_errors_.pop_front();
+        ++index_;
+        std::rethrow_exception(e);
+      }
+      if (pos_ < current_.size()) {
+        ++index_;
+        return std::move(current_[pos_++]);
+      }
       if (taken_ == submitted_) {
         if (input_error_) {
           exhausted_ = true;  // the sequence ends after the input's exception
@@ -349,7 +361,9 @@ class IMapResult {
       if (!part) throw TimeoutError("mproc::IMapResult::next: no result came in time");
       ++taken_;
       current_ = std::move(part->values);
+      element_errors_ = std::move(part->element_errors);
       pos_ = 0;
+      index_ = 0;
       if (part->error) std::rethrow_exception(part->error);
     }
   }
@@ -425,7 +439,7 @@ class IMapResult {
     bytes_per_item_ = std::max<std::size_t>(payload.size() / chunk.size(), 1);
     std::vector<detail::TaskSpec> spec;
     spec.push_back(
-        detail::TaskSpec{&detail::invoke_map<Fn, Elem, Star, R>, std::move(payload), submitted_});
+        detail::TaskSpec{&detail::invoke_imap<Fn, Elem, Star, R>, std::move(payload), submitted_});
     sink_->expect(submitted_, chunk.size());
     try {
       core_->submit(std::move(spec), sink_, /*continuation=*/true);
@@ -453,8 +467,10 @@ class IMapResult {
   std::size_t bytes_per_item_ = 0;
   std::uint64_t submitted_ = 0;
   std::uint64_t taken_ = 0;
-  std::vector<R> current_;  // the chunk being handed out
-  std::size_t pos_ = 0;
+  std::vector<R> current_;  // the results of the chunk being handed out
+  std::size_t pos_ = 0;     // the next of current_
+  std::deque<std::pair<std::uint64_t, std::exception_ptr>> element_errors_;  // of that chunk
+  std::uint64_t index_ = 0;  // the next element of that chunk (result or error)
   std::shared_ptr<detail::IMapSink<R>> sink_;
 };
 

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -259,21 +260,60 @@ TEST(PoolProgress, AThrowingProgressCallbackDoesNotHurtTheMap) {
 
 TEST(PoolAdaptiveChunks, TinyTasksGetLargerChunks) {
   mproc::Pool pool(2);
-  auto it = pool.imap(sqr, mproc_test::count_from(0));
+  auto it = pool.imap([](long x) { return 2 * x; }, mproc_test::count_from(0L));
   EXPECT_EQ(it.last_chunksize(), 0u);  // nothing submitted before the first next()
   ASSERT_EQ(*it.next(30s), 0);
   // The first chunks hold one element; the one submitted after the first result may hold two.
   EXPECT_LE(it.last_chunksize(), 2u);
   std::size_t largest = 0;
-  for (int i = 1; i < 200000; ++i) {
+  for (long i = 1; i < 200000; ++i) {
     auto v = it.next(30s);
     ASSERT_TRUE(v);
-    ASSERT_EQ(*v, i * i);
+    ASSERT_EQ(*v, 2 * i);
     largest = std::max(largest, it.last_chunksize());
   }
-  // A square takes far less than 1 ms, so chunks grow, up to the cap.
+  // A multiplication takes far less than 1 ms, so chunks grow, up to the cap.
   EXPECT_GT(largest, 64u);
   EXPECT_LE(largest, 8192u);
+}
+
+TEST(PoolAdaptiveChunks, AnElementsErrorLosesNothingElseOfItsChunk) {
+  mproc::Pool pool(2);
+  for (std::size_t chunk : {0u, 1u, 4u, 64u}) {  // adaptive, then fixed sizes
+    auto it = pool.imap(fail_at_7, mproc_test::count(0, 20), {.chunksize = chunk});
+    for (int i = 0; i < 20; ++i) {
+      if (i == 7) {
+        try {
+          (void)it.next(30s);
+          ADD_FAILURE() << "element 7 did not throw (chunksize " << chunk << ")";
+        } catch (const mproc::RemoteError& e) {
+          EXPECT_EQ(e.type_name(), "std::out_of_range");
+          EXPECT_EQ(e.remote_what(), "seven");
+          EXPECT_GT(e.pid(), 0);
+        }
+      } else {
+        auto v = it.next(30s);
+        ASSERT_TRUE(v) << "chunksize " << chunk;
+        EXPECT_EQ(*v, i) << "chunksize " << chunk;
+      }
+    }
+    EXPECT_FALSE(it.next(30s));
+  }
+  std::multiset<int> got;
+  int errors = 0;
+  auto u = pool.imap_unordered(fail_at_7, mproc_test::count(0, 20), 5);
+  for (;;) {
+    try {
+      auto v = u.next(30s);
+      if (!v) break;
+      got.insert(*v);
+    } catch (const mproc::RemoteError&) {
+      ++errors;
+    }
+  }
+  EXPECT_EQ(errors, 1);
+  EXPECT_EQ(got.size(), 19u);
+  EXPECT_EQ(got.count(7), 0u);
 }
 
 TEST(PoolAdaptiveChunks, LongTasksKeepChunksOfOne) {

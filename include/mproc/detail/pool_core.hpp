@@ -16,10 +16,12 @@
 #include <mproc/codec.hpp>
 #include <mproc/detail/deadline.hpp>
 #include <mproc/detail/progress.hpp>
+#include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <mproc/partial.hpp>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -133,6 +135,50 @@ void invoke_map(Reader& in, std::vector<std::byte>& out) {
   Writer w(out.data(), out.data() + out.size());
   w.write_value(ns);
   mproc::encode(w, results);
+}
+
+// The demangled type name and what() of the exception being handled (in a catch block).
+MPROC_API void describe_current_exception(std::string& type, std::string& what) noexcept;
+// getpid(), without <unistd.h> in a public header.
+MPROC_API std::int32_t current_process_id() noexcept;
+
+// An element of an imap chunk that threw: its index in the chunk, type name and what().
+using ElementError = std::tuple<std::uint64_t, std::string, std::string>;
+
+// A chunk of imap: as invoke_map, but an element that throws does not stop the chunk: its error is
+// recorded with its index, and the other elements go on. The result is the duration, the worker's
+// pid, the results of the elements that succeeded, and the errors.
+template <class F, class E, bool Star, class R>
+void invoke_imap(Reader& in, std::vector<std::byte>& out) {
+  const auto start = std::chrono::steady_clock::now();
+  F f = callable_codec<F>::read(in);
+  auto items = mproc::decode<std::vector<E>>(in);
+  std::vector<R> results;
+  results.reserve(items.size());
+  std::vector<ElementError> errors;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    try {
+      if constexpr (Star) {
+        results.push_back(std::apply(f, std::move(items[i])));
+      } else {
+        results.push_back(std::invoke(f, std::move(items[i])));
+      }
+    } catch (...) {
+      std::string type, what;
+      describe_current_exception(type, what);
+      errors.emplace_back(i, std::move(type), std::move(what));
+    }
+  }
+  const auto ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count());
+  const std::int32_t pid = current_process_id();
+  out.resize(sizeof(ns) + sizeof(pid) + mproc::encoded_size(results) + mproc::encoded_size(errors));
+  Writer w(out.data(), out.data() + out.size());
+  w.write_value(ns);
+  w.write_value(pid);
+  mproc::encode(w, results);
+  mproc::encode(w, errors);
 }
 
 // The progress of one map/imap: a user callback and/or a bar on stderr. add() runs on the pool's
@@ -332,8 +378,9 @@ template <class R>
 class IMapSink final : public TaskSink {
  public:
   struct Part {
-    std::vector<R> values;
-    std::exception_ptr error;
+    std::vector<R> values;     // of the elements that succeeded, in order
+    std::exception_ptr error;  // the whole chunk failed (worker lost, pool broken, ...)
+    std::deque<std::pair<std::uint64_t, std::exception_ptr>> element_errors;  // by index
   };
   explicit IMapSink(std::shared_ptr<ProgressTracker> progress) : progress_(std::move(progress)) {}
 
@@ -344,14 +391,18 @@ class IMapSink final : public TaskSink {
   }
   void on_ok(std::uint64_t part, Reader& r) override {
     const auto ns = r.read_value<std::uint64_t>();
-    auto v = mproc::decode<std::vector<R>>(r);
-    const std::size_t items = v.size();
+    const auto pid = r.read_value<std::int32_t>();
+    Part p{mproc::decode<std::vector<R>>(r), nullptr, {}};
+    for (auto& [index, type, what] : mproc::decode<std::vector<ElementError>>(r))
+      p.element_errors.emplace_back(
+          index, std::make_exception_ptr(RemoteError(std::move(type), std::move(what), pid)));
+    const std::size_t items = p.values.size() + p.element_errors.size();
     {
       std::lock_guard<std::mutex> g(mu_);
       sizes_.erase(part);
       busy_ns_ += static_cast<double>(ns);
       busy_items_ += items;
-      done_.emplace(part, Part{std::move(v), nullptr});
+      done_.emplace(part, std::move(p));
       order_.push_back(part);
     }
     if (progress_) progress_->add(items);
@@ -365,7 +416,7 @@ class IMapSink final : public TaskSink {
         items = it->second;
         sizes_.erase(it);
       }
-      done_.emplace(part, Part{{}, std::move(e)});
+      done_.emplace(part, Part{{}, std::move(e), {}});
       order_.push_back(part);
     }
     if (progress_) progress_->add(items);
