@@ -68,41 +68,36 @@ const Registrar kSubmit{{
         },
 }};
 
-const Registrar kIMapChunk1{{
-    .name = "pool.imap_chunk1/mproc",
-    .group = "pool.imap_chunk1",
-    .impl = "mproc",
-    .label = "mproc::Pool imap(identity, iota(0, n), 1), consumed in order",
-    .make =
-        [] {
-          return loop_runner([pool = make_pool()](std::uint64_t n) {
-            std::uint64_t expect = 0;
-            for (std::uint64_t r :
-                 pool->imap([](std::uint64_t x) { return x; }, std::views::iota(0u, n), 1)) {
-              check(r == expect++, "pool.imap_chunk1: a result out of order");
-            }
-            check(expect == n, "pool.imap_chunk1: results missing");
-          });
-        },
-}};
+// The mproc row of an imap group: imap(identity, iota(0, n)) consumed in order, with `chunksize`
+// (0: adaptive).
+Workload imap_identity_workload(const std::string& group, const std::string& label,
+                                std::size_t chunksize) {
+  return {
+      .name = group + "/mproc",
+      .group = group,
+      .impl = "mproc",
+      .label = label,
+      .make =
+          [order = group + ": a result out of order", missing = group + ": results missing",
+           chunksize] {
+            return loop_runner([order, missing, chunksize, pool = make_pool()](std::uint64_t n) {
+              std::uint64_t expect = 0;
+              for (std::uint64_t r : pool->imap([](std::uint64_t x) { return x; },
+                                                std::views::iota(0u, n), chunksize)) {
+                check(r == expect++, order.c_str());
+              }
+              check(expect == n, missing.c_str());
+            });
+          },
+  };
+}
 
-const Registrar kIMapAdaptive{{
-    .name = "pool.imap_adaptive/mproc",
-    .group = "pool.imap_adaptive",
-    .impl = "mproc",
-    .label = "mproc::Pool imap(identity, iota(0, n)), adaptive chunks, consumed in order",
-    .make =
-        [] {
-          return loop_runner([pool = make_pool()](std::uint64_t n) {
-            std::uint64_t expect = 0;
-            for (std::uint64_t r :
-                 pool->imap([](std::uint64_t x) { return x; }, std::views::iota(0u, n))) {
-              check(r == expect++, "pool.imap_adaptive: a result out of order");
-            }
-            check(expect == n, "pool.imap_adaptive: results missing");
-          });
-        },
-}};
+const Registrar kIMapChunk1{imap_identity_workload(
+    "pool.imap_chunk1", "mproc::Pool imap(identity, iota(0, n), 1), consumed in order", 1)};
+
+const Registrar kIMapAdaptive{imap_identity_workload(
+    "pool.imap_adaptive",
+    "mproc::Pool imap(identity, iota(0, n)), adaptive chunks, consumed in order", 0)};
 
 const Registrar kMap1e6{{
     .name = "pool.map_noop_1e6/mproc",

@@ -102,13 +102,13 @@ def executor_submit_noop():
     return _closing_pool(LoopRunner(body), ex)
 
 
-@workload("pool.imap_chunk1/python", "pool.imap_chunk1", "multiprocessing.Pool imap(identity, range(n), 1), consumed in order")
-def imap_chunk1():
+def _imap_identity(chunksize):
+    # workloads_pool.cpp imap_identity_workload: imap(identity, range(n)) consumed in order.
     pool = _pool()
 
     def body(n):
         expect = 0
-        for r in pool.imap(_identity, range(n), 1):
+        for r in pool.imap(_identity, range(n), chunksize):
             if r != expect:
                 raise RuntimeError("a result out of order")
             expect += 1
@@ -116,6 +116,11 @@ def imap_chunk1():
             raise RuntimeError("results missing")
 
     return _closing_pool(LoopRunner(body), pool)
+
+
+@workload("pool.imap_chunk1/python", "pool.imap_chunk1", "multiprocessing.Pool imap(identity, range(n), 1), consumed in order")
+def imap_chunk1():
+    return _imap_identity(1)
 
 
 @workload(
@@ -124,18 +129,7 @@ def imap_chunk1():
     "multiprocessing.Pool imap(identity, range(n)) (default chunksize 1), consumed in order",
 )
 def imap_default():
-    pool = _pool()
-
-    def body(n):
-        expect = 0
-        for r in pool.imap(_identity, range(n)):
-            if r != expect:
-                raise RuntimeError("a result out of order")
-            expect += 1
-        if expect != n:
-            raise RuntimeError("results missing")
-
-    return _closing_pool(LoopRunner(body), pool)
+    return _imap_identity(1)  # Python's default chunksize
 
 
 @workload("pool.map_noop_1e6/python", "pool.map_noop_1e6", "multiprocessing.Pool map(identity, range(10**6)), automatic chunksize")

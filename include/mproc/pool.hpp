@@ -439,7 +439,7 @@ class IMapResult {
     bytes_per_item_ = std::max<std::size_t>(payload.size() / chunk.size(), 1);
     std::vector<detail::TaskSpec> spec;
     spec.push_back(
-        detail::TaskSpec{&detail::invoke_imap<Fn, Elem, Star, R>, std::move(payload), submitted_});
+        detail::TaskSpec{&detail::invoke_chunk<Fn, Elem, Star, R>, std::move(payload), submitted_});
     sink_->expect(submitted_, chunk.size());
     try {
       core_->submit(std::move(spec), sink_, /*continuation=*/true);
@@ -670,8 +670,8 @@ class MPROC_API Pool {
         self(self, mid, e);
         return;
       }
-      spec.push_back(
-          detail::TaskSpec{&detail::invoke_map<F, Elem, Star, R>, std::move(payload), spec.size()});
+      spec.push_back(detail::TaskSpec{&detail::invoke_chunk<F, Elem, Star, R>, std::move(payload),
+                                      spec.size()});
       sizes.push_back(e - b);
     };
     for (std::size_t b = 0; b < n; b += chunksize) add(add, b, std::min(n, b + chunksize));

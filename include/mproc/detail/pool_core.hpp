@@ -111,32 +111,6 @@ void invoke_apply(Reader& in, std::vector<std::byte>& out) {
   }
 }
 
-// A chunk of map/imap (Star: the elements are argument tuples, as starmap). The result is the
-// time the chunk took in the worker (nanoseconds; imap sizes its chunks with it) followed by the
-// results.
-template <class F, class E, bool Star, class R>
-void invoke_map(Reader& in, std::vector<std::byte>& out) {
-  const auto start = std::chrono::steady_clock::now();
-  F f = callable_codec<F>::read(in);
-  auto items = mproc::decode<std::vector<E>>(in);
-  std::vector<R> results;
-  results.reserve(items.size());
-  for (auto& e : items) {
-    if constexpr (Star) {
-      results.push_back(std::apply(f, std::move(e)));
-    } else {
-      results.push_back(std::invoke(f, std::move(e)));
-    }
-  }
-  const auto ns = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count());
-  out.resize(sizeof(ns) + mproc::encoded_size(results));
-  Writer w(out.data(), out.data() + out.size());
-  w.write_value(ns);
-  mproc::encode(w, results);
-}
-
 // The demangled type name and what() of the exception being handled (in a catch block).
 MPROC_API void describe_current_exception(std::string& type, std::string& what) noexcept;
 // getpid(), without <unistd.h> in a public header.
@@ -145,11 +119,12 @@ MPROC_API std::int32_t current_process_id() noexcept;
 // An element of an imap chunk that threw: its index in the chunk, type name and what().
 using ElementError = std::tuple<std::uint64_t, std::string, std::string>;
 
-// A chunk of imap: as invoke_map, but an element that throws does not stop the chunk: its error is
-// recorded with its index, and the other elements go on. The result is the duration, the worker's
-// pid, the results of the elements that succeeded, and the errors.
+// A chunk of map/imap (Star: the elements are argument tuples, as starmap). An element that throws
+// does not stop the chunk: its error is recorded with its index, and the other elements go on. The
+// result is the chunk's duration in the worker (nanoseconds; imap sizes its chunks with it), the
+// worker's pid, the results of the elements that succeeded, and the errors.
 template <class F, class E, bool Star, class R>
-void invoke_imap(Reader& in, std::vector<std::byte>& out) {
+void invoke_chunk(Reader& in, std::vector<std::byte>& out) {
   const auto start = std::chrono::steady_clock::now();
   F f = callable_codec<F>::read(in);
   auto items = mproc::decode<std::vector<E>>(in);
@@ -332,7 +307,15 @@ class MapSink final : public TaskSink {
         progress_(std::move(progress)) {}
   void on_ok(std::uint64_t part, Reader& r) override {
     (void)r.read_value<std::uint64_t>();  // the chunk's duration
+    const auto pid = r.read_value<std::int32_t>();
     auto v = mproc::decode<std::vector<R>>(r);
+    auto errors = mproc::decode<std::vector<ElementError>>(r);
+    if (!errors.empty()) {  // the first error of the chunk fails the map, as in Python
+      auto& first = errors.front();
+      on_error(part, std::make_exception_ptr(RemoteError(std::move(std::get<1>(first)),
+                                                         std::move(std::get<2>(first)), pid)));
+      return;
+    }
     std::vector<R> all;
     {
       std::lock_guard<std::mutex> g(mu_);
