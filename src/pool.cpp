@@ -27,6 +27,7 @@
 #include "posix/fd_passing.hpp"
 #include "posix/pidfd.hpp"
 #include "posix/region.hpp"
+#include "posix/thread_id.hpp"
 
 namespace mproc::detail {
 
@@ -145,7 +146,9 @@ void describe_current_exception(std::string& type, std::string& what) noexcept {
   describe_current(type, what);
 }
 
-std::int32_t current_process_id() noexcept { return static_cast<std::int32_t>(::getpid()); }
+std::int32_t current_process_id() noexcept {
+  return static_cast<std::int32_t>(this_process_id());
+}
 
 struct PoolCore::Impl {
   struct Entry {
@@ -555,7 +558,7 @@ struct PoolCore::Impl {
   }
 
   void check_owner() const {
-    if (getpid() != creator_pid)
+    if (this_process_id() != creator_pid)
       throw ProcessError("mproc::Pool: a Pool belongs to the process that created it");
   }
 };
@@ -569,7 +572,7 @@ PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
   im.n = n;
   im.initializer = std::move(options.initializer);
   im.maxtasks = options.maxtasksperchild ? *options.maxtasksperchild : 0;
-  im.creator_pid = getpid();
+  im.creator_pid = this_process_id();
   im.creator_tid = gettid();
   im.slots.resize(static_cast<std::size_t>(n));
   im.mailboxes.reserve(static_cast<std::size_t>(n));
@@ -595,7 +598,7 @@ PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
 }
 
 PoolCore::~PoolCore() {
-  if (getpid() != impl_->creator_pid) {
+  if (this_process_id() != impl_->creator_pid) {
     // A fork of the creator (not one of ours: ours never return) must not shut down the creator's
     // workers, nor touch a result thread it does not have. Its copy is left alone.
     (void)impl_.release();
@@ -624,10 +627,11 @@ void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSin
   Impl& im = *impl_;
   im.check_owner();
   // Payloads too large for a mailbox go into memfds, made before the lock is taken.
-  std::vector<std::shared_ptr<Region>> bigs(specs.size());
+  std::vector<std::shared_ptr<Region>> bigs;  // empty unless some payload is large
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const std::vector<std::byte>& payload = specs[i].payload;
     if (payload.size() <= max_task_bytes()) continue;
+    bigs.resize(specs.size());
     std::error_code ec;
     bigs[i] = Region::create(payload.size(), "mproc-pool-task", ec);
     if (!bigs[i])
@@ -646,20 +650,20 @@ void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSin
   // All or none: on an allocation failure half-way, what was added is taken back.
   std::size_t added = 0;
   try {
-    im.tasks.reserve(im.tasks.size() + specs.size());
     for (std::size_t i = 0; i < specs.size(); ++i) {
       TaskSpec& s = specs[i];
       TaskMsg t;
       t.id = im.next_id;
       t.invoker = reinterpret_cast<std::uint64_t>(s.invoker);
-      if (bigs[i]) {
+      std::shared_ptr<Region> big = bigs.empty() ? nullptr : std::move(bigs[i]);
+      if (big) {
         t.big = s.payload.size();
       } else {
         t.payload = std::move(s.payload);
       }
       im.pending.push_back(std::move(t));
       try {
-        im.tasks.emplace(im.next_id, Impl::Entry{sink, s.part, std::move(bigs[i])});
+        im.tasks.emplace(im.next_id, Impl::Entry{sink, s.part, std::move(big)});
       } catch (...) {
         im.pending.pop_back();
         throw;

@@ -367,8 +367,10 @@ class IMapSink final : public TaskSink {
   };
   explicit IMapSink(std::shared_ptr<ProgressTracker> progress) : progress_(std::move(progress)) {}
 
-  // Called before the chunk `part` of `items` elements is submitted.
+  // Called before the chunk `part` of `items` elements is submitted (only progress needs it: a
+  // chunk that fails as a whole counts its elements as done).
   void expect(std::uint64_t part, std::size_t items) {
+    if (!progress_) return;
     std::lock_guard<std::mutex> g(mu_);
     sizes_.emplace(part, items);
   }
@@ -382,7 +384,7 @@ class IMapSink final : public TaskSink {
     const std::size_t items = p.values.size() + p.element_errors.size();
     {
       std::lock_guard<std::mutex> g(mu_);
-      sizes_.erase(part);
+      if (progress_) sizes_.erase(part);
       busy_ns_ += static_cast<double>(ns);
       busy_items_ += items;
       done_.emplace(part, std::move(p));
