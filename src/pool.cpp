@@ -146,9 +146,7 @@ void describe_current_exception(std::string& type, std::string& what) noexcept {
   describe_current(type, what);
 }
 
-std::int32_t current_process_id() noexcept {
-  return static_cast<std::int32_t>(this_process_id());
-}
+std::int32_t current_process_id() noexcept { return static_cast<std::int32_t>(this_process_id()); }
 
 struct PoolCore::Impl {
   struct Entry {

