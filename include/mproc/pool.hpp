@@ -135,7 +135,8 @@ struct MapOptions {
   // (see the header comment). Python's imap defaults to 1: pass 1 for its behaviour.
   std::size_t chunksize = 0;
   // imap only: the most chunks submitted and not yet consumed. 0: automatic (64 per worker while
-  // chunks hold one element, fewer as they grow, never under 4 per worker).
+  // chunks hold one element, fewer as they grow, never under 4 per worker). Either way the window
+  // opens gradually: 2 chunks per worker at first, 2 more for each chunk consumed.
   std::size_t max_in_flight = 0;
   // Called on the pool's result thread each time a chunk completes (successfully or not) with the
   // number of elements done so far and the input's size (empty for an imap over an input without
