@@ -190,4 +190,19 @@ TEST(PoolShutdown, APlainForkOfTheCreatorLeavesThePoolAlone) {
   EXPECT_EQ(out[99], 99 * 99);
 }
 
+TEST(PoolShutdown, AWorkerCannotStartProcessesOfItsOwn) {
+  mproc::Pool pool(1);
+  std::string message = pool.apply([] {
+    try {
+      mproc::Pool inner(1);
+    } catch (const mproc::ProcessError& e) {
+      return std::string(e.what());
+    }
+    return std::string("created");
+  });
+  EXPECT_NE(message.find("daemonic processes are not allowed to have children"),
+            std::string::npos)
+      << message;
+}
+
 }  // namespace
