@@ -129,7 +129,7 @@ TEST(PoolKill, NoTaskRunsTwiceAndEveryOutcomeIsRightOrWorkerLost) {
       const std::int64_t want = expected(j);
       rs.emplace_back(pool.apply_async(run_job, std::move(j)), want);
     }
-    for (auto& [r, want] : rs) outcome([&] { return r.get(60s); }, want);
+    for (auto& entry : rs) outcome([&] { return entry.first.get(60s); }, entry.second);
     // imap (adaptive chunks) over jobs: each element comes back right, or its chunk is lost.
     std::vector<Job> jobs;
     for (int i = 0; i < 200; ++i) jobs.push_back(make_job(next_id++, rng() % 16));
