@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <mproc/pool.hpp>
 #include <mproc/queue.hpp>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <typeinfo>
@@ -144,6 +145,39 @@ std::string describe_exit(int code) {
 
 void describe_current_exception(std::string& type, std::string& what) noexcept {
   describe_current(type, what);
+}
+
+namespace {
+std::mutex g_remote_mu;
+std::unordered_map<std::string, RemoteFactory>& remote_factories() {
+  static auto* m = new std::unordered_map<std::string, RemoteFactory>();  // never destroyed
+  return *m;
+}
+}  // namespace
+
+void register_remote_exception(const std::type_info& type, RemoteFactory make) {
+  const std::string name = demangle(type.name());
+  std::lock_guard<std::mutex> g(g_remote_mu);
+  remote_factories()[name] = make;
+}
+
+std::exception_ptr remote_error(const std::string& type, const std::string& what,
+                                std::int32_t pid) {
+  RemoteFactory make = nullptr;
+  {
+    std::lock_guard<std::mutex> g(g_remote_mu);
+    auto& m = remote_factories();
+    if (auto it = m.find(type); it != m.end()) make = it->second;
+  }
+  RemoteError info(type, what, pid);
+  if (make) {
+    try {
+      return make(what, info);
+    } catch (...) {
+      // A factory that throws (its constructor did): fall back to the RemoteError.
+    }
+  }
+  return std::make_exception_ptr(std::move(info));
 }
 
 std::int32_t current_process_id() noexcept { return static_cast<std::int32_t>(this_process_id()); }
@@ -374,7 +408,7 @@ struct PoolCore::Impl {
         if (m.kind == kOk) {
           d.payload = std::move(m.payload);
         } else if (m.kind == kFailed) {
-          d.error = std::make_exception_ptr(RemoteError(m.type, m.what, m.pid));
+          d.error = remote_error(m.type, m.what, m.pid);
         } else {
           d.error = std::make_exception_ptr(
               DecodeError("mproc::Pool: the task's result could not be received (" + m.type + ": " +

@@ -69,7 +69,8 @@
 // if it can without waiting). Waits run on CLOCK_MONOTONIC.
 //
 // Errors a task's result can carry (thrown by `get()`, `map()`, `next()`):
-//   * `RemoteError` — the task threw; type name, what() and the worker's pid.
+//   * `RemoteError` — the task threw; type name, what() and the worker's pid (or the original
+//     type, for types registered with register_remote_exception).
 //   * `WorkerLost` — the worker died while running the task.
 //   * `BrokenPool` — the pool's initializer failed, the zygote died, or `terminate()` ran first.
 //   * `DecodeError` — the result's bytes did not decode (should not happen with matching codecs).
@@ -107,6 +108,7 @@
 #include <mproc/process.hpp>
 #include <optional>
 #include <ranges>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -213,6 +215,38 @@ class AsyncResult {
   }
   std::shared_ptr<detail::ResultState<V>> st_;
 };
+
+// Makes a task's exception of type T reach the caller as a T (constructed from the original
+// what()) instead of RemoteError, for every Pool of this process; the RemoteError (type name,
+// what(), worker pid) is nested in it: `std::rethrow_if_nested(e)` throws it. The type is matched
+// by its demangled name, so T must be the exception's exact (most derived) type, and T must be
+// constructible from a std::string, as std::runtime_error and the other standard exceptions are.
+// Registering a type twice is harmless. Thread-safe; call it before the tasks
+// fail (e.g. at startup). Python re-raises the original exception type by pickling it; C++ cannot
+// rebuild an arbitrary exception from another process, hence the opt-in.
+//
+//   mproc::register_remote_exception<std::invalid_argument>();
+//   try { pool.apply(parse, "x"); } catch (const std::invalid_argument& e) { ... }
+template <class T>
+void register_remote_exception() {
+  static_assert(std::is_constructible_v<T, const std::string&>,
+                "mproc::register_remote_exception<T>: T must be constructible from a std::string");
+  static_assert(std::is_class_v<T> && !std::is_final_v<T>,
+                "mproc::register_remote_exception<T>: T must be a non-final class (it is "
+                "rethrown with std::throw_with_nested, which derives from it)");
+  detail::register_remote_exception(
+      typeid(T), [](const std::string& what, const RemoteError& info) -> std::exception_ptr {
+        try {
+          throw info;
+        } catch (...) {
+          try {
+            std::throw_with_nested(T(what));
+          } catch (...) {
+            return std::current_exception();
+          }
+        }
+      });
+}
 
 // concurrent.futures' name for the same thing.
 template <class R>

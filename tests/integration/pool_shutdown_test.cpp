@@ -200,8 +200,7 @@ TEST(PoolShutdown, AWorkerCannotStartProcessesOfItsOwn) {
     }
     return std::string("created");
   });
-  EXPECT_NE(message.find("daemonic processes are not allowed to have children"),
-            std::string::npos)
+  EXPECT_NE(message.find("daemonic processes are not allowed to have children"), std::string::npos)
       << message;
 }
 

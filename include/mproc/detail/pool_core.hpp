@@ -24,6 +24,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -113,6 +114,14 @@ void invoke_apply(Reader& in, std::vector<std::byte>& out) {
 
 // The demangled type name and what() of the exception being handled (in a catch block).
 MPROC_API void describe_current_exception(std::string& type, std::string& what) noexcept;
+// The error a task's exception becomes in the caller: RemoteError, or, for a type registered with
+// register_remote_exception, that type with the RemoteError nested (std::throw_with_nested).
+MPROC_API std::exception_ptr remote_error(const std::string& type, const std::string& what,
+                                          std::int32_t pid);
+// Makes tasks' exceptions whose demangled type name is `type_name` come back from `make`.
+using RemoteFactory = std::exception_ptr (*)(const std::string& what, const RemoteError& info);
+MPROC_API void register_remote_exception(const std::type_info& type, RemoteFactory make);
+
 // getpid(), without <unistd.h> in a public header.
 MPROC_API std::int32_t current_process_id() noexcept;
 
@@ -312,8 +321,7 @@ class MapSink final : public TaskSink {
     auto errors = mproc::decode<std::vector<ElementError>>(r);
     if (!errors.empty()) {  // the first error of the chunk fails the map, as in Python
       auto& first = errors.front();
-      on_error(part, std::make_exception_ptr(RemoteError(std::move(std::get<1>(first)),
-                                                         std::move(std::get<2>(first)), pid)));
+      on_error(part, remote_error(std::get<1>(first), std::get<2>(first), pid));
       return;
     }
     std::vector<R> all;
@@ -379,8 +387,7 @@ class IMapSink final : public TaskSink {
     const auto pid = r.read_value<std::int32_t>();
     Part p{mproc::decode<std::vector<R>>(r), nullptr, {}};
     for (auto& [index, type, what] : mproc::decode<std::vector<ElementError>>(r))
-      p.element_errors.emplace_back(
-          index, std::make_exception_ptr(RemoteError(std::move(type), std::move(what), pid)));
+      p.element_errors.emplace_back(index, remote_error(type, what, pid));
     const std::size_t items = p.values.size() + p.element_errors.size();
     {
       std::lock_guard<std::mutex> g(mu_);
