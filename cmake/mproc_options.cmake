@@ -2,6 +2,10 @@
 function(mproc_set_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion
     -Wno-sign-conversion -Wnon-virtual-dtor -Wold-style-cast -Woverloaded-virtual)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    # Checks the lock annotations of src/thread_annotations.hpp (no-ops with other compilers).
+    target_compile_options(${target} PRIVATE -Wthread-safety)
+  endif()
   if(MPROC_DEVELOP)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -29,6 +29,7 @@
 #include "posix/pidfd.hpp"
 #include "posix/region.hpp"
 #include "posix/thread_id.hpp"
+#include "thread_annotations.hpp"
 
 namespace mproc::detail {
 
@@ -217,20 +218,21 @@ struct PoolCore::Impl {
   std::unique_ptr<WorkerLauncher> launcher;
   std::thread collector;
 
-  mutable std::mutex mu;
-  std::condition_variable idle_cv;
-  State state = State::kRunning;
-  bool stopping = false;  // join/terminate is shutting the workers down
-  bool finished = false;  // workers, zygote and result thread are gone
-  std::string broken;     // why the pool is broken (empty: it is not)
-  std::uint64_t next_id = 1;
-  std::deque<TaskMsg> pending;
-  std::unordered_map<std::uint64_t, Entry> tasks;
-  std::size_t undelivered = 0;  // accepted tasks whose outcome has not been delivered yet
-  std::vector<Slot> slots;
-  std::mutex shutdown_mu;  // serialises join() and terminate()
-  pid_t creator_pid = 0;   // the process the Pool belongs to
-  pid_t creator_tid = 0;   // the thread the zygote's life is tied to
+  mutable Mutex mu;
+  std::condition_variable idle_cv;  // with mu: undelivered reached 0, terminated, or finished
+  State state MPROC_GUARDED_BY(mu) = State::kRunning;
+  bool stopping MPROC_GUARDED_BY(mu) = false;  // join/terminate is shutting the workers down
+  bool finished MPROC_GUARDED_BY(mu) = false;  // workers, zygote and result thread are gone
+  std::string broken MPROC_GUARDED_BY(mu);     // why the pool is broken (empty: it is not)
+  std::uint64_t next_id MPROC_GUARDED_BY(mu) = 1;
+  std::deque<TaskMsg> pending MPROC_GUARDED_BY(mu);
+  std::unordered_map<std::uint64_t, Entry> tasks MPROC_GUARDED_BY(mu);
+  // Accepted tasks whose outcome has not been delivered yet.
+  std::size_t undelivered MPROC_GUARDED_BY(mu) = 0;
+  std::vector<Slot> slots MPROC_GUARDED_BY(mu);
+  Mutex shutdown_mu;      // serialises join() and terminate()
+  pid_t creator_pid = 0;  // the process the Pool belongs to
+  pid_t creator_tid = 0;  // the thread the zygote's life is tied to
 
   ~Impl() {
     for (int fd : fd_parent) close_fd(fd);
@@ -333,7 +335,7 @@ struct PoolCore::Impl {
   }
 
   // --- in the parent -------------------------------------------------------------------------
-  void dispatch_locked() {
+  void dispatch_locked() MPROC_REQUIRES(mu) {
     if (stopping || !broken.empty()) return;
     while (!pending.empty()) {
       int best = -1;
@@ -369,7 +371,8 @@ struct PoolCore::Impl {
     }
   }
 
-  void fail_locked(std::uint64_t id, std::exception_ptr e, std::vector<Delivery>& out) {
+  void fail_locked(std::uint64_t id, std::exception_ptr e, std::vector<Delivery>& out)
+      MPROC_REQUIRES(mu) {
     auto it = tasks.find(id);
     if (it == tasks.end()) return;
     out.push_back(Delivery{std::move(it->second.sink), it->second.part, {}, std::move(e)});
@@ -377,7 +380,7 @@ struct PoolCore::Impl {
   }
 
   // Fails every unfinished task with BrokenPool(`why`) and stops the workers.
-  void break_locked(const std::string& why, std::vector<Delivery>& out) {
+  void break_locked(const std::string& why, std::vector<Delivery>& out) MPROC_REQUIRES(mu) {
     if (broken.empty()) broken = why;
     auto e = std::make_exception_ptr(BrokenPool(broken));
     for (auto& [id, entry] : tasks)
@@ -388,7 +391,7 @@ struct PoolCore::Impl {
     launcher->kill_all();
   }
 
-  void handle_locked(EventMsg& m, std::vector<Delivery>& out, bool& quit) {
+  void handle_locked(EventMsg& m, std::vector<Delivery>& out, bool& quit) MPROC_REQUIRES(mu) {
     if (m.kind == kQuit) {
       quit = true;
       return;
@@ -433,7 +436,7 @@ struct PoolCore::Impl {
     }
   }
 
-  void on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) {
+  void on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) MPROC_REQUIRES(mu) {
     if (stopping || !broken.empty()) return;
     Slot& s = slots[static_cast<std::size_t>(m.slot)];
     // What the dead worker never took is still in its mailbox; the parent is now its only reader.
@@ -505,7 +508,7 @@ struct PoolCore::Impl {
     }
     if (out.empty()) return;
     {
-      std::lock_guard<std::mutex> g(mu);
+      Guard g(mu);
       undelivered -= out.size();
     }
     idle_cv.notify_all();
@@ -523,7 +526,7 @@ struct PoolCore::Impl {
       }
       bool quit = false;
       {
-        std::lock_guard<std::mutex> g(mu);
+        Guard g(mu);
         for (EventMsg& m : batch) {
           try {
             handle_locked(m, out, quit);
@@ -553,7 +556,7 @@ struct PoolCore::Impl {
   // Stops the workers (gracefully unless `kill`), the zygote and the result thread.
   void shut_down(bool kill) {
     {
-      std::lock_guard<std::mutex> g(mu);
+      Guard g(mu);
       stopping = true;
     }
     if (kill) {
@@ -579,7 +582,7 @@ struct PoolCore::Impl {
     // own after this batch (kQuit is queued) and the destructor detaches it.
     if (collector.joinable() && !on_result_thread()) collector.join();
     {
-      std::lock_guard<std::mutex> g(mu);
+      Guard g(mu);
       finished = true;
     }
     idle_cv.notify_all();
@@ -671,7 +674,7 @@ void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSin
                                       std::to_string(payload.size()) + " bytes of arguments");
     std::memcpy(bigs[i]->data(), payload.data(), payload.size());
   }
-  std::lock_guard<std::mutex> g(im.mu);
+  Guard g(im.mu);
   if (!im.broken.empty()) throw BrokenPool(im.broken);
   if (im.stopping)
     throw ValueError(continuation ? "mproc::Pool: the pool was joined or terminated before the "
@@ -716,7 +719,7 @@ void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSin
 
 void PoolCore::close() {
   impl_->check_owner();
-  std::lock_guard<std::mutex> g(impl_->mu);
+  Guard g(impl_->mu);
   if (impl_->state == Impl::State::kRunning) impl_->state = Impl::State::kClosed;
 }
 
@@ -725,15 +728,15 @@ void PoolCore::terminate() {
   im.check_owner();
   {
     // Wakes a join() waiting for the tasks, so that it does not hold up this terminate().
-    std::lock_guard<std::mutex> g(im.mu);
+    Guard g(im.mu);
     if (im.finished) return;
     im.state = Impl::State::kTerminated;
   }
   im.idle_cv.notify_all();
-  std::lock_guard<std::mutex> serial(im.shutdown_mu);
+  Guard serial(im.shutdown_mu);
   std::vector<Impl::Delivery> out;
   {
-    std::lock_guard<std::mutex> g(im.mu);
+    Guard g(im.mu);
     if (im.finished) return;
     im.stopping = true;
     auto e = std::make_exception_ptr(
@@ -747,7 +750,8 @@ void PoolCore::terminate() {
   im.deliver(out);
 }
 
-void PoolCore::join() {
+// The waits use std::condition_variable on mu's native mutex, which the analysis cannot follow.
+void PoolCore::join() MPROC_NO_THREAD_SAFETY_ANALYSIS {
   Impl& im = *impl_;
   im.check_owner();
   if (im.on_result_thread())
@@ -755,27 +759,28 @@ void PoolCore::join() {
         "mproc::Pool: join() cannot be called from a callback (it would wait for "
         "the callback's own task)");
   {
-    std::unique_lock<std::mutex> lk(im.mu);
+    std::unique_lock<std::mutex> lk(im.mu.native());
     if (im.finished) return;
     if (im.state == Impl::State::kRunning) throw ValueError("mproc::Pool: Pool is still running");
-    im.idle_cv.wait(lk,
-                    [&] { return im.undelivered == 0 || im.state == Impl::State::kTerminated; });
+    im.idle_cv.wait(lk, [&]() MPROC_NO_THREAD_SAFETY_ANALYSIS {
+      return im.undelivered == 0 || im.state == Impl::State::kTerminated;
+    });
     if (im.state == Impl::State::kTerminated) {
       // terminate() shuts the pool down: wait until it has.
-      im.idle_cv.wait(lk, [&] { return im.finished; });
+      im.idle_cv.wait(lk, [&]() MPROC_NO_THREAD_SAFETY_ANALYSIS { return im.finished; });
       return;
     }
   }
-  std::lock_guard<std::mutex> serial(im.shutdown_mu);
+  Guard serial(im.shutdown_mu);
   {
-    std::lock_guard<std::mutex> g(im.mu);
+    Guard g(im.mu);
     if (im.finished) return;
   }
   im.shut_down(false);
 }
 
 std::size_t PoolCore::unfinished() const {
-  std::lock_guard<std::mutex> g(impl_->mu);
+  Guard g(impl_->mu);
   return impl_->undelivered;
 }
 }  // namespace mproc::detail
