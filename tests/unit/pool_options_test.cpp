@@ -19,6 +19,7 @@
 
 #include "gtest/gtest.h"
 #include "helpers/count_range.hpp"
+#include "helpers/pty.hpp"
 
 namespace {
 
@@ -100,12 +101,11 @@ std::string capture_stderr(Fn fn) {
   EXPECT_GE(fd, 0);
   unlink(path);
   std::fflush(stderr);
-  const int saved = dup(2);
-  dup2(fd, 2);
-  fn();
-  std::fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
+  {
+    mproc_test::StderrTo redirect(fd);
+    fn();
+    std::fflush(stderr);
+  }
   std::string out;
   char buf[4096];
   lseek(fd, 0, SEEK_SET);
@@ -243,6 +243,26 @@ TEST(PoolProgress, TheBarIsNotDrawnWhenStderrIsNoTerminal) {
   });
   EXPECT_EQ(out.size(), 550u);
   EXPECT_EQ(written, "");
+}
+
+TEST(PoolProgress, TheBarIsDrawnWhenStderrIsATerminal) {
+  mproc_test::Pty pty;
+  if (!pty.ok()) GTEST_SKIP() << "no pseudo-terminal here";
+  pty.set_columns(80);
+  mproc::Pool pool(2);
+  std::vector<int> out;
+  {
+    mproc_test::StderrTo redirect(pty.slave());
+    out = pool.map(sqr, mproc_test::count(0, 1000), {.chunksize = 10, .progress_bar = true});
+  }
+  ASSERT_EQ(out.size(), 1000u);
+  const std::string drawn = pty.read_line();
+  ASSERT_FALSE(drawn.empty());
+  EXPECT_EQ(drawn.front(), '\r');
+  EXPECT_EQ(drawn.back(), '\n');  // the last line ends the bar
+  const std::string last = drawn.substr(drawn.rfind('\r'));
+  EXPECT_NE(last.find("100%|"), std::string::npos) << last;
+  EXPECT_NE(last.find("| 1000/1000 ["), std::string::npos) << last;
 }
 
 TEST(PoolProgress, AThrowingProgressCallbackDoesNotHurtTheMap) {
