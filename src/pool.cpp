@@ -232,7 +232,6 @@ struct PoolCore::Impl {
   std::vector<Slot> slots MPROC_GUARDED_BY(mu);
   Mutex shutdown_mu;      // serialises join() and terminate()
   pid_t creator_pid = 0;  // the process the Pool belongs to
-  pid_t creator_tid = 0;  // the thread the zygote's life is tied to
 
   ~Impl() {
     for (int fd : fd_parent) close_fd(fd);
@@ -540,12 +539,8 @@ struct PoolCore::Impl {
             }
           }
         }
-        if (batch.empty() && !stopping && broken.empty() && !launcher->alive()) {
-          std::string why = "mproc::Pool: the pool's zygote process died";
-          if (creator_tid != creator_pid)
-            why += " (it ends with the thread that created the Pool: did that thread exit?)";
-          break_locked(why, out);
-        }
+        if (batch.empty() && !stopping && broken.empty() && !launcher->alive())
+          break_locked("mproc::Pool: the pool's zygote process died", out);
         dispatch_locked();
       }
       deliver(out);
@@ -608,7 +603,6 @@ PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
   im.initializer = std::move(options.initializer);
   im.maxtasks = options.maxtasksperchild ? *options.maxtasksperchild : 0;
   im.creator_pid = this_process_id();
-  im.creator_tid = gettid();
   im.slots.resize(static_cast<std::size_t>(n));
   im.mailboxes.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) im.mailboxes.emplace_back(0, QueueOptions{.capacity = kMailboxBytes});

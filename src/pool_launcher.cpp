@@ -75,6 +75,17 @@ class ZygoteLauncher final : public WorkerLauncher {
     }
     close_fd(cmd_rd_);
     cmd_rd_ = -1;
+    // Wait until the zygote watches this process rather than this thread: from then on the thread
+    // may end without taking the Pool with it.
+    char ready = 0;
+    ssize_t n;
+    do {
+      n = ::recv(cmd_wr_, &ready, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) {
+      force_end();
+      throw ProcessError("mproc::Pool: the pool's zygote process ended before it was ready");
+    }
   }
 
   void spawn(int slot) noexcept override { send(kCmdSpawn, slot); }
@@ -134,6 +145,15 @@ class ZygoteLauncher final : public WorkerLauncher {
     dfl.sa_handler = SIG_DFL;
     (void)sigemptyset(&dfl.sa_mask);
     (void)sigaction(SIGCHLD, &dfl, &saved_sigchld_);
+    // Live as long as the Pool's *process*, not the thread that created it (the death signal an
+    // mproc::Process arms fires when the creating thread ends): watch the parent through a pidfd.
+    const pid_t parent = getppid();
+    if (open_pidfd(parent, parent_fd_) || getppid() != parent) kill_and_leave();
+    (void)prctl(PR_SET_PDEATHSIG, 0);
+    if (getppid() != parent) kill_and_leave();  // it died before the pidfd could tell
+    // Tell start() that the zygote no longer depends on the creating thread.
+    const char ready = 1;
+    if (::send(cmd_rd_, &ready, 1, MSG_NOSIGNAL) != 1) kill_and_leave();
     workers_.assign(static_cast<std::size_t>(slots_), Worker{});
     for (int s = 0; s < slots_; ++s) start_worker(s);
     bool quitting = false;
@@ -145,6 +165,8 @@ class ZygoteLauncher final : public WorkerLauncher {
       fd_slot.clear();
       fds.push_back(pollfd{cmd_rd_, POLLIN, 0});
       fd_slot.push_back(-1);
+      fds.push_back(pollfd{parent_fd_, POLLIN, 0});
+      fd_slot.push_back(-2);
       for (int s = 0; s < slots_; ++s) {
         const Worker& w = workers_[static_cast<std::size_t>(s)];
         if (w.pidfd >= 0) {
@@ -152,7 +174,7 @@ class ZygoteLauncher final : public WorkerLauncher {
           fd_slot.push_back(s);
         }
       }
-      if (quitting && fds.size() == 1) leave(0);
+      if (quitting && fds.size() == 2) leave(0);
       int timeout_ms = -1;
       if (quitting) {
         auto left =
@@ -165,7 +187,8 @@ class ZygoteLauncher final : public WorkerLauncher {
         if (errno == EINTR) continue;
         kill_and_leave();
       }
-      for (std::size_t i = 1; i < fds.size(); ++i) {
+      if (fds[1].revents != 0) kill_and_leave();  // the Pool's process is gone
+      for (std::size_t i = 2; i < fds.size(); ++i) {
         if (fds[i].revents == 0) continue;
         Worker& w = workers_[static_cast<std::size_t>(fd_slot[i])];
         bool exited = false;
@@ -203,6 +226,7 @@ class ZygoteLauncher final : public WorkerLauncher {
     if (getppid() != self->zygote_pid_) leave(0);  // the zygote died before prctl
     (void)sigaction(SIGCHLD, &self->saved_sigchld_, nullptr);
     close_fd(self->cmd_rd_);
+    close_fd(self->parent_fd_);
     for (Worker& w : self->workers_) close_fd(w.pidfd);
     self->main_(self->main_ctx_, self->spawning_slot_);
     leave(0);
@@ -243,6 +267,7 @@ class ZygoteLauncher final : public WorkerLauncher {
   // Zygote-side state.
   std::vector<Worker> workers_;
   pid_t zygote_pid_ = -1;
+  int parent_fd_ = -1;  // a pidfd of the Pool's process
   int spawning_slot_ = -1;
   struct sigaction saved_sigchld_ {};  // the program's SIGCHLD disposition, for the workers
 };

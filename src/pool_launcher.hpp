@@ -47,9 +47,9 @@ class WorkerLauncher {
 // The fork start method: a single-threaded "zygote" process, forked when the Pool is created and
 // before the Pool starts its threads, forks the workers and their replacements on request over a
 // socket, watches them with pidfds, reaps them and reports their exits. Workers are killed when the
-// zygote dies (PR_SET_PDEATHSIG), and the zygote when the thread that created the Pool ends or its
-// process dies (it is an mproc::Process, with the same caveat), or when the Pool's end of the
-// socket closes.
+// zygote dies (PR_SET_PDEATHSIG), and the zygote when the Pool's process dies (it watches it
+// through a pidfd; start() returns once it does, so the thread that created the Pool may end) or
+// when the Pool's end of the socket closes.
 std::unique_ptr<WorkerLauncher> make_zygote_launcher(int slots, WorkerMain main, void* main_ctx,
                                                      ExitReport report, void* report_ctx);
 

@@ -46,8 +46,8 @@
 //   * Workers: the zygote is small and single-threaded; it forks the workers and their
 //     replacements on request, so no worker is ever forked from the parent while the Pool's own
 //     thread (or any other) runs. Workers die with the zygote (PR_SET_PDEATHSIG), the zygote with
-//     the thread that created the Pool (it is an mproc::Process: create the Pool on a thread that
-//     lives as long as it, e.g. the main thread).
+//     the process that created the Pool (it watches it through a pidfd), so a Pool may be created
+//     on any thread, also one that ends before the Pool does.
 //   * Transport: each worker has a small mailbox (an mproc::Queue) that a dispatcher in the
 //     parent keeps at most two tasks deep, least-loaded worker first; all results, and the zygote's
 //     reports of worker exits, come back through one shared mproc::Queue read by one parent thread

@@ -1,6 +1,6 @@
 // Pool shutdown and misuse: terminate() and join() from callbacks and from other threads, imap
 // across close()/join(), results the parent cannot take, SIGCHLD ignored by the program, a plain
-// fork() of the creator.
+// fork() of the creator, and a Pool whose creating thread ends.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,6 +188,19 @@ TEST(PoolShutdown, APlainForkOfTheCreatorLeavesThePoolAlone) {
   std::vector<int> out = pool->map(sqr, mproc_test::count(0, 100));
   EXPECT_EQ(out.size(), 100u);
   EXPECT_EQ(out[99], 99 * 99);
+}
+
+TEST(PoolShutdown, APoolOutlivesTheThreadThatCreatedIt) {
+  std::optional<mproc::Pool> pool;
+  std::thread([&] {
+    pool.emplace(2);
+    std::this_thread::sleep_for(100ms);  // the zygote is surely up and running by now
+  }).join();                             // then the creating thread ends
+  std::this_thread::sleep_for(300ms);    // time for a death signal to arrive
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(pool->apply(sqr, i), i * i);
+  std::vector<int> out = pool->map(sqr, mproc_test::count(0, 100));
+  EXPECT_EQ(out[99], 99 * 99);
+  pool.reset();  // close + join, from another thread than the creator's
 }
 
 TEST(PoolShutdown, AWorkerCannotStartProcessesOfItsOwn) {
