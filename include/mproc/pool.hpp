@@ -655,7 +655,9 @@ class MPROC_API Pool {
   // Mirrors Pool.join().
   void join();
 
-  // Tasks (chunks) accepted and not yet done: a snapshot.
+  // Tasks (chunks) accepted and not yet done: a snapshot. A task counts until its outcome has
+  // been delivered and its callbacks have run (join() waits for 0), so the count can lag a result
+  // that get() or next() already returned.
   [[nodiscard]] std::size_t unfinished() const;
 
  private:
