@@ -230,7 +230,10 @@ struct PoolCore::Impl {
   // Accepted tasks whose outcome has not been delivered yet.
   std::size_t undelivered MPROC_GUARDED_BY(mu) = 0;
   std::vector<Slot> slots MPROC_GUARDED_BY(mu);
-  Mutex shutdown_mu;      // serialises join() and terminate()
+  Mutex shutdown_mu;  // serialises join() and terminate()
+  // Set (on the result thread) when the Pool was destroyed from one of its callbacks: the result
+  // thread then deletes this state when it ends.
+  bool orphaned = false;
   pid_t creator_pid = 0;  // the process the Pool belongs to
 
   ~Impl() {
@@ -618,7 +621,10 @@ PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
   // The zygote holds the workers' ends (its workers inherit them); the parent needs only its own.
   for (int& fd : im.fd_worker) close_fd(std::exchange(fd, -1));
   try {
-    im.collector = std::thread([&im] { im.collect(); });
+    im.collector = std::thread([&im] {
+      im.collect();
+      if (im.orphaned) delete &im;  // see ~PoolCore
+    });
   } catch (...) {
     im.launcher->kill_all();
     im.launcher->force_end();
@@ -633,19 +639,25 @@ PoolCore::~PoolCore() {
     (void)impl_.release();
     return;
   }
+  if (impl_->on_result_thread()) {
+    // The last owner let go inside one of the pool's callbacks: join() would wait for that very
+    // callback, so the pool is terminated instead, and the result thread, which is still running
+    // the callback, deletes the pool's state when it ends.
+    try {
+      terminate();
+    } catch (...) {
+    }
+    impl_->orphaned = true;
+    impl_->collector.detach();
+    (void)impl_.release();
+    return;
+  }
   try {
     close();
     join();
   } catch (...) {
   }
-  if (impl_->collector.joinable()) {
-    // Only when the last owner let go on the result thread itself (from a callback).
-    if (impl_->on_result_thread()) {
-      impl_->collector.detach();
-    } else {
-      impl_->collector.join();
-    }
-  }
+  if (impl_->collector.joinable()) impl_->collector.join();
 }
 
 std::size_t PoolCore::max_task_bytes() const noexcept { return kMailboxBytes / 4 - 256; }

@@ -78,6 +78,8 @@
 // Lifetime: the destructor calls `close()` then `join()`: it waits for every submitted task to
 // finish (a C++ user expects submitted work to be done, as with std::jthread). Python's
 // `with Pool() as p:` calls terminate() on exit instead; call `terminate()` for that behaviour.
+// Destroying the last handle from one of the pool's own callbacks terminates it instead (a join
+// there would wait for the callback itself).
 // Nothing is left behind after join(), terminate() or destruction: no zombie, no orphan.
 //
 // Thread safety: every method may be called from several threads at once, except that an

@@ -64,6 +64,22 @@ TEST(PoolShutdown, TerminateFromACallbackCancelsTheRestAndReturns) {
   pool.reset();  // returns: the result thread is not waited for by itself
 }
 
+TEST(PoolShutdown, DestroyingThePoolFromItsCallbackTerminatesIt) {
+  auto* pool = new mproc::Pool(2);
+  auto slow = pool->apply_async(forever, 1);
+  std::atomic<bool> destroyed{false};
+  auto quick = pool->apply_async(sqr, std::tuple(5), [&](int) {
+    delete pool;  // on the result thread: terminates, and the thread cleans up after itself
+    destroyed = true;
+  });
+  EXPECT_EQ(quick.get(30s), 25);
+  EXPECT_TRUE(destroyed.load());
+  EXPECT_NE(error_of(slow).find("terminated"), std::string::npos);
+  // The result thread ends and frees the pool's state; a new pool works as usual.
+  mproc::Pool again(1);
+  EXPECT_EQ(again.apply(sqr, 6), 36);
+}
+
 TEST(PoolShutdown, TerminateInterruptsAJoinOnAnotherThread) {
   mproc::Pool pool(1);
   auto slow = pool.apply_async(forever, 1);
