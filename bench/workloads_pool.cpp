@@ -35,38 +35,37 @@ void drain(const mproc::Pool& pool) {
   while (pool.unfinished() != 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
 }
 
-const Registrar kApplyAsync{{
-    .name = "pool.apply_async_noop/mproc",
-    .group = "pool.apply_async_noop",
-    .impl = "mproc",
-    .label = "mproc::Pool apply_async(noop) x n, then get() each",
-    .make =
-        [] {
-          return loop_runner([pool = make_pool()](std::uint64_t n) {
-            std::vector<mproc::AsyncResult<void>> results;
-            results.reserve(n);
-            for (std::uint64_t i = 0; i < n; ++i) results.push_back(pool->apply_async([] {}));
-            for (auto& r : results) r.get();
-          });
-        },
-}};
+// A row of pool.apply_async_noop: `submit(pool)` submits one no-op task, n times, then each
+// result's get() is called in order.
+template <class Submit>
+Workload noop_tasks_workload(const std::string& name, const std::string& label, bool primary,
+                             Submit submit) {
+  return {
+      .name = name,
+      .group = "pool.apply_async_noop",
+      .impl = "mproc",
+      .label = label,
+      .primary = primary,
+      .make =
+          [submit] {
+            return loop_runner([submit, pool = make_pool()](std::uint64_t n) {
+              std::vector<mproc::AsyncResult<void>> results;
+              results.reserve(n);
+              for (std::uint64_t i = 0; i < n; ++i) results.push_back(submit(*pool));
+              for (auto& r : results) r.get();
+            });
+          },
+  };
+}
 
-const Registrar kSubmit{{
-    .name = "pool.apply_async_noop/mproc.submit",
-    .group = "pool.apply_async_noop",
-    .impl = "mproc",
-    .label = "mproc::Pool submit(noop) x n, then get() each (executor style)",
-    .primary = false,
-    .make =
-        [] {
-          return loop_runner([pool = make_pool()](std::uint64_t n) {
-            std::vector<mproc::Future<void>> futures;
-            futures.reserve(n);
-            for (std::uint64_t i = 0; i < n; ++i) futures.push_back(pool->submit([] {}));
-            for (auto& f : futures) f.get();
-          });
-        },
-}};
+const Registrar kApplyAsync{noop_tasks_workload(
+    "pool.apply_async_noop/mproc", "mproc::Pool apply_async(noop) x n, then get() each", true,
+    [](mproc::Pool& p) { return p.apply_async([] {}); })};
+
+const Registrar kSubmit{
+    noop_tasks_workload("pool.apply_async_noop/mproc.submit",
+                        "mproc::Pool submit(noop) x n, then get() each (executor style)", false,
+                        [](mproc::Pool& p) { return p.submit([] {}); })};
 
 // The mproc row of an imap group: imap(identity, iota(0, n)) consumed in order, with `chunksize`
 // (0: adaptive).

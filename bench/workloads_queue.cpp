@@ -8,6 +8,7 @@
 #include <memory>
 #include <mproc/pipe.hpp>
 #include <mproc/queue.hpp>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -24,42 +25,35 @@ constexpr unsigned kFanout = 4;  // producers of mpsc, consumers of spmc
 using MsgQueue = mproc::Queue<Msg64>;
 using BulkQueue = mproc::Queue<std::vector<std::byte>>;
 
-// Queues that sleep as soon as they must wait (no spinning).
-MsgQueue sleeping_queue() { return MsgQueue(0, mproc::QueueOptions{.spin = 0}); }
+// A row with one producer (the partner) and one consumer (this process) of one MsgQueue, on two
+// CPUs; `produce` and `consume` are protocols.hpp's functions.
+using MsgSide = void (*)(MsgQueue&, std::uint64_t);
+Workload spsc_workload(const std::string& group, const std::string& label, MsgSide consume,
+                       MsgSide produce) {
+  return {
+      .name = group + "/mproc",
+      .group = group,
+      .impl = "mproc",
+      .label = label,
+      .make =
+          [consume, produce] {
+            MsgQueue q;
+            return pair_runner({
+                .pin = Pin::kSplit,
+                .before = {},
+                .self = [q, consume](std::uint64_t n) mutable { consume(q, n); },
+                .partner = [q, produce](std::uint64_t n) mutable { produce(q, n); },
+            });
+          },
+  };
+}
 
-const Registrar kSpsc64{{
-    .name = "queue.spsc_64B/mproc",
-    .group = "queue.spsc_64B",
-    .impl = "mproc",
-    .label = "mproc::Queue<Msg64> put / get",
-    .make =
-        [] {
-          MsgQueue q;
-          return pair_runner({
-              .pin = Pin::kSplit,
-              .before = {},
-              .self = [q](std::uint64_t n) mutable { spsc_consume(q, n); },
-              .partner = [q](std::uint64_t n) mutable { spsc_produce(q, n); },
-          });
-        },
-}};
+const Registrar kSpsc64{spsc_workload("queue.spsc_64B", "mproc::Queue<Msg64> put / get",
+                                      &spsc_consume<MsgQueue>, &spsc_produce<MsgQueue>)};
 
-const Registrar kSpsc64Batch{{
-    .name = "queue.spsc_64B_batch/mproc",
-    .group = "queue.spsc_64B_batch",
-    .impl = "mproc",
-    .label = "mproc::Queue<Msg64> put_many / get_many of up to 256",
-    .make =
-        [] {
-          MsgQueue q;
-          return pair_runner({
-              .pin = Pin::kSplit,
-              .before = {},
-              .self = [q](std::uint64_t n) mutable { spsc_consume_batch(q, n); },
-              .partner = [q](std::uint64_t n) mutable { spsc_produce_batch(q, n); },
-          });
-        },
-}};
+const Registrar kSpsc64Batch{
+    spsc_workload("queue.spsc_64B_batch", "mproc::Queue<Msg64> put_many / get_many of up to 256",
+                  &spsc_consume_batch<MsgQueue>, &spsc_produce_batch<MsgQueue>)};
 
 const Registrar kMpsc64{{
     .name = "queue.mpsc_64B/mproc",
@@ -117,41 +111,35 @@ const Registrar kSpsc64KiB{{
         },
 }};
 
-const Registrar kRoundtrip{{
-    .name = "queue.roundtrip/mproc",
-    .group = "queue.roundtrip",
-    .impl = "mproc",
-    .label = "2 mproc::Queue<Msg64>, QueueOptions{.spin = 0}",
-    .make =
-        [] {
-          MsgQueue q1 = sleeping_queue();
-          MsgQueue q2 = sleeping_queue();
-          return pair_runner({
-              .pin = Pin::kSame,
-              .before = {},
-              .self = [q1, q2](std::uint64_t n) mutable { roundtrip_a(q1, q2, n); },
-              .partner = [q1, q2](std::uint64_t n) mutable { roundtrip_b(q1, q2, n); },
-          });
-        },
-}};
+// A row of queue.roundtrip*: A puts on q1 and gets from q2, B gets from q1 and puts on q2.
+Workload roundtrip_workload(const std::string& group, const std::string& label, Pin pin,
+                            mproc::QueueOptions options) {
+  return {
+      .name = group + "/mproc",
+      .group = group,
+      .impl = "mproc",
+      .label = label,
+      .make =
+          [pin, options] {
+            MsgQueue q1(0, options);
+            MsgQueue q2(0, options);
+            return pair_runner({
+                .pin = pin,
+                .before = {},
+                .self = [q1, q2](std::uint64_t n) mutable { roundtrip_a(q1, q2, n); },
+                .partner = [q1, q2](std::uint64_t n) mutable { roundtrip_b(q1, q2, n); },
+            });
+          },
+  };
+}
 
-const Registrar kRoundtripSpin{{
-    .name = "queue.roundtrip_spin/mproc",
-    .group = "queue.roundtrip_spin",
-    .impl = "mproc",
-    .label = "2 mproc::Queue<Msg64>, default spin before sleeping",
-    .make =
-        [] {
-          MsgQueue q1;
-          MsgQueue q2;
-          return pair_runner({
-              .pin = Pin::kSplit,
-              .before = {},
-              .self = [q1, q2](std::uint64_t n) mutable { roundtrip_a(q1, q2, n); },
-              .partner = [q1, q2](std::uint64_t n) mutable { roundtrip_b(q1, q2, n); },
-          });
-        },
-}};
+const Registrar kRoundtrip{roundtrip_workload("queue.roundtrip",
+                                              "2 mproc::Queue<Msg64>, QueueOptions{.spin = 0}",
+                                              Pin::kSame, mproc::QueueOptions{.spin = 0})};
+
+const Registrar kRoundtripSpin{roundtrip_workload(
+    "queue.roundtrip_spin", "2 mproc::Queue<Msg64>, default spin before sleeping", Pin::kSplit,
+    mproc::QueueOptions{})};
 
 // A connection of mproc::Pipe as protocols.hpp's `Conn`.
 template <class Connection>

@@ -96,7 +96,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <iterator>
@@ -303,7 +302,7 @@ class IMapResult {
       remaining_ = total;
     }
     sink_ = std::make_shared<detail::IMapSink<R>>(
-        detail::ProgressTracker::make(options.progress, options.progress_bar, total));
+        Ordered, detail::ProgressTracker::make(options.progress, options.progress_bar, total));
   }
   IMapResult(IMapResult&&) noexcept = default;
   IMapResult& operator=(IMapResult&&) noexcept = default;
@@ -373,9 +372,8 @@ class IMapResult {
   std::optional<R> next_at(const detail::Deadline& deadline) {
     for (;;) {
       top_up();
-      if (!element_errors_.empty() && element_errors_.front().first == index_) {
-        auto e = std::move(element_errors_.front().second);
-        element_errors_.pop_front();
+      if (error_pos_ < element_errors_.size() && element_errors_[error_pos_].first == index_) {
+        auto e = std::move(element_errors_[error_pos_++].second);
         ++index_;
         std::rethrow_exception(e);
       }
@@ -399,6 +397,7 @@ class IMapResult {
       ++taken_;
       current_ = std::move(part->values);
       element_errors_ = std::move(part->element_errors);
+      error_pos_ = 0;
       pos_ = 0;
       index_ = 0;
       if (part->error) std::rethrow_exception(part->error);
@@ -444,10 +443,7 @@ class IMapResult {
 
   // Submits chunks while fewer than window_now() are in flight and input remains.
   void top_up() {
-    if (!started_) {
-      it_.emplace(std::ranges::begin(range()));
-      started_ = true;
-    }
+    if (!it_) it_.emplace(std::ranges::begin(range()));  // the input is first read here
     while (!exhausted_ && !input_error_ && submitted_ - taken_ < window_now()) {
       const std::size_t want = next_chunksize();
       std::vector<Elem> chunk;
@@ -504,7 +500,6 @@ class IMapResult {
   std::size_t fixed_window_;              // 0: automatic
   std::optional<std::size_t> remaining_;  // elements not read yet, for sized inputs
   std::optional<std::ranges::iterator_t<std::remove_reference_t<Src>>> it_;
-  bool started_ = false;
   bool exhausted_ = false;
   std::exception_ptr input_error_;
   std::size_t last_chunk_ = 0;
@@ -513,8 +508,9 @@ class IMapResult {
   std::uint64_t taken_ = 0;
   std::vector<R> current_;  // the results of the chunk being handed out
   std::size_t pos_ = 0;     // the next of current_
-  std::deque<std::pair<std::uint64_t, std::exception_ptr>> element_errors_;  // of that chunk
-  std::uint64_t index_ = 0;  // the next element of that chunk (result or error)
+  std::vector<std::pair<std::uint64_t, std::exception_ptr>> element_errors_;  // of that chunk
+  std::size_t error_pos_ = 0;  // the next of element_errors_
+  std::uint64_t index_ = 0;    // the next element of that chunk (result or error)
   std::shared_ptr<detail::IMapSink<R>> sink_;
 };
 

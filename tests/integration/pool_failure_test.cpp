@@ -1,6 +1,5 @@
 // Pool under failure: workers that die mid-task, initializers that fail, and no process left
 // behind.
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -8,7 +7,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <mproc/pool.hpp>
 #include <random>
 #include <ranges>
@@ -21,12 +19,14 @@
 #include "gtest/gtest.h"
 #include "helpers/child.hpp"
 #include "helpers/count_range.hpp"
+#include "helpers/proc_state.hpp"
 #include "helpers/shared_page.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using mproc_test::eventually;
+using mproc_test::running;
 using mproc_test::SharedPage;
 
 struct Board {
@@ -36,29 +36,16 @@ struct Board {
   std::atomic<int> pids[64];
 };
 
-// True while `pid` exists and is not a zombie.
-bool running(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  if (!f) return false;
-  std::string line;
-  std::getline(f, line);
-  auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-}
-
-// The calling process's children, zombies included.
-std::vector<int> my_children() {
-  std::vector<int> out;
-  DIR* d = opendir("/proc/self/task");
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/children");
-    int pid;
-    while (f >> pid) out.push_back(pid);
+// What a task submitted to a pool whose initializer fails gets: the failure may reach the pool
+// before or after the submission, and either way it is BrokenPool.
+std::string broken_message(mproc::Pool& pool) {
+  try {
+    (void)pool.apply_async([] { return 1; }).get(30s);
+  } catch (const mproc::BrokenPool& e) {
+    return e.what();
   }
-  closedir(d);
-  return out;
+  ADD_FAILURE() << "no BrokenPool";
+  return "";
 }
 
 std::string message_of(const mproc::AsyncResult<int>& r) {
@@ -223,17 +210,10 @@ TEST(PoolFailure, InitializerThatThrowsBreaksThePool) {
                       b->init_calls.fetch_add(1);
                       throw std::runtime_error("no database");
                     }});
-  // The failure may reach the pool before or after this submission: either way, BrokenPool.
-  try {
-    auto r = pool.apply_async([] { return 1; });
-    (void)r.get(30s);
-    FAIL() << "no exception";
-  } catch (const mproc::BrokenPool& e) {
-    EXPECT_NE(
-        std::string(e.what()).find("failed in the initializer: std::runtime_error: no database"),
-        std::string::npos)
-        << e.what();
-  }
+  const std::string message = broken_message(pool);
+  EXPECT_NE(message.find("failed in the initializer: std::runtime_error: no database"),
+            std::string::npos)
+      << message;
   EXPECT_THROW(pool.apply_async([] { return 1; }), mproc::BrokenPool);
   std::this_thread::sleep_for(100ms);
   EXPECT_LE(b->init_calls.load(), 2);  // not respawned
@@ -243,17 +223,10 @@ TEST(PoolFailure, InitializerThatThrowsBreaksThePool) {
 
 TEST(PoolFailure, InitializerThatCrashesBreaksThePool) {
   mproc::Pool pool({.processes = 2, .initializer = [] { std::abort(); }});
-  // The failure may reach the pool before or after this submission: either way, BrokenPool.
-  try {
-    auto r = pool.apply_async([] { return 1; });
-    (void)r.get(30s);
-    FAIL() << "no exception";
-  } catch (const mproc::BrokenPool& e) {
-    EXPECT_NE(
-        std::string(e.what()).find("died before its initializer finished (killed by signal 6"),
-        std::string::npos)
-        << e.what();
-  }
+  const std::string message = broken_message(pool);
+  EXPECT_NE(message.find("died before its initializer finished (killed by signal 6"),
+            std::string::npos)
+      << message;
 }
 
 int worker_pid() {
@@ -269,14 +242,14 @@ std::set<int> worker_pids(mproc::Pool& pool) {
 }
 
 TEST(PoolFailure, NothingLeftAfterJoinTerminateOrDestruction) {
-  ASSERT_TRUE(my_children().empty());
+  ASSERT_TRUE(mproc_test::children_of(getpid()).empty());
   std::set<int> pids;
   {
     mproc::Pool pool(2);
     pids = worker_pids(pool);
     pool.close();
     pool.join();
-    EXPECT_TRUE(my_children().empty());
+    EXPECT_TRUE(mproc_test::children_of(getpid()).empty());
   }
   {
     mproc::Pool pool(2);
@@ -287,14 +260,14 @@ TEST(PoolFailure, NothingLeftAfterJoinTerminateOrDestruction) {
       return 0;
     });
     pool.terminate();
-    EXPECT_TRUE(my_children().empty());
+    EXPECT_TRUE(mproc_test::children_of(getpid()).empty());
   }
   {
     mproc::Pool pool(2);
     auto more = worker_pids(pool);
     pids.insert(more.begin(), more.end());
   }
-  EXPECT_TRUE(my_children().empty());
+  EXPECT_TRUE(mproc_test::children_of(getpid()).empty());
   ASSERT_FALSE(pids.empty());
   for (int pid : pids) EXPECT_FALSE(running(pid)) << pid;
 }

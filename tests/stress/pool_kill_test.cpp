@@ -13,12 +13,14 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <fstream>
 #include <mproc/pool.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "helpers/proc_state.hpp"
 
 using namespace std::chrono_literals;
 
@@ -53,9 +55,6 @@ Job make_job(std::uint64_t id, std::size_t n) {
   return j;
 }
 
-// The answer a worker gives: the id, and whether every word was intact; -1 if one was not.
-std::int64_t expected(const Job& j) { return static_cast<std::int64_t>(j.id); }
-
 Board* g_board = nullptr;  // set before the Pool exists, so the workers have it
 
 std::int64_t run_job(const Job& j) {
@@ -66,31 +65,15 @@ std::int64_t run_job(const Job& j) {
   return static_cast<std::int64_t>(j.id);
 }
 
-// The pids of the zygote's children: the workers.
-std::vector<int> workers_of(int zygote) {
-  std::vector<int> out;
-  std::ifstream f("/proc/" + std::to_string(zygote) + "/task/" + std::to_string(zygote) +
-                  "/children");
-  int pid;
-  while (f >> pid) out.push_back(pid);
-  return out;
-}
-
-int zygote_pid() {
-  std::ifstream f("/proc/self/task/" + std::to_string(gettid()) + "/children");
-  int pid = 0, last = 0;
-  while (f >> pid) last = pid;
-  return last;
-}
-
 TEST(PoolKill, NoTaskRunsTwiceAndEveryOutcomeIsRightOrWorkerLost) {
   void* mem =
       mmap(nullptr, sizeof(Board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
   g_board = ::new (mem) Board();
   mproc::Pool pool(3);
-  const int zygote = zygote_pid();
-  ASSERT_GT(zygote, 0);
+  const std::vector<int> children = mproc_test::children_of(getpid());
+  ASSERT_EQ(children.size(), 1u);  // the pool's zygote
+  const int zygote = children.front();
 
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> kills{0};
@@ -98,25 +81,26 @@ TEST(PoolKill, NoTaskRunsTwiceAndEveryOutcomeIsRightOrWorkerLost) {
     std::mt19937 rng(12345);
     while (!stop.load()) {
       std::this_thread::sleep_for(std::chrono::microseconds(rng() % 20000));
-      auto ws = workers_of(zygote);
+      auto ws = mproc_test::children_of(zygote);  // the workers
       if (ws.empty()) continue;
       if (::kill(ws[rng() % ws.size()], SIGKILL) == 0) kills.fetch_add(1);
     }
   });
 
   std::uint64_t next_id = 0, ok = 0, lost = 0, other = 0, wrong = 0;
-  auto outcome = [&](auto&& get, std::int64_t want) {
+  // Counts what `check` finds (true: a right result, false: a wrong one, empty: the sequence
+  // ended, which it returns as false).
+  auto tally = [&](auto&& check) {
     try {
-      if (get() == want) {
-        ++ok;
-      } else {
-        ++wrong;
-      }
+      const std::optional<bool> right = check();
+      if (!right) return false;
+      ++(*right ? ok : wrong);
     } catch (const mproc::WorkerLost&) {
       ++lost;
     } catch (...) {
       ++other;
     }
+    return true;
   };
   const auto deadline = std::chrono::steady_clock::now() + run_time();
   std::mt19937 rng(777);
@@ -125,29 +109,20 @@ TEST(PoolKill, NoTaskRunsTwiceAndEveryOutcomeIsRightOrWorkerLost) {
     std::vector<std::pair<mproc::AsyncResult<std::int64_t>, std::int64_t>> rs;
     for (int i = 0; i < 64; ++i) {
       const std::size_t n = (i % 8 == 7) ? 50000 + rng() % 200000 : rng() % 64;
-      Job j = make_job(next_id++, n);
-      const std::int64_t want = expected(j);
-      rs.emplace_back(pool.apply_async(run_job, std::move(j)), want);
+      const std::int64_t id = static_cast<std::int64_t>(next_id);
+      rs.emplace_back(pool.apply_async(run_job, make_job(next_id++, n)), id);
     }
-    for (auto& entry : rs) outcome([&] { return entry.first.get(60s); }, entry.second);
+    for (auto& entry : rs)
+      tally([&] { return std::optional<bool>(entry.first.get(60s) == entry.second); });
     // imap (adaptive chunks) over jobs: each element comes back right, or its chunk is lost.
     std::vector<Job> jobs;
     for (int i = 0; i < 200; ++i) jobs.push_back(make_job(next_id++, rng() % 16));
     auto it = pool.imap_unordered(run_job, jobs);
-    for (;;) {
-      try {
-        auto v = it.next(60s);
-        if (!v) break;
-        if (*v >= 0 && static_cast<std::uint64_t>(*v) < next_id) {
-          ++ok;
-        } else {
-          ++wrong;
-        }
-      } catch (const mproc::WorkerLost&) {
-        ++lost;
-      } catch (...) {
-        ++other;
-      }
+    while (tally([&]() -> std::optional<bool> {
+      auto v = it.next(60s);
+      if (!v) return std::nullopt;
+      return *v >= 0 && static_cast<std::uint64_t>(*v) < next_id;
+    })) {
     }
   }
   stop = true;

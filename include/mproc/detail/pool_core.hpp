@@ -371,9 +371,13 @@ class IMapSink final : public TaskSink {
   struct Part {
     std::vector<R> values;     // of the elements that succeeded, in order
     std::exception_ptr error;  // the whole chunk failed (worker lost, pool broken, ...)
-    std::deque<std::pair<std::uint64_t, std::exception_ptr>> element_errors;  // by index
+    // By index; a vector, not a deque: an empty one allocates nothing (every chunk has one).
+    std::vector<std::pair<std::uint64_t, std::exception_ptr>> element_errors;
   };
-  explicit IMapSink(std::shared_ptr<ProgressTracker> progress) : progress_(std::move(progress)) {}
+  // `ordered`: take() will ask for chunks by number (imap), so the completion order (what
+  // imap_unordered takes from) need not be kept.
+  IMapSink(bool ordered, std::shared_ptr<ProgressTracker> progress)
+      : ordered_(ordered), progress_(std::move(progress)) {}
 
   // Called before the chunk `part` of `items` elements is submitted (only progress needs it: a
   // chunk that fails as a whole counts its elements as done).
@@ -395,7 +399,7 @@ class IMapSink final : public TaskSink {
       busy_ns_ += static_cast<double>(ns);
       busy_items_ += items;
       done_.emplace(part, std::move(p));
-      order_.push_back(part);
+      if (!ordered_) order_.push_back(part);
     }
     if (progress_) progress_->add(items);
     cv_.notify_all();
@@ -409,13 +413,13 @@ class IMapSink final : public TaskSink {
         sizes_.erase(it);
       }
       done_.emplace(part, Part{{}, std::move(e), {}});
-      order_.push_back(part);
+      if (!ordered_) order_.push_back(part);
     }
     if (progress_) progress_->add(items);
     cv_.notify_all();
   }
-  // Takes the chunk `part` (ordered) or the oldest completed one (part empty); nullopt when the
-  // deadline passed first.
+  // Takes the chunk `part` (ordered sinks) or the oldest completed one (part empty, unordered
+  // sinks); nullopt when the deadline passed first.
   std::optional<Part> take(std::optional<std::uint64_t> part, const Deadline& deadline) {
     std::unique_lock<std::mutex> lk(mu_);
     auto have = [&] { return part ? done_.count(*part) != 0 : !order_.empty(); };
@@ -429,7 +433,6 @@ class IMapSink final : public TaskSink {
     auto it = done_.find(key);
     Part p = std::move(it->second);
     done_.erase(it);
-    if (part) std::erase(order_, key);
     return p;
   }
   // Mean time of one element in a worker so far, in nanoseconds; empty before any chunk succeeded.
@@ -446,7 +449,8 @@ class IMapSink final : public TaskSink {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::uint64_t, Part> done_;
-  std::deque<std::uint64_t> order_;
+  const bool ordered_;
+  std::deque<std::uint64_t> order_;  // completed chunks in completion order (unordered only)
   std::map<std::uint64_t, std::size_t> sizes_;
   double busy_ns_ = 0;
   std::size_t busy_items_ = 0;
