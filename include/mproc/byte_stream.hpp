@@ -109,6 +109,26 @@ class Reader {
     return v;
   }
 
+  // Discards the next `n` bytes of the message (across windows, refilling as `read` does), without
+  // allocating. Throws DecodeError when fewer than `n` remain. `skip(remaining())` drains the
+  // rest of a message after a failed decode, so its owner can consume it whole.
+  void skip(std::size_t n) {
+    if (n > remaining_) [[unlikely]]
+      throw DecodeError("mproc: truncated message: skipping more bytes than remain");
+    while (n > 0) {
+      std::size_t have = static_cast<std::size_t>(end_ - cur_);
+      if (have == 0) {
+        if (!refill_) throw DecodeError("mproc: truncated message");
+        refill_(*this, ctx_);
+        continue;
+      }
+      std::size_t k = n < have ? n : have;
+      cur_ += k;
+      n -= k;
+      remaining_ -= k;
+    }
+  }
+
   // Bytes of the message not yet read (across windows).
   std::size_t remaining() const noexcept { return remaining_; }
   // Throws DecodeError unless `count` items of at least `min_bytes` each can still follow.
