@@ -2,12 +2,17 @@
 """Runs mproc's benchmarks and their anchors side by side and prints one table with ratios.
 
     python3 bench/compare.py --bin build/bench/bench [--only REGEX] [--quick] [--write-docs]
+                             [--baseline OLD_BIN]
 
 It runs the C++ binary (`bench`: mproc's rows and the raw-syscall floors) and every Python anchor
 script (bench/python/anchors_*.py) in the same invocation, in rounds that alternate their order,
 pools the per-repetition samples of each row and reports the median. Rows are grouped by operation
 ("lock.uncontended": mproc vs CPython's multiprocessing vs the floor); ratios are ratios of time per
 op, so they hold where absolute times drift. See docs/benchmarks.md.
+
+With --baseline, a `bench` binary built from another commit runs in the same rounds, interleaved
+with the others, and a second table compares each mproc row with the same row of the baseline
+(new/old time per op): a change measured against its parent under the same load.
 """
 
 import argparse
@@ -377,6 +382,22 @@ def write_docs(path, lines):
     note("wrote the table into %s" % os.path.relpath(path, os.getcwd()))
 
 
+def baseline_table(rows, base_rows):
+    """mproc's rows against the same rows of the --baseline binary, measured in the same rounds."""
+    out = ["Against the baseline (same rounds; new/old of time per op, < 1 is faster):", "",
+           "| row | baseline | this build | new/old |", "|---|---|---|---|"]
+    for name in sorted(base_rows):
+        new = rows.get(name)
+        if not new:
+            continue
+        old = base_rows[name]
+        old_v = statistics.median(old["samples"])
+        u = new.get("unit", "ns")
+        out.append("| %s | %s | %s | %s |" % (name, fmt_time(old_v, u), fmt_time(new["value"], u),
+                                             fmt_ratio(ratio(cost(new["value"], u), cost(old_v, u)))))
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -395,6 +416,8 @@ def main(argv=None):
     p.add_argument("--json-out", metavar="FILE", help="also write every row and its samples as JSON")
     p.add_argument("--write-docs", nargs="?", const=DOCS, metavar="FILE", help="write the table into docs/benchmarks.md between its markers")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
+    p.add_argument("--baseline", metavar="BIN", help="a `bench` binary (or its build folder) of another commit: "
+                   "its mproc rows run in the same rounds and are compared with this build's")
     a = p.parse_args(argv)
     rounds = a.rounds or (1 if a.quick else 3)
     reps = a.reps or (1 if a.quick else 3)
@@ -405,6 +428,10 @@ def main(argv=None):
         os.path.join(a.python_dir, f) for f in os.listdir(a.python_dir) if f.startswith("anchors_") and f.endswith(".py")
     )
     sources = [Source(os.path.relpath(b, ROOT), [b]) for b in bins]
+    if a.baseline:
+        base = Source("baseline " + os.path.relpath(resolve_bins([a.baseline])[0], ROOT), resolve_bins([a.baseline]))
+        base.baseline = True
+        sources.append(base)
     sources += [Source(os.path.relpath(s, ROOT), [sys.executable, s]) for s in scripts]
     if not sources:
         sys.exit("compare.py: nothing to run (no --bin, no anchors)")
@@ -450,7 +477,7 @@ def main(argv=None):
     runs = [(s, ["--only", sel] if sel else only) for s, _, sel in listed]
 
     load_before, times_before = loadavg(), cpu_times()
-    rows, errors = {}, []
+    rows, base_rows, errors = {}, {}, []
     args = ["--json", "--reps", str(reps), "--min-time", repr(min_time), "--pin", a.pin]
     for rnd in range(rounds):
         order = runs if rnd % 2 == 0 else list(reversed(runs))
@@ -461,6 +488,12 @@ def main(argv=None):
                 if o.get("kind") == "error":
                     errors.append("%s (%s): %s" % (o.get("name"), s.name, o.get("error")))
                 if o.get("kind") != "result":
+                    continue
+                if getattr(s, "baseline", False):
+                    if o.get("impl") != "mproc":
+                        continue
+                    r = base_rows.setdefault(o["name"], dict(o, samples=[], iters=[]))
+                    r["samples"].extend(o["samples"])
                     continue
                 r = rows.setdefault(o["name"], dict(o, samples=[], iters=[]))
                 r["samples"].extend(o["samples"])
@@ -480,6 +513,9 @@ def main(argv=None):
     lines, verdicts = render(groups, rows, mach, settings, load_before, load_after, usage, sorted(set(errors)))
     print()
     print("\n".join(lines))
+    if a.baseline:
+        print()
+        print("\n".join(baseline_table(rows, base_rows)))
     if a.json_out:
         with open(a.json_out, "w") as f:
             json.dump({"machine": mach, "settings": settings, "load": [load_before, load_after], "usage": usage,
