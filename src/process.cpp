@@ -18,6 +18,7 @@
 #include <ext/stdio_sync_filebuf.h>
 #endif
 
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -26,6 +27,7 @@
 #include <mproc/process.hpp>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <typeinfo>
 #include <utility>
@@ -129,13 +131,21 @@ void atfork_child() MPROC_NO_THREAD_SAFETY_ANALYSIS {
 
 // Registered by the first start(), not at load time: a program that links mproc but never starts
 // a Process pays nothing on its own forks. Called without `g_mu` held (fork takes glibc's atfork
-// lock, then `g_mu` in the prepare handler).
+// lock, then `g_mu` in the prepare handler). A registration that fails (ENOMEM) is tried again by
+// the next start().
+std::atomic<bool> g_atfork_registered{false};
+
 void register_atfork_once() {
-  static const int registered = [] {
-    state();
-    return pthread_atfork(&atfork_prepare, &atfork_parent, &atfork_child);
-  }();
-  if (registered != 0) throw_errno(registered, "mproc: pthread_atfork failed");
+  if (g_atfork_registered.load(std::memory_order_acquire)) return;
+  static std::mutex once_mu;  // taken before glibc's atfork lock, never inside a fork
+  std::lock_guard<std::mutex> once(once_mu);
+  if (g_atfork_registered.load(std::memory_order_relaxed)) return;
+  state();
+  const int r = pthread_atfork(&atfork_prepare, &atfork_parent, &atfork_child);
+  if (r != 0) {
+    throw_errno(r, "mproc::Process::start: cannot register the fork handlers: pthread_atfork");
+  }
+  g_atfork_registered.store(true, std::memory_order_release);
 }
 
 void flush_stdio() noexcept {
@@ -226,6 +236,14 @@ void sweep_locked() MPROC_REQUIRES(g_mu) {
   kids.resize(keep);
 }
 
+// Throws std::system_error for a failed system call `call` on the child `p`:
+// "<op> the child process <pid>: <call>: <message> (<errno name>)".
+[[noreturn]] void throw_child_error(std::error_code ec, const char* op, const ProcessImpl& p,
+                                    const char* call) MPROC_REQUIRES(g_mu) {
+  throw_system_error(ec,
+                     std::string(op) + " the child process " + std::to_string(p.pid) + ": " + call);
+}
+
 // Waits for `p` to exit until `deadline`, and reaps it; true when it has exited. Throws
 // std::system_error if polling or reaping fails. The caller has checked that `p` is a started
 // child of this process.
@@ -240,6 +258,7 @@ bool wait_child(ProcessImpl& p, const Deadline& deadline) MPROC_EXCLUDES(g_mu) {
     }
     bool ready = false;
     std::error_code ec = wait_readable(fd, deadline, ready);
+    const char* call = "ppoll";
     {
       Guard g(g_mu);
       --p.waiters;
@@ -248,8 +267,11 @@ bool wait_child(ProcessImpl& p, const Deadline& deadline) MPROC_EXCLUDES(g_mu) {
         p.pidfd = -1;
       }
       if (p.exitcode) return true;
-      if (!ec && ready) ec = reap_one_locked(p);
-      if (ec) throw_system_error(ec, "mproc: cannot wait for the child process");
+      if (!ec && ready) {
+        call = "waitid";
+        ec = reap_one_locked(p);
+      }
+      if (ec) throw_child_error(ec, "mproc::Process::join: cannot wait for", p, call);
       if (p.exitcode) return true;
       if (!ready) return false;  // deadline passed
     }
@@ -462,27 +484,28 @@ void Process::start() {
     detail::sweep_locked();
     if (s.self_pidfd < 0) {
       std::error_code ec = detail::open_pidfd(me, s.self_pidfd);
-      if (ec) detail::throw_system_error(ec, "mproc: pidfd_open of the calling process failed");
+      if (ec) {
+        detail::throw_system_error(
+            ec, "mproc::Process::start: cannot open a pidfd for the calling process: pidfd_open");
+      }
       detail::bind_child_calls();
     }
     if (!s.atexit_registered) {
       if (std::atexit(&detail::at_exit) != 0) {
-        throw std::system_error(std::make_error_code(std::errc::not_enough_memory),
-                                "mproc: cannot register the exit handler");
+        detail::throw_errno(ENOMEM,
+                            "mproc::Process::start: cannot register the exit handler: atexit");
       }
       s.atexit_registered = true;
     }
+    // Registered before the fork, so that the parent writes as little as possible while the child
+    // shares its pages (each write then costs a copy-on-write fault). If this throws
+    // (std::bad_alloc), nothing has changed: the Process may be started again.
+    s.children.push_back(impl_);
     p.phase = Phase::kStarting;
   }
   detail::flush_stdio();
   detail::ChildBoot boot{&p, me};
   detail::LaunchedChild child;
-  {
-    // Registered before the fork, so that the parent writes as little as possible while the child
-    // shares its pages (each write then costs a copy-on-write fault).
-    Guard g(g_mu);
-    s.children.push_back(impl_);
-  }
   const std::error_code ec =
       detail::kLauncher(detail::ChildEntry{&detail::child_main, &boot}, child);
   {
@@ -496,7 +519,16 @@ void Process::start() {
       p.phase = Phase::kStarted;
     }
   }
-  if (ec) detail::throw_system_error(ec, "mproc: cannot start the process");
+  if (ec) {
+    // Nothing is left behind: no child (launch_fork kills and reaps one it cannot hold a pidfd
+    // for), no descriptor, no registry entry.
+    const char* call = child.failed_call ? child.failed_call : "fork";
+    const bool forked = std::string_view(call) != "fork";
+    detail::throw_system_error(ec, std::string("mproc::Process::start: ") +
+                                       (forked ? "cannot open a pidfd for the new process: "
+                                               : "cannot create the process: ") +
+                                       call);
+  }
   p.target.reset();  // the parent's copies of the target and arguments are no longer needed
 }
 
@@ -518,7 +550,7 @@ bool Process::is_alive() {
   if (p.creator_pid != this_process_id()) throw ProcessError("can only test a child process");
   if (p.phase != Phase::kStarted) return false;
   std::error_code ec = detail::reap_one_locked(p);
-  if (ec) detail::throw_system_error(ec, "mproc: cannot poll the child process");
+  if (ec) detail::throw_child_error(ec, "mproc::Process::is_alive: cannot poll", p, "waitid");
   return !p.exitcode;
 }
 
@@ -529,7 +561,7 @@ std::optional<int> Process::exitcode() {
   if (p.creator_pid != this_process_id()) throw ProcessError("can only test a child process");
   if (p.phase != Phase::kStarted) return std::nullopt;
   std::error_code ec = detail::reap_one_locked(p);
-  if (ec) detail::throw_system_error(ec, "mproc: cannot poll the child process");
+  if (ec) detail::throw_child_error(ec, "mproc::Process::exitcode: cannot poll", p, "waitid");
   return p.exitcode;
 }
 
@@ -556,7 +588,10 @@ void Process::signal(int sig, const char* what) {
   if (p.phase != Phase::kStarted) throw ProcessError(what);
   if (p.exitcode) return;
   std::error_code ec = detail::send_signal(p.pidfd, sig);
-  if (ec) detail::throw_system_error(ec, "mproc: cannot signal the child process");
+  if (ec) {
+    const std::string op = "mproc::Process: cannot send signal " + std::to_string(sig) + " to";
+    detail::throw_child_error(ec, op.c_str(), p, "pidfd_send_signal");
+  }
 }
 
 void Process::terminate() { signal(SIGTERM, "can only terminate a started process"); }
@@ -571,7 +606,7 @@ void Process::close() {
     if (p.phase == Phase::kClosed) return;
     if (p.phase == Phase::kStarting || p.phase == Phase::kStarted) {
       std::error_code ec = detail::reap_one_locked(p);
-      if (ec) detail::throw_system_error(ec, "mproc: cannot poll the child process");
+      if (ec) detail::throw_child_error(ec, "mproc::Process::close: cannot poll", p, "waitid");
       if (!p.exitcode) {
         throw ValueError(
             "Cannot close a process while it is still running. You should first call join() or "
@@ -654,7 +689,10 @@ bool ParentProcess::is_alive() const { return !join_until(detail::Clock::now());
 bool ParentProcess::join_until(const detail::Deadline& deadline) const {
   bool ready = false;
   std::error_code ec = detail::wait_readable(sentinel_, deadline, ready);
-  if (ec) detail::throw_system_error(ec, "mproc: cannot poll the parent process");
+  if (ec) {
+    detail::throw_system_error(ec, "mproc::ParentProcess::join: cannot poll the parent process " +
+                                       std::to_string(pid_) + ": ppoll");
+  }
   return ready;
 }
 

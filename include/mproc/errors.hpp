@@ -3,7 +3,11 @@
 //
 // They mirror the exceptions Python's multiprocessing raises. Every mproc exception derives from
 // `mproc::Error`, itself a `std::runtime_error`; failures of the operating system itself surface as
-// `std::system_error` carrying the errno value.
+// `std::system_error` carrying the errno value (`code()`), whose what() names the operation, the
+// resource, the system call and the errno, symbolic name included:
+//   "mproc::Pipe: socketpair: Too many open files (EMFILE)"
+//   "mproc::Process::start: cannot create the process: fork: Cannot allocate memory (ENOMEM)"
+// Running out of memory in the calling process's own heap is `std::bad_alloc`, as everywhere in C++.
 //
 //   mproc::Error
 //   ├── ProcessError        misuse of a Process (start twice, join before start, ...)

@@ -198,8 +198,13 @@ class MPROC_API Process {
   // may not have run anything yet). Reaps finished children first (as Python's `_cleanup`).
   // Throws ValueError if closed; ProcessError if already started ("cannot start a process twice"),
   // if this Process was created by another process, or if the calling process is a daemon
-  // ("daemonic processes are not allowed to have children"); std::system_error if fork or
-  // pidfd_open fails (the Process can then be started again). Mirrors Process.start().
+  // ("daemonic processes are not allowed to have children"); std::system_error when the child
+  // cannot be created (fork: EAGAIN at RLIMIT_NPROC, ENOMEM) or no descriptor is left for a pidfd
+  // (EMFILE), its what() naming the step, the system call and the errno:
+  //   "mproc::Process::start: cannot create the process: fork: Resource temporarily unavailable
+  //   (EAGAIN)"
+  // std::bad_alloc when memory runs out. After any of these nothing is left behind (no child, no
+  // zombie, no descriptor) and the Process can be started again. Mirrors Process.start().
   void start();
 
   // Blocks until the child exits, and reaps it. Returns at once if it already has.

@@ -13,7 +13,11 @@ namespace mproc::detail {
 
 std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcept {
   pid_t pid = fork();
-  if (pid < 0) return last_error();
+  if (pid < 0) {
+    const std::error_code ec = last_error();
+    out.failed_call = "fork";
+    return ec;
+  }
   if (pid == 0) {
     entry.run(entry.arg);
     _exit(127);  // not reached: the entry ends the process itself
@@ -23,6 +27,7 @@ std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcep
   int fd = -1;
   std::error_code ec = open_pidfd(pid, fd);
   if (ec) {
+    out.failed_call = "pidfd_open";
     ::kill(pid, SIGKILL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

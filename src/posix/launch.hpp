@@ -20,12 +20,15 @@ struct ChildEntry {
 struct LaunchedChild {
   pid_t pid = -1;
   int pidfd = -1;  // close-on-exec; owned by the caller on success
+  // On failure: the system call that failed ("fork", "pidfd_open"), for the caller's message.
+  const char* failed_call = nullptr;
 };
 
 using Launcher = std::error_code (*)(const ChildEntry& entry, LaunchedChild& out) noexcept;
 
 // The fork start method. The child is a copy of the calling process with only the calling thread;
-// pthread_atfork handlers run as for any fork(). On failure no child is left behind.
+// pthread_atfork handlers run as for any fork(). On failure no child is left behind: a child whose
+// pidfd cannot be opened (EMFILE) is killed and reaped before this returns.
 std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcept;
 
 }  // namespace mproc::detail
