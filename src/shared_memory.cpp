@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <limits>
 #include <mproc/shared_memory.hpp>
@@ -37,24 +38,49 @@ namespace {
 
 constexpr mode_t kMode = 0600;  // as Python's SharedMemory
 
-// "foo" or "/foo" -> "foo" (glibc's shm_open strips every leading slash too).
+// The largest size a file, and so a segment, can have.
+constexpr std::size_t kMaxFileSize = static_cast<std::size_t>(std::numeric_limits<off_t>::max());
+
+// "foo" or "/foo" -> "foo" (glibc's shm_open strips every leading slash too). The result is one
+// file name in /dev/shm: not empty, no '/' or NUL, not "." or ".." (the directory itself and its
+// parent, which shm_open would report as "File exists" or "Invalid argument"), at most NAME_MAX
+// characters (longer fails in the kernel with ENAMETOOLONG).
 std::string normalise_name(std::string name, const char* where) {
+  const std::string op = std::string("mproc::SharedMemory::") + where + ": ";
   std::size_t first = name.find_first_not_of('/');
-  if (first == std::string::npos) {
-    throw ValueError(std::string("mproc::SharedMemory::") + where + ": the name is empty");
-  }
+  if (first == std::string::npos) throw ValueError(op + "the name is empty");
   name.erase(0, first);
   if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos) {
-    throw ValueError(std::string("mproc::SharedMemory::") + where + ": invalid name \"" + name +
+    throw ValueError(op + "invalid name \"" + name +
                      "\" (a name may not contain '/' after the leading one, nor NUL)");
+  }
+  if (name == "." || name == "..") {
+    throw ValueError(
+        op + "\"" + name +
+        "\" is not a valid segment name (it names the directory /dev/shm or its parent)");
+  }
+  if (name.size() > NAME_MAX) {
+    throw ValueError(op + "the name is " + std::to_string(name.size()) +
+                     " characters long, longer than NAME_MAX (" + std::to_string(NAME_MAX) +
+                     "): \"" + name.substr(0, 32) + "...\"");
   }
   return name;
 }
 
 std::string path_of(const std::string& name) { return "/" + name; }
 
-[[noreturn]] void throw_os(int err, const char* where, const std::string& name) {
-  std::string what = std::string("mproc::SharedMemory::") + where + "(\"" + name + "\")";
+// "mproc::SharedMemory::create(\"name\", 4096 bytes)": the call an error message starts with.
+std::string describe(const char* where, const std::string& name, std::size_t size) {
+  std::string s = std::string("mproc::SharedMemory::") + where + "(";
+  if (!name.empty()) s += "\"" + name + "\"";
+  if (size != 0) s += (name.empty() ? "" : ", ") + std::to_string(size) + " bytes";
+  return s + ")";
+}
+
+// Throws std::system_error(err): "<op>: <action>: <call>: <message> (<errno name>)".
+[[noreturn]] void throw_os(int err, const std::string& op, const char* action, const char* call) {
+  std::string what = op + ": " + action;
+  if (call && *call) what += std::string(": ") + call;
   detail::throw_errno(err, what.c_str());
 }
 
@@ -69,20 +95,25 @@ bool still_names(const std::string& name, dev_t dev, ino_t ino) noexcept {
   return same;
 }
 
-std::string random_name() {
+std::string random_name(std::size_t size) {
   unsigned char bytes[4];
   std::size_t got = 0;
   while (got < sizeof bytes) {
     ssize_t r = getrandom(bytes + got, sizeof bytes - got, 0);
     if (r < 0) {
       if (errno == EINTR) continue;
-      detail::throw_errno(errno, "mproc::SharedMemory::create: getrandom");
+      throw_os(errno, describe("create", "", size), "cannot generate a name", "getrandom");
     }
     got += static_cast<std::size_t>(r);
   }
   char out[16];
   std::snprintf(out, sizeof out, "psm_%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
   return out;
+}
+
+[[noreturn]] void throw_zero_size(const char* where) {
+  throw ValueError(std::string("mproc::SharedMemory::") + where +
+                   ": 'size' must be a positive number different from zero");
 }
 
 }  // namespace
@@ -127,29 +158,45 @@ SharedMemory::~SharedMemory() {
 
 SharedMemory SharedMemory::create(std::string name, std::size_t size) {
   name = normalise_name(std::move(name), "create");
-  if (size == 0) {
-    throw ValueError(
-        "mproc::SharedMemory::create: 'size' must be a positive number different "
-        "from zero");
+  if (size == 0) throw_zero_size("create");
+  const std::string op = describe("create", name, size);
+  // Sizes are refused before anything is created.
+  if (size > kMaxFileSize) {
+    throw_os(EFBIG, op, "cannot create the segment", "more than any file can hold");
+  }
+  const char* why = "";
+  if (int err = detail::check_reservable(size, why); err != 0) {
+    throw_os(err, op, "cannot reserve the memory", why);
   }
   const std::string path = path_of(name);
   int fd = shm_open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, kMode);
-  if (fd < 0) throw_os(errno, "create", name);
-  auto fail = [&](int err) {
-    ::close(fd);
-    shm_unlink(path.c_str());
-    throw_os(err, "create", name);
-  };
-  if (size > static_cast<std::size_t>(std::numeric_limits<off_t>::max())) fail(EFBIG);
-  if (ftruncate(fd, static_cast<off_t>(size)) != 0) fail(errno);
+  if (fd < 0) throw_os(errno, op, "cannot create the segment", "shm_open");
   struct stat st {};
-  if (fstat(fd, &st) != 0) fail(errno);
-
+  bool known = false;  // st identifies the segment
+  // Leaves nothing behind: the descriptor closed, the name (made by this call) removed unless
+  // someone else has replaced it meanwhile, nothing mapped.
+  auto discard = [&](int err, const char* action, const char* call) {
+    if (fd >= 0) ::close(fd);
+    if (!known || still_names(name, st.st_dev, st.st_ino)) shm_unlink(path.c_str());
+    throw_os(err, op, action, call);
+  };
+  if (fstat(fd, &st) != 0) discard(errno, "cannot create the segment", "fstat");
+  known = true;
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    discard(errno, "cannot size the segment", "ftruncate");
+  }
   std::error_code ec;
-  auto region = detail::Region::map_fd(fd, size, ec);  // closes fd on failure
+  auto region = detail::Region::map_fd(fd, size, ec);  // owns fd from here, closes it on failure
   if (!region) {
-    shm_unlink(path.c_str());
-    throw_os(ec.value(), "create", name);
+    fd = -1;
+    discard(ec.value(), "cannot map the segment", "mmap");
+  }
+  // Every page is allocated now, so that a full /dev/shm is an error here and not a SIGBUS at the
+  // first write (ftruncate alone makes a sparse file that tmpfs fills on demand).
+  if (int err = detail::reserve(region->fd(), size); err != 0) {
+    region.reset();  // unmaps and closes
+    fd = -1;
+    discard(err, "cannot reserve the memory in /dev/shm", "fallocate");
   }
   auto impl = std::make_unique<Impl>();
   impl->data = static_cast<std::byte*>(region->data());
@@ -164,14 +211,10 @@ SharedMemory SharedMemory::create(std::string name, std::size_t size) {
 }
 
 SharedMemory SharedMemory::create(std::size_t size) {
-  if (size == 0) {
-    throw ValueError(
-        "mproc::SharedMemory::create: 'size' must be a positive number different "
-        "from zero");
-  }
+  if (size == 0) throw_zero_size("create");
   for (;;) {
     try {
-      return create(random_name(), size);
+      return create(random_name(size), size);
     } catch (const std::system_error& e) {
       if (e.code() != std::errc::file_exists) throw;
     }
@@ -181,12 +224,12 @@ SharedMemory SharedMemory::create(std::size_t size) {
 SharedMemory SharedMemory::attach(std::string name) {
   name = normalise_name(std::move(name), "attach");
   int fd = shm_open(path_of(name).c_str(), O_RDWR | O_CLOEXEC, kMode);
-  if (fd < 0) throw_os(errno, "attach", name);
+  if (fd < 0) throw_os(errno, describe("attach", name, 0), "cannot open the segment", "shm_open");
   struct stat st {};
   if (fstat(fd, &st) != 0) {
     int err = errno;
     ::close(fd);
-    throw_os(err, "attach", name);
+    throw_os(err, describe("attach", name, 0), "cannot open the segment", "fstat");
   }
   if (st.st_size <= 0) {
     ::close(fd);
@@ -196,7 +239,8 @@ SharedMemory SharedMemory::attach(std::string name) {
   const auto size = static_cast<std::size_t>(st.st_size);
   std::error_code ec;
   auto region = detail::Region::map_fd(fd, size, ec);  // closes fd on failure
-  if (!region) throw_os(ec.value(), "attach", name);
+  if (!region)
+    throw_os(ec.value(), describe("attach", name, size), "cannot map the segment", "mmap");
   auto impl = std::make_unique<Impl>();
   impl->data = static_cast<std::byte*>(region->data());
   impl->region = std::move(region);
@@ -208,14 +252,13 @@ SharedMemory SharedMemory::attach(std::string name) {
 }
 
 SharedMemory SharedMemory::anonymous(std::size_t size) {
-  if (size == 0) {
-    throw ValueError(
-        "mproc::SharedMemory::anonymous: 'size' must be a positive number different "
-        "from zero");
-  }
+  if (size == 0) throw_zero_size("anonymous");
   std::error_code ec;
-  auto region = detail::Region::create(size, "mproc.SharedMemory", ec);
-  if (!region) detail::throw_system_error(ec, "mproc::SharedMemory::anonymous");
+  const char* failed_call = "";
+  auto region = detail::Region::create(size, "mproc.SharedMemory", ec, failed_call);
+  if (!region) {
+    throw_os(ec.value(), describe("anonymous", "", size), "cannot create the segment", failed_call);
+  }
   auto impl = std::make_unique<Impl>();
   impl->data = static_cast<std::byte*>(region->data());
   impl->region = std::move(region);
@@ -256,7 +299,9 @@ bool SharedMemory::unlink() {
   if (!impl_) return false;
   int err = 0;
   bool removed = impl_->unlink_name(err);
-  if (err != 0) throw_os(err, "unlink", impl_->name);
+  if (err != 0) {
+    throw_os(err, describe("unlink", impl_->name, 0), "cannot remove the name", "shm_unlink");
+  }
   return removed;
 }
 

@@ -26,6 +26,17 @@
 //     and the reason everything else in mproc is anonymous. Prefer `SharedMemory::anonymous`,
 //     `Value` and `Array` unless another program must find the segment by name.
 //
+// Memory is reserved at creation. Every segment, `Value` and `Array` made here has all its pages
+// allocated when the constructor returns (fallocate), so that running out of memory, or of space
+// in /dev/shm, is a std::system_error (ENOMEM, ENOSPC) at creation with nothing left behind, and
+// never a SIGBUS at the first write. The price is that a large segment costs its memory at once,
+// even where it would have been touched sparsely, and creation zeroes its pages (about the cost of
+// writing them once). A size larger than the machine's memory (RAM + swap) is refused at once, and
+// from 64 MiB on also a size larger than the memory available now (MemAvailable + SwapFree): the
+// kernel would otherwise reclaim and then call the OOM killer, which would pick another process.
+// `attach` reserves nothing: a segment made elsewhere (by Python, which only sizes it) may be
+// sparse, and a write into it may still meet a full /dev/shm.
+//
 // Differences from Python:
 //   * `unlink()` returns false when the name is already gone (as `std::filesystem::remove`); Python
 //     raises FileNotFoundError.
@@ -37,6 +48,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <memory>
 #include <mproc/detail/shared_handle.hpp>
 #include <mproc/errors.hpp>
@@ -76,11 +88,18 @@ namespace mproc {
 // Mirrors multiprocessing.shared_memory.SharedMemory.
 class MPROC_API SharedMemory {
  public:
-  // Creates a new named segment of exactly `size` bytes, zero-filled (shm_open with
-  // O_CREAT | O_EXCL, then ftruncate). The returned handle owns the name.
-  // Throws ValueError if `size` is 0 or `name` is empty or contains '/' (after leading slashes) or
-  // a NUL character; std::system_error with `std::errc::file_exists` if a segment of that name
-  // exists, and with the errno of the failing call otherwise (e.g. EINVAL for a name too long).
+  // Creates a new named segment of exactly `size` bytes, zero-filled, every page reserved
+  // (shm_open with O_CREAT | O_EXCL, ftruncate, fallocate). The returned handle owns the name.
+  // Throws ValueError if `size` is 0, or if `name` is empty, contains '/' (after leading slashes)
+  // or a NUL character, is "." or "..", or is longer than NAME_MAX (255) characters;
+  // std::system_error with `std::errc::file_exists` if a segment of that name exists,
+  // `no_space_on_device` (ENOSPC) if /dev/shm has not room for it, `not_enough_memory` (ENOMEM)
+  // if the machine has not the memory (see the header comment), `file_too_large` (EFBIG) above
+  // the largest file size, and the errno of the failing call otherwise. On any error nothing is
+  // left behind: no name in /dev/shm, no descriptor, no mapping. Messages name the call, the
+  // segment and its size, the failing system call and the errno:
+  //   mproc::SharedMemory::create("frames", 4194304 bytes): cannot reserve the memory in
+  //   /dev/shm: fallocate: No space left on device (ENOSPC)
   // Mirrors SharedMemory(name=name, create=True, size=size).
   static SharedMemory create(std::string name, std::size_t size);
 
@@ -98,10 +117,12 @@ class MPROC_API SharedMemory {
   // Mirrors SharedMemory(name=name).
   static SharedMemory attach(std::string name);
 
-  // Creates an anonymous, zero-filled segment of `size` bytes (memfd). It has no name, cannot be
-  // attached and never needs unlinking; its pages are freed when the last process mapping it is
-  // done. It reaches other processes by fork. Throws ValueError if `size` is 0, std::system_error
-  // if the memory cannot be had. Python has no counterpart (its closest is mmap.mmap(-1, size)).
+  // Creates an anonymous, zero-filled segment of `size` bytes (memfd), every page reserved. It has
+  // no name, cannot be attached and never needs unlinking; its pages are freed when the last
+  // process mapping it is done. It reaches other processes by fork. Throws ValueError if `size`
+  // is 0; std::system_error if the memory cannot be had (ENOMEM for any size the machine cannot
+  // hold, SIZE_MAX included; the errno of memfd_create, mmap or fallocate otherwise), with
+  // nothing left behind. Python has no counterpart (its closest is mmap.mmap(-1, size)).
   static SharedMemory anonymous(std::size_t size);
 
   // A closed handle that refers to no segment (what a moved-from handle becomes too).
@@ -234,8 +255,9 @@ class Value {
                 "mproc::Value<T>: T's alignment exceeds a page");
 
  public:
-  // Creates the value `initial` in new anonymous shared memory, with the lock `lock` describes
-  // (a new RLock by default). Throws std::system_error if the shared memory cannot be had.
+  // Creates the value `initial` in new anonymous shared memory (reserved, as every region), with
+  // the lock `lock` describes (a new RLock by default). Throws std::system_error if the shared
+  // memory cannot be had.
   // Mirrors Value(typecode, initial, lock=...).
   explicit Value(T initial = T{}, LockOption lock = {}) : lock_(lock.make()) {
     auto block = detail::allocate_shared_block(sizeof(T), "mproc.Value");
@@ -321,11 +343,16 @@ class Array {
   using iterator = T*;
   using const_iterator = T*;
 
-  // `n` value-initialised elements (n may be 0). Throws ValueError if `n * sizeof(T)` overflows,
-  // std::system_error if the shared memory cannot be had. Mirrors Array(typecode, n, lock=...).
+  // `n` value-initialised elements (n may be 0), in reserved shared memory. Throws ValueError if
+  // `n * sizeof(T)` overflows, std::system_error (ENOMEM for any size the machine cannot hold) if
+  // the shared memory cannot be had. Mirrors Array(typecode, n, lock=...).
   explicit Array(std::size_t n, LockOption lock = {}) : lock_(lock.make()) {
     T* p = allocate(n);
-    for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(p + i)) T();
+    // The memory comes zero-filled, which is already the value-initialised state of arithmetic,
+    // enum and pointer types (not of pointers to members, whose null is not all zero bits).
+    if constexpr (!std::is_scalar_v<T> || std::is_member_pointer_v<T>) {
+      for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(p + i)) T();
+    }
   }
 
   // The listed elements. Mirrors Array(typecode, [values...], lock=...).
@@ -333,8 +360,9 @@ class Array {
     fill_from(init);
   }
 
-  // A copy of the elements of `range` (a forward range whose elements convert to T).
-  // Mirrors Array(typecode, sequence, lock=...).
+  // A copy of the elements of `range` (a forward range whose elements convert to T). Its size is
+  // checked as for Array(n) before any element is read. Mirrors Array(typecode, sequence,
+  // lock=...).
   template <std::ranges::forward_range R>
   requires(std::convertible_to<std::ranges::range_reference_t<R>, T> &&
            !std::same_as<std::remove_cvref_t<R>, Array>) explicit Array(R&& range,
@@ -374,8 +402,7 @@ class Array {
 
  private:
   T* allocate(std::size_t n) {
-    if (n > static_cast<std::size_t>(-1) / sizeof(T))
-      throw ValueError("mproc::Array: " + std::to_string(n) + " elements do not fit in memory");
+    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw_too_large(std::to_string(n));
     auto block = detail::allocate_shared_block(n * sizeof(T), "mproc.Array");
     T* p = reinterpret_cast<T*>(block.get());
     data_ = std::shared_ptr<T>(std::move(block), p);
@@ -383,11 +410,27 @@ class Array {
     return p;
   }
 
+  [[noreturn]] static void throw_too_large(const std::string& n) {
+    throw ValueError("mproc::Array: " + n + " elements of " + std::to_string(sizeof(T)) +
+                     " bytes do not fit in memory (the size overflows std::size_t)");
+  }
+
   template <class R>
   void fill_from(R&& range) {
-    T* p = allocate(static_cast<std::size_t>(std::ranges::distance(range)));
+    // The distance may be of a wider type than std::size_t (iota_view's integer-class types).
+    const auto d = std::ranges::distance(range);
+    using D = std::remove_cv_t<decltype(d)>;
+    if (d < D(0)) throw ValueError("mproc::Array: the range has a negative size");
+    const auto n = static_cast<std::size_t>(d);
+    if (static_cast<D>(n) != d) {  // wider than std::size_t
+      throw_too_large("more than " + std::to_string(std::numeric_limits<std::size_t>::max()));
+    }
+    T* p = allocate(n);
     std::size_t i = 0;
-    for (auto&& v : range) ::new (static_cast<void*>(p + i++)) T(static_cast<T>(v));
+    for (auto&& v : range) {
+      if (i == n) break;  // never past what was allocated
+      ::new (static_cast<void*>(p + i++)) T(static_cast<T>(v));
+    }
   }
 
   std::shared_ptr<T> data_;

@@ -3,6 +3,11 @@
 // Nothing is named in /dev/shm, so a crash cannot leak a segment: the pages are freed when the last
 // process that maps them (or holds the fd) is gone. The fd is kept (O_CLOEXEC) so that a later
 // start method that re-executes the child can hand it over.
+//
+// Memory is reserved when a region is created (fallocate on the memfd), so running out of memory
+// is an error at creation, never a SIGBUS at the first write. Sizes are checked before any
+// arithmetic or system call: nothing wraps around, and a size no machine can give is refused at
+// once (see check_reservable).
 #pragma once
 
 #include <cstddef>
@@ -15,10 +20,17 @@ namespace mproc::detail {
 
 class Region {
  public:
-  // Creates a zero-filled anonymous region of at least `size` bytes (rounded up to a page).
+  // Creates a zero-filled anonymous region of at least `size` bytes (rounded up to a page; 0 is
+  // taken as 1), every page reserved. On failure returns null, sets `ec` and, in the second form,
+  // `failed_call` to the step that failed ("memfd_create", "ftruncate", "mmap", "fallocate", or a
+  // size check described in words), for error messages. Nothing is left open or mapped on failure.
   static std::shared_ptr<Region> create(std::size_t size, const char* debug_name,
                                         std::error_code& ec) noexcept;
-  // Maps an existing fd (e.g. a named segment opened with shm_open). Takes ownership of `fd`.
+  static std::shared_ptr<Region> create(std::size_t size, const char* debug_name,
+                                        std::error_code& ec, const char*& failed_call) noexcept;
+  // Maps `size` bytes of an existing fd (e.g. a named segment opened with shm_open, or a memfd
+  // received from another process). Takes ownership of `fd` (closed on failure too). Reserves
+  // nothing: the creator of the fd does that. A size of 0 maps nothing (data() is null).
   static std::shared_ptr<Region> map_fd(int fd, std::size_t size, std::error_code& ec) noexcept;
 
   Region(const Region&) = delete;
@@ -31,6 +43,11 @@ class Region {
 
   // Unmaps and closes now (idempotent); data() becomes null.
   void release() noexcept;
+  // Closes the fd and keeps the mapping (idempotent); fd() becomes -1.
+  void close_fd() noexcept;
+  // Closes the fd and forgets the mapping without unmapping it: it stays for the rest of the
+  // process. data() becomes null.
+  void abandon() noexcept;
 
  private:
   Region(void* data, std::size_t size, int fd) noexcept : data_(data), size_(size), fd_(fd) {}
@@ -41,6 +58,27 @@ class Region {
 
 std::size_t page_size() noexcept;
 
+// Whether `size` bytes of shared memory can be reserved at all: 0, or ENOMEM with `why` set when
+// it is more than this machine has (RAM + swap), or, for sizes of 64 MiB and more, more than it has
+// available now (MemAvailable + SwapFree). fallocate on a memfd (or on a tmpfs larger than free
+// memory) has no limit of its own: the kernel would reclaim and then call the OOM killer page by
+// page, and since pages that are not yet mapped count against no process, the killer would pick
+// an unrelated one. Refusing here turns that into an error. Costs one sysinfo() and one read of
+// /proc/meminfo, only for sizes of 64 MiB and more.
+int check_reservable(std::size_t size, const char*& why) noexcept;
+
+// Reserves bytes [0, size) of `fd` (posix_fallocate, in chunks, each retried on EINTR), extending
+// the file if needed. Returns 0 or the errno (ENOSPC on a full tmpfs, ENOMEM). On failure the part
+// already reserved stays allocated; the caller discards the file.
+int reserve(int fd, std::size_t size) noexcept;
+
+// Throws std::system_error for a failed Region::create, naming the object (`debug_name`), the size
+// asked for, the failing step and the errno:
+//   "mproc: cannot create 1048576 bytes of shared memory for mproc-queue: mmap: Cannot allocate
+//    memory (ENOMEM)"
+[[noreturn]] void throw_region_error(std::error_code ec, const char* failed_call,
+                                     const char* debug_name, std::size_t size);
+// The same without the details (for callers that have none).
 [[noreturn]] void throw_region_error(std::error_code ec);
 
 // Creates a region and constructs a `T` at its start; returns a pointer to the object that keeps
@@ -49,8 +87,9 @@ std::size_t page_size() noexcept;
 template <class T, class... Args>
 std::shared_ptr<T> make_shared_object(const char* debug_name, Args&&... args) {
   std::error_code ec;
-  auto region = Region::create(sizeof(T), debug_name, ec);
-  if (!region) throw_region_error(ec);
+  const char* failed_call = "";
+  auto region = Region::create(sizeof(T), debug_name, ec, failed_call);
+  if (!region) throw_region_error(ec, failed_call, debug_name, sizeof(T));
   T* obj = ::new (region->data()) T(std::forward<Args>(args)...);
   return std::shared_ptr<T>(std::move(region), obj);
 }

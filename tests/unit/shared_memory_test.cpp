@@ -9,14 +9,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <list>
 #include <memory>
 #include <mproc/shared_memory.hpp>
 #include <mutex>
 #include <numeric>
+#include <ranges>
 #include <regex>
 #include <string>
 #include <system_error>
@@ -367,6 +370,239 @@ TEST_F(SharedMemoryTest, KilledAttacherLeavesSegmentIntactAndNothingLeaks) {
   // The fixture checks that the creator's destructor removes it.
 }
 
+// ---- Absurd sizes and names -------------------------------------------------------------------
+
+constexpr std::size_t kMaxSize = std::numeric_limits<std::size_t>::max();
+
+// Sizes that no machine can give: each must be refused with std::system_error (ENOMEM, or EFBIG for
+// a named segment larger than a file may be), never wrap around to a small or null mapping.
+std::vector<std::size_t> absurd_sizes() {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return {kMaxSize,
+          kMaxSize - 1,
+          kMaxSize - page + 2,  // rounds up to a page past SIZE_MAX
+          std::size_t{1} << 63,
+          (std::size_t{1} << 63) - 1,  // the largest off_t
+          std::size_t{1} << 62,
+          std::size_t{1} << 50};  // 1 PiB
+}
+
+// A failed call's outcome, computed in a child so that a crash shows as an exit status.
+enum Outcome : int {
+  kSystemError = 10,  // std::system_error with an expected code and the size in its message
+  kWrongCode = 11,
+  kNoSizeInMessage = 12,
+  kValueError = 13,
+  kNoThrow = 14,
+  kOtherException = 15,
+};
+
+template <class F>
+int outcome_of(F f, std::size_t size, std::initializer_list<std::errc> codes) {
+  try {
+    f();
+    return kNoThrow;
+  } catch (const std::system_error& e) {
+    bool known = false;
+    for (auto c : codes) known = known || e.code() == c;
+    if (!known) {
+      std::fprintf(stderr, "unexpected code for %zu: %s\n", size, e.what());
+      return kWrongCode;
+    }
+    if (std::string(e.what()).find(std::to_string(size)) == std::string::npos) {
+      std::fprintf(stderr, "size missing from: %s\n", e.what());
+      return kNoSizeInMessage;
+    }
+    return kSystemError;
+  } catch (const mproc::ValueError& e) {
+    return kValueError;
+  } catch (...) {
+    return kOtherException;
+  }
+}
+
+TEST_F(SharedMemoryTest, AbsurdAnonymousSizesThrowSystemError) {
+  for (std::size_t size : absurd_sizes()) {
+    int rc = run_in_child([size] {
+      return outcome_of([&] { (void)SharedMemory::anonymous(size); }, size,
+                        {std::errc::not_enough_memory});
+    });
+    EXPECT_EQ(rc, kSystemError) << "SharedMemory::anonymous(" << size << ")";
+  }
+}
+
+TEST_F(SharedMemoryTest, AbsurdNamedSizesThrowSystemErrorAndLeaveNoName) {
+  for (std::size_t size : absurd_sizes()) {
+    const std::string n = name("absurd");
+    int rc = run_in_child([&] {
+      return outcome_of(
+          [&] { (void)SharedMemory::create(n, size); }, size,
+          {std::errc::not_enough_memory, std::errc::file_too_large, std::errc::no_space_on_device});
+    });
+    EXPECT_EQ(rc, kSystemError) << "SharedMemory::create(name, " << size << ")";
+    EXPECT_FALSE(shm_exists(n)) << "a failed create left its name, size " << size;
+    rc = run_in_child([&] {
+      return outcome_of(
+          [&] { (void)SharedMemory::create(size); }, size,
+          {std::errc::not_enough_memory, std::errc::file_too_large, std::errc::no_space_on_device});
+    });
+    EXPECT_EQ(rc, kSystemError) << "SharedMemory::create(" << size << ")";
+  }
+}
+
+// Sizes just past the 32-bit range work: nothing on the way truncates a size to 32 bits.
+TEST_F(SharedMemoryTest, SizePastFourGiBWorksOrThrowsENOMEM) {
+  const std::size_t size = (std::size_t{1} << 32) + 3;
+  try {
+    auto shm = SharedMemory::anonymous(size);
+    ASSERT_EQ(shm.size(), size);
+    auto b = shm.buf();
+    ASSERT_EQ(b.size(), size);
+    b[size - 1] = std::byte{0x3c};
+    b[std::size_t{1} << 32] = std::byte{0x3d};
+    b[0] = std::byte{0x3e};
+    EXPECT_EQ(b[size - 1], std::byte{0x3c});
+    EXPECT_EQ(b[std::size_t{1} << 32], std::byte{0x3d});
+    EXPECT_EQ(b[0], std::byte{0x3e});
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::not_enough_memory) << e.what();  // a small machine
+  }
+}
+
+TEST_F(SharedMemoryTest, OneByteSegmentsWork) {
+  auto anon = SharedMemory::anonymous(1);
+  EXPECT_EQ(anon.size(), 1u);
+  anon.buf()[0] = std::byte{1};
+  auto named = SharedMemory::create(name("one"), 1);
+  EXPECT_EQ(named.size(), 1u);
+  named.buf()[0] = std::byte{2};
+  EXPECT_EQ(SharedMemory::attach(name("one")).buf()[0], std::byte{2});
+}
+
+TEST(Array, AbsurdSizesThrowInsteadOfCrashing) {
+  for (std::size_t n : absurd_sizes()) {
+    int rc = run_in_child([n] {
+      return outcome_of([&] { mproc::Array<char> a(n); }, n, {std::errc::not_enough_memory});
+    });
+    EXPECT_EQ(rc, kSystemError) << "Array<char>(" << n << ")";
+    rc = run_in_child([n] {
+      return outcome_of([&] { mproc::Array<char> a(n, mproc::no_lock); }, n,
+                        {std::errc::not_enough_memory});
+    });
+    EXPECT_EQ(rc, kSystemError) << "Array<char>(" << n << ", no_lock)";
+  }
+  // n * sizeof(T) just below and just above SIZE_MAX (a run-time value, as absurd sizes are).
+  volatile std::size_t runtime_below = kMaxSize / sizeof(std::uint64_t);
+  const std::size_t below = runtime_below;
+  int rc = run_in_child([below] {
+    return outcome_of([&] { mproc::Array<std::uint64_t> a(below); }, below * sizeof(std::uint64_t),
+                      {std::errc::not_enough_memory});
+  });
+  EXPECT_EQ(rc, kSystemError) << "Array<uint64_t>(SIZE_MAX / 8)";
+  for (std::size_t n : {below + 1, kMaxSize / 2 + 1, kMaxSize}) {
+    rc = run_in_child([n] { return outcome_of([&] { mproc::Array<std::uint64_t> a(n); }, n, {}); });
+    EXPECT_EQ(rc, kValueError) << "Array<uint64_t>(" << n << ")";
+  }
+}
+
+TEST(Array, AbsurdRangeSizesThrowInsteadOfCrashing) {
+  // Sized ranges that are never iterated: the size alone must be refused.
+  int rc = run_in_child([] {
+    auto r = std::views::iota(std::size_t{0}, kMaxSize);
+    return outcome_of([&] { mproc::Array<char> a(r); }, kMaxSize, {std::errc::not_enough_memory});
+  });
+  EXPECT_EQ(rc, kSystemError) << "Array<char>(iota(0, SIZE_MAX))";
+  rc = run_in_child([] {
+    auto r = std::views::iota(std::size_t{0}, kMaxSize / 8 + 1);
+    return outcome_of([&] { mproc::Array<double> a(r); }, 0, {});
+  });
+  EXPECT_EQ(rc, kValueError) << "Array<double>(iota(0, SIZE_MAX / 8 + 1))";
+  rc = run_in_child([] {
+    auto r = std::views::iota(std::size_t{0}, std::size_t{1} << 61);
+    return outcome_of([&] { mproc::Array<std::uint32_t> a(r); }, std::size_t{1} << 63,
+                      {std::errc::not_enough_memory});
+  });
+  EXPECT_EQ(rc, kSystemError) << "Array<uint32_t>(iota(0, 2^61))";
+}
+
+TEST_F(SharedMemoryTest, DotNamesThrowValueErrorNamingTheProblem) {
+  for (std::string bad : {".", "..", "/.", "//.."}) {
+    for (int op = 0; op < 2; ++op) {
+      try {
+        if (op == 0) {
+          (void)SharedMemory::create(bad, 8);
+        } else {
+          (void)SharedMemory::attach(bad);
+        }
+        ADD_FAILURE() << (op == 0 ? "create" : "attach") << "(\"" << bad << "\") did not throw";
+      } catch (const mproc::ValueError& e) {
+        EXPECT_NE(std::string(e.what()).find("is not a valid segment name"), std::string::npos)
+            << e.what();
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << (op == 0 ? "create" : "attach") << "(\"" << bad
+                      << "\") threw something else: " << e.what();
+      }
+    }
+  }
+}
+
+TEST_F(SharedMemoryTest, NameLongerThanNameMaxThrowsValueError) {
+  std::string longest = name("long_");
+  longest.resize(NAME_MAX, 'x');
+  {
+    auto ok = SharedMemory::create(longest, 16);  // exactly NAME_MAX characters: fine
+    EXPECT_EQ(ok.name(), longest);
+    EXPECT_EQ(SharedMemory::attach("/" + longest).size(), 16u);
+  }
+  const std::string too_long = longest + "y";
+  for (int op = 0; op < 2; ++op) {
+    try {
+      if (op == 0) {
+        (void)SharedMemory::create(too_long, 16);
+      } else {
+        (void)SharedMemory::attach(too_long);
+      }
+      ADD_FAILURE() << "a name of " << too_long.size() << " characters was accepted";
+    } catch (const mproc::ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("longer than NAME_MAX"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_FALSE(shm_exists(too_long.substr(0, NAME_MAX)));
+}
+
+// Every OS error names the operation, the segment (name and size) and the errno.
+TEST_F(SharedMemoryTest, ErrorsNameOperationSegmentSizeAndErrno) {
+  auto first = SharedMemory::create(name("msg"), 64);
+  try {
+    (void)SharedMemory::create(name("msg"), 128);
+    FAIL() << "create did not throw";
+  } catch (const std::system_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("mproc::SharedMemory::create"), std::string::npos) << what;
+    EXPECT_NE(what.find(name("msg")), std::string::npos) << what;
+    EXPECT_NE(what.find("128 bytes"), std::string::npos) << what;
+    EXPECT_NE(what.find("EEXIST"), std::string::npos) << what;
+  }
+  try {
+    (void)SharedMemory::attach(name("nothere"));
+    FAIL() << "attach did not throw";
+  } catch (const std::system_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("mproc::SharedMemory::attach"), std::string::npos) << what;
+    EXPECT_NE(what.find(name("nothere")), std::string::npos) << what;
+    EXPECT_NE(what.find("ENOENT"), std::string::npos) << what;
+  }
+  try {
+    (void)SharedMemory::anonymous(kMaxSize);
+    FAIL() << "anonymous(SIZE_MAX) did not throw";
+  } catch (const std::system_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("mproc::SharedMemory::anonymous"), std::string::npos) << what;
+    EXPECT_NE(what.find(std::to_string(kMaxSize)), std::string::npos) << what;
+    EXPECT_NE(what.find("ENOMEM"), std::string::npos) << what;
+  }
+}
+
 // ---- Value --------------------------------------------------------------------------------------
 
 TEST(Value, DefaultsToZeroAndCopiesShareTheValue) {
@@ -468,6 +704,21 @@ TEST(Array, ConstructsLikeAVector) {
   mproc::Array<int> empty(0);
   EXPECT_TRUE(empty.empty());
   EXPECT_EQ(empty.begin(), empty.end());
+}
+
+struct WithMember {
+  int m;
+};
+
+TEST(Array, ElementsStartValueInitialised) {
+  mproc::Array<double> d(1000);
+  EXPECT_TRUE(std::all_of(d.begin(), d.end(), [](double x) { return x == 0.0; }));
+  mproc::Array<int*> p(10);
+  EXPECT_TRUE(std::all_of(p.begin(), p.end(), [](int* x) { return x == nullptr; }));
+  mproc::Array<int WithMember::*> mp(10);  // a null pointer to member is not all zero bits
+  EXPECT_TRUE(std::all_of(mp.begin(), mp.end(), [](int WithMember::*x) { return x == nullptr; }));
+  mproc::Array<Triple> t(10);
+  EXPECT_TRUE(std::all_of(t.begin(), t.end(), [](const Triple& x) { return x.z == 0.0; }));
 }
 
 TEST(Array, AtThrowsOutOfRangeAndCopiesShareElements) {
