@@ -3,6 +3,7 @@
 
 #include <climits>
 #include <mproc/sync.hpp>
+#include <string>
 #include <system_error>
 
 #include "posix/error.hpp"
@@ -13,15 +14,16 @@ namespace mproc {
 namespace detail {
 namespace {
 
-[[noreturn]] void throw_mutex_error(int r) {
+[[noreturn]] void throw_mutex_error(int r, const MutexState* s) {
+  const std::string op = std::string(s->recursive ? "mproc::RLock" : "mproc::Lock") + "::acquire";
   if (r == EDEADLK)
     throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
-                            "mproc::Lock: the calling thread already holds this lock");
-  throw_errno(r, "mproc: lock failed");
+                            op + ": the calling thread already holds this lock");
+  throw_errno(r, (op + ": cannot take the lock: pthread_mutex_lock").c_str());
 }
 
 // Acquisition results: true when acquired, false on timeout/busy; throws on misuse.
-bool acquired(int r) {
+bool acquired(int r, const MutexState* s) {
   switch (r) {
     case 0:
     case EOWNERDEAD:
@@ -30,20 +32,19 @@ bool acquired(int r) {
     case EBUSY:
       return false;
     default:
-      throw_mutex_error(r);
+      throw_mutex_error(r, s);
   }
 }
 
 }  // namespace
 
-MutexHandle::MutexHandle(bool recursive)
-    : state_(make_shared_object<MutexState>("mproc-lock", recursive)) {}
+MutexHandle::MutexHandle(bool recursive) : state_(make_mutex_state(recursive)) {}
 
 bool MutexHandle::acquire_until(const Deadline& deadline) {
-  return acquired(mutex_acquire(state_.get(), deadline));
+  return acquired(mutex_acquire(state_.get(), deadline), state_.get());
 }
 
-bool MutexHandle::try_acquire() { return acquired(mutex_try_acquire(state_.get())); }
+bool MutexHandle::try_acquire() { return acquired(mutex_try_acquire(state_.get()), state_.get()); }
 
 void MutexHandle::release() {
   if (mutex_release(state_.get()) != 0)
@@ -69,7 +70,7 @@ std::uint32_t MutexHandle::release_all() {
 void MutexHandle::restore(std::uint32_t depth) {
   MutexState* s = state_.get();
   int r = mutex_acquire(s, Deadline());
-  if (r != 0 && r != EOWNERDEAD) throw_mutex_error(r);
+  if (r != 0 && r != EOWNERDEAD) throw_mutex_error(r, s);
   s->depth = depth;
 }
 
@@ -219,7 +220,8 @@ void lock_barrier(detail::BarrierState* s) {
   if (r == EOWNERDEAD) {
     if (!s->broken.load(std::memory_order_relaxed)) break_barrier(s);
   } else if (r != 0) {
-    detail::throw_errno(r, "mproc::Barrier: lock failed");
+    detail::throw_errno(r,
+                        "mproc::Barrier::wait: cannot take the barrier's lock: pthread_mutex_lock");
   }
 }
 

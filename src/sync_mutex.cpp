@@ -1,7 +1,14 @@
 // The robust mutex underneath Lock, RLock, Condition and Barrier.
 #include <errno.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <new>
+
+#include "posix/region.hpp"
 #include "posix/thread_id.hpp"
 #include "sync_state.hpp"
 
@@ -39,6 +46,85 @@ MutexState::MutexState(bool is_recursive) noexcept : recursive(is_recursive) {
 bool mutex_owned(const MutexState* s) noexcept {
   int word = __atomic_load_n(&s->mutex.__data.__lock, __ATOMIC_RELAXED);
   return (word & kTidMask) == this_thread_id();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regions of mutexes whose last handle went while a thread of this process held them (see
+// make_mutex_state). A lock-free stack: parking and draining take no lock, so a fork at any moment
+// leaves the child a usable list (in the child no thread holds what the parent's threads held, so
+// the child's first drain frees them all).
+
+namespace {
+
+// True while a thread of this process holds `s`: the lock word carries the owner's thread id
+// (cleared by the kernel, with FUTEX_OWNER_DIED set, when the owner dies), and tgkill with signal 0
+// tells whether that id is a live thread of this process. A thread that has exited has had its
+// robust list processed already (at exit, before it leaves the thread group).
+bool held_in_this_process(const MutexState* s) noexcept {
+  const int word = __atomic_load_n(&s->mutex.__data.__lock, __ATOMIC_RELAXED);
+  const pid_t owner = word & kTidMask;
+  if (owner == 0) return false;
+  if (owner == this_thread_id()) return true;
+  return syscall(SYS_tgkill, getpid(), owner, 0) == 0;
+}
+
+struct Parked {
+  std::shared_ptr<Region> region;
+  const MutexState* mutex;
+  Parked* next;
+};
+
+// Never destroyed, and never unmapped at exit: a thread may hold a parked mutex until the end.
+std::atomic<Parked*> g_parked{nullptr};
+
+void push_parked(Parked* p) noexcept {
+  Parked* head = g_parked.load(std::memory_order_relaxed);
+  do {
+    p->next = head;
+  } while (!g_parked.compare_exchange_weak(head, p, std::memory_order_release,
+                                           std::memory_order_relaxed));
+}
+
+// Frees the parked regions no thread of this process holds any more.
+void drain_parked() noexcept {
+  Parked* p = g_parked.exchange(nullptr, std::memory_order_acquire);
+  while (p) {
+    Parked* next = p->next;
+    if (held_in_this_process(p->mutex)) {
+      push_parked(p);
+    } else {
+      delete p;  // unmaps
+    }
+    p = next;
+  }
+}
+
+// The deleter of a mutex's region: unmaps it, or parks it while a thread of this process holds it.
+struct MutexRegionDeleter {
+  std::shared_ptr<Region> region;
+  void operator()(MutexState* s) noexcept {
+    if (held_in_this_process(s)) {
+      region->close_fd();  // only the mapping must stay
+      if (auto* p = new (std::nothrow) Parked{region, s, nullptr}) {
+        push_parked(p);
+      } else {
+        region->abandon();  // no memory for the list: leave it mapped for good
+      }
+    }
+    region.reset();
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<MutexState> make_mutex_state(bool recursive) {
+  if (g_parked.load(std::memory_order_relaxed) != nullptr) drain_parked();
+  std::error_code ec;
+  const char* failed_call = "";
+  auto region = Region::create(sizeof(MutexState), "mproc-lock", ec, failed_call);
+  if (!region) throw_region_error(ec, failed_call, "mproc-lock", sizeof(MutexState));
+  auto* s = ::new (region->data()) MutexState(recursive);
+  return std::shared_ptr<MutexState>(s, MutexRegionDeleter{std::move(region)});
 }
 
 // A blocked acquirer sleeps at most this long before it looks at the lock again. The kernel wakes

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <type_traits>
 
 #include "posix/futex.hpp"
@@ -31,6 +32,19 @@ struct alignas(kCacheLine) MutexState {
   MutexState(const MutexState&) = delete;
   MutexState& operator=(const MutexState&) = delete;
 };
+
+// Creates an unlocked mutex in an anonymous region of its own (Lock, RLock). Throws
+// std::system_error when the region cannot be created.
+//
+// Lifetime: the region is unmapped when the last reference in this process goes, except when a
+// thread of this process still holds the mutex then (a program error, as destroying a locked
+// std::mutex). glibc keeps every robust mutex a thread holds on that thread's robust list, which
+// glibc and the kernel follow at the thread's next robust lock operation and at its exit; an
+// unmapped (or since reused) mutex there would crash a later, unrelated lock operation, or let the
+// kernel write into whatever was mapped at that address. So such a region is parked instead: it
+// stays mapped (its fd closed) until no thread of this process holds the mutex (its holder exited,
+// which also marks it owner-died for other processes), and is freed by the next make_mutex_state.
+std::shared_ptr<MutexState> make_mutex_state(bool recursive);
 
 // Results of mutex_acquire besides 0: EOWNERDEAD (acquired; previous owner died), ETIMEDOUT/EBUSY
 // (not acquired), EDEADLK (caller already holds a non-recursive lock), other errno values.

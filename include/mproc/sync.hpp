@@ -26,6 +26,14 @@
 //     on glibc's process-shared condition variable, which hangs in that case: glibc bug 21422).
 //     A process killed while running a Barrier's action breaks the barrier for the others.
 //   * A process killed while holding a `Semaphore` count does not give it back (as in Python).
+//   * Destroying the last handle (in this process) of a `Lock` or `RLock` that a thread of this
+//     process holds is a bug, as destroying a locked `std::mutex`, but it neither crashes nor
+//     corrupts anything: the lock's memory stays mapped while that thread holds it (it cannot
+//     release it any more), so that the thread's other lock operations and its exit stay safe;
+//     when the thread exits, the next acquirer in another process gets the lock and is told that
+//     the owner died. The memory is freed by the next lock created after that.
+//   * Every primitive's shared memory is reserved when it is created: running out of memory is a
+//     `std::system_error` from the constructor, never a SIGBUS later.
 //
 // Differences from Python (see docs/from-python.md):
 //   * `Lock` is owned: only the thread that acquired it may release it (as `std::mutex`); this is
