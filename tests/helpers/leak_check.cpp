@@ -106,17 +106,20 @@ std::vector<ProcInfo> descendants() {
   return out;
 }
 
-// mproc's pidfd of the calling process (see the header): an anon_inode:[pidfd] whose fdinfo
-// names this process.
-bool is_pidfd_of_self(int fd, const std::string& target) {
-  if (target != "anon_inode:[pidfd]") return false;
+// The pid a pidfd refers to, from the "Pid:" line of its fdinfo (-1 once reaped); 0 if unknown.
+int pidfd_pid(int fd) {
   std::istringstream info(read_all("/proc/self/fdinfo/" + std::to_string(fd)));
   std::string line;
-  const std::string want = "Pid:\t" + std::to_string(::getpid());
   while (std::getline(info, line)) {
-    if (line == want) return true;
+    if (line.rfind("Pid:", 0) == 0) return std::atoi(line.c_str() + 4);
   }
-  return false;
+  return 0;
+}
+
+// mproc's pidfd of the calling process (see the header).
+bool is_pidfd_of_self(const Snapshot& s, int fd) {
+  auto it = s.pidfd_pids.find(fd);
+  return it != s.pidfd_pids.end() && it->second == ::getpid();
 }
 
 // Processes that hold /dev/shm/<name> open or mapped.
@@ -195,6 +198,7 @@ Snapshot take_snapshot() {
       const int fd = std::atoi(e->d_name);
       if (fd == own) continue;
       s.fds[fd] = read_link(std::string("/proc/self/fd/") + e->d_name);
+      if (s.fds[fd] == "anon_inode:[pidfd]") s.pidfd_pids[fd] = pidfd_pid(fd);
     }
     ::closedir(d);
   }
@@ -217,16 +221,21 @@ Leaks compare(const Snapshot& before, const Snapshot& after) {
   Leaks l;
   bool had_self_pidfd = false;
   for (const auto& [fd, target] : before.fds) {
-    if (is_pidfd_of_self(fd, target)) had_self_pidfd = true;
+    if (is_pidfd_of_self(before, fd)) had_self_pidfd = true;
   }
   for (const auto& [fd, target] : after.fds) {
     auto it = before.fds.find(fd);
     if (it != before.fds.end() && it->second == target) continue;
-    if (!had_self_pidfd && is_pidfd_of_self(fd, target)) {
+    if (!had_self_pidfd && is_pidfd_of_self(after, fd)) {
       had_self_pidfd = true;  // the library's one process-lifetime pidfd
       continue;
     }
-    l.fds.push_back(std::to_string(fd) + " -> " + target);
+    std::string line = std::to_string(fd) + " -> " + target;
+    if (auto p = after.pidfd_pids.find(fd); p != after.pidfd_pids.end()) {
+      line += p->second > 0 ? " (of pid " + std::to_string(p->second) + ")"
+                            : " (of a process already reaped)";
+    }
+    l.fds.push_back(line);
   }
   for (const auto& [key, p] : after.descendants) {
     if (before.descendants.count(key)) {

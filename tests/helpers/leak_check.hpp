@@ -64,6 +64,7 @@ struct ProcInfo {
 
 struct Snapshot {
   std::map<int, std::string> fds;                                  // fd -> readlink target
+  std::map<int, int> pidfd_pids;  // fd -> the pid a pidfd refers to (-1 once it is reaped)
   std::map<std::pair<int, unsigned long long>, ProcInfo> descendants;  // (pid, start) -> info
   std::set<std::string> shm;                                       // /dev/shm names of this user
 };

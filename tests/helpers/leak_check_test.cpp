@@ -68,7 +68,8 @@ TEST(LeakCheck, APidfdOfAnotherProcessIsALeak) {
   Leaks l = compare(before, take_snapshot());
   ::close(fd);
   ASSERT_EQ(l.fds.size(), 1u) << joined(l.fds);
-  EXPECT_EQ(l.fds[0], std::to_string(fd) + " -> anon_inode:[pidfd]");
+  EXPECT_EQ(l.fds[0], std::to_string(fd) + " -> anon_inode:[pidfd] (of pid " +
+                         std::to_string(::getppid()) + ")");
 }
 
 // Process::start() opens mproc's process-lifetime pidfd of the calling process; it is excluded.
