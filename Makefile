@@ -48,10 +48,14 @@ fuzz: deps-test
 	build/fuzz/tests/fuzz/codec_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	  -artifact_prefix=build/fuzz/ -print_final_stats=1 build/fuzz/corpus tests/fuzz/corpus
 
+# make soak SECONDS=N: the chaos driver (tests/soak, docs/soak.md) for N seconds (default 60); it
+# prints one summary line and fails on any hang, lost/duplicated/torn message, count drift or leak.
+# STRESS=1 then also runs the randomized kill tests in their long form (MPROC_SOAK=1, ~60 s each).
 soak: deps-test
 	$(CMAKE) -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON -DMPROC_BUILD_TESTS=ON
-	$(CMAKE) --build build/test -j $(JOBS)
-	cd build/test && MPROC_SOAK=1 ctest --output-on-failure -L stress $(CTEST_ARGS)
+	$(CMAKE) --build build/test -j $(JOBS) --target soak_chaos $(if $(STRESS),all)
+	build/test/tests/soak/soak_chaos --seconds $(or $(SECONDS),60) --progress
+	$(if $(STRESS),cd build/test && MPROC_SOAK=1 ctest --output-on-failure -L stress $(CTEST_ARGS))
 
 bench: deps-bench
 	$(CMAKE) -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \
