@@ -29,7 +29,7 @@ inline std::vector<std::uint8_t> make_bytes(std::uint64_t seed, std::size_t n) {
     std::memcpy(out.data() + i, &w, 8);
   }
   const std::uint64_t tail = mix(seed + i);
-  std::memcpy(out.data() + i, &tail, n - i);
+  if (i < n) std::memcpy(out.data() + i, &tail, n - i);
   return out;
 }
 
@@ -43,7 +43,7 @@ inline std::uint64_t checksum(std::uint64_t seed, const std::vector<std::uint8_t
     h = mix(h ^ w);
   }
   std::uint64_t tail = 0;
-  std::memcpy(&tail, bytes.data() + i, bytes.size() - i);
+  if (i < bytes.size()) std::memcpy(&tail, bytes.data() + i, bytes.size() - i);
   return mix(h ^ tail);
 }
 
