@@ -33,26 +33,31 @@ int slot_of_producer(int producer) {
 
 std::uint64_t absdiff(std::uint64_t a, std::uint64_t b) { return a > b ? a - b : b - a; }
 
-// Drains `q`, handing each item to `got` (nullopt for one that failed to decode); returns the
-// count drift as Accounts::drain_queue documents.
+// Drains `q`, recording what it gets as consumers do and calling `got()` for each item taken
+// (decoded or not); returns the count drift as Accounts::drain_queue documents.
 template <class Got>
 std::uint64_t drain(World& w, mproc::Queue<Msg>& q, const char* name, Got&& got) {
+  Receipts receipts;
+  g_receipts = &receipts;
   const std::uint64_t before = q.qsize();
   const bool empty_before = q.empty();
   const bool full_before = q.full();
   std::uint64_t real = 0;
   int gets = 0;
   for (; gets < kDrainLimit; ++gets) {
+    receipts.count.store(0);
     try {
       std::optional<Msg> m = q.try_get();
       if (!m) break;
-      got(&*m);
+      accept(w, *m);
+      got();
     } catch (const mproc::DecodeError& e) {
-      if (w.board->counters.torn_messages++ < 8) w.board->log.add("decode error: %s", e.what());
-      got(nullptr);
+      if (!accept_decode_error(w, receipts, e)) break;  // wedged: reported, and drift shows it
+      got();
     }
     ++real;
   }
+  g_receipts = nullptr;
   if (gets == kDrainLimit) report_error(*w.board, "%s: still not empty after %d gets", name, gets);
   const std::uint64_t after = q.qsize();
   const bool empty_after = q.empty();
@@ -103,14 +108,11 @@ void Accounts::final_sweep() {
 }
 
 std::uint64_t Accounts::drain_queue() {
-  return drain(w_, w_.queue, "Queue", [&](const Msg* m) {
-    if (m) accept(w_, *m);
-  });
+  return drain(w_, w_.queue, "Queue", [] {});
 }
 
 std::uint64_t Accounts::drain_joinable() {
-  std::uint64_t drift = drain(w_, w_.joinable, "JoinableQueue", [&](const Msg* m) {
-    if (m) accept(w_, *m);
+  std::uint64_t drift = drain(w_, w_.joinable, "JoinableQueue", [&] {
     try {
       w_.joinable.task_done();
     } catch (const mproc::ValueError& e) {

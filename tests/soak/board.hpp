@@ -95,6 +95,8 @@ struct Counters {
   std::atomic<std::uint64_t> torn_messages{0};        // checksum/length mismatch or DecodeError
   std::atomic<std::uint64_t> duplicated{0};           // a (producer, seq) recorded twice
   std::atomic<std::uint64_t> late{0};                 // recorded after later seqs were judged
+  std::atomic<std::uint64_t> undecodable{0};          // kShortDecode messages refused, as due
+  std::atomic<std::uint64_t> undecodable_again{0};    // ... and refused again: not consumed
   std::atomic<std::uint64_t> torn_sections{0};        // half-updated pair without owner_died()
   std::atomic<std::uint64_t> recovered_sections{0};   // half-updated pair with owner_died()
   std::atomic<std::uint64_t> barrier_broken{0};       // BrokenBarrierError seen (expected on kills)
@@ -124,6 +126,18 @@ struct Board {
   Counters counters;
   ErrorLog log;
   Ledger ledger;
+  // Keys (never 0) of events reported already, for events that repeat until the end once they
+  // happen (a queue wedged on one message): true the first time a key is seen (or when the table
+  // is full, false).
+  std::atomic<std::uint64_t> seen[16]{};
+  bool first_time(std::uint64_t key) {
+    for (auto& k : seen) {
+      std::uint64_t cur = k.load();
+      if (cur == key) return false;
+      if (cur == 0 && (k.compare_exchange_strong(cur, key) || cur == key)) return cur == 0;
+    }
+    return false;
+  }
 };
 
 // Maps a zero-filled Board shared by every process forked afterwards. Never unmapped.

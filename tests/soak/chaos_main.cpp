@@ -225,12 +225,15 @@ void print_details(World& w, const Cast& cast, const Accounts& accounts) {
   const Counters& c = w.board->counters;
   auto u = [](std::uint64_t x) { return static_cast<unsigned long long>(x); };
   std::fprintf(stderr,
-               "soak: messages delivered %llu, missing but excused %llu (producer died in put) "
+               "soak: messages delivered %llu (%llu of them refused by DecodeError, as made; "
+               "refused again without being consumed %llu), "
+               "missing but excused %llu (producer died in put) "
                "+ %llu (consumer died in get; %llu such deaths), sections recovered %llu, barrier "
                "passes %llu broken %llu, pool ok %llu lost %llu broken %llu, worker kills %llu, "
                "zygote kills %llu, restarts %llu, slowest driver round %.0f ms\n",
-               u(accounts.delivered()), u(accounts.maybe_put()), u(accounts.maybe_taken()),
-               u(st.window_deaths), u(c.recovered_sections.load()), u(c.barrier_generations.load()),
+               u(accounts.delivered()), u(c.undecodable.load()), u(c.undecodable_again.load()),
+               u(accounts.maybe_put()), u(accounts.maybe_taken()), u(st.window_deaths),
+               u(c.recovered_sections.load()), u(c.barrier_generations.load()),
                u(c.barrier_broken.load()), u(c.pool_ok.load()), u(c.pool_lost.load()),
                u(c.pools_broken.load()), u(st.worker_kills), u(st.zygote_kills), u(st.restarts),
                std::chrono::duration<double, std::milli>(g_slowest_tick).count());

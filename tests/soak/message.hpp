@@ -47,17 +47,23 @@ inline std::uint64_t checksum(std::uint64_t seed, const std::vector<std::uint8_t
   return mix(h ^ tail);
 }
 
+// Msg::flags: the decoder reads the header only and leaves the rest unread, as a codec that reads
+// fewer bytes than it wrote would. The queue must refuse such a message with DecodeError and
+// consume it (a small one and a streamed one alike), and its counts must stay exact.
+inline constexpr std::uint32_t kShortDecode = 1;
+
 // Where a consumer notes each message it starts to decode (see Msg::serialize).
 struct Receipts {
   static constexpr std::uint32_t kMax = 32;
   struct Entry {
     std::atomic<std::uint32_t> producer;
+    std::atomic<std::uint32_t> flags;
     std::atomic<std::uint64_t> seq;
   };
   std::atomic<std::uint32_t> count{0};
   Entry entries[kMax];
   std::atomic<std::uint32_t> overflow{0};
-  void note(std::uint32_t producer, std::uint64_t seq) {
+  void note(std::uint32_t producer, std::uint64_t seq, std::uint32_t flags) {
     const std::uint32_t n = count.load();
     if (n >= kMax) {
       overflow.store(1);
@@ -65,6 +71,7 @@ struct Receipts {
     }
     entries[n].producer.store(producer);
     entries[n].seq.store(seq);
+    entries[n].flags.store(flags);
     count.store(n + 1);  // counted only once complete
   }
 };
@@ -74,6 +81,7 @@ inline Receipts* g_receipts = nullptr;
 
 struct Msg {
   std::uint32_t producer = 0;
+  std::uint32_t flags = 0;  // kShortDecode
   std::uint64_t seq = 0;
   std::uint64_t length = 0;  // payload.size() as sent
   std::uint64_t sum = 0;     // checksum(seed_of(producer, seq), payload)
@@ -85,9 +93,10 @@ struct Msg {
   // driver excuses exactly those if they never arrive (see Cast::ended).
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(producer, seq);
+    ar(producer, flags, seq);
     if constexpr (Archive::is_loading::value) {
-      if (g_receipts) g_receipts->note(producer, seq);
+      if (g_receipts) g_receipts->note(producer, seq, flags);
+      if (flags & kShortDecode) return;
     }
     ar(length, sum, payload);
   }
@@ -97,15 +106,16 @@ inline std::uint64_t seed_of(std::uint32_t producer, std::uint64_t seq) {
   return mix((std::uint64_t{producer} << 56) ^ seq);
 }
 
-inline Msg make_msg(std::uint32_t producer, std::uint64_t seq, std::size_t size) {
-  Msg m{producer, seq, size, 0, make_bytes(seed_of(producer, seq), size)};
+inline Msg make_msg(std::uint32_t producer, std::uint64_t seq, std::size_t size,
+                    std::uint32_t flags = 0) {
+  Msg m{producer, flags, seq, size, 0, make_bytes(seed_of(producer, seq), size)};
   m.sum = checksum(seed_of(producer, seq), m.payload);
   return m;
 }
 
 // True when the message is exactly what its header says it is.
 inline bool intact(const Msg& m, std::uint32_t producers) {
-  return m.producer < producers && m.payload.size() == m.length &&
+  return m.producer < producers && m.flags == 0 && m.payload.size() == m.length &&
          checksum(seed_of(m.producer, m.seq), m.payload) == m.sum;
 }
 

@@ -10,6 +10,8 @@
 //     WorkerLost, BrokenPool after the zygote died) is counted, not reported as an error.
 #pragma once
 
+#include <mproc/errors.hpp>
+
 #include "soak/board.hpp"
 #include "soak/world.hpp"
 
@@ -38,6 +40,10 @@ inline void beat(Slot& me, std::uint64_t n = 1) { me.ops.fetch_add(n, std::memor
 // Checks a received message (torn: counted) and records it in the ledger (duplicates and
 // late deliveries: counted).
 void accept(World& w, const Msg& m);
+// A get() threw DecodeError: if `receipts` (the window's) say the message was one made not to
+// decode, records it as received (counted as undecodable); otherwise counts a torn message.
+// False when the same message had failed before (the queue did not consume it): no progress.
+bool accept_decode_error(World& w, const Receipts& receipts, const mproc::DecodeError& e);
 
 // Checks a counter pair that its lock's holders bump together (a then b). A difference means a
 // holder died between the two: fine when owner_died() says so (then it is repaired), a torn
