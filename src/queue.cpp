@@ -1,15 +1,15 @@
 // The shared-memory message queue under Queue<T> (see <mproc/queue.hpp> for the contract).
 //
-// Layout: a QueueShared header, then a byte ring of `capacity` bytes (a power of two), in one
-// anonymous memfd region. Positions are 64-bit byte counters that only grow; a position's place in
-// the ring is `pos & mask`.
+// Layout (queue_shared.hpp): a QueueShared header, then a byte ring of `capacity` bytes (a power
+// of two), in one anonymous memfd region. Positions are 64-bit byte counters that only grow; a
+// position's place in the ring is `pos & mask`.
 //
 // Records: every message is one or more records, each starting at an 8-byte-aligned position with
 // an 8-byte header {u32 len, u32 kind} followed by `len` payload bytes padded to 8. A record never
 // wraps: when one does not fit before the end of the ring, a kPad record fills the rest. A message
-// whose record would exceed `max_record` is streamed as kFirst (payload begins with the message's
-// total size as u64), kMiddle..., kLast chunks; kAbort ends a stream whose producer gave up or
-// died.
+// whose record would exceed `max_record` (a quarter of the ring, at most 2 GiB, so that `len`
+// always holds it) is streamed as kFirst (payload begins with the message's total size as u64),
+// kMiddle..., kLast chunks; kAbort ends a stream whose producer gave up or died.
 //
 // Concurrency: producers serialise on `put_lock`, consumers on `get_lock` (robust mutexes: a dead
 // holder is recovered by the next acquirer). A producer publishes with a release store of `tail`
@@ -17,6 +17,20 @@
 // nothing visible. A consumer advances `head` only after it has decoded the record: a consumer that
 // dies mid-record leaves it for the next one. Each side caches the other's index and reads the
 // shared one only when the cached one says "empty"/"full".
+//
+// Counts: `items_put` counts complete messages (a kFull record, or a stream's kLast) and is
+// published with `tail`; `items_got` counts the complete messages consumers have passed (a kFull
+// taken or dropped, a kLast received, drained or skipped) and is published with `head`. So
+// qsize = items_put - items_got is the number of complete messages not yet taken, whatever was
+// lost: a stream whose producer died never counted; one whose consumer died is counted as taken
+// when its last chunk is passed — by the next consumer, by a producer waiting for room, or by
+// qsize() itself, which take the consumer lock for that only when it is free or its owner died.
+// An index and its count are two stores: each publish writes a journal first (PublishJournal in
+// queue_shared.hpp), replayed by whoever takes the side's lock from a dead owner, so a kill
+// between the stores never leaves them disagreeing.
+//
+// Trust: the handle's QueueConfig, not the shared header, holds the constants. Every index, count
+// and record header read from shared memory is checked against them before use ("corrupt ring").
 //
 // Sleeping: only a lock holder ever sleeps for data (consumer) or space (producer), on the futex
 // words `data_seq`/`space_seq`, after announcing itself in `consumer_sleeping`/`producer_sleeping`.
@@ -32,68 +46,18 @@
 #include <mproc/errors.hpp>
 #include <new>
 #include <optional>
+#include <string>
 
 #include "posix/error.hpp"
 #include "posix/futex.hpp"
 #include "posix/region.hpp"
+#include "queue_shared.hpp"
 #include "sync_state.hpp"
 
 namespace mproc::detail {
 
-enum RecordKind : std::uint32_t {
-  kFull = 1,
-  kFirst = 2,
-  kMiddle = 3,
-  kLast = 4,
-  kPad = 5,
-  kAbort = 6,
-};
-
-struct RecordHeader {
-  std::uint32_t len;
-  std::uint32_t kind;
-};
-static_assert(sizeof(RecordHeader) == 8);
-
-constexpr std::uint64_t kHeader = sizeof(RecordHeader);
-constexpr std::uint64_t round8(std::uint64_t n) { return (n + 7) & ~std::uint64_t{7}; }
-constexpr std::uint64_t record_size(std::uint64_t len) { return kHeader + round8(len); }
-
-struct QueueShared {
-  // Constant after construction.
-  std::uint64_t capacity;
-  std::uint64_t mask;
-  std::uint64_t maxsize;     // 0: no item limit
-  std::uint64_t max_record;  // larger messages are streamed
-  std::uint64_t chunk;       // payload bytes per streamed chunk
-  std::uint32_t spin;
-  std::uint32_t joinable;
-  std::uint64_t ring_offset;  // from the start of this struct
-
-  // Producer side.
-  MutexState put_lock{false};
-  alignas(kCacheLine) std::atomic<std::uint64_t> tail{0};  // published end of data
-  std::uint64_t put_cached_head = 0;                       // the lock holder's view of head
-  std::uint32_t put_stream_open = 0;  // a streamed message is unfinished (ABORT it first)
-  std::atomic<std::uint64_t> items_put{0};
-
-  // Consumer side.
-  MutexState get_lock{false};
-  alignas(kCacheLine) std::atomic<std::uint64_t> head{0};  // end of data consumed
-  std::uint64_t get_cached_tail = 0;
-  std::atomic<std::uint64_t> items_got{0};
-
-  // Sleeping consumer (only the get_lock holder sleeps).
-  alignas(kCacheLine) std::atomic<std::uint32_t> data_seq{0};
-  std::atomic<std::uint32_t> consumer_sleeping{0};
-  // Sleeping producer (only the put_lock holder sleeps).
-  alignas(kCacheLine) std::atomic<std::uint32_t> space_seq{0};
-  std::atomic<std::uint32_t> producer_sleeping{0};
-  // JoinableQueue.
-  alignas(kCacheLine) std::atomic<std::uint64_t> unfinished{0};
-  std::atomic<std::uint32_t> join_seq{0};
-  std::atomic<std::uint32_t> joiners{0};
-};
+static_assert(std::endian::native == std::endian::little,
+              "a record header is read as one 64-bit word: len in the low half");
 
 namespace {
 
@@ -103,28 +67,81 @@ struct StreamAborted {};
 
 constexpr auto kProbe = std::chrono::milliseconds(50);
 
+// A robust mutex's lock word (glibc): the owner's thread id, FUTEX_OWNER_DIED once the kernel
+// found the owner dead, FUTEX_WAITERS.
+constexpr int kTidMask = 0x3fffffff;
+constexpr int kOwnerDiedBit = 0x40000000;
+
+int lock_word(const MutexState* m) {
+  return __atomic_load_n(&m->mutex.__data.__lock, __ATOMIC_RELAXED);
+}
+
+[[noreturn]] void throw_corrupt(const char* what) {
+  throw Error(std::string("mproc::Queue: corrupt ring: ") + what);
+}
+
+[[noreturn]] void throw_unread(std::uint64_t unread, std::uint64_t length) {
+  throw DecodeError("mproc::Queue: a message decoded short of its length (" +
+                    std::to_string(unread) + " of " + std::to_string(length) + " bytes unread)");
+}
+
 std::uint64_t round_capacity(std::size_t requested) {
-  std::uint64_t c = requested < 4096 ? 4096 : requested;
+  if (requested > kMaxCapacity)
+    throw ValueError("mproc::Queue: a capacity of " + std::to_string(requested) +
+                     " bytes is larger than the largest ring (2^63 bytes)");
+  const std::uint64_t c = requested < kMinCapacity ? kMinCapacity : requested;
   return std::bit_ceil(c);
 }
 
-RecordHeader* header_at(std::byte* ring, const QueueShared* s, std::uint64_t pos) {
-  return reinterpret_cast<RecordHeader*>(ring + (pos & s->mask));
+// One relaxed 64-bit read of shared memory another process may be writing.
+std::uint64_t load_word(const std::byte* p) {
+  return __atomic_load_n(reinterpret_cast<const std::uint64_t*>(p), __ATOMIC_RELAXED);
+}
+
+// Publishes a side's new index and count through its journal (see PublishJournal).
+void publish_pair(PublishJournal& j, std::atomic<std::uint64_t>& index,
+                  std::atomic<std::uint64_t>& count, std::uint64_t old_index,
+                  std::uint64_t new_index, std::uint64_t old_count, std::uint64_t new_count) {
+  j.new_index.store(new_index, std::memory_order_relaxed);
+  j.old_count.store(old_count, std::memory_order_relaxed);
+  j.new_count.store(new_count, std::memory_order_relaxed);
+  j.old_index.store(old_index, std::memory_order_release);
+  count.store(new_count, std::memory_order_release);
+  index.store(new_index, std::memory_order_release);
+}
+
+// Run by whoever took a side's lock from a dead owner: the count agrees with the index again.
+void replay_journal(const PublishJournal& j, const std::atomic<std::uint64_t>& index,
+                    std::atomic<std::uint64_t>& count) {
+  const std::uint64_t i = index.load(std::memory_order_relaxed);
+  if (i == j.new_index.load(std::memory_order_relaxed))
+    count.store(j.new_count.load(std::memory_order_relaxed), std::memory_order_release);
+  else if (i == j.old_index.load(std::memory_order_relaxed))
+    count.store(j.old_count.load(std::memory_order_relaxed), std::memory_order_release);
+}
+
+void recover_producer_side(QueueShared* s) {
+  replay_journal(s->put_journal, s->tail, s->items_put);
+  s->producer_sleeping.store(0, std::memory_order_relaxed);
+}
+
+void recover_consumer_side(QueueShared* s) {
+  replay_journal(s->get_journal, s->head, s->items_got);
+  s->consumer_sleeping.store(0, std::memory_order_relaxed);
 }
 
 // Takes one of the queue's robust locks, spinning briefly first.
 // Returns 0 (acquired), EOWNERDEAD (acquired; the previous holder died) or ETIMEDOUT.
-int take(MutexState* m, const Deadline& deadline, int spin) {
+int lock_side(MutexState* m, const Deadline& deadline, std::uint32_t spin) {
   int r = mutex_try_acquire(m);
   // Test and test-and-set: watch the lock word with plain loads, try only when it looks free.
-  for (int i = 0; r == EBUSY && i < spin; ++i) {
+  for (std::uint32_t i = 0; r == EBUSY && i < spin; ++i) {
     cpu_relax();
-    if ((__atomic_load_n(&m->mutex.__data.__lock, __ATOMIC_RELAXED) & 0x3fffffff) == 0)
-      r = mutex_try_acquire(m);  // no owner (free, or its owner died)
+    if ((lock_word(m) & kTidMask) == 0) r = mutex_try_acquire(m);  // free, or its owner died
   }
   if (r == EBUSY) r = mutex_acquire(m, deadline);
   if (r == 0 || r == EOWNERDEAD || r == ETIMEDOUT) return r;
-  throw_errno(r, "mproc::Queue: lock failed");
+  throw_errno(r, "mproc::Queue: cannot take the queue's lock: pthread_mutex_lock");
 }
 
 // Waits until ready(): spins for `spin` pause instructions, then sleeps on the futex word `seq`
@@ -179,23 +196,36 @@ class Unlock {
   MutexState* m_;
 };
 
+void settle_consumer(QueueShared* s, std::byte* ring, const QueueConfig& c) noexcept;
+
 // ---------------------------------------------------------------------------------------------
 // Producer side. All of it runs with put_lock held.
 
 class Producer {
  public:
-  Producer(QueueShared* s, std::byte* ring, const Deadline& deadline)
+  Producer(QueueShared* s, std::byte* ring, const QueueConfig& c, const Deadline& deadline)
       : s_(s),
         ring_(ring),
+        c_(c),
         deadline_(deadline),
         t_(s->tail.load(std::memory_order_relaxed)),
-        items_(s->items_put.load(std::memory_order_relaxed)) {}
+        items_(s->items_put.load(std::memory_order_relaxed)),
+        published_t_(t_),
+        published_items_(items_),
+        cached_head_(s->put_cached_head) {
+    // Every record is written at t_ & mask and never past the ring's end: that needs an aligned
+    // t_ and a view of head no more than a ring behind it.
+    if ((t_ & 7) != 0 || t_ - cached_head_ > c_.capacity)
+      throw_corrupt("the producers' position (tail) is out of bounds");
+  }
 
   // Publishes what was written so far.
   void publish() {
-    if (t_ == published_t()) return;
-    s_->items_put.store(items_, std::memory_order_relaxed);
-    s_->tail.store(t_, std::memory_order_release);
+    if (t_ == published_t_) return;
+    publish_pair(s_->put_journal, s_->tail, s_->items_put, published_t_, t_, published_items_,
+                 items_);
+    published_t_ = t_;
+    published_items_ = items_;
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (s_->consumer_sleeping.load(std::memory_order_relaxed) != 0) {
       s_->data_seq.fetch_add(1, std::memory_order_relaxed);
@@ -206,21 +236,20 @@ class Producer {
   // Makes room for a record of `rec` bytes (plus padding) and for one more item if `item`;
   // returns its position, or false when the deadline passed.
   bool reserve(std::uint64_t rec, bool item, std::uint64_t& pos) {
-    const std::uint64_t cap = s_->capacity;
+    const std::uint64_t cap = c_.capacity;
     for (;;) {
-      std::uint64_t to_end = cap - (t_ & s_->mask);
-      std::uint64_t need = rec > to_end ? to_end + rec : rec;
-      bool room = cap - (t_ - s_->put_cached_head) >= need;
+      const std::uint64_t to_end = cap - (t_ & c_.mask);
+      // rec <= cap / 4, so padding is needed only when to_end < cap / 4: need <= cap.
+      const std::uint64_t need = rec > to_end ? to_end + rec : rec;
+      bool room = cap - (t_ - cached_head_) >= need;
       if (!room) {
-        s_->put_cached_head = s_->head.load(std::memory_order_acquire);
-        room = cap - (t_ - s_->put_cached_head) >= need;
+        refresh_head();
+        room = cap - (t_ - cached_head_) >= need;
       }
-      bool slot = !item || s_->maxsize == 0 ||
-                  items_ - s_->items_got.load(std::memory_order_acquire) < s_->maxsize;
-      if (room && slot) {
+      if (room && (!item || has_slot())) {
         if (rec > to_end) {
-          auto* pad = header_at(ring_, s_, t_);
-          pad->len = static_cast<std::uint32_t>(to_end - kHeader);
+          auto* pad = header_at(t_);
+          pad->len = 0;
           pad->kind = kPad;
           t_ += to_end;
         }
@@ -232,51 +261,63 @@ class Producer {
     }
   }
 
-  bool wait_for_space(std::uint64_t need, bool item) {
-    auto ready = [&] {
-      std::uint64_t h = s_->head.load(std::memory_order_acquire);
-      bool room = s_->capacity - (t_ - h) >= need;
-      bool slot = !item || s_->maxsize == 0 ||
-                  items_ - s_->items_got.load(std::memory_order_acquire) < s_->maxsize;
-      return room && slot;
-    };
-    return park(s_->spin, s_->space_seq, s_->producer_sleeping, deadline_, ready, std::nullopt,
-                kNoIdle);
-  }
-
-  // Writes an ABORT record ending an unfinished stream; false on timeout.
+  // Writes an ABORT record ending an unfinished stream and publishes it before clearing the
+  // stream's flag (a kill in between leaves the flag, and a second, harmless, ABORT); false on
+  // timeout.
   bool abort_stream() {
     std::uint64_t pos;
     if (!reserve(kHeader, false, pos)) return false;
-    auto* h = header_at(ring_, s_, pos);
+    auto* h = header_at(pos);
     h->len = 0;
     h->kind = kAbort;
     t_ = pos + kHeader;
+    publish();
     s_->put_stream_open = 0;
     return true;
   }
 
   // Writes one message; false when the deadline passed (nothing of it is published then).
   bool write(const EncodeJob& job) {
-    const std::uint64_t len = job.size;
-    if (record_size(len) <= s_->max_record) return write_single(job);
+    if (job.size <= c_.max_record - kHeader) return write_single(job);
+    if (job.size > kMaxMessage)
+      throw ValueError("mproc::Queue: a message of " + std::to_string(job.size) +
+                       " bytes is larger than the largest message a queue carries (2^62 bytes)");
     return write_stream(job);
   }
 
-  QueueShared* shared() const { return s_; }
-  void rollback_to_published() {
-    t_ = published_t();
-    items_ = s_->items_put.load(std::memory_order_relaxed);
+ private:
+  RecordHeader* header_at(std::uint64_t pos) const {
+    return reinterpret_cast<RecordHeader*>(ring_ + (pos & c_.mask));
   }
 
- private:
-  std::uint64_t published_t() const { return s_->tail.load(std::memory_order_relaxed); }
+  bool has_slot() const {
+    return c_.maxsize == 0 || items_ - s_->items_got.load(std::memory_order_acquire) < c_.maxsize;
+  }
+
+  void refresh_head() {
+    const std::uint64_t h = s_->head.load(std::memory_order_acquire);
+    if ((h & 7) != 0 || t_ - h > c_.capacity)
+      throw_corrupt("the consumers' position (head) is out of bounds");
+    cached_head_ = h;
+    s_->put_cached_head = h;
+  }
+
+  // Sleeps in slices: between two, a consumer side left by a dead consumer (a count to repair,
+  // chunks of a stream nobody receives) is settled, so the room or item slot it holds comes back.
+  bool wait_for_space(std::uint64_t need, bool item) {
+    auto ready = [&] {
+      const std::uint64_t h = s_->head.load(std::memory_order_acquire);
+      return c_.capacity - (t_ - h) >= need && (!item || has_slot());
+    };
+    return park(c_.spin, s_->space_seq, s_->producer_sleeping, deadline_, ready,
+                std::optional<Clock::duration>(kProbe), [this] { settle_consumer(s_, ring_, c_); });
+  }
 
   bool write_single(const EncodeJob& job) {
     const std::uint64_t rec = record_size(job.size);
     std::uint64_t pos;
     if (!reserve(rec, true, pos)) return false;
-    auto* h = header_at(ring_, s_, pos);
+    auto* h = header_at(pos);
     std::byte* payload = reinterpret_cast<std::byte*>(h + 1);
     Writer w(payload, payload + job.size);
     job.encode(w, job.obj);
@@ -298,7 +339,7 @@ class Producer {
   bool open_chunk(std::uint64_t len, std::uint32_t kind, bool item) {
     std::uint64_t pos;
     if (!reserve(record_size(len), item, pos)) return false;
-    auto* h = header_at(ring_, s_, pos);
+    auto* h = header_at(pos);
     h->len = static_cast<std::uint32_t>(len);
     h->kind = kind;
     chunk_ = Chunk{pos, len};
@@ -312,24 +353,27 @@ class Producer {
     // Close the current chunk and publish it, then open the next one.
     self->t_ = self->chunk_.pos + record_size(self->chunk_.len);
     self->publish();
-    std::uint64_t left = self->stream_left_;
-    std::uint64_t len = left < self->s_->chunk ? left : self->s_->chunk;
-    std::uint32_t kind = len == left ? kLast : kMiddle;
-    if (!self->open_chunk(len, kind, false)) throw PutTimedOut{};
+    const std::uint64_t left = self->stream_left_;
+    const std::uint64_t len = left < self->c_.chunk ? left : self->c_.chunk;
+    const std::uint32_t kind = len == left ? kLast : kMiddle;
+    if (!self->open_chunk(len, kind, false)) {
+      self->timed_out_ = true;
+      throw PutTimedOut{};
+    }
     self->stream_left_ -= len;
-    std::byte* payload =
-        reinterpret_cast<std::byte*>(header_at(self->ring_, self->s_, self->chunk_.pos) + 1);
+    std::byte* payload = reinterpret_cast<std::byte*>(self->header_at(self->chunk_.pos) + 1);
     w.set_window(payload, payload + len);
   }
 
   bool write_stream(const EncodeJob& job) {
-    const std::uint64_t total = job.size;
-    const std::uint64_t first_len = s_->chunk;  // > 8 + ... since total > max_record > chunk
+    const std::uint64_t total = job.size;  // > max_record - 8 > 2 * chunk; <= kMaxMessage
+    const std::uint64_t first_len = c_.chunk;
     // The item slot (maxsize) is reserved with the first chunk.
     if (!open_chunk(first_len, kFirst, true)) return false;
-    s_->put_stream_open = 1;
+    s_->put_stream_open = 1;  // before the first chunk can be published
     stream_left_ = total + sizeof(std::uint64_t) - first_len;
-    std::byte* payload = reinterpret_cast<std::byte*>(header_at(ring_, s_, chunk_.pos) + 1);
+    timed_out_ = false;
+    std::byte* payload = reinterpret_cast<std::byte*>(header_at(chunk_.pos) + 1);
     std::memcpy(payload, &total, sizeof total);
     Writer w(payload + sizeof total, payload + first_len, &Producer::refill, this);
     try {
@@ -337,21 +381,28 @@ class Producer {
     } catch (const PutTimedOut&) {
       return false;  // put_stream_open stays set: the next producer writes ABORT
     }
+    if (timed_out_) return false;  // the encoder swallowed the PutTimedOut
     if (stream_left_ != 0 || w.cur() != w.end())
       throw Error("mproc::Queue: the codec wrote fewer bytes than its size() promised");
     t_ = chunk_.pos + record_size(chunk_.len);
     ++items_;
-    s_->put_stream_open = 0;
+    publish();                // the message is complete and counted ...
+    s_->put_stream_open = 0;  // ... before the stream is marked closed
     return true;
   }
 
   QueueShared* s_;
   std::byte* ring_;
+  const QueueConfig& c_;
   const Deadline& deadline_;
-  std::uint64_t t_;      // local tail: written but maybe not yet published
-  std::uint64_t items_;  // local items_put
+  std::uint64_t t_;                // local tail: written but maybe not yet published
+  std::uint64_t items_;            // local items_put
+  std::uint64_t published_t_;      // what tail and items_put hold
+  std::uint64_t published_items_;  //
+  std::uint64_t cached_head_;      // a head no later than the real one
   Chunk chunk_;
   std::uint64_t stream_left_ = 0;
+  bool timed_out_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -359,17 +410,26 @@ class Producer {
 
 class Consumer {
  public:
-  Consumer(QueueShared* s, std::byte* ring, const Deadline& deadline)
+  Consumer(QueueShared* s, std::byte* ring, const QueueConfig& c, const Deadline& deadline)
       : s_(s),
         ring_(ring),
+        c_(c),
         deadline_(deadline),
         h_(s->head.load(std::memory_order_relaxed)),
-        items_(s->items_got.load(std::memory_order_relaxed)) {}
+        items_(s->items_got.load(std::memory_order_relaxed)),
+        published_h_(h_),
+        published_items_(items_),
+        cached_t_(s->get_cached_tail) {
+    if ((h_ & 7) != 0 || (cached_t_ & 7) != 0 || cached_t_ - h_ > c_.capacity)
+      throw_corrupt("the consumers' position (head) is out of bounds");
+  }
 
   void publish() {
-    if (h_ == s_->head.load(std::memory_order_relaxed)) return;
-    s_->items_got.store(items_, std::memory_order_relaxed);
-    s_->head.store(h_, std::memory_order_release);
+    if (h_ == published_h_) return;
+    publish_pair(s_->get_journal, s_->head, s_->items_got, published_h_, h_, published_items_,
+                 items_);
+    published_h_ = h_;
+    published_items_ = items_;
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (s_->producer_sleeping.load(std::memory_order_relaxed) != 0) {
       s_->space_seq.fetch_add(1, std::memory_order_relaxed);
@@ -377,131 +437,255 @@ class Consumer {
     }
   }
 
-  // True when a record is available at h_ (waiting until `deadline` if `wait`).
-  bool available(bool wait, const Deadline& deadline) {
-    if (h_ != s_->get_cached_tail) return true;
-    s_->get_cached_tail = s_->tail.load(std::memory_order_acquire);
-    if (h_ != s_->get_cached_tail) return true;
-    if (!wait) return false;
-    publish();
-    return wait_for_data(deadline, false);
-  }
-
-  // Takes one message (after skipping padding and orphaned chunks), decoding it with fn.
+  // Takes one message (after skipping padding and chunks nobody receives), decoding it with fn.
   // Returns false if none is available (by `deadline` when `wait`), and, when not `wait` (a later
   // message of a batch), if the next message is a stream or does not decode.
   bool take(DecodeFn fn, void* out, bool wait) {
     for (;;) {
-      if (!available(wait, deadline_)) return false;
-      auto* h = header_at(ring_, s_, h_);
-      switch (h->kind) {
-        case kPad:
-        case kMiddle:
-        case kLast:
-        case kAbort:  // padding, or chunks of a stream whose start nobody holds any more
-          h_ += record_size(h->len);
-          continue;
-        case kFull: {
-          const std::byte* payload = reinterpret_cast<const std::byte*>(h + 1);
-          Reader r(payload, payload + h->len, h->len);
-          const std::uint64_t rec = record_size(h->len);
-          try {
-            fn(r, out);
-          } catch (...) {
-            // Within a batch, leave it for the next call, so the items before it are not lost
-            // with the exception; as the first of a call, consume it (never retried forever).
-            if (!wait) return false;
-            h_ += rec;
-            ++items_;
-            throw;
-          }
-          h_ += rec;
-          ++items_;
-          return true;
-        }
+      if (!available(wait)) return false;
+      const Record rec = record_at_head();
+      switch (rec.kind) {
+        case kFull:
+          return take_full(fn, out, wait, rec);
         case kFirst:
           if (!wait) return false;  // a stream starts a batch of its own (see get_many)
-          if (take_stream(fn, out)) return true;
+          if (take_stream(fn, out, rec)) return true;
           continue;  // the stream was abandoned: look for the next message
-        default:
-          throw Error("mproc::Queue: corrupt ring (unknown record kind)");
+        case kLast:  // the end of a complete stream whose consumer died: that message was taken
+          ++items_;
+          h_ += rec.size;
+          continue;
+        default:  // padding, or chunks or the ABORT of a stream nobody receives any more
+          h_ += rec.size;
+          continue;
       }
+    }
+  }
+
+  // Passes what no consumer will take (padding, chunks of a stream whose consumer died, ABORTs)
+  // up to the next message or the published end; never waits.
+  void skip_orphans() {
+    while (h_ != cached_t_ || refresh_tail()) {
+      const Record rec = record_at_head();
+      if (rec.kind == kFull || rec.kind == kFirst) return;
+      if (rec.kind == kLast) ++items_;
+      h_ += rec.size;
     }
   }
 
  private:
+  // A record header as read once from the ring (a writer of the shared memory cannot change it
+  // between the checks and the use), with the bytes the record occupies.
+  struct Record {
+    std::uint64_t len;
+    std::uint32_t kind;
+    std::uint64_t size;
+  };
+
+  [[noreturn]] void fail(const char* what) {
+    corrupt_ = what;  // for a decoder that catches the Error and returns
+    throw_corrupt(what);
+  }
+
+  const std::byte* payload_at_head() const { return ring_ + (h_ & c_.mask) + kHeader; }
+
+  // Validates the record at h_ (which is before cached_t_) against the ring and the data published.
+  Record record_at_head() {
+    const std::uint64_t off = h_ & c_.mask;
+    const std::uint64_t word = load_word(ring_ + off);
+    Record r{word & 0xffffffffu, static_cast<std::uint32_t>(word >> 32), 0};
+    const std::uint64_t to_end = c_.capacity - off;
+    switch (r.kind) {
+      case kFull:
+        if (r.len > c_.max_record - kHeader) fail("a record is longer than the largest record");
+        r.size = record_size(r.len);
+        break;
+      case kFirst:
+      case kMiddle:
+      case kLast:
+        if (r.len > c_.chunk) fail("a chunk is longer than the chunk size");
+        r.size = record_size(r.len);
+        break;
+      case kPad:
+        r.size = to_end;
+        break;
+      case kAbort:
+        r.size = kHeader;
+        break;
+      default:
+        fail("a record has an unknown kind");
+    }
+    if (r.size > to_end || r.size > cached_t_ - h_)
+      fail("a record runs past the end of the ring or of the published data");
+    return r;
+  }
+
+  bool refresh_tail() {
+    const std::uint64_t t = s_->tail.load(std::memory_order_acquire);
+    if ((t & 7) != 0 || t - h_ > c_.capacity)
+      fail("the producers' position (tail) is out of bounds");
+    cached_t_ = t;
+    s_->get_cached_tail = t;
+    return t != h_;
+  }
+
+  // True when a record is available at h_ (waiting until the deadline if `wait`).
+  bool available(bool wait) {
+    if (h_ != cached_t_) return true;
+    if (refresh_tail()) return true;
+    if (!wait) return false;
+    publish();
+    for (;;) {
+      if (!wait_for_data(deadline_, false)) return false;
+      if (refresh_tail()) return true;
+      if (expired(deadline_)) return false;
+    }
+  }
+
+  void release(const Record& rec) {
+    h_ += rec.size;
+    ++items_;
+  }
+
+  bool take_full(DecodeFn fn, void* out, bool wait, const Record& rec) {
+    const std::byte* payload = payload_at_head();
+    Reader r(payload, payload + rec.len, rec.len);
+    try {
+      fn(r, out);
+    } catch (const UnreadBytes&) {
+      // Within a batch, leave it for the next call, so the items before it are not lost with the
+      // exception; as the first of a call, consume it (never retried forever).
+      if (!wait) return false;
+      release(rec);
+      throw_unread(r.remaining(), rec.len);
+    } catch (...) {
+      if (!wait) return false;
+      release(rec);
+      throw;
+    }
+    release(rec);
+    if (r.remaining() != 0) [[unlikely]]
+      throw_unread(r.remaining(), rec.len);
+    return true;
+  }
+
   // Waits for tail to move past h_. With `probe`, wakes every kProbe to check that the producer of
-  // the stream being received is still alive; throws StreamAborted if it is not.
+  // the stream being received is still there; ends the stream for it if not.
   bool wait_for_data(const Deadline& deadline, bool probe) {
-    auto ready = [&] {
-      s_->get_cached_tail = s_->tail.load(std::memory_order_acquire);
-      return h_ != s_->get_cached_tail;
-    };
+    auto ready = [&] { return s_->tail.load(std::memory_order_acquire) != h_; };
     if (!probe)
-      return park(s_->spin, s_->data_seq, s_->consumer_sleeping, deadline, ready, std::nullopt,
+      return park(c_.spin, s_->data_seq, s_->consumer_sleeping, deadline, ready, std::nullopt,
                   kNoIdle);
-    return park(s_->spin, s_->data_seq, s_->consumer_sleeping, deadline, ready,
+    return park(c_.spin, s_->data_seq, s_->consumer_sleeping, deadline, ready,
                 std::optional<Clock::duration>(kProbe), [this] { check_stream_producer(); });
   }
 
   // The stream's producer holds put_lock until the stream ends. If we can take it while the
-  // stream is open and nothing new is published, the producer died or gave up.
+  // stream is open and nothing new is published, the producer died or gave up: we write the
+  // ABORT the next producer would have written, so that the stream ends here and now.
   void check_stream_producer() {
-    int r = mutex_try_acquire(&s_->put_lock);
+    const int r = mutex_try_acquire(&s_->put_lock);
     if (r != 0 && r != EOWNERDEAD) return;  // held: the producer is alive
-    bool dead = s_->put_stream_open != 0 && s_->tail.load(std::memory_order_acquire) == h_;
-    if (r == EOWNERDEAD) s_->producer_sleeping.store(0, std::memory_order_relaxed);
-    if (dead) s_->put_stream_open = 0;  // we received all there is of it; nobody needs an ABORT
-    (void)mutex_release(&s_->put_lock);
-    if (dead) throw StreamAborted{};
+    Unlock unlock(&s_->put_lock);
+    if (r == EOWNERDEAD) recover_producer_side(s_);
+    if (refresh_tail()) return;  // it published more before it let go
+    if (s_->put_stream_open == 0) fail("a streamed message stopped before its last chunk");
+    const Deadline now = Clock::now();
+    try {
+      Producer p(s_, ring_, c_, now);
+      (void)p.abort_stream();  // no room now (cannot happen: we consumed all): next probe
+    } catch (const Error&) {
+      fail("the producers' position (tail) is out of bounds");
+    }
   }
 
-  static void refill(Reader& r, void* ctx) {
-    auto* self = static_cast<Consumer*>(ctx);
-    // Release the chunk just read, then wait (past our deadline while the producer lives) for
-    // the next one.
-    self->h_ += record_size(self->chunk_len_);
-    self->publish();
+  static void refill(Reader& r, void* ctx) { static_cast<Consumer*>(ctx)->next_chunk(r); }
+
+  // Releases the chunk just read, then waits (past our deadline while the producer lives) for
+  // the next one, checked against what the stream still holds.
+  void next_chunk(Reader& r) {
+    if (ended_) throw StreamAborted{};
+    if (corrupt_) throw_corrupt(corrupt_);
+    if (chunk_kind_ == kLast) fail("a streamed message is longer than its chunks");
+    h_ += record_size(chunk_len_);
+    publish();
     for (;;) {
-      if (self->h_ == self->s_->get_cached_tail) {
-        self->s_->get_cached_tail = self->s_->tail.load(std::memory_order_acquire);
-        if (self->h_ == self->s_->get_cached_tail) (void)self->wait_for_data(Deadline(), true);
-      }
-      auto* h = header_at(self->ring_, self->s_, self->h_);
-      if (h->kind == kPad) {
-        self->h_ += record_size(h->len);
+      if (h_ == cached_t_ && !refresh_tail()) {
+        (void)wait_for_data(Deadline(), true);
         continue;
       }
-      if (h->kind != kMiddle && h->kind != kLast) throw StreamAborted{};
-      self->chunk_len_ = h->len;
-      self->chunk_kind_ = h->kind;
-      const std::byte* payload = reinterpret_cast<const std::byte*>(h + 1);
-      r.set_window(payload, payload + h->len);
-      return;
+      const Record rec = record_at_head();
+      switch (rec.kind) {
+        case kPad:
+          h_ += rec.size;
+          continue;
+        case kMiddle:
+        case kLast: {
+          const std::uint64_t left = r.remaining();
+          const std::uint64_t expect = left < c_.chunk ? left : c_.chunk;
+          if (rec.len != expect || (rec.kind == kLast) != (expect == left))
+            fail("a chunk does not match what its stream still holds");
+          chunk_len_ = rec.len;
+          chunk_kind_ = rec.kind;
+          const std::byte* payload = payload_at_head();
+          r.set_window(payload, payload + rec.len);
+          return;
+        }
+        case kAbort:  // left at h_ for take() to pass
+          ended_ = true;
+          throw StreamAborted{};
+        default:
+          fail("a streamed message is interrupted by another message");
+      }
     }
   }
 
-  bool take_stream(DecodeFn fn, void* out) {
-    auto* h = header_at(ring_, s_, h_);
-    const std::byte* payload = reinterpret_cast<const std::byte*>(h + 1);
-    std::uint64_t total;
-    std::memcpy(&total, payload, sizeof total);
-    chunk_len_ = h->len;
+  // Receives the rest of the stream being read and drops it, so that the call that could not
+  // decode it consumes it whole: up to its last chunk (the message counts as taken), or up to
+  // the ABORT that ends it (it never counted).
+  void drain(Reader& r) {
+    try {
+      r.skip(r.remaining());
+    } catch (const StreamAborted&) {
+      return;
+    }
+    h_ += record_size(chunk_len_);
+    ++items_;
+  }
+
+  bool take_stream(DecodeFn fn, void* out, const Record& first) {
+    if (first.len != c_.chunk) fail("a stream's first chunk has the wrong length");
+    const std::byte* payload = payload_at_head();
+    const std::uint64_t total = load_word(payload);
+    if (total <= c_.max_record - kHeader || total > kMaxMessage)
+      fail("a streamed message announces an impossible length");
+    chunk_len_ = first.len;
     chunk_kind_ = kFirst;
-    Reader r(payload + sizeof total, payload + h->len, total, &Consumer::refill, this);
+    ended_ = false;
+    Reader r(payload + sizeof total, payload + first.len, total, &Consumer::refill, this);
+    bool unread = false;
     try {
       fn(r, out);
-    } catch (const StreamAborted&) {
-      // h_ is at the record that ended the stream (ABORT, or a new message): take it up there.
-      return false;
+      unread = r.remaining() != 0;
+    } catch (const UnreadBytes&) {
+      unread = true;
     } catch (...) {
-      // Does not decode: drop this chunk; the rest of the stream is skipped as orphans.
-      h_ += record_size(chunk_len_);
-      if (chunk_kind_ == kLast) ++items_;
+      // StreamAborted (the producer gave up or died: h_ is at the ABORT), or the decoder failed.
+      if (corrupt_) throw_corrupt(corrupt_);
+      if (ended_) return false;
+      drain(r);
       throw;
     }
-    if (r.remaining() != 0 || chunk_kind_ != kLast)
-      throw DecodeError("mproc::Queue: a streamed message decoded short of its length");
+    if (corrupt_) throw_corrupt(corrupt_);
+    if (ended_) return false;  // the decoder swallowed the StreamAborted
+    if (unread) {
+      const std::uint64_t left = r.remaining();
+      drain(r);
+      throw_unread(left, total);
+    }
+    // All `total` bytes were read; chunk lengths are checked against them, so this is the end of
+    // the last chunk.
+    if (chunk_kind_ != kLast) fail("a streamed message is shorter than its chunks");
     h_ += record_size(chunk_len_);
     ++items_;
     return true;
@@ -509,12 +693,59 @@ class Consumer {
 
   QueueShared* s_;
   std::byte* ring_;
+  const QueueConfig& c_;
   const Deadline& deadline_;
   std::uint64_t h_;
   std::uint64_t items_;
+  std::uint64_t published_h_;
+  std::uint64_t published_items_;
+  std::uint64_t cached_t_;  // a tail no later than the real one
   std::uint64_t chunk_len_ = 0;
   std::uint32_t chunk_kind_ = 0;
+  bool ended_ = false;             // the stream being read ended with an ABORT
+  const char* corrupt_ = nullptr;  // what was found corrupt
 };
+
+// True when the record at head is a chunk of a stream nobody receives, or the consumer lock's
+// owner died: the consumer side's count may then be behind until someone passes on.
+bool consumer_side_unsettled(const QueueShared* s, const std::byte* ring, const QueueConfig& c) {
+  const int word = lock_word(&s->get_lock);
+  if ((word & kOwnerDiedBit) != 0) return true;
+  if ((word & kTidMask) != 0) return false;  // a live consumer holds it and will pass on
+  const std::uint64_t h = s->head.load(std::memory_order_acquire);
+  const std::uint64_t t = s->tail.load(std::memory_order_acquire);
+  if (h == t || (h & 7) != 0 || t - h > c.capacity) return false;
+  const auto kind = static_cast<std::uint32_t>(load_word(ring + (h & c.mask)) >> 32);
+  return kind == kMiddle || kind == kLast;
+}
+
+// Makes the consumer side's published state exact when no live consumer is there to do it:
+// replays its journal after its holder died, and passes chunks of a stream whose consumer died
+// (counting the message when its last chunk is there). Takes get_lock only if it is free or its
+// owner died; never waits. Corrupt state is left for get() to report.
+void settle_consumer(QueueShared* s, std::byte* ring, const QueueConfig& c) noexcept {
+  if (!consumer_side_unsettled(s, ring, c)) return;
+  const int r = mutex_try_acquire(&s->get_lock);
+  if (r != 0 && r != EOWNERDEAD) return;
+  Unlock unlock(&s->get_lock);
+  if (r == EOWNERDEAD) recover_consumer_side(s);
+  try {
+    const Deadline none;
+    Consumer consumer(s, ring, c, none);
+    consumer.skip_orphans();
+    consumer.publish();
+  } catch (...) {
+  }
+}
+
+// Replays the producer side's journal if its lock's owner died (and nobody took it since).
+void settle_producer(QueueShared* s) noexcept {
+  if ((lock_word(&s->put_lock) & kOwnerDiedBit) == 0) return;
+  const int r = mutex_try_acquire(&s->put_lock);
+  if (r != 0 && r != EOWNERDEAD) return;
+  Unlock unlock(&s->put_lock);
+  if (r == EOWNERDEAD) recover_producer_side(s);
+}
 
 }  // namespace
 
@@ -522,17 +753,25 @@ class Consumer {
 
 QueueCore::QueueCore(std::size_t maxsize, const QueueOptions& options, bool joinable) {
   const std::uint64_t cap = round_capacity(options.capacity);
+  const RingGeometry g = ring_geometry(cap);
   const std::uint64_t header = (sizeof(QueueShared) + 4095) & ~std::uint64_t{4095};
   std::error_code ec;
-  auto region = Region::create(header + cap, "mproc-queue", ec);
+  auto region = Region::create(header + cap, "mproc-queue", ec);  // cap <= 2^63: no wrap
   if (!region) throw_region_error(ec);
+  config_.capacity = cap;
+  config_.mask = cap - 1;
+  config_.maxsize = maxsize;
+  config_.max_record = g.max_record;
+  config_.chunk = g.chunk;
+  config_.spin = options.spin < 0 ? 0u : static_cast<std::uint32_t>(options.spin);
+  config_.joinable = joinable;
   auto* s = ::new (region->data()) QueueShared();
   s->capacity = cap;
   s->mask = cap - 1;
   s->maxsize = maxsize;
-  s->max_record = cap / 4;
-  s->chunk = cap / 8 - kHeader;
-  s->spin = options.spin < 0 ? 0u : static_cast<std::uint32_t>(options.spin);
+  s->max_record = g.max_record;
+  s->chunk = g.chunk;
+  s->spin = config_.spin;
   s->joinable = joinable ? 1 : 0;
   s->ring_offset = header;
   ring_ = static_cast<std::byte*>(region->data()) + header;
@@ -548,30 +787,23 @@ void QueueCore::close() noexcept { closed_ = true; }
 std::size_t QueueCore::put_batch(const EncodeJob* jobs, std::size_t n, const Deadline& deadline) {
   check_open();
   QueueShared* s = shared_.get();
-  int r = take(&s->put_lock, deadline, static_cast<int>(s->spin));
+  const int r = lock_side(&s->put_lock, deadline, config_.spin);
   if (r == ETIMEDOUT) return 0;
   Unlock unlock(&s->put_lock);
-  if (r == EOWNERDEAD) s->producer_sleeping.store(0, std::memory_order_relaxed);
-  if (s->joinable) s->unfinished.fetch_add(n, std::memory_order_relaxed);
-  Producer p(s, ring_, deadline);
+  if (r == EOWNERDEAD) recover_producer_side(s);
+  Producer p(s, ring_, config_, deadline);
   std::size_t done = 0;
   try {
-    if (s->put_stream_open && !p.abort_stream()) {
-      p.publish();
-      if (s->joinable) s->unfinished.fetch_sub(n, std::memory_order_relaxed);
-      return 0;
-    }
+    if (s->put_stream_open != 0 && !p.abort_stream()) return 0;
     for (; done < n; ++done) {
       if (!p.write(jobs[done])) break;
     }
   } catch (...) {
-    if (s->joinable) s->unfinished.fetch_sub(n - done, std::memory_order_relaxed);
     // Keep the messages fully written before the failing one; drop the failing one.
     p.publish();
     throw;
   }
   p.publish();
-  if (s->joinable && done < n) s->unfinished.fetch_sub(n - done, std::memory_order_relaxed);
   return done;
 }
 
@@ -583,11 +815,11 @@ std::size_t QueueCore::get_batch(DecodeFn fn, void* out, std::size_t max,
                                  const Deadline& deadline) {
   check_open();
   QueueShared* s = shared_.get();
-  int r = take(&s->get_lock, deadline, static_cast<int>(s->spin));
+  const int r = lock_side(&s->get_lock, deadline, config_.spin);
   if (r == ETIMEDOUT) return 0;
   Unlock unlock(&s->get_lock);
-  if (r == EOWNERDEAD) s->consumer_sleeping.store(0, std::memory_order_relaxed);
-  Consumer c(s, ring_, deadline);
+  if (r == EOWNERDEAD) recover_consumer_side(s);
+  Consumer c(s, ring_, config_, deadline);
   std::size_t got = 0;
   try {
     while (got < max && c.take(fn, out, got == 0)) ++got;
@@ -604,28 +836,31 @@ bool QueueCore::get(DecodeFn fn, void* out, const Deadline& deadline) {
 }
 
 std::size_t QueueCore::qsize() const noexcept {
-  const QueueShared* s = shared_.get();
-  std::uint64_t got = s->items_got.load(std::memory_order_acquire);
-  std::uint64_t put = s->items_put.load(std::memory_order_acquire);
+  QueueShared* s = shared_.get();
+  settle_producer(s);
+  settle_consumer(s, ring_, config_);
+  const std::uint64_t got = s->items_got.load(std::memory_order_acquire);
+  const std::uint64_t put = s->items_put.load(std::memory_order_acquire);
   return put > got ? static_cast<std::size_t>(put - got) : 0;
 }
 
-std::size_t QueueCore::maxsize() const noexcept { return shared_->maxsize; }
-std::size_t QueueCore::capacity() const noexcept { return shared_->capacity; }
+std::size_t QueueCore::maxsize() const noexcept { return config_.maxsize; }
+std::size_t QueueCore::capacity() const noexcept { return config_.capacity; }
 bool QueueCore::empty() const noexcept { return qsize() == 0; }
-bool QueueCore::full() const noexcept {
-  return shared_->maxsize != 0 && qsize() >= shared_->maxsize;
-}
+bool QueueCore::full() const noexcept { return config_.maxsize != 0 && qsize() >= config_.maxsize; }
 
 void QueueCore::task_done() {
   check_open();
   QueueShared* s = shared_.get();
-  std::uint64_t v = s->unfinished.load(std::memory_order_relaxed);
+  settle_producer(s);
+  std::uint64_t done = s->tasks_done.load(std::memory_order_relaxed);
   do {
-    if (v == 0) throw ValueError("mproc::JoinableQueue: task_done() called too many times");
-  } while (!s->unfinished.compare_exchange_weak(v, v - 1, std::memory_order_seq_cst,
+    if (done >= s->items_put.load(std::memory_order_acquire))
+      throw ValueError("mproc::JoinableQueue: task_done() called too many times");
+  } while (!s->tasks_done.compare_exchange_weak(done, done + 1, std::memory_order_seq_cst,
                                                 std::memory_order_relaxed));
-  if (v == 1 && s->joiners.load(std::memory_order_seq_cst) != 0) {
+  if (done + 1 >= s->items_put.load(std::memory_order_seq_cst) &&
+      s->joiners.load(std::memory_order_seq_cst) != 0) {
     s->join_seq.fetch_add(1, std::memory_order_seq_cst);
     futex_wake_all(&s->join_seq);
   }
@@ -634,17 +869,26 @@ void QueueCore::task_done() {
 bool QueueCore::join(const Deadline& deadline) {
   check_open();
   QueueShared* s = shared_.get();
+  auto finished = [s] {
+    return s->tasks_done.load(std::memory_order_seq_cst) >=
+           s->items_put.load(std::memory_order_seq_cst);
+  };
   for (;;) {
-    if (s->unfinished.load(std::memory_order_acquire) == 0) return true;
-    std::uint32_t seq = s->join_seq.load(std::memory_order_seq_cst);
+    settle_producer(s);
+    if (finished()) return true;
+    const std::uint32_t seq = s->join_seq.load(std::memory_order_seq_cst);
     s->joiners.fetch_add(1, std::memory_order_seq_cst);
-    if (s->unfinished.load(std::memory_order_seq_cst) == 0) {
+    if (finished()) {
       s->joiners.fetch_sub(1, std::memory_order_relaxed);
       return true;
     }
-    int r = futex_wait(&s->join_seq, seq, deadline);
+    // In slices: a producer killed between publishing its count and its index leaves a count
+    // that settle_producer() repairs, and nobody would wake us for it.
+    Deadline until = Clock::now() + 2 * kProbe;
+    if (deadline && *deadline < *until) until = deadline;
+    (void)futex_wait(&s->join_seq, seq, until);
     s->joiners.fetch_sub(1, std::memory_order_relaxed);
-    if (r == ETIMEDOUT) return s->unfinished.load(std::memory_order_acquire) == 0;
+    if (expired(deadline)) return finished();
   }
 }
 

@@ -31,10 +31,33 @@
 //   * A producer killed while writing a message: the message is dropped; it was never visible, or
 //     (streamed) its chunks are discarded by the consumer. The next producer takes over the lock.
 //   * A consumer killed while reading a message it had not yet taken: the message is redelivered
-//     to the next consumer. A consumer killed while receiving a streamed message loses that
-//     message. A message is never delivered torn or twice to live consumers.
-//   * Nobody blocks for good on a dead process: the locks are robust, and a consumer receiving a
-//     stream checks that its producer is alive while it waits.
+//     to the next consumer. A consumer killed while receiving a streamed message (after its first
+//     chunk) loses that message. A message is never delivered torn or twice to live consumers.
+//   * Nobody blocks for good on a dead process: the locks are robust, a consumer receiving a
+//     stream checks that its producer is alive while it waits, and a producer waiting for room
+//     passes the chunks of a stream whose consumer died.
+//   * `qsize()`, `empty()`, `full()` and the `maxsize` limit count complete messages not yet
+//     taken, and stay exact after any kill without waiting for another put or get: a lost message
+//     is counted as taken (or, unfinished, never counted), and a count a dead process left
+//     half-published is repaired by the next caller (see docs/design.md, "Queues").
+//
+// Messages that do not decode: a value whose decoding throws, or that ends before the message
+// does (a codec that reads fewer bytes than it wrote: DecodeError "a message decoded short of its
+// length"), is consumed by the call that throws, small or streamed alike; a streamed one is
+// received whole and dropped, so its producer is never left blocked, and the next call gets the
+// next message.
+//
+// Sizes: a ring of up to 2^63 bytes (ValueError above; std::system_error when the machine cannot
+// hold it); messages of up to 2^62 bytes (ValueError above, before anything is written). Every
+// accepted size arrives intact: records stay below 4 GiB and larger messages stream.
+//
+// Shared memory written by another process: the handle keeps its own copy of the queue's
+// constants, and checks every index, count and record header it reads from the shared region.
+// Bytes written there by a buggy or hostile process can make calls throw mproc::Error
+// ("mproc::Queue: corrupt ring: ...") or deliver wrong values, but never make a call read or write
+// outside the queue's memory or wait past its deadline (except a get receiving a stream while the
+// producer lock looks held, as for a live producer). The queue allocates nothing for a length it
+// reads; what a codec allocates for lengths inside a value is the codec's to bound (codec.hpp).
 //
 // Differences from Python (see docs/from-python.md):
 //   * Memory is bounded: with `maxsize == 0` (no item limit) `put` still blocks while the ring is
@@ -43,8 +66,9 @@
 //     before the item is sent, so an item put just before a crash can be lost).
 //   * `close()` closes this handle only; its other copies go on working (Python's close concerns
 //     the calling process). Calls on a closed handle throw `mproc::Closed`.
-//   * `qsize()` is exact when nothing is in flight, and a snapshot otherwise (Python's is a
-//     semaphore's value, also approximate).
+//   * `qsize()` is exact when nothing is in flight (also after a kill), and a snapshot otherwise
+//     (Python's is a semaphore's value, also approximate). A streamed message counts once it is
+//     complete, until a consumer has received all of it.
 //
 // Thread safety: safe. Process safety: safe across fork (copy the handle; copies share the queue).
 #pragma once
@@ -70,14 +94,22 @@ void encode_erased(Writer& w, const void* obj) {
   mproc::encode(w, *static_cast<const T*>(obj));
 }
 
+// A message must decode to exactly its bytes: a value that ends early throws UnreadBytes before
+// it is stored (the queue turns that into a DecodeError and consumes the message).
 template <class T>
 void decode_into_optional(Reader& r, void* out) {
-  static_cast<std::optional<T>*>(out)->emplace(mproc::decode<T>(r));
+  T v = mproc::decode<T>(r);
+  if (r.remaining() != 0) [[unlikely]]
+    throw UnreadBytes{};
+  static_cast<std::optional<T>*>(out)->emplace(std::move(v));
 }
 
 template <class T>
 void decode_append(Reader& r, void* out) {
-  static_cast<std::vector<T>*>(out)->push_back(mproc::decode<T>(r));
+  T v = mproc::decode<T>(r);
+  if (r.remaining() != 0) [[unlikely]]
+    throw UnreadBytes{};
+  static_cast<std::vector<T>*>(out)->push_back(std::move(v));
 }
 
 }  // namespace detail
@@ -95,7 +127,9 @@ class Queue {
   explicit Queue(std::size_t maxsize = 0, const QueueOptions& options = {})
       : core_(maxsize, options, false) {}
 
-  // Puts `v`, blocking while the queue is full. Mirrors Queue.put(obj).
+  // Puts `v`, blocking while the queue is full. Mirrors Queue.put(obj). Every put form throws
+  // ValueError for an encoded size above 2^62 bytes, Closed after close(), and what the codec
+  // throws (the message is then not put).
   void put(const T& v) { (void)put_at(v, detail::Deadline()); }
   // Puts `v`, blocking at most `timeout`; throws Full if the queue stayed full.
   // Mirrors Queue.put(obj, timeout=...).
@@ -128,6 +162,9 @@ class Queue {
   }
 
   // Removes and returns the oldest item, blocking while the queue is empty. Mirrors Queue.get().
+  // Every get form throws DecodeError (or what the codec throws) for a message that does not
+  // decode, consuming it (see the header comment), and mproc::Error "corrupt ring" when the
+  // shared region holds what no queue writes.
   T get() { return *get_at(detail::Deadline()); }
   // Blocks at most `timeout`; throws Empty if nothing came. Mirrors Queue.get(timeout=...).
   template <class R, class P>
@@ -245,10 +282,13 @@ class SimpleQueue {
   Queue<T> q_;
 };
 
-// A Queue that counts unfinished tasks: every put adds one, every task_done() removes one, and
-// join() blocks until the count is zero. Mirrors multiprocessing.JoinableQueue.
-// A consumer killed between get() and task_done() leaves its task unfinished for good (as in
-// Python): join() then blocks until its timeout.
+// A Queue that counts unfinished tasks: every message that enters the queue adds one, every
+// task_done() removes one, and join() blocks until the count is zero. Mirrors
+// multiprocessing.JoinableQueue. The count is derived from the messages published (complete
+// messages put minus task_done() calls), so a put that never completed — its producer killed
+// while it waited on a full queue or mid-stream — is never waited for.
+// A consumer killed between get() and task_done(), or while receiving a streamed message, leaves
+// its task unfinished for good (as in Python): join() then blocks until its timeout.
 template <class T>
 class JoinableQueue : public Queue<T> {
  public:

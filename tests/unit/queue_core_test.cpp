@@ -8,11 +8,16 @@
 #include <memory>
 #include <mproc/detail/queue_core.hpp>
 #include <numeric>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "helpers/child.hpp"
 #include "helpers/shared_page.hpp"
+#include "queue_shared.hpp"
 
 using namespace std::chrono_literals;
 using mproc::QueueOptions;
@@ -309,4 +314,237 @@ TEST(QueueCore, ConsumerKilledWhileHoldingTheLockDoesNotBlockTheNext) {
   EXPECT_EQ(*b, pattern(3, 30));
 }
 
+// --- a message that does not decode is consumed by the call that throws -----------------------
+
+// Reads the first 16 bytes of a message and returns, leaving the rest unread (a codec that reads
+// fewer bytes than it wrote).
+void decode_prefix(mproc::Reader& r, void* out) {
+  auto& b = *static_cast<Bytes*>(out);
+  b.resize(16);
+  r.read(b.data(), b.size());
+}
+
+// Reads 100 bytes, then fails (as an allocation failure while decoding would).
+void decode_then_throw(mproc::Reader& r, void*) {
+  unsigned char piece[100];
+  r.read(piece, sizeof piece);
+  throw std::runtime_error("decoder failed");
+}
+
+template <class E>
+std::string get_error(QueueCore& q, mproc::detail::DecodeFn fn) {
+  Bytes b;
+  try {
+    (void)q.get(fn, &b, in(10s));
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("wrong exception: ") + e.what();
+  }
+  return "no exception";
+}
+
+TEST(QueueCore, SmallMessageWithUnreadBytesThrowsDecodeErrorAndIsConsumed) {
+  QueueCore q(0, {}, false);
+  ASSERT_TRUE(put(q, pattern(1, 100)));
+  ASSERT_TRUE(put(q, pattern(2, 100)));
+  EXPECT_EQ(get_error<mproc::DecodeError>(q, &decode_prefix),
+            "mproc::Queue: a message decoded short of its length (84 of 100 bytes unread)");
+  EXPECT_EQ(q.qsize(), 1u);
+  auto b = get(q, in(1s));
+  ASSERT_TRUE(b);
+  EXPECT_EQ(*b, pattern(2, 100));
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(QueueCore, StreamedMessageThatDecodesShortIsConsumedAndItsProducerGoesOn) {
+  const std::size_t cap = 16 * 1024;
+  QueueCore q(0, QueueOptions{.capacity = cap}, false);
+  // 10 rings' worth: the producer can only finish once the consumer has drained the message.
+  Child producer([&] {
+    if (!put(q, pattern(1, 10 * cap), in(30s))) return 1;
+    if (!put(q, pattern(2, 100), in(30s))) return 2;
+    return 0;
+  });
+  EXPECT_EQ(get_error<mproc::DecodeError>(q, &decode_prefix),
+            "mproc::Queue: a message decoded short of its length (163824 of 163840 bytes unread)");
+  auto b = get(q, in(10s));
+  ASSERT_TRUE(b) << "the message after the one that did not decode never came";
+  EXPECT_EQ(*b, pattern(2, 100));
+  EXPECT_EQ(producer.wait(10s), 0) << "the producer stayed blocked";
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.qsize(), 0u);
+}
+
+TEST(QueueCore, StreamedMessageWhoseDecoderThrowsIsConsumedWhole) {
+  const std::size_t cap = 16 * 1024;
+  QueueCore q(0, QueueOptions{.capacity = cap}, false);
+  Child producer([&] {
+    for (std::uint32_t i = 0; i < 3; ++i)
+      if (!put(q, pattern(i, 10 * cap), in(30s))) return 1;
+    if (!put(q, pattern(9, 100), in(30s))) return 2;
+    return 0;
+  });
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(get_error<std::runtime_error>(q, &decode_then_throw), "decoder failed");
+  auto b = get(q, in(10s));
+  ASSERT_TRUE(b);
+  EXPECT_EQ(*b, pattern(9, 100));
+  EXPECT_EQ(producer.wait(10s), 0) << "the producer stayed blocked";
+  EXPECT_EQ(q.qsize(), 0u);
+}
+
+// --- counts stay exact after a lost message ------------------------------------------------------
+
+TEST(QueueCore, DecodeErrorInTheFirstChunkLeavesTheCountExact) {
+  // A 1 MiB ring streams messages larger than 256 KiB; two of them cannot both be in a maxsize-1
+  // queue.
+  QueueCore q(1, QueueOptions{.capacity = 1 << 20}, false);
+  const std::size_t big = 300 * 1024;
+  ASSERT_TRUE(put(q, pattern(1, big), Clock::now()));
+  EXPECT_FALSE(put(q, pattern(2, big), Clock::now()));
+  EXPECT_EQ(q.qsize(), 1u);
+  EXPECT_TRUE(q.full());
+  EXPECT_EQ(get_error<std::runtime_error>(q, &decode_then_throw), "decoder failed");
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_TRUE(q.empty());
+  EXPECT_FALSE(q.full());
+  EXPECT_TRUE(put(q, pattern(3, big), Clock::now())) << "a maxsize-1 queue stays full";
+  EXPECT_EQ(q.qsize(), 1u);
+  EXPECT_EQ(get_error<mproc::DecodeError>(q, &decode_prefix),
+            "mproc::Queue: a message decoded short of its length (307184 of 307200 bytes unread)");
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_TRUE(put(q, pattern(4, 10), Clock::now()));
+  EXPECT_EQ(*get(q, in(1s)), pattern(4, 10));
+  EXPECT_TRUE(q.empty());
+}
+
+// Reads the first 8000 bytes of a message (past its first chunks, which are then released: the
+// message can no longer be redelivered), says so, then hangs until killed.
+void decode_then_hang(mproc::Reader& r, void*) {
+  unsigned char piece[8000];
+  r.read(piece, sizeof piece);
+  g_board->started = 1;
+  for (;;) pause();
+}
+
+TEST(QueueCore, ConsumerKilledWhileReceivingAStreamLeavesTheCountExact) {
+  const std::size_t cap = 16 * 1024;
+  QueueCore q(1, QueueOptions{.capacity = cap}, false);
+  SharedPage<KillBoard> board;
+  g_board = &*board;
+  Child producer([&] { return put(q, pattern(1, 10 * cap), in(30s)) ? 0 : 1; });
+  Child doomed([&] {
+    Bytes b;
+    (void)q.get(&decode_then_hang, &b, in(30s));
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));
+  doomed.kill();
+  EXPECT_EQ(doomed.wait(), -SIGKILL);
+  // The message went with its consumer. Its producer, blocked on a ring full of chunks nobody
+  // will read, finishes; the queue is then empty and a maxsize-1 queue takes the next message.
+  EXPECT_EQ(producer.wait(10s), 0) << "the producer stayed blocked";
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_TRUE(q.empty());
+  EXPECT_FALSE(q.full());
+  EXPECT_TRUE(put(q, pattern(2, 10), Clock::now())) << "a maxsize-1 queue stays full";
+  EXPECT_EQ(q.qsize(), 1u);
+  EXPECT_TRUE(q.full());
+  EXPECT_EQ(*get(q, in(1s)), pattern(2, 10));
+  EXPECT_EQ(q.qsize(), 0u);
+}
+
+TEST(QueueCore, ProducerKilledMidStreamLeavesTheCountExact) {
+  const std::size_t cap = 16 * 1024;
+  QueueCore q(1, QueueOptions{.capacity = 1 << 20}, false);
+  SharedPage<KillBoard> board;
+  g_board = &*board;
+  Child doomed([&] {
+    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Deadline());
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));
+  doomed.kill();
+  EXPECT_EQ(doomed.wait(), -SIGKILL);
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_TRUE(q.empty());
+  EXPECT_TRUE(put(q, pattern(2, 10), Clock::now()));
+  EXPECT_EQ(q.qsize(), 1u);
+  EXPECT_EQ(*get(q, in(1s)), pattern(2, 10));
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_FALSE(get(q, Clock::now()));
+}
+
+// --- sizes that cannot be carried ----------------------------------------------------------------
+
+std::atomic<int> g_encoder_calls{0};
+void count_encode(mproc::Writer&, const void*) { g_encoder_calls++; }
+
+TEST(QueueCore, MessageSizeThatCannotBeCarriedIsRefusedBeforeAnythingIsWritten) {
+  // In a child: the old arithmetic wrapped and wrote out of bounds.
+  int rc = mproc_test::run_in_child([] {
+    QueueCore q(0, QueueOptions{.capacity = 4096}, false);
+    int dummy = 0;
+    for (std::size_t size :
+         {SIZE_MAX, SIZE_MAX - 7, SIZE_MAX - 8, std::size_t{1} << 63, (std::size_t{1} << 62) + 1}) {
+      try {
+        (void)q.put(EncodeJob{size, &count_encode, &dummy}, Clock::now());
+        return 10;
+      } catch (const mproc::ValueError& e) {
+        if (std::string(e.what()).find("larger than the largest message") == std::string::npos)
+          return 11;
+      }
+    }
+    if (g_encoder_calls.load() != 0) return 12;
+    if (!q.empty()) return 13;
+    if (!put(q, pattern(1, 3000))) return 14;  // streamed: the queue still works
+    auto b = get(q, in(1s));
+    return b && *b == pattern(1, 3000) ? 0 : 15;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+TEST(QueueCore, EveryCapacityGivesAWorkingQueueOrAnError) {
+  for (std::size_t cap :
+       {std::size_t{0}, std::size_t{1}, std::size_t{4097}, std::size_t{1} << 36,
+        std::size_t{1} << 63, (std::size_t{1} << 63) + 1, SIZE_MAX - 4095, SIZE_MAX}) {
+    int rc = mproc_test::run_in_child([cap] {
+      std::optional<QueueCore> q;
+      try {
+        q.emplace(0, QueueOptions{.capacity = cap}, false);
+      } catch (const mproc::ValueError&) {
+        return cap > (std::size_t{1} << 63) ? 0 : 20;
+      } catch (const std::system_error&) {
+        return cap > (std::size_t{1} << 30) ? 0 : 21;  // more memory than a test may count on
+      }
+      if (q->capacity() < 4096 || q->capacity() < cap) return 22;
+      const Bytes big = pattern(7, 100 * 1024);
+      Child producer([&] { return put(*q, big, in(30s)) ? 0 : 1; });
+      auto b = get(*q, in(30s));
+      if (!b || *b != big) return 23;
+      return producer.wait() == 0 ? 0 : 24;
+    });
+    EXPECT_EQ(rc, 0) << "capacity " << cap;
+  }
+}
+
+// Every record's length fits its 32-bit field, whatever the ring: larger messages are streamed.
+TEST(QueueCore, RecordLimitsStayBelow4GiBForEveryCapacity) {
+  using mproc::detail::kHeader;
+  using mproc::detail::record_size;
+  using mproc::detail::ring_geometry;
+  for (unsigned bits = 12; bits <= 63; ++bits) {
+    const auto g = ring_geometry(std::uint64_t{1} << bits);
+    EXPECT_LE(record_size(g.max_record - kHeader), g.max_record) << bits;
+    EXPECT_LT(g.max_record, std::uint64_t{1} << 32) << bits;
+    EXPECT_LE(g.max_record, g.capacity / 4) << bits;
+    // Chunks: a first one holds the 8-byte total, and a stream is at least two of them.
+    EXPECT_GE(g.chunk, 2 * kHeader) << bits;
+    EXPECT_LE(record_size(g.chunk), g.max_record / 2) << bits;
+    EXPECT_GT(g.max_record - kHeader + 8, 2 * g.chunk) << bits;
+  }
+  EXPECT_EQ(ring_geometry(std::uint64_t{1} << 20).max_record, 256u * 1024);
+  EXPECT_EQ(ring_geometry(std::uint64_t{1} << 35).max_record, std::uint64_t{1} << 31);
+}
 }  // namespace

@@ -264,6 +264,43 @@ TEST(Queue, AStreamedMessageStartsABatchOfItsOwn) {
   EXPECT_EQ(sizes.front(), 1u);
 }
 
+// A value whose decoder reads fewer bytes than its encoder wrote (the second field is written,
+// never read): a codec bug the queue must report, not paper over.
+struct Lopsided {
+  std::vector<int> values;
+  int trailer = 0;
+  template <class A>
+  void serialize(A& ar) {
+    if constexpr (A::is_loading::value) {
+      ar(values);
+    } else {
+      ar(values, trailer);
+    }
+  }
+};
+
+TEST(Queue, SmallAndStreamedMessagesWithUnreadBytesThrowDecodeErrorAndAreConsumed) {
+  mproc::Queue<Lopsided> q(0, mproc::QueueOptions{.capacity = 4096});
+  Child producer([&] {
+    q.put(Lopsided{{1, 2, 3}, 7});                   // one record
+    q.put(Lopsided{std::vector<int>(20000, 5), 7});  // streamed through the 4 KiB ring
+    q.put(Lopsided{{4}, 7});
+    return 0;
+  });
+  for (int i = 0; i < 3; ++i) {
+    try {
+      (void)q.get(30s);
+      ADD_FAILURE() << "message " << i << " with unread bytes was accepted";
+    } catch (const mproc::DecodeError& e) {
+      EXPECT_NE(std::string(e.what()).find("decoded short of its length (4 of"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(producer.wait(30s), 0);
+  EXPECT_TRUE(q.empty());
+  EXPECT_FALSE(q.try_get());
+}
+
 // --- close -------------------------------------------------------------------------------------
 
 TEST(Queue, ClosedHandleThrowsClosedOthersGoOn) {
@@ -343,6 +380,26 @@ TEST(JoinableQueue, TaskDoneTooOftenThrowsValueError) {
     EXPECT_STREQ(e.what(), "mproc::JoinableQueue: task_done() called too many times");
   }
   EXPECT_TRUE(q.join(0s));
+}
+
+TEST(JoinableQueue, JoinReturnsAfterAProducerBlockedOnAFullQueueIsKilled) {
+  mproc::JoinableQueue<int> q(1);
+  q.put(1);
+  SharedPage<std::atomic<int>> started;
+  Child blocked([&] {
+    started->store(1);
+    q.put(2);  // blocks: the queue is full
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return started->load() == 1; }));
+  std::this_thread::sleep_for(50ms);  // let it block in put()
+  blocked.kill();
+  EXPECT_EQ(blocked.wait(), -SIGKILL);
+  EXPECT_EQ(q.get(1s), 1);
+  q.task_done();
+  EXPECT_TRUE(q.join(5s)) << "the item that never entered is counted as unfinished";
+  EXPECT_TRUE(q.empty());
+  EXPECT_THROW(q.task_done(), mproc::ValueError);
 }
 
 TEST(JoinableQueue, JoinTimesOutWithUnfinishedTasks) {

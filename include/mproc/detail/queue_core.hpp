@@ -3,6 +3,12 @@
 // No stability promise. `QueueCore` moves messages of bytes; `Queue<T>` (queue.hpp) adds the
 // codec. Messages are encoded straight into the ring by a callback and decoded straight out of
 // it, so each byte is copied once on each side.
+//
+// Trust: the handle keeps its own copy of the ring's constants (`QueueConfig`), taken when the
+// queue is created and inherited across fork; nothing another process writes into the shared
+// region can change them. Indices, counts and record headers read from the region are checked
+// against them before use: what cannot be right throws mproc::Error("mproc::Queue: corrupt ring:
+// ...") instead of reading or writing outside the ring.
 #pragma once
 
 #include <cstddef>
@@ -17,8 +23,10 @@ namespace mproc {
 // How a queue is built. Mirrors nothing in Python (whose queues grow without bound in the
 // sender's memory); here memory is bounded by `capacity`.
 struct QueueOptions {
-  // Bytes of the shared ring (rounded up to a power of two, at least 4 KiB). A message larger
-  // than a quarter of the ring streams through it in chunks; any size goes through.
+  // Bytes of the shared ring (rounded up to a power of two, at least 4 KiB, at most 2^63; a
+  // larger value is a ValueError, and a ring the machine cannot hold a std::system_error when the
+  // queue is created). A message larger than a quarter of the ring (or than 2 GiB) streams
+  // through it in chunks; any size up to 2^62 bytes goes through.
   std::size_t capacity = std::size_t{1} << 20;
   // How long a blocked put/get spins before it sleeps on a futex: iterations of one pause
   // instruction (some tens of nanoseconds on current x86) and one check for progress. 0: sleep
@@ -37,27 +45,53 @@ struct EncodeJob {
   const void* obj;
 };
 
-// Decodes one message from `r` into the object at `out` (the caller's typed slot).
+// Decodes one message from `r` into the object at `out` (the caller's typed slot). It must read
+// the whole message: a DecodeFn that finds bytes left after its value throws `UnreadBytes`
+// before storing anything (the queue then throws DecodeError, see get_batch); one that returns
+// with bytes unread makes the call throw DecodeError too, with what it stored left in `out`.
 using DecodeFn = void (*)(Reader& r, void* out);
+
+// Thrown by a DecodeFn whose value ended before the message did (see DecodeFn).
+struct UnreadBytes {};
+
+// The constants of one queue, as this handle knows them (see "Trust" above).
+struct QueueConfig {
+  std::uint64_t capacity = 0;    // bytes of the ring, a power of two
+  std::uint64_t mask = 0;        // capacity - 1
+  std::uint64_t maxsize = 0;     // 0: no item limit
+  std::uint64_t max_record = 0;  // larger messages are streamed
+  std::uint64_t chunk = 0;       // payload bytes per streamed chunk
+  std::uint32_t spin = 0;
+  bool joinable = false;
+};
 
 class MPROC_API QueueCore {
  public:
   QueueCore(std::size_t maxsize, const QueueOptions& options, bool joinable);
 
   // Puts one message; false when the deadline passed first (the queue stayed full). A message is
-  // either wholly delivered or not at all. Throws Closed after close(); exceptions from the
-  // encoder propagate (the message is rolled back).
+  // either wholly delivered or not at all. Throws Closed after close(); ValueError, before
+  // anything is written, for a size above 2^62 bytes; exceptions from the encoder propagate (the
+  // message is rolled back).
   bool put(const EncodeJob& job, const Deadline& deadline);
   // Puts `n` messages in order, taking the producer side once; returns how many were put before
   // the deadline (all of them unless it passed).
   std::size_t put_batch(const EncodeJob* jobs, std::size_t n, const Deadline& deadline);
 
   // Takes one message and decodes it with `fn` into `out`; false when the deadline passed first.
+  // A message that does not decode (fn throws, or leaves bytes unread: DecodeError "a message
+  // decoded short of its length") is consumed by the call that throws, a streamed one whole:
+  // the call receives and drops the rest of it (waiting for its producer as a get does), so its
+  // producer is never left blocked and later calls get the messages after it.
   bool get(DecodeFn fn, void* out, const Deadline& deadline);
   // Takes up to `max` messages (at least one unless the deadline passes), decoding each with `fn`
-  // into `out` (which appends). Returns how many.
+  // into `out` (which appends). Returns how many. A message after the first that does not
+  // decode ends the batch and stays for the next call (which throws its error and consumes it).
   std::size_t get_batch(DecodeFn fn, void* out, std::size_t max, const Deadline& deadline);
 
+  // Complete messages in the queue, exact whenever nothing is in flight, also after any process
+  // was killed: a count left half-published by a dead process is repaired here (under the lock of
+  // its side, taken only if free or dead, never waited for).
   std::size_t qsize() const noexcept;
   std::size_t maxsize() const noexcept;
   std::size_t capacity() const noexcept;
@@ -66,14 +100,17 @@ class MPROC_API QueueCore {
   void close() noexcept;
   bool closed() const noexcept { return closed_; }
 
-  // JoinableQueue support.
+  // JoinableQueue support. Unfinished tasks are the messages that entered the queue (complete
+  // and published) minus task_done() calls, so a put that never completed is never waited for.
   void task_done();
   bool join(const Deadline& deadline);
 
  private:
+  friend struct QueueCoreTestAccess;  // tests that scribble into the shared region
   void check_open() const;
   std::shared_ptr<QueueShared> shared_;
   std::byte* ring_ = nullptr;
+  QueueConfig config_;
   bool closed_ = false;
 };
 
