@@ -4,6 +4,8 @@
 #include <cxxabi.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -47,7 +49,9 @@ int run_participant(World& w, int slot) {
   Slot& me = w.board->slots[slot];
   // Below the driver's priority (inherited by the Pool's processes): the driver's chaos and
   // watchdog keep their pace however busy the participants keep the machine.
-  (void)setpriority(PRIO_PROCESS, 0, kParticipantNice);
+  errno = 0;
+  const int nice = getpriority(PRIO_PROCESS, 0);
+  if (errno == 0) (void)setpriority(PRIO_PROCESS, 0, std::min(nice + kParticipantNice, 19));
   try {
     return dispatch(w, me, part);
   } catch (const std::exception& e) {

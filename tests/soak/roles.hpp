@@ -17,7 +17,7 @@
 
 namespace soak {
 
-// Participants run at this nice value (the driver at its own).
+// Participants run this much nicer than the driver.
 inline constexpr int kParticipantNice = 10;
 
 // Runs the participant of cast slot `slot`; returns its exit code.
