@@ -19,6 +19,14 @@
 #include "helpers/shared_page.hpp"
 #include "queue_shared.hpp"
 
+namespace mproc::detail {
+// Reaches the region behind a handle (a friend of QueueCore).
+struct QueueCoreTestAccess {
+  static QueueShared* shared(QueueCore& q) { return q.shared_.get(); }
+  static std::byte* ring(QueueCore& q) { return q.ring_; }
+};
+}  // namespace mproc::detail
+
 using namespace std::chrono_literals;
 using mproc::QueueOptions;
 using mproc::detail::Clock;
@@ -546,5 +554,49 @@ TEST(QueueCore, RecordLimitsStayBelow4GiBForEveryCapacity) {
   }
   EXPECT_EQ(ring_geometry(std::uint64_t{1} << 20).max_record, 256u * 1024);
   EXPECT_EQ(ring_geometry(std::uint64_t{1} << 35).max_record, std::uint64_t{1} << 31);
+}
+
+// A producer killed between publishing a count and its index (two stores): the next one to take
+// the producer lock, or qsize() itself, makes them agree again from the publish journal.
+// The child does by hand what a publish does, and dies holding the lock at the chosen point.
+TEST(QueueCore, KillBetweenACountAndItsIndexLeavesThemAgreeing) {
+  using mproc::detail::QueueCoreTestAccess;
+  for (bool index_stored : {false, true}) {
+    QueueCore q(1, QueueOptions{.capacity = 4096}, false);
+    ASSERT_TRUE(put(q, pattern(1, 10)));
+    ASSERT_EQ(*get(q, in(1s)), pattern(1, 10));
+    int rc = mproc_test::run_in_child([&] {
+      auto* s = QueueCoreTestAccess::shared(q);
+      std::byte* ring = QueueCoreTestAccess::ring(q);
+      if (pthread_mutex_lock(&s->put_lock.mutex) != 0) return 1;
+      const std::uint64_t t = s->tail.load(), c = s->items_put.load();
+      const Bytes m = pattern(2, 100);
+      auto* h = reinterpret_cast<mproc::detail::RecordHeader*>(ring + (t & 4095));
+      std::memcpy(h + 1, m.data(), m.size());
+      h->len = 100;
+      h->kind = mproc::detail::kFull;
+      s->put_journal.new_index.store(t + mproc::detail::record_size(100));
+      s->put_journal.old_count.store(c);
+      s->put_journal.new_count.store(c + 1);
+      s->put_journal.old_index.store(t);
+      if (index_stored)
+        s->tail.store(t + mproc::detail::record_size(100));  // as if the count store were lost
+      else
+        s->items_put.store(c + 1);  // the count is out, the index is not
+      _exit(0);                     // dies holding the producer lock
+    });
+    ASSERT_EQ(rc, 0);
+    EXPECT_EQ(q.qsize(), index_stored ? 1u : 0u) << "index stored: " << index_stored;
+    EXPECT_EQ(q.empty(), !index_stored);
+    EXPECT_EQ(q.full(), index_stored);  // maxsize 1
+    if (index_stored) {
+      EXPECT_FALSE(put(q, pattern(3, 10), Clock::now()));
+      EXPECT_EQ(*get(q, in(1s)), pattern(2, 100));
+    }
+    EXPECT_TRUE(put(q, pattern(3, 10), Clock::now()));
+    EXPECT_EQ(q.qsize(), 1u);
+    EXPECT_EQ(*get(q, in(1s)), pattern(3, 10));
+    EXPECT_TRUE(q.empty());
+  }
 }
 }  // namespace
