@@ -756,8 +756,9 @@ QueueCore::QueueCore(std::size_t maxsize, const QueueOptions& options, bool join
   const RingGeometry g = ring_geometry(cap);
   const std::uint64_t header = (sizeof(QueueShared) + 4095) & ~std::uint64_t{4095};
   std::error_code ec;
-  auto region = Region::create(header + cap, "mproc-queue", ec);  // cap <= 2^63: no wrap
-  if (!region) throw_region_error(ec);
+  const char* failed_call = "";
+  auto region = Region::create(header + cap, "mproc-queue", ec, failed_call);  // cap <= 2^63
+  if (!region) throw_region_error(ec, failed_call, "mproc-queue", header + cap);
   config_.capacity = cap;
   config_.mask = cap - 1;
   config_.maxsize = maxsize;
