@@ -25,6 +25,7 @@
 #include <unordered_set>
 
 #include "pool_launcher.hpp"
+#include "posix/error.hpp"
 #include "posix/fd_passing.hpp"
 #include "posix/pidfd.hpp"
 #include "posix/region.hpp"
@@ -56,14 +57,17 @@ enum EventKind : std::uint8_t {
   kFailed = 2,       // a task threw (type, what)
   kReady = 3,        // a worker finished its initializer
   kInitFailed = 4,   // a worker's initializer threw (type, what); the worker then exits
-  kExited = 5,       // (from the zygote) a worker ended and was reaped; status = exit code
+  kExited = 5,       // (from the zygote) a worker ended and was reaped; status = exit code; for
+                     // kSpawnFailed, id = the errno and type = the system call that failed
   kQuit = 6,         // (from the parent) the result thread should end
   kUndecodable = 7,  // (in the parent) a result whose payload could not be decoded (type, what)
+  kWake = 8,         // (from the parent) tasks failed outside the result thread wait for it
 };
 
 void describe_current(std::string& type, std::string& what) noexcept;
 
-// Everything that reaches the parent: results and worker life events.
+// Everything that reaches the parent: results and worker life events. Encoded by the codec
+// below: the header (kind, slot, pid, status, id), then payload, type and what.
 struct EventMsg {
   std::uint8_t kind = 0;
   std::int32_t slot = -1;
@@ -73,24 +77,65 @@ struct EventMsg {
   std::vector<std::byte> payload;
   std::string type;
   std::string what;
-  template <class A>
-  void serialize(A& ar) {
-    ar(kind, slot, pid, status, id);
-    if constexpr (A::is_loading::value) {
-      // A payload the parent cannot take (too large for its memory, corrupt) must fail its task,
-      // not vanish with the message: the header is decoded first, and the rest is left unread.
-      try {
-        ar(payload, type, what);
-      } catch (...) {
-        payload.clear();
-        kind = kUndecodable;
-        describe_current(type, what);
-      }
-    } else {
-      ar(payload, type, what);
+  std::uint64_t bytes = 0;  // kUndecodable: the size of what could not be decoded (not sent)
+};
+
+}  // namespace
+}  // namespace mproc::detail
+
+// A result the parent cannot take (too large for its memory: std::bad_alloc, std::length_error;
+// corrupt: DecodeError) must fail its own task, and neither vanish nor stop the result thread: the
+// header is decoded first, and when the rest does not decode, the event becomes kUndecodable
+// (naming the error) and the rest of the message is skipped, so the queue consumes it whole, a
+// streamed one included. Only std::exception is caught: what the queue throws through a
+// streamed message's refill when its producer died is no std::exception, and must reach the
+// queue, which then resumes at the record that ended the stream.
+template <>
+struct mproc::codec<mproc::detail::EventMsg> {
+  using EventMsg = mproc::detail::EventMsg;
+  static constexpr std::size_t kHeader =
+      sizeof(std::uint8_t) + 3 * sizeof(std::int32_t) + sizeof(std::uint64_t);
+  static std::size_t size(const EventMsg& m) {
+    return kHeader + mproc::encoded_size(m.payload) + mproc::encoded_size(m.type) +
+           mproc::encoded_size(m.what);
+  }
+  static void encode(Writer& w, const EventMsg& m) {
+    w.write_value(m.kind);
+    w.write_value(m.slot);
+    w.write_value(m.pid);
+    w.write_value(m.status);
+    w.write_value(m.id);
+    mproc::encode(w, m.payload);
+    mproc::encode(w, m.type);
+    mproc::encode(w, m.what);
+  }
+  static EventMsg decode(Reader& r) {
+    EventMsg m;
+    m.kind = r.read_value<std::uint8_t>();
+    m.slot = r.read_value<std::int32_t>();
+    m.pid = r.read_value<std::int32_t>();
+    m.status = r.read_value<std::int32_t>();
+    m.id = r.read_value<std::uint64_t>();
+    const std::size_t rest = r.remaining();
+    try {
+      m.payload = mproc::decode<std::vector<std::byte>>(r);
+      m.type = mproc::decode<std::string>(r);
+      m.what = mproc::decode<std::string>(r);
+    } catch (const std::exception&) {
+      std::vector<std::byte>().swap(m.payload);
+      m.type.clear();
+      m.what.clear();
+      mproc::detail::describe_current(m.type, m.what);
+      m.kind = mproc::detail::kUndecodable;
+      m.bytes = rest;
+      r.skip(r.remaining());
     }
+    return m;
   }
 };
+
+namespace mproc::detail {
+namespace {
 
 // Tasks dispatched to a worker and not answered yet, at most.
 constexpr std::size_t kMailboxDepth = 2;
@@ -98,6 +143,12 @@ constexpr std::size_t kMailboxBytes = std::size_t{1} << 20;
 constexpr std::size_t kEventBytes = std::size_t{4} << 20;
 // How long join() and terminate() wait for the zygote before killing it.
 constexpr auto kZygoteGrace = std::chrono::seconds(30);
+// How long a constructor that fails waits for the zygote to kill and reap its workers.
+constexpr auto kZygoteAbortGrace = std::chrono::seconds(10);
+// Errors of the result queue itself (not of one event) in a row before the pool is broken, and
+// the pause between two attempts after the first.
+constexpr int kQueueErrorsToBreak = 100;
+constexpr auto kQueueErrorPause = std::chrono::milliseconds(10);
 // Workers of one slot that may die before "ready" in a row (no initializer) before the pool breaks.
 constexpr int kEarlyDeathRetries = 3;
 
@@ -217,6 +268,9 @@ struct PoolCore::Impl {
   Queue<EventMsg> events{0, QueueOptions{.capacity = kEventBytes}};
   std::unique_ptr<WorkerLauncher> launcher;
   std::thread collector;
+  // Set by shut_down() once the workers and the zygote are gone: the result thread ends after its
+  // current batch (the kQuit event also wakes it, when the result queue has room for it).
+  std::atomic<bool> quit_requested{false};
 
   mutable Mutex mu;
   std::condition_variable idle_cv;  // with mu: undelivered reached 0, terminated, or finished
@@ -230,6 +284,9 @@ struct PoolCore::Impl {
   // Accepted tasks whose outcome has not been delivered yet.
   std::size_t undelivered MPROC_GUARDED_BY(mu) = 0;
   std::vector<Slot> slots MPROC_GUARDED_BY(mu);
+  // Tasks failed by the dispatcher (their memfd could not be made) on a thread other than the
+  // result thread, which delivers them (callbacks run there).
+  std::vector<Delivery> stranded MPROC_GUARDED_BY(mu);
   Mutex shutdown_mu;  // serialises join() and terminate()
   // Set (on the result thread) when the Pool was destroyed from one of its callbacks: the result
   // thread then deletes this state when it ends.
@@ -323,20 +380,31 @@ struct PoolCore::Impl {
   }
 
   // --- in the zygote -------------------------------------------------------------------------
-  static void report_exit(void* ctx, int slot, int pid, int code) noexcept {
+  // Never waits: false when the result queue has no room now (the zygote tries again later).
+  static bool report_exit(void* ctx, int slot, int pid, int code, int error,
+                          const char* call) noexcept {
     auto* self = static_cast<Impl*>(ctx);
-    EventMsg ev;
-    ev.kind = kExited;
-    ev.slot = slot;
-    ev.pid = pid;
-    ev.status = code;
     try {
-      self->events.put(ev);
+      EventMsg ev;
+      ev.kind = kExited;
+      ev.slot = slot;
+      ev.pid = pid;
+      ev.status = code;
+      ev.id = static_cast<std::uint64_t>(error);
+      if (call) ev.type = call;
+      return self->events.try_put(ev);
     } catch (...) {
+      return true;  // it would fail the same way every time
     }
   }
 
   // --- in the parent -------------------------------------------------------------------------
+  // Gives pending tasks to the least-loaded mailboxes. A task whose payload is too large for a
+  // mailbox gets its memfd here, when it is first dispatched, not when it is submitted: memfds
+  // then exist only for tasks in the mailboxes or being run (at most kMailboxDepth per slot, plus
+  // one waiting for room and those drained from a dead worker's mailbox), whatever the number of
+  // large tasks submitted, so a map over many large elements holds a bounded number of
+  // descriptors. The rest wait in `pending` as bytes in the parent's heap.
   void dispatch_locked() MPROC_REQUIRES(mu) {
     if (stopping || !broken.empty()) return;
     while (!pending.empty()) {
@@ -351,26 +419,88 @@ struct PoolCore::Impl {
       }
       if (best < 0) return;
       TaskMsg& t = pending.front();
+      Region* big = nullptr;
+      if (t.big != 0) {
+        switch (prepare_big_locked(t, big)) {
+          case BigPayload::kReady:
+            break;
+          case BigPayload::kFailed:
+            pending.pop_front();
+            continue;
+          case BigPayload::kLater:
+            return;
+        }
+      }
+      // Recorded before the put (this may throw std::bad_alloc; nothing after the put does), so
+      // a task in a mailbox is always one the bookkeeping knows.
+      Slot& sl = slots[static_cast<std::size_t>(best)];
+      sl.outstanding.push_back(t.id);
       bool put = false;
       try {
         put = mailboxes[static_cast<std::size_t>(best)].try_put(t);
       } catch (...) {
         put = false;
       }
-      if (!put) return;  // no room in bytes: retried on the next event
-      if (t.big != 0) {
+      if (!put) {  // no room in bytes: retried on the next event
+        sl.outstanding.pop_back();
+        return;
+      }
+      if (big) {
         // The worker takes the message, then waits for the descriptor: it must follow. The send
         // does not block in practice (a slot has at most two tasks out, and stale descriptors are
         // drained by its next worker); if it fails the slot's worker is gone with its socket.
-        auto e = tasks.find(t.id);
-        if (e != tasks.end() && e->second.big)
-          (void)send_fd(fd_parent[static_cast<std::size_t>(best)], t.id, e->second.big->fd());
+        (void)send_fd(fd_parent[static_cast<std::size_t>(best)], t.id, big->fd());
       }
-      Slot& sl = slots[static_cast<std::size_t>(best)];
-      sl.outstanding.push_back(t.id);
       ++sl.dispatched;
       pending.pop_front();
     }
+  }
+
+  enum class BigPayload { kReady, kFailed, kLater };
+
+  // Makes the memfd of task `t`'s large payload (once: a task drained from a dead worker's mailbox
+  // has it already) and frees the heap copy. When the memfd cannot be made the task fails with
+  // std::system_error naming it and the errno (kFailed); kLater when even that failure cannot be
+  // recorded now (no memory).
+  BigPayload prepare_big_locked(TaskMsg& t, Region*& big) MPROC_REQUIRES(mu) {
+    auto e = tasks.find(t.id);
+    if (e == tasks.end()) return BigPayload::kFailed;  // not expected: its outcome is known
+    if (e->second.big) {
+      big = e->second.big.get();
+      return BigPayload::kReady;
+    }
+    std::error_code ec;
+    std::shared_ptr<Region> region = Region::create(t.payload.size(), "mproc-pool-task", ec);
+    if (region) {
+      std::memcpy(region->data(), t.payload.data(), t.payload.size());
+      std::vector<std::byte>().swap(t.payload);
+      big = region.get();
+      e->second.big = std::move(region);
+      return BigPayload::kReady;
+    }
+    try {
+      std::exception_ptr error;
+      try {
+        throw_system_error(ec, "mproc::Pool: cannot create a memfd of " +
+                                   std::to_string(t.payload.size()) +
+                                   " bytes for a task's arguments");
+      } catch (...) {
+        error = std::current_exception();
+      }
+      stranded.push_back(Delivery{e->second.sink, e->second.part, {}, std::move(error)});
+    } catch (...) {
+      return BigPayload::kLater;
+    }
+    tasks.erase(e);
+    return BigPayload::kFailed;
+  }
+
+  // Moves the tasks the dispatcher failed into `out` (for delivery by the caller).
+  void take_stranded_locked(std::vector<Delivery>& out) MPROC_REQUIRES(mu) {
+    if (stranded.empty()) return;
+    out.reserve(out.size() + stranded.size());  // may throw; the moves below do not
+    for (Delivery& d : stranded) out.push_back(std::move(d));
+    stranded.clear();
   }
 
   void fail_locked(std::uint64_t id, std::exception_ptr e, std::vector<Delivery>& out)
@@ -390,6 +520,7 @@ struct PoolCore::Impl {
     tasks.clear();
     pending.clear();
     for (Slot& s : slots) s.outstanding.clear();
+    take_stranded_locked(out);
     launcher->kill_all();
   }
 
@@ -415,9 +546,9 @@ struct PoolCore::Impl {
         } else if (m.kind == kFailed) {
           d.error = remote_error(m.type, m.what, m.pid);
         } else {
-          d.error = std::make_exception_ptr(
-              DecodeError("mproc::Pool: the task's result could not be received (" + m.type + ": " +
-                          m.what + ")"));
+          d.error = std::make_exception_ptr(DecodeError(
+              "mproc::Pool: cannot decode the task's result (" + std::to_string(m.bytes) +
+              " bytes) in this process: " + m.type + ": " + m.what));
         }
         out.push_back(std::move(d));
         return;
@@ -471,7 +602,11 @@ struct PoolCore::Impl {
       std::string why = "mproc::Pool: a worker";
       if (m.pid > 0) why += " (pid " + std::to_string(m.pid) + ")";
       if (m.status == kSpawnFailed) {
-        why += " could not be started";
+        const int err = static_cast<int>(m.id);
+        why = "mproc::Pool: cannot start a new worker " + std::to_string(m.slot + 1) + " of " +
+              std::to_string(n) +
+              " (replacing one that ended): " + (m.type.empty() ? std::string("fork") : m.type) +
+              ": " + std::generic_category().message(err) + " (" + errno_name(err) + ")";
       } else if (!s.init_error.empty()) {
         why += " failed in the initializer: " + s.init_error;
       } else if (initializer) {
@@ -494,19 +629,25 @@ struct PoolCore::Impl {
     launcher->spawn(m.slot);
   }
 
+  // Delivers the outcomes in `out` (outside the lock), then clears it. A result that does not
+  // decode fails its task with DecodeError (an allocation failure too: the result is too large
+  // for this process).
   void deliver(std::vector<Delivery>& out) {
     for (Delivery& d : out) {
       if (!d.error) {
         try {
           Reader r(d.payload.data(), d.payload.size());
           d.sink->on_ok(d.part, r);
-        } catch (...) {
+        } catch (const DecodeError&) {
           d.sink->on_error(d.part, std::current_exception());
+        } catch (...) {
+          d.sink->on_error(d.part, undecodable(d.payload.size()));
         }
       } else {
         d.sink->on_error(d.part, d.error);
       }
       d.sink.reset();
+      std::vector<std::byte>().swap(d.payload);
     }
     if (out.empty()) return;
     {
@@ -517,37 +658,71 @@ struct PoolCore::Impl {
     out.clear();
   }
 
+  // The DecodeError for a result of `bytes` bytes whose decoding threw the current exception.
+  static std::exception_ptr undecodable(std::size_t bytes) noexcept {
+    try {
+      std::string type, what;
+      describe_current(type, what);
+      return std::make_exception_ptr(DecodeError("mproc::Pool: cannot decode the task's result (" +
+                                                 std::to_string(bytes) +
+                                                 " bytes) in this process: " + type + ": " + what));
+    } catch (...) {
+      return std::current_exception();  // std::bad_alloc
+    }
+  }
+
+  // The result thread: reads events, does the bookkeeping under the lock, and delivers outcomes
+  // outside it. It never ends before shut_down() asks, whatever it reads: an event that does not
+  // decode fails its task (see the codec of EventMsg); an error of the queue itself is retried
+  // after a pause (so a queue that keeps failing does not cost a CPU), and after
+  // kQueueErrorsToBreak of them in a row breaks the pool; running out of memory in the bookkeeping
+  // fails the event's task, or is retried.
   void collect() {
     std::vector<Delivery> out;
+    int queue_errors = 0;  // in a row
     for (;;) {
-      std::vector<EventMsg> batch;
-      try {
-        batch = events.get_many(64, std::chrono::milliseconds(200));
-      } catch (...) {
-        batch.clear();
-      }
       bool quit = false;
-      {
-        Guard g(mu);
-        for (EventMsg& m : batch) {
-          try {
-            handle_locked(m, out, quit);
-          } catch (...) {
-            // Out of memory while bookkeeping: the event's task, if any, fails with that error.
-            if (m.kind == kOk || m.kind == kFailed || m.kind == kUndecodable) {
-              try {
-                fail_locked(m.id, std::current_exception(), out);
-              } catch (...) {
+      try {
+        std::vector<EventMsg> batch;
+        std::string queue_error;
+        try {
+          batch = events.get_many(64, std::chrono::milliseconds(200));
+          queue_errors = 0;
+        } catch (...) {
+          batch.clear();
+          std::string type, what;
+          describe_current(type, what);
+          queue_error = type + ": " + what;
+          ++queue_errors;
+        }
+        {
+          Guard g(mu);
+          for (EventMsg& m : batch) {
+            try {
+              handle_locked(m, out, quit);
+            } catch (...) {
+              // Out of memory while bookkeeping: the event's task, if any, fails with that error.
+              if (m.kind == kOk || m.kind == kFailed || m.kind == kUndecodable) {
+                try {
+                  fail_locked(m.id, std::current_exception(), out);
+                } catch (...) {
+                }
               }
             }
           }
+          if (queue_errors >= kQueueErrorsToBreak && broken.empty() && !stopping)
+            break_locked("mproc::Pool: the result queue cannot be read (" + queue_error + ")", out);
+          if (batch.empty() && !stopping && broken.empty() && !launcher->alive())
+            break_locked("mproc::Pool: the pool's zygote process died", out);
+          dispatch_locked();
+          take_stranded_locked(out);
         }
-        if (batch.empty() && !stopping && broken.empty() && !launcher->alive())
-          break_locked("mproc::Pool: the pool's zygote process died", out);
-        dispatch_locked();
+        deliver(out);
+      } catch (...) {
+        // No memory even for that: what `out` holds is delivered on a later round.
       }
-      deliver(out);
-      if (quit) return;
+      if (quit || quit_requested.load(std::memory_order_acquire)) return;
+      if (queue_errors > 1) std::this_thread::sleep_for(kQueueErrorPause);
     }
   }
 
@@ -570,14 +745,18 @@ struct PoolCore::Impl {
     }
     if (!launcher->wait(Deadline(deadline_after(kZygoteGrace)))) launcher->force_end();
     launcher->force_end();  // joins (reaps) it
+    // The result thread ends after its current batch. kQuit wakes it if it waits for events; it
+    // is never waited for, since the result queue may be full (the result thread busy in a
+    // callback, or this is the result thread).
+    quit_requested.store(true, std::memory_order_release);
     EventMsg q;
     q.kind = kQuit;
     try {
-      events.put(q);
+      (void)events.try_put(q);
     } catch (...) {
     }
-    // From a callback (on the result thread itself) the thread cannot be joined: it ends on its
-    // own after this batch (kQuit is queued) and the destructor detaches it.
+    // From a callback (on the result thread) the thread cannot be joined: it ends on its own
+    // after this batch and the destructor detaches it.
     if (collector.joinable() && !on_result_thread()) collector.join();
     {
       Guard g(mu);
@@ -596,11 +775,26 @@ struct PoolCore::Impl {
   }
 };
 
-PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
+namespace {
+// The Pool's state, with its result queue.
+std::unique_ptr<PoolCore::Impl> make_impl() {
+  try {
+    return std::make_unique<PoolCore::Impl>();
+  } catch (const std::system_error& e) {
+    throw_system_error(e.code(), "mproc::Pool: cannot create the result queue (" +
+                                     std::to_string(kEventBytes >> 20) + " MiB of shared memory)");
+  }
+}
+}  // namespace
+
+// Every failure leaves nothing behind: the queues and descriptors made so far go with `impl_`,
+// and a zygote that started is stopped (with its workers) before the exception leaves.
+PoolCore::PoolCore(PoolOptions options) {
   int n = options.processes ? *options.processes : process_cpu_count();
   if (n <= 0) throw ValueError("mproc::Pool: processes must be at least 1");
   if (options.maxtasksperchild && *options.maxtasksperchild <= 0)
     throw ValueError("mproc::Pool: maxtasksperchild must be a positive number or empty");
+  impl_ = make_impl();
   Impl& im = *impl_;
   im.n = n;
   im.initializer = std::move(options.initializer);
@@ -608,16 +802,28 @@ PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
   im.creator_pid = this_process_id();
   im.slots.resize(static_cast<std::size_t>(n));
   im.mailboxes.reserve(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) im.mailboxes.emplace_back(0, QueueOptions{.capacity = kMailboxBytes});
+  const std::string of = " of " + std::to_string(n);
+  for (int i = 0; i < n; ++i) {
+    try {
+      im.mailboxes.emplace_back(0, QueueOptions{.capacity = kMailboxBytes});
+    } catch (const std::system_error& e) {
+      throw_system_error(
+          e.code(), "mproc::Pool: cannot create the mailbox of worker " + std::to_string(i + 1) +
+                        of + " (" + std::to_string(kMailboxBytes >> 20) + " MiB of shared memory)");
+    }
+  }
+  im.fd_parent.reserve(static_cast<std::size_t>(n));
+  im.fd_worker.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
-      throw std::system_error(errno, std::generic_category(), "mproc::Pool: socketpair failed");
+      throw_errno(errno, "mproc::Pool: cannot create the descriptor channel of worker " +
+                             std::to_string(i + 1) + of + ": socketpair");
     im.fd_parent.push_back(fds[0]);
     im.fd_worker.push_back(fds[1]);
   }
   im.launcher = make_zygote_launcher(n, &Impl::worker_main, &im, &Impl::report_exit, &im);
-  im.launcher->start();  // forks the zygote: before the result thread exists
+  im.launcher->start();  // forks the zygote and the workers: before the result thread exists
   // The zygote holds the workers' ends (its workers inherit them); the parent needs only its own.
   for (int& fd : im.fd_worker) close_fd(std::exchange(fd, -1));
   try {
@@ -627,8 +833,13 @@ PoolCore::PoolCore(PoolOptions options) : impl_(std::make_unique<Impl>()) {
     });
   } catch (...) {
     im.launcher->kill_all();
-    im.launcher->force_end();
-    throw;
+    if (!im.launcher->wait(Deadline(deadline_after(kZygoteAbortGrace)))) im.launcher->force_end();
+    im.launcher->force_end();  // reaps it
+    try {
+      throw;
+    } catch (const std::system_error& e) {
+      throw_system_error(e.code(), "mproc::Pool: cannot start the result thread: pthread_create");
+    }
   }
 }
 
@@ -667,60 +878,59 @@ void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSin
                       bool continuation) {
   Impl& im = *impl_;
   im.check_owner();
-  // Payloads too large for a mailbox go into memfds, made before the lock is taken.
-  std::vector<std::shared_ptr<Region>> bigs;  // empty unless some payload is large
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    const std::vector<std::byte>& payload = specs[i].payload;
-    if (payload.size() <= max_task_bytes()) continue;
-    bigs.resize(specs.size());
-    std::error_code ec;
-    bigs[i] = Region::create(payload.size(), "mproc-pool-task", ec);
-    if (!bigs[i])
-      throw std::system_error(ec, "mproc::Pool: no memory for a task's " +
-                                      std::to_string(payload.size()) + " bytes of arguments");
-    std::memcpy(bigs[i]->data(), payload.data(), payload.size());
-  }
-  Guard g(im.mu);
-  if (!im.broken.empty()) throw BrokenPool(im.broken);
-  if (im.stopping)
-    throw ValueError(continuation ? "mproc::Pool: the pool was joined or terminated before the "
-                                    "imap's input was used up"
-                                  : "mproc::Pool: Pool not running");
-  if (im.state != Impl::State::kRunning && !continuation)
-    throw ValueError("mproc::Pool: Pool not running");
-  // All or none: on an allocation failure half-way, what was added is taken back.
-  std::size_t added = 0;
-  try {
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-      TaskSpec& s = specs[i];
-      TaskMsg t;
-      t.id = im.next_id;
-      t.invoker = reinterpret_cast<std::uint64_t>(s.invoker);
-      std::shared_ptr<Region> big = bigs.empty() ? nullptr : std::move(bigs[i]);
-      if (big) {
-        t.big = s.payload.size();
-      } else {
+  const std::size_t limit = max_task_bytes();
+  bool wake = false;  // the dispatcher failed a task that the result thread must deliver
+  {
+    Guard g(im.mu);
+    if (!im.broken.empty()) throw BrokenPool(im.broken);
+    if (im.stopping)
+      throw ValueError(continuation ? "mproc::Pool: the pool was joined or terminated before the "
+                                      "imap's input was used up"
+                                    : "mproc::Pool: Pool not running");
+    if (im.state != Impl::State::kRunning && !continuation)
+      throw ValueError("mproc::Pool: Pool not running");
+    // All or none: on an allocation failure half-way, what was added is taken back.
+    std::size_t added = 0;
+    try {
+      for (std::size_t i = 0; i < specs.size(); ++i) {
+        TaskSpec& s = specs[i];
+        TaskMsg t;
+        t.id = im.next_id;
+        t.invoker = reinterpret_cast<std::uint64_t>(s.invoker);
+        // A payload too large for a mailbox gets its memfd when it is dispatched (dispatch_locked).
+        if (s.payload.size() > limit) t.big = s.payload.size();
         t.payload = std::move(s.payload);
+        im.pending.push_back(std::move(t));
+        try {
+          im.tasks.emplace(im.next_id, Impl::Entry{sink, s.part, nullptr});
+        } catch (...) {
+          im.pending.pop_back();
+          throw;
+        }
+        ++im.next_id;
+        ++added;
       }
-      im.pending.push_back(std::move(t));
-      try {
-        im.tasks.emplace(im.next_id, Impl::Entry{sink, s.part, std::move(big)});
-      } catch (...) {
+    } catch (...) {
+      for (; added > 0; --added) {
+        im.tasks.erase(im.pending.back().id);
         im.pending.pop_back();
-        throw;
       }
-      ++im.next_id;
-      ++added;
+      throw;
     }
-  } catch (...) {
-    for (; added > 0; --added) {
-      im.tasks.erase(im.pending.back().id);
-      im.pending.pop_back();
-    }
-    throw;
+    im.undelivered += specs.size();
+    im.dispatch_locked();
+    wake = !im.stranded.empty();
   }
-  im.undelivered += specs.size();
-  im.dispatch_locked();
+  if (wake) {
+    // Its outcome is delivered (and its callbacks run) on the result thread: wake it. If the
+    // result queue is full, the result thread is busy and finds the task after its batch.
+    EventMsg w;
+    w.kind = kWake;
+    try {
+      (void)im.events.try_put(w);
+    } catch (...) {
+    }
+  }
 }
 
 void PoolCore::close() {
@@ -751,6 +961,7 @@ void PoolCore::terminate() {
       out.push_back(Impl::Delivery{std::move(entry.sink), entry.part, {}, e});
     im.tasks.clear();
     im.pending.clear();
+    im.take_stranded_locked(out);
   }
   im.shut_down(true);
   im.deliver(out);

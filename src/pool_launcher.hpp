@@ -21,8 +21,14 @@ namespace mproc::detail {
 using WorkerMain = void (*)(void* ctx, int slot) noexcept;
 // Runs on the launcher's side when the worker of `slot` has ended and been reaped. `exitcode`
 // uses Process::exitcode()'s encoding (-N: killed by signal N); kExitUnknown when it could not be
-// read; kSpawnFailed when no worker could be created for the slot (pid 0 then).
-using ExitReport = void (*)(void* ctx, int slot, int pid, int exitcode) noexcept;
+// read; kSpawnFailed when no replacement worker could be created for the slot (pid 0 then, and
+// `error` is the errno of the system call `call` that failed; otherwise 0 and nullptr).
+// Returns false when the report cannot be delivered now (the result queue is full): the launcher
+// then keeps it and tries again a few milliseconds later, reports of one launcher in order, while
+// it goes on obeying its commands. A report never waits for room, so a launcher told to kill its
+// workers does so promptly whatever the Pool's result thread is doing.
+using ExitReport = bool (*)(void* ctx, int slot, int pid, int exitcode, int error,
+                            const char* call) noexcept;
 
 inline constexpr int kSpawnFailed = -100000;
 // The worker ended but its exit status could not be read (SIGCHLD ignored, or reaped by another
@@ -32,8 +38,12 @@ inline constexpr int kExitUnknown = -100001;
 class WorkerLauncher {
  public:
   virtual ~WorkerLauncher() = default;
-  // Starts the launcher and one worker per slot. Called once, by the Pool's constructor, before
-  // the Pool starts any thread. Throws std::system_error (or ProcessError) when it cannot.
+  // Starts the launcher and one worker per slot, and returns once every one of them exists.
+  // Called once, by the Pool's constructor, before the Pool starts any thread. Throws
+  // std::system_error naming what could not be created, the system call and the errno
+  // ("mproc::Pool: cannot start worker 3 of 4: fork: Resource temporarily unavailable (EAGAIN)"),
+  // or ProcessError (in a daemonic process); it then leaves nothing behind (no process, no
+  // descriptor).
   virtual void start() = 0;
   // Asks for a (replacement) worker in `slot`. Does not block on the worker's start.
   virtual void spawn(int slot) noexcept = 0;

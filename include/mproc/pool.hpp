@@ -72,8 +72,16 @@
 //   * `RemoteError` — the task threw; type name, what() and the worker's pid (or the original
 //     type, for types registered with register_remote_exception).
 //   * `WorkerLost` — the worker died while running the task.
-//   * `BrokenPool` — the pool's initializer failed, the zygote died, or `terminate()` ran first.
-//   * `DecodeError` — the result's bytes did not decode (should not happen with matching codecs).
+//   * `BrokenPool` — the pool's initializer failed, the zygote died, a replacement worker could
+//     not be started, or `terminate()` ran first.
+//   * `DecodeError` — the result's bytes did not decode in the caller's process: a result too large
+//     for its memory (the message names the size and std::bad_alloc), or a codec mismatch. Only
+//     that task fails; the pool goes on.
+//   * `std::system_error` — arguments larger than a mailbox message (about 256 KiB) travel in a
+//     memfd, made when the task is dispatched; if it cannot be made (descriptors or memory
+//     exhausted) that task fails with the errno ("mproc::Pool: cannot create a memfd of N bytes for
+//     a task's arguments: Too many open files (EMFILE)"). Such memfds exist only for the tasks in
+//     the workers' mailboxes (two per worker at most), however many large tasks are submitted.
 //
 // Lifetime: the destructor calls `close()` then `join()`: it waits for every submitted task to
 // finish (a C++ user expects submitted work to be done, as with std::jthread). Python's
@@ -518,10 +526,13 @@ class IMapResult {
 // the failure behaviour. Move-only handle. Mirrors multiprocessing.Pool.
 class MPROC_API Pool {
  public:
-  // Starts the zygote and `options.processes` workers. Throws ValueError for processes <= 0 or
-  // maxtasksperchild <= 0; ProcessError if called in a daemonic process (a pool worker);
-  // std::system_error if a process cannot be created. Mirrors Pool(processes, initializer,
-  // initargs, maxtasksperchild).
+  // Starts the zygote and `options.processes` workers, and returns once they exist. Throws
+  // ValueError for processes <= 0 or maxtasksperchild <= 0; ProcessError if called in a daemonic
+  // process (a pool worker); std::system_error when a process, the result thread, a queue's shared
+  // memory or a descriptor cannot be created, naming it, the system call and the errno
+  // ("mproc::Pool: cannot start worker 3 of 4: fork: Resource temporarily unavailable (EAGAIN)").
+  // A constructor that throws leaves no process and no descriptor behind. Mirrors
+  // Pool(processes, initializer, initargs, maxtasksperchild).
   explicit Pool(PoolOptions options = {});
   explicit Pool(int processes) : Pool(PoolOptions{.processes = processes}) {}
   Pool(Pool&&) noexcept = default;

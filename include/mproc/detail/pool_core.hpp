@@ -64,9 +64,11 @@ class MPROC_API PoolCore {
   PoolCore& operator=(const PoolCore&) = delete;
 
   // Queues the tasks, all or none. Throws ValueError if the pool is not running; BrokenPool if it
-  // is broken; ProcessError in another process than the creator; std::system_error when a large
-  // payload's memfd cannot be made. A `continuation` (more chunks of an imap started earlier) is
-  // accepted after close(), until join() or terminate() stops the workers.
+  // is broken; ProcessError in another process than the creator. A payload larger than
+  // max_task_bytes() gets its memfd when the task is dispatched; if that fails, the task fails
+  // (through its sink, on the result thread) with std::system_error. A `continuation` (more
+  // chunks of an imap started earlier) is accepted after close(), until join() or terminate()
+  // stops the workers.
   void submit(std::vector<TaskSpec> tasks, const std::shared_ptr<TaskSink>& sink,
               bool continuation = false);
   // The largest payload that travels inside a worker's mailbox (about 256 KiB); a larger one is
