@@ -44,7 +44,9 @@ using Invoker = void (*)(Reader& in, std::vector<std::byte>& out);
 class MPROC_API TaskSink {
  public:
   virtual ~TaskSink();
-  // Decodes the result; may throw (the core then calls on_error with that exception).
+  // Decodes the result; may throw (the core then calls on_error with that exception if it is a
+  // DecodeError, and otherwise with a DecodeError naming it: std::bad_alloc from a result too
+  // large for this process is a result that cannot be decoded here).
   virtual void on_ok(std::uint64_t part, Reader& result) = 0;
   virtual void on_error(std::uint64_t part, std::exception_ptr error) noexcept = 0;
 };
