@@ -200,6 +200,12 @@ std::error_code reap_locked(ProcessImpl& p) MPROC_REQUIRES(g_mu) {
   bool exited = false;
   int code = 0;
   std::error_code ec = try_reap(p.pidfd, exited, code);
+  if (ec == std::errc::no_child_process) {
+    // Our child, yet not waitable: the program ignores SIGCHLD (or set SA_NOCLDWAIT), so the
+    // kernel reaped it itself when it ended and its status is gone.
+    p.exitcode = kExitCodeUnknown;
+    return {};
+  }
   if (!ec && exited) p.exitcode = code;
   return ec;
 }

@@ -22,7 +22,9 @@
 //   * 1 after an uncaught exception, whose type and `what()` are printed to the child's stderr as
 //     two lines: `Process <name>:` and `<type>: <what>` (a type not derived from std::exception
 //     prints its type name alone);
-//   * -N when signal N ended the child (`kill()` gives -9, `terminate()` -15, `interrupt()` -2).
+//   * -N when signal N ended the child (`kill()` gives -9, `terminate()` -15, `interrupt()` -2);
+//   * `kExitCodeUnknown` when the program ignores SIGCHLD (or set SA_NOCLDWAIT): the kernel then
+//     reaps every child itself as it ends and its status is lost (Python's exitcode stays None).
 //
 // Timeouts, once for all:
 //   * Every join has three forms: no timeout (blocks), a `std::chrono` duration, and a deadline
@@ -69,6 +71,7 @@
 #pragma once
 
 #include <chrono>
+#include <climits>
 #include <memory>
 #include <mproc/detail/deadline.hpp>
 #include <mproc/errors.hpp>
@@ -81,6 +84,10 @@
 #include <vector>
 
 namespace mproc {
+
+// The exit code of a child whose status the kernel discarded (the program ignores SIGCHLD): no
+// exit status or signal number can have this value.
+inline constexpr int kExitCodeUnknown = INT_MIN;
 
 // Thrown by `mproc::exit(code)` inside a child's target; the child's bootstrap turns it into exit
 // code `code()` after the stack has unwound (destructors run). Deliberately not derived from

@@ -139,6 +139,25 @@ TEST(ProcessExitCode, ReturnSevenGivesSeven) {
   EXPECT_EQ(p.exitcode(), 7);
 }
 
+// With SIGCHLD ignored the kernel reaps the child itself and its status is gone: join returns,
+// exitcode() says so, and nothing stays registered (the pidfd is closed with the last handle).
+TEST(ProcessExitCode, IgnoredSigchldGivesUnknownAndLeavesNothingBehind) {
+  struct sigaction ign {
+  }, old{};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  ASSERT_EQ(sigaction(SIGCHLD, &ign, &old), 0);
+  {
+    mproc::Process p([] { return 3; });
+    p.start();
+    ASSERT_TRUE(p.join(kLong));
+    EXPECT_EQ(p.exitcode(), mproc::kExitCodeUnknown);
+    EXPECT_FALSE(p.is_alive());
+  }
+  EXPECT_TRUE(mproc::active_children().empty());
+  sigaction(SIGCHLD, &old, nullptr);
+}
+
 TEST(ProcessExitCode, VoidTargetGivesZero) {
   SharedPage<Flags> f;
   mproc::Process p([&] { f->value = 11; });
