@@ -4,13 +4,18 @@
 #   make bench  builds the benchmarks and prints mproc against its anchors, with ratios
 #   make soak   long stress runs (not part of make test)
 #   make asan   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
+#   make tsan   the unit and integration suites under ThreadSanitizer (clang-19, tests/tsan.supp)
 #   make fuzz   the codec fuzzer (clang, libFuzzer) for FUZZ_SECONDS seconds (default 60)
 JOBS ?= $(shell nproc)
 CMAKE ?= cmake
 CTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
+# ThreadSanitizer needs clang 18 or newer (see cmake/mproc_options.cmake); Debian 12 has clang-19.
+TSAN_CXX ?= clang++-19
+TSAN_SYMBOLIZER ?= $(firstword $(wildcard /usr/lib/llvm-19/bin/llvm-symbolizer) llvm-symbolizer)
 
-.PHONY: demo test bench soak asan fuzz install-check format clean deps-build deps-test deps-bench
+.PHONY: demo test bench soak asan tsan fuzz install-check format clean deps-build deps-test \
+	deps-bench deps-tsan
 
 deps-build:
 	@scripts/install-deps.sh build
@@ -18,6 +23,8 @@ deps-test:
 	@scripts/install-deps.sh test
 deps-bench:
 	@scripts/install-deps.sh bench
+deps-tsan:
+	@scripts/install-deps.sh tsan
 
 build/release/CMakeCache.txt: | deps-build
 	$(CMAKE) -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \
@@ -39,6 +46,17 @@ asan: deps-test
 	$(CMAKE) --build build/asan -j $(JOBS)
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# ThreadSanitizer sees one process: tests/tsan.supp lists, each with its reason, the reports that
+# are not races in this process (an ordering that runs through another process, a misuse a test
+# makes on purpose). The stress tests (label stress) and the compile-fail checks are not built.
+tsan: deps-tsan
+	CXX=$(TSAN_CXX) $(CMAKE) -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON \
+	  -DMPROC_TSAN=ON -DMPROC_BUILD_TESTS=ON -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCHMARKS=OFF
+	$(CMAKE) --build build/tsan -j $(JOBS)
+	cd build/tsan && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp \
+	  external_symbolizer_path=$(TSAN_SYMBOLIZER) second_deadlock_stack=1 $(TSAN_EXTRA)" \
+	  ctest --output-on-failure -j $(JOBS) -L '^(unit|integration)$$' $(CTEST_ARGS)
 
 fuzz: deps-test
 	CXX=clang++ $(CMAKE) -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON \

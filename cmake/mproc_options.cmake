@@ -17,6 +17,20 @@ if(MPROC_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 if(MPROC_TSAN)
+  if(MPROC_SANITIZE)
+    message(FATAL_ERROR "MPROC_TSAN and MPROC_SANITIZE cannot be combined (one build per sanitizer)")
+  endif()
+  # Every contended mproc lock waits in pthread_mutex_clocklock (src/sync_mutex.cpp). ThreadSanitizer
+  # intercepts it only from LLVM 18 on (llvm-project PR 75713); older runtimes, GCC 12's included,
+  # see such a lock taken without a lock call, so every contended lock reads as a data race plus
+  # an "unlock of an unlocked mutex". `make tsan` uses Debian's clang-19 (scripts/install-deps.sh).
+  if(NOT (CMAKE_CXX_COMPILER_ID STREQUAL "Clang"
+          AND CMAKE_CXX_COMPILER_VERSION VERSION_GREATER_EQUAL 18))
+    message(FATAL_ERROR "MPROC_TSAN needs clang 18 or newer (found ${CMAKE_CXX_COMPILER_ID} "
+      "${CMAKE_CXX_COMPILER_VERSION}): older ThreadSanitizer runtimes do not intercept "
+      "pthread_mutex_clocklock, so every contended mproc lock is reported as a race. "
+      "Configure with CXX=clang++-19 (scripts/install-deps.sh tsan installs it).")
+  endif()
   add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
   add_link_options(-fsanitize=thread)
 endif()

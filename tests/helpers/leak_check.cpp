@@ -202,7 +202,17 @@ Snapshot take_snapshot() {
     }
     ::closedir(d);
   }
-  for (const ProcInfo& p : descendants()) s.descendants[{p.pid, p.start}] = p;
+  for (const ProcInfo& p : descendants()) {
+    s.descendants[{p.pid, p.start}] = p;
+    if (p.comm != "llvm-symbolizer") continue;
+    const std::string dir = "/proc/" + std::to_string(p.pid) + "/fd";
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        if (all_digits(e->d_name)) s.symbolizer_targets.insert(read_link(dir + "/" + e->d_name));
+      }
+      ::closedir(d);
+    }
+  }
   if (DIR* d = ::opendir("/dev/shm")) {
     while (dirent* e = ::readdir(d)) {
       if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
@@ -226,6 +236,7 @@ Leaks compare(const Snapshot& before, const Snapshot& after) {
   for (const auto& [fd, target] : after.fds) {
     auto it = before.fds.find(fd);
     if (it != before.fds.end() && it->second == target) continue;
+    if (target.rfind("pipe:", 0) == 0 && after.symbolizer_targets.count(target)) continue;
     if (!had_self_pidfd && is_pidfd_of_self(after, fd)) {
       had_self_pidfd = true;  // the library's one process-lifetime pidfd
       continue;

@@ -29,8 +29,10 @@
 //   by the first Process::start() and kept for the life of the process, because every child
 //   inherits it as its parent's sentinel. Recognised as an anon_inode:[pidfd] whose fdinfo names
 //   this process's own pid; a pidfd of any other process is still a leak.
-// - The sanitizer runtime's llvm-symbolizer child, which ASan/TSan start the first time they
-//   print a report and keep for the life of the process (the report fails the run by itself).
+// - The sanitizer runtime's llvm-symbolizer child, and the two pipes it talks to it through,
+//   which ASan/TSan start the first time they symbolize a stack (to print a report, or to match
+//   a suppression) and keep for the life of the process. Recognised by the process name, and the
+//   pipes by being open in that process too.
 // - The descriptor the check itself uses to list /proc/self/fd.
 // The library keeps no other process-lifetime descriptor or process: the Pool's zygote and
 // workers, queue and lock regions (memfds) and pidfds all belong to objects a test destroys.
@@ -67,6 +69,7 @@ struct Snapshot {
   std::map<int, int> pidfd_pids;  // fd -> the pid a pidfd refers to (-1 once it is reaped)
   std::map<std::pair<int, unsigned long long>, ProcInfo> descendants;  // (pid, start) -> info
   std::set<std::string> shm;                                       // /dev/shm names of this user
+  std::set<std::string> symbolizer_targets;  // what the sanitizer's llvm-symbolizer holds open
 };
 
 // What leaked, one readable line per item.
