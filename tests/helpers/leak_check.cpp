@@ -318,8 +318,6 @@ void Listener::OnTestEnd(const ::testing::TestInfo&) {
   }
 }
 
-void install() {
-  ::testing::UnitTest::GetInstance()->listeners().Append(new Listener);
-}
+void install() { ::testing::UnitTest::GetInstance()->listeners().Append(new Listener); }
 
 }  // namespace mproc_test::leak

@@ -9,8 +9,8 @@
 // none outlives the test binary (a process holding ctest's output pipe would stall the run).
 //
 // It is linked into every test binary by `mproc_add_test` (tests/CMakeLists.txt) through the main
-// in leak_check_runner.cpp, so no test opts in. Under ctest each TEST runs in its own process, so the
-// check must happen within the test: a leak cannot be seen by the next test.
+// in leak_check_runner.cpp, so no test opts in. Under ctest each TEST runs in its own process, so
+// the check must happen within the test: a leak cannot be seen by the next test.
 //
 // What counts as the test's:
 // - Descriptors: any (fd number, target) pair open after the test that was not open before it.
@@ -65,10 +65,10 @@ struct ProcInfo {
 };
 
 struct Snapshot {
-  std::map<int, std::string> fds;                                  // fd -> readlink target
-  std::map<int, int> pidfd_pids;  // fd -> the pid a pidfd refers to (-1 once it is reaped)
+  std::map<int, std::string> fds;  // fd -> readlink target
+  std::map<int, int> pidfd_pids;   // fd -> the pid a pidfd refers to (-1 once it is reaped)
   std::map<std::pair<int, unsigned long long>, ProcInfo> descendants;  // (pid, start) -> info
-  std::set<std::string> shm;                                       // /dev/shm names of this user
+  std::set<std::string> shm;                 // /dev/shm names of this user
   std::set<std::string> symbolizer_targets;  // what the sanitizer's llvm-symbolizer holds open
 };
 

@@ -4,6 +4,7 @@
 #include "helpers/leak_check.hpp"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -11,11 +12,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <mproc/process.hpp>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <mproc/process.hpp>
 
 namespace {
 
@@ -69,7 +68,7 @@ TEST(LeakCheck, APidfdOfAnotherProcessIsALeak) {
   ::close(fd);
   ASSERT_EQ(l.fds.size(), 1u) << joined(l.fds);
   EXPECT_EQ(l.fds[0], std::to_string(fd) + " -> anon_inode:[pidfd] (of pid " +
-                         std::to_string(::getppid()) + ")");
+                          std::to_string(::getppid()) + ")");
 }
 
 // Process::start() opens mproc's process-lifetime pidfd of the calling process; it is excluded.
