@@ -9,6 +9,12 @@
 // Bounds: a Reader knows how many bytes the whole message still holds (`remaining()`), and every
 // read checks against it first: reading past the end throws DecodeError, never reads out of bounds.
 // Codecs use `remaining()` to reject a corrupt length before allocating for it.
+//
+// Trust: `remaining()` of a streamed message is the total its sender announced, which an untrusted
+// sender can make far larger than what it will ever send. `buffered()` is what has actually
+// arrived and not yet been read (the current window). Codecs size their allocations by
+// `buffered()` and grow them as bytes arrive (codec.hpp), so memory follows the bytes received,
+// never the announced total.
 #pragma once
 
 #include <cstddef>
@@ -81,6 +87,12 @@ class Reader {
   // Called when the window [cur, end) is exhausted but the message has more bytes: the owner
   // releases what was read and installs the next window. It may block and may throw.
   using RefillFn = void (*)(Reader& r, void* ctx);
+  // Optional (`set_direct`): places between 1 and `n` of the message's next bytes straight into
+  // `out` and returns how many, bypassing the window (a socket read into the string being
+  // decoded, one copy instead of two). Called only while the window is empty, for a read of at
+  // least kDirectMin bytes. It may block and may throw, as the refill.
+  using DirectFn = std::size_t (*)(std::byte* out, std::size_t n, void* ctx);
+  static constexpr std::size_t kDirectMin = 4096;
 
   Reader() = default;
   // `total` is the number of bytes of the whole message from `begin` on (>= end - begin).
@@ -129,8 +141,12 @@ class Reader {
     }
   }
 
-  // Bytes of the message not yet read (across windows).
+  // Bytes of the message not yet read (across windows). For a streamed message this is what its
+  // sender announced: a bound for checking counts, not a size to allocate (see `buffered()`).
   std::size_t remaining() const noexcept { return remaining_; }
+  // Bytes of the message readable now without a refill: the rest of the current window, which the
+  // owner has received. At most `remaining()` for a well-formed owner.
+  std::size_t buffered() const noexcept { return static_cast<std::size_t>(end_ - cur_); }
   // Throws DecodeError unless `count` items of at least `min_bytes` each can still follow.
   void check_count(std::uint64_t count, std::size_t min_bytes) const {
     if (min_bytes == 0) min_bytes = 1;
@@ -144,12 +160,21 @@ class Reader {
     cur_ = begin;
     end_ = end;
   }
+  // Installs the owner's DirectFn (called with the refill's `ctx`).
+  void set_direct(DirectFn direct) noexcept { direct_ = direct; }
 
  private:
   void read_slow(std::byte* out, std::size_t n) {
     while (n > 0) {
       std::size_t have = static_cast<std::size_t>(end_ - cur_);
       if (have == 0) {
+        if (direct_ != nullptr && n >= kDirectMin) {
+          const std::size_t k = direct_(out, n, ctx_);
+          out += k;
+          n -= k;
+          remaining_ -= k;
+          continue;
+        }
         if (!refill_) throw DecodeError("mproc: truncated message");
         refill_(*this, ctx_);
         continue;
@@ -168,6 +193,7 @@ class Reader {
   std::size_t remaining_ = 0;
   RefillFn refill_ = nullptr;
   void* ctx_ = nullptr;
+  DirectFn direct_ = nullptr;
 };
 
 }  // namespace mproc

@@ -85,11 +85,25 @@
 //
 // Decoding untrusted or damaged bytes: decode never reads outside the message and never allocates
 // in proportion to a count it read before checking that count against the bytes that remain
-// (`Reader::check_count`, using each element type's minimum encoded size). Memory reserved ahead of
-// decoding elements is at most a small multiple of the bytes that remain. Everything that does
-// not decode throws DecodeError: truncation, a count larger than the rest of the message, a bool,
-// optional flag or padding byte that is not 0/1, a variant index out of range, a duplicate key in
-// a map or set that has unique keys. Deliberately accepted: any value of an enum's underlying type
+// (`Reader::check_count`, using each element type's minimum encoded size). Nor does it allocate in
+// proportion to the bytes that remain when they have not arrived yet: for a message streamed
+// through a Reader (a Connection's frame, a Queue message larger than a quarter of its ring) the
+// bytes that remain are what the sender announced. A block (a string, a vector of bitwise
+// elements) longer than the bytes in the Reader's window (`Reader::buffered()`) is read in pieces
+// of max(window, 256 KiB): the memory written (resident) is at most one piece beyond the bytes
+// received, and the capacity (address space reserved, not yet written) at most 8 times the bytes
+// received; the reallocations copy at most 1/7 of the block in all, and a Reader that can place
+// bytes directly (a Connection) fills the block without going through its window. Memory
+// reserved ahead of decoding the elements of other containers is at most 8 times the bytes in
+// the window; they then grow as elements decode. A message that is whole in its window (a Queue
+// record, a Connection message of up to 4 KiB, `from_bytes`) takes the direct path: one
+// allocation of the exact size, one copy. A decoded value can still hold more memory than its
+// bytes when its type's objects are larger than their smallest encoding (a vector of empty
+// optionals of a large array: 1 byte each on the wire); that ratio is the receiver's choice of
+// type, not a length chosen by the sender. Everything that does not decode throws DecodeError:
+// truncation, a count larger than the rest of the message, a bool, optional flag or padding byte
+// that is not 0/1, a variant index out of range, a duplicate key in a map or set that has unique
+// keys. Deliberately accepted: any value of an enum's underlying type
 // (as C++ itself allows), and any bytes for a trivially copyable class — the codec cannot validate
 // its members, so a struct holding a `bool` or a pointer decoded from damaged bytes is as damaged
 // as the bytes. Keep such types to trusted peers, or give them a `serialize`.
@@ -333,15 +347,64 @@ inline std::size_t read_count(Reader& r, std::size_t min_bytes) {
 }
 
 // How many elements of `elem_bytes` bytes each to reserve ahead of decoding `n` of them: all of
-// them unless that would exceed 8 times the bytes that remain (an element type whose objects are
-// much larger than its smallest encoding, e.g. optional<big>); then growth follows the elements
-// that actually decode.
+// them unless that would exceed 8 times the bytes that have arrived (`buffered()`, which for a
+// message that is whole in its window is all that remains); then growth follows the elements that
+// actually decode. Bounding by the bytes that remain would trust a streamed message's announced
+// total; bounding by 8 times the bytes keeps element types whose objects are much larger than
+// their smallest encoding (e.g. optional<big>) from reserving far more than the bytes justify.
 inline std::size_t reserve_count(const Reader& r, std::size_t n, std::size_t elem_bytes) {
   constexpr std::size_t kFactor = 8;
-  const std::size_t rem =
-      std::min(r.remaining(), std::numeric_limits<std::size_t>::max() / kFactor);
-  const std::size_t budget = rem * kFactor / elem_bytes + 1;
+  const std::size_t have =
+      std::min({r.remaining(), r.buffered(), std::numeric_limits<std::size_t>::max() / kFactor});
+  const std::size_t budget = have * kFactor / elem_bytes + 1;
   return n < budget ? n : budget;
+}
+
+// A block longer than what has arrived is read in pieces of what the window holds, at least
+// kGrowStep bytes: each piece is sized (and its memory touched) just before its bytes are read.
+// Not a tuning knob: the codec fuzzer (tests/fuzz) lowers it so that its small inputs reach the
+// growth of the capacity.
+#ifndef MPROC_CODEC_GROW_STEP
+#define MPROC_CODEC_GROW_STEP 262144
+#endif
+inline constexpr std::size_t kGrowStep = MPROC_CODEC_GROW_STEP;
+// How far the capacity of a block may run ahead of the bytes received (as reserve_count's factor):
+// reserved address space not yet touched is not resident, and a large factor means few
+// reallocations (each copies what was received so far: at most 1/7 of the block in all).
+inline constexpr std::size_t kReserveAhead = 8;
+
+// Reads `n` elements of a bitwise type into the contiguous sequence `s` (a std::basic_string or a
+// std::vector) as the bytes arrive: the capacity grows to at most kReserveAhead times the bytes
+// received (and never past `n`), the size (the memory written) to at most one piece beyond them.
+// The count was checked against the bytes that remain (a truncated message still throws
+// DecodeError, or whatever the refill throws).
+template <class Seq>
+[[gnu::noinline]] void read_block_growing(Reader& r, Seq& s, std::size_t n) {
+  using T = typename Seq::value_type;
+  std::size_t done = 0;
+  while (done < n) {
+    const std::size_t have = std::max(r.buffered(), kGrowStep) / sizeof(T);
+    const std::size_t piece = std::min(n - done, std::max<std::size_t>(have, 1));
+    const std::size_t upto = done + piece;
+    if (upto > s.capacity()) s.reserve(upto > n / kReserveAhead ? n : upto * kReserveAhead);
+    s.resize(upto);
+    r.read(s.data() + done, piece * sizeof(T));
+    done = upto;
+  }
+}
+
+// Reads a block of `n` bitwise elements into `s`. When the whole block has arrived (always, for a
+// message that is whole in its window: a Queue record, a small Connection message, from_bytes) it
+// is one allocation of exactly `n` and one copy; otherwise it grows with the bytes that arrive.
+template <class Seq>
+inline void read_block(Reader& r, Seq& s, std::size_t n) {
+  using T = typename Seq::value_type;
+  if (n <= r.buffered() / sizeof(T)) [[likely]] {
+    s.resize(n);
+    r.read(s.data(), n * sizeof(T));
+    return;
+  }
+  read_block_growing(r, s, n);
 }
 
 inline void write_pad(Writer& w) { w.write_value(std::uint8_t{0}); }
@@ -717,8 +780,7 @@ struct string_codec {
   static S decode(Reader& r) {
     const std::size_t n = read_count(r, sizeof(C));
     S s;
-    s.resize(n);
-    r.read(s.data(), n * sizeof(C));
+    read_block(r, s, n);
     return s;
   }
 };
@@ -752,8 +814,7 @@ struct sequence_codec {
     const std::size_t n = read_count(r, min_size_v<T>);
     Seq s;
     if constexpr (kBlock && std::is_default_constructible_v<T>) {
-      s.resize(n);
-      r.read(s.data(), n * sizeof(T));
+      read_block(r, s, n);
     } else {
       if constexpr (requires { s.reserve(n); }) s.reserve(reserve_count(r, n, sizeof(T)));
       for (std::size_t i = 0; i < n; ++i) s.push_back(codec<T>::decode(r));
@@ -798,7 +859,7 @@ struct builtin_codec<std::vector<bool, A>> {
   static V decode(Reader& r) {
     const std::size_t n = read_count(r, 1);
     V v;
-    v.reserve(n);
+    v.reserve(std::min(n, r.buffered()));  // then growth follows the bytes that arrive
     std::array<std::uint8_t, kChunk> buf;
     std::size_t i = 0;
     while (i < n) {

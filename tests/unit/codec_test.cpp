@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <typeinfo>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -391,8 +392,12 @@ std::vector<std::byte> concat(const Ts&... parts) {
 std::vector<std::byte> u64(std::uint64_t v) { return raw(v); }
 std::vector<std::byte> u8(std::uint8_t v) { return raw(v); }
 
-// Records the largest single allocation made through it.
+// Records the largest single allocation made through it, and counts allocations. Refuses (with
+// std::bad_alloc) any allocation above kAllocationLimit, so that a decoder that would commit memory
+// in proportion to an announced length fails fast instead of taking the machine's memory.
 inline std::size_t g_largest_allocation = 0;
+inline std::size_t g_allocations = 0;
+inline constexpr std::size_t kAllocationLimit = std::size_t{256} << 20;
 template <class T>
 struct CountingAllocator {
   using value_type = T;
@@ -401,6 +406,8 @@ struct CountingAllocator {
   CountingAllocator(const CountingAllocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
     g_largest_allocation = std::max(g_largest_allocation, n * sizeof(T));
+    ++g_allocations;
+    if (n > kAllocationLimit / sizeof(T)) throw std::bad_alloc();
     return std::allocator<T>().allocate(n);
   }
   void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
@@ -884,6 +891,240 @@ TEST(Codec, ValuesFollowOneAnotherInAStream) {
   EXPECT_EQ(mproc::decode<std::string>(r), "x");
   EXPECT_EQ(mproc::decode<const std::optional<bool>>(r), std::optional<bool>(true));
   EXPECT_EQ(r.remaining(), 0u);
+}
+
+// ---- a sender that announces more than it sends -------------------------------------------------
+
+// Thrown by ShortSource's refill once the bytes it was given are spent: the stand-in for a peer
+// that went away (a Connection throws EOFError there).
+struct PeerGone {};
+
+// A Reader's owner standing for an untrusted peer: the Reader is told the message holds
+// `announced` bytes, but the peer sends only `prefix` and then `filler_bytes` bytes of `filler`, in
+// fresh heap windows of at most `window` bytes, and then goes away.
+class ShortSource {
+ public:
+  ShortSource(std::vector<std::byte> prefix, std::size_t filler_bytes, std::byte filler,
+              std::size_t window)
+      : prefix_(std::move(prefix)),
+        total_(prefix_.size() + filler_bytes),
+        filler_(filler),
+        window_(window) {}
+
+  mproc::Reader reader(std::size_t announced) {
+    return mproc::Reader(nullptr, nullptr, announced, &ShortSource::refill, this);
+  }
+  std::size_t delivered() const { return pos_; }
+
+ private:
+  static void refill(mproc::Reader& r, void* ctx) {
+    auto* self = static_cast<ShortSource*>(ctx);
+    if (self->pos_ == self->total_) throw PeerGone{};
+    const std::size_t k = std::min(self->window_, self->total_ - self->pos_);
+    self->buf_ = std::make_unique<std::byte[]>(k);
+    for (std::size_t i = 0; i < k; ++i) {
+      const std::size_t at = self->pos_ + i;
+      self->buf_[i] = at < self->prefix_.size() ? self->prefix_[at] : self->filler_;
+    }
+    self->pos_ += k;
+    r.set_window(self->buf_.get(), self->buf_.get() + k);
+  }
+
+  std::vector<std::byte> prefix_;
+  std::size_t total_;
+  std::byte filler_;
+  std::size_t window_;
+  std::size_t pos_ = 0;
+  std::unique_ptr<std::byte[]> buf_;
+};
+
+// Decodes a T from a peer that announces `announced` bytes and sends `prefix` and 1 MiB of
+// `filler` in 4 KiB windows; expects the decode to end because the peer went away (not with
+// bad_alloc, not with a DecodeError), and returns the bytes the peer delivered.
+template <class T>
+std::size_t decode_from_short_peer(std::size_t announced, std::vector<std::byte> prefix,
+                                   std::byte filler) {
+  ShortSource peer(std::move(prefix), std::size_t{1} << 20, filler, 4096);
+  mproc::Reader r = peer.reader(announced);
+  try {
+    (void)mproc::decode<T>(r);
+    ADD_FAILURE() << "decoded a value from a truncated message";
+  } catch (const PeerGone&) {
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected the peer to go away first; got " << typeid(e).name() << ": "
+                  << e.what();
+  }
+  return peer.delivered();
+}
+
+TEST(Codec, BlockReadsAllocateAsTheBytesArriveNotAsTheSenderAnnounced) {
+  using String = std::basic_string<char, std::char_traits<char>, CountingAllocator<char>>;
+  using Words = std::vector<std::uint64_t, CountingAllocator<std::uint64_t>>;
+  using Bits = std::vector<bool, CountingAllocator<bool>>;
+  for (const std::size_t announced :
+       {(std::size_t{1} << 30) + 8, (std::size_t{4} << 30) + 8, std::size_t{1} << 62}) {
+    SCOPED_TRACE(announced);
+    const std::size_t count = announced - 8;
+    g_largest_allocation = 0;
+    std::size_t got = decode_from_short_peer<String>(announced, u64(count), std::byte{'x'});
+    // The capacity runs at most 8 times ahead of what arrived (plus one 256 KiB piece).
+    EXPECT_LE(g_largest_allocation, 8 * (got + (std::size_t{256} << 10)));
+
+    g_largest_allocation = 0;
+    got = decode_from_short_peer<Words>(announced, u64(count / 8), std::byte{7});
+    EXPECT_LE(g_largest_allocation, 8 * (got + (std::size_t{256} << 10)));
+
+    g_largest_allocation = 0;
+    got = decode_from_short_peer<Bits>(announced, u64(count), std::byte{1});
+    EXPECT_LE(g_largest_allocation, 2 * got);
+  }
+}
+
+TEST(Codec, ReservationsFollowTheBytesReceivedNotTheAnnouncedTotal) {
+  using Strings = std::vector<std::string, CountingAllocator<std::string>>;
+  using Multimap =
+      std::unordered_multimap<std::int32_t, std::int32_t, std::hash<std::int32_t>, std::equal_to<>,
+                              CountingAllocator<std::pair<const std::int32_t, int>>>;
+  using Tree = std::map<std::string, std::vector<std::optional<std::uint64_t>>>;
+  for (const std::size_t announced : {(std::size_t{1} << 30) + 8, (std::size_t{4} << 30) + 8}) {
+    SCOPED_TRACE(announced);
+    // Each string is at least its 8-byte count: the announced total allows count / 8 of them. The
+    // filler (zero bytes) makes empty strings, so elements do arrive.
+    g_largest_allocation = 0;
+    std::size_t got =
+        decode_from_short_peer<Strings>(announced, u64((announced - 8) / 8), std::byte{0});
+    // sizeof(std::string) per 8 bytes received, doubled by growth.
+    EXPECT_LE(g_largest_allocation, 2 * (got / 8) * sizeof(std::string) + (64 << 10));
+
+    g_largest_allocation = 0;
+    got = decode_from_short_peer<Multimap>(announced, u64((announced - 8) / 8), std::byte{0});
+    EXPECT_LE(g_largest_allocation, 16 * got);
+
+    // Nested: a map whose first value is a vector announcing more optionals than arrive.
+    const auto prefix = concat(u64(1), mproc::to_bytes(std::string("k")), u64(announced / 2));
+    (void)decode_from_short_peer<Tree>(announced, prefix, std::byte{0});
+  }
+}
+
+TEST(Codec, AWholeMessageInTheWindowIsOneAllocationOfItsSize) {
+  using String = std::basic_string<char, std::char_traits<char>, CountingAllocator<char>>;
+  using Words = std::vector<std::uint64_t, CountingAllocator<std::uint64_t>>;
+  using Strings = std::vector<std::string, CountingAllocator<std::string>>;
+  const std::size_t n = std::size_t{1} << 20;
+
+  const auto s = mproc::to_bytes(std::string(n, 's'));
+  g_allocations = 0;
+  g_largest_allocation = 0;
+  EXPECT_EQ(mproc::from_bytes<String>(s).size(), n);
+  EXPECT_EQ(g_allocations, 1u);
+  EXPECT_EQ(g_largest_allocation, n + 1);
+
+  const auto w = mproc::to_bytes(std::vector<std::uint64_t>(n / 8, 3));
+  g_allocations = 0;
+  g_largest_allocation = 0;
+  EXPECT_EQ(mproc::from_bytes<Words>(w).size(), n / 8);
+  EXPECT_EQ(g_allocations, 1u);
+  EXPECT_EQ(g_largest_allocation, n);
+
+  const auto v = mproc::to_bytes(std::vector<std::string>(1000, "abc"));
+  g_allocations = 0;
+  g_largest_allocation = 0;
+  EXPECT_EQ(mproc::from_bytes<Strings>(v).size(), 1000u);
+  EXPECT_EQ(g_allocations, 1u);
+  EXPECT_EQ(g_largest_allocation, 1000 * sizeof(std::string));
+}
+
+// A WindowedSource that also places bytes straight into the decoder's memory (Reader::DirectFn),
+// at most `direct` bytes per call, as a Connection reads a socket into the string being decoded.
+class DirectSource {
+ public:
+  DirectSource(std::span<const std::byte> all, std::size_t window, std::size_t direct)
+      : all_(all), window_(window), direct_(direct) {}
+  mproc::Reader reader() {
+    mproc::Reader r(nullptr, nullptr, all_.size(), &DirectSource::refill, this);
+    r.set_direct(&DirectSource::place);
+    return r;
+  }
+  std::size_t placed() const { return placed_; }
+
+ private:
+  static void refill(mproc::Reader& r, void* ctx) {
+    auto* self = static_cast<DirectSource*>(ctx);
+    const std::size_t k = std::min(self->window_, self->all_.size() - self->pos_);
+    if (k == 0) throw std::logic_error("refill asked for bytes past the end of the message");
+    self->buf_ = std::make_unique<std::byte[]>(k);
+    std::memcpy(self->buf_.get(), self->all_.data() + self->pos_, k);
+    self->pos_ += k;
+    r.set_window(self->buf_.get(), self->buf_.get() + k);
+  }
+  static std::size_t place(std::byte* out, std::size_t n, void* ctx) {
+    auto* self = static_cast<DirectSource*>(ctx);
+    const std::size_t k = std::min({n, self->direct_, self->all_.size() - self->pos_});
+    if (k == 0) throw std::logic_error("direct read past the end of the message");
+    std::memcpy(out, self->all_.data() + self->pos_, k);
+    self->pos_ += k;
+    self->placed_ += k;
+    return k;
+  }
+
+  std::span<const std::byte> all_;
+  std::size_t window_;
+  std::size_t direct_;
+  std::size_t pos_ = 0;
+  std::size_t placed_ = 0;
+  std::unique_ptr<std::byte[]> buf_;
+};
+
+TEST(Codec, LargeBlocksAreReadStraightIntoTheValueWhenTheReaderOffersIt) {
+  std::string s((std::size_t{3} << 20) + 5, 'a');
+  for (std::size_t i = 0; i < s.size(); i += 4093) s[i] = static_cast<char>('a' + i % 26);
+  std::vector<std::uint64_t> words(300000);
+  for (std::size_t i = 0; i < words.size(); ++i) words[i] = i * 0x9E3779B97F4A7C15ull;
+  const auto value = std::make_tuple(s, words, std::string("tail"));
+  const auto bytes = mproc::to_bytes(value);
+  // 4097-byte direct reads split elements; 4 KiB windows carry the counts and the small string.
+  DirectSource source(bytes, 4096, 4097);
+  mproc::Reader r = source.reader();
+  EXPECT_TRUE(mproc::decode<decltype(value)>(r) == value);
+  EXPECT_EQ(r.remaining(), 0u);
+  // All but the ends of pieces (under kDirectMin, through a window) went direct.
+  EXPECT_GT(source.placed(), (s.size() + words.size() * 8) * 9 / 10);
+  // Small reads never go direct.
+  const auto strings = mproc::to_bytes(std::vector<std::string>(2000, "x"));
+  DirectSource small(strings, 7, 4097);
+  mproc::Reader rs = small.reader();
+  EXPECT_EQ(mproc::decode<std::vector<std::string>>(rs).size(), 2000u);
+  EXPECT_EQ(small.placed(), 0u);
+}
+
+TEST(Codec, HonestStreamsLargerThanTheWindowDecodeWithBoundedGrowth) {
+  using String = std::basic_string<char, std::char_traits<char>, CountingAllocator<char>>;
+  String s((std::size_t{3} << 20) + 5, 'a');
+  for (std::size_t i = 0; i < s.size(); i += 4093) s[i] = static_cast<char>('a' + i % 26);
+  const auto bytes = mproc::to_bytes(s);
+  g_largest_allocation = 0;
+  g_allocations = 0;
+  EXPECT_TRUE(decode_windowed<String>(bytes, 4096) == s);
+  // 2 MiB ahead of the first piece, then the size (libstdc++'s reserve may double instead: the
+  // rest is address space, never written).
+  EXPECT_LE(g_largest_allocation, 2 * s.size());
+  EXPECT_LE(g_allocations, 3u);
+
+  // Elements split across windows of 1 and 3 bytes.
+  std::vector<std::uint64_t> words(20000);
+  for (std::size_t i = 0; i < words.size(); ++i) words[i] = i * 0x9E3779B97F4A7C15ull;
+  const auto wb = mproc::to_bytes(words);
+  EXPECT_TRUE(decode_windowed<std::vector<std::uint64_t>>(wb, 1) == words);
+  EXPECT_TRUE(decode_windowed<std::vector<std::uint64_t>>(wb, 3) == words);
+  std::vector<bool> bits(70000);
+  for (std::size_t i = 0; i < bits.size(); ++i) bits[i] = i % 3 == 1;
+  EXPECT_EQ(decode_windowed<std::vector<bool>>(mproc::to_bytes(bits), 7), bits);
+
+  // An element larger than any growth step.
+  using Page = std::array<char, 100000>;
+  std::vector<Page> pages(5);
+  for (std::size_t i = 0; i < pages.size(); ++i) pages[i].fill(static_cast<char>('0' + i));
+  EXPECT_TRUE(decode_windowed<std::vector<Page>>(mproc::to_bytes(pages), 4096) == pages);
 }
 
 // ---- streaming and size ------------------------------------------------------------------------
