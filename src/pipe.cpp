@@ -108,13 +108,6 @@ std::uint64_t load_be(const std::byte* p, int n) noexcept {
   return v;
 }
 
-// Allocates a vector of `n` bytes for a payload; if that fails, the payload is discarded first so
-// the connection stays framed.
-std::vector<std::byte> payload_vector(std::uint64_t n) {
-  if (n > std::vector<std::byte>().max_size()) throw std::bad_alloc();
-  return std::vector<std::byte>(static_cast<std::size_t>(n));
-}
-
 }  // namespace
 
 // ---- BufferTooShort -----------------------------------------------------------------------------
@@ -138,6 +131,12 @@ void throw_size_mismatch(std::uint64_t announced, std::uint64_t written) {
 void throw_trailing_bytes(std::size_t left) {
   throw DecodeError("mproc: trailing bytes: " + std::to_string(left) +
                     " bytes remain after the decoded value (was it sent as another type?)");
+}
+
+void throw_too_large(std::uint64_t payload) {
+  throw DecodeError("mproc::Connection::recv: the value decoded from a message of " +
+                    std::to_string(payload) +
+                    " bytes does not fit in this process's memory (std::bad_alloc)");
 }
 
 namespace {
@@ -194,6 +193,7 @@ FrameReceiver::FrameReceiver(Connection& conn, std::uint64_t payload)
   buf_.reset(new std::byte[cap_]);
   reader_ = Reader(buf_.get(), buf_.get(), static_cast<std::size_t>(payload),
                    &FrameReceiver::refill, this);
+  reader_.set_direct(&FrameReceiver::direct);
 }
 
 FrameReceiver::~FrameReceiver() = default;
@@ -207,12 +207,28 @@ void FrameReceiver::refill(Reader& r, void* self) {
   r.set_window(s.buf_.get(), s.buf_.get() + got);
 }
 
+std::size_t FrameReceiver::direct(std::byte* out, std::size_t n, void* self) {
+  auto& s = *static_cast<FrameReceiver*>(self);
+  // The window is empty, so the Reader's remaining bytes are all still in the socket: n <= unread_.
+  const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(n, s.unread_));
+  if (want == 0) throw DecodeError("mproc: truncated message");
+  const std::size_t got = s.conn_.recv_some(out, want);
+  s.unread_ -= got;
+  return got;
+}
+
 void FrameReceiver::finish() const {
   if (reader_.remaining() != 0) throw_trailing_bytes(reader_.remaining());
 }
 
-void FrameReceiver::abandon() noexcept {
-  if (unread_ > 0 && conn_.discard(unread_, buf_.get(), cap_)) unread_ = 0;
+void FrameReceiver::abandon() {
+  if (unread_ == 0) return;
+  if (conn_.discard(unread_, buf_.get(), cap_)) {
+    unread_ = 0;
+    return;
+  }
+  // discard() closes the connection on a read error; still open means EOF came first.
+  if (!conn_.closed()) throw_eof();
 }
 
 }  // namespace detail
@@ -432,23 +448,47 @@ void Connection::send_bytes(std::span<const std::byte> buf, std::size_t offset, 
   send_bytes(buf.subspan(offset, size));
 }
 
+void Connection::refuse_length() {
+  break_framing();  // as Python: the rest of the message stays unread
+  throw std::system_error(std::make_error_code(std::errc::message_size), "bad message length");
+}
+
+std::vector<std::byte> Connection::recv_payload_vector(std::uint64_t n) {
+  // The header's length is the peer's claim: the vector follows what has arrived. It is read in
+  // pieces of kFrameChunk, each sized (zero-filled, so resident) just before it is read; its
+  // capacity runs at most kReserveAhead times ahead of the bytes received (address space, not
+  // resident until written). A message of up to 8 pieces (2 MiB) is one allocation of its exact
+  // size, as before; a larger one is reallocated a few times, copying at most 1/7 of it in all.
+  constexpr std::uint64_t kReserveAhead = detail::kReserveAhead;
+  std::vector<std::byte> out;
+  std::uint64_t done = 0;
+  try {
+    while (done < n) {
+      const std::uint64_t upto = done + std::min<std::uint64_t>(n - done, detail::kFrameChunk);
+      if (upto > out.capacity()) {
+        const std::uint64_t want = upto > n / kReserveAhead ? n : upto * kReserveAhead;
+        if (want > out.max_size()) throw std::bad_alloc();
+        out.reserve(static_cast<std::size_t>(want));
+      }
+      out.resize(static_cast<std::size_t>(upto));
+      recv_payload(out.data() + done, upto - done);
+      done = upto;
+    }
+  } catch (const std::bad_alloc&) {
+    // Consume the rest of the message so the connection stays framed.
+    out = {};
+    std::byte scratch[16384];
+    if (!discard(n - done, scratch, sizeof scratch) && !closed()) throw_eof();
+    throw;
+  }
+  return out;
+}
+
 std::vector<std::byte> Connection::recv_bytes(std::size_t maxlength) {
   check_readable();
   const std::uint64_t n = recv_frame_header();
-  if (n > maxlength) {
-    break_framing();  // as Python: the rest of the message stays unread
-    throw std::system_error(std::make_error_code(std::errc::message_size), "bad message length");
-  }
-  std::vector<std::byte> out;
-  try {
-    out = payload_vector(n);
-  } catch (...) {
-    std::byte scratch[16384];
-    (void)discard(n, scratch, sizeof scratch);
-    throw;
-  }
-  recv_payload(out.data(), n);
-  return out;
+  if (n > maxlength) refuse_length();
+  return recv_payload_vector(n);
 }
 
 std::size_t Connection::recv_bytes_into(std::span<std::byte> buf) {
@@ -458,16 +498,7 @@ std::size_t Connection::recv_bytes_into(std::span<std::byte> buf) {
     recv_payload(buf.data(), n);
     return static_cast<std::size_t>(n);
   }
-  std::vector<std::byte> message;
-  try {
-    message = payload_vector(n);
-  } catch (...) {
-    std::byte scratch[16384];
-    (void)discard(n, scratch, sizeof scratch);
-    throw;
-  }
-  recv_payload(message.data(), n);
-  throw BufferTooShort(std::move(message), buf.size());
+  throw BufferTooShort(recv_payload_vector(n), buf.size());
 }
 
 std::pair<Connection, Connection> Pipe(bool duplex) {

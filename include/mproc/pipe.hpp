@@ -38,10 +38,25 @@
 //     (`std::errc::broken_pipe`; Python raises BrokenPipeError).
 //   * If a send fails after part of its message went out (the peer vanished mid-message, or a
 //     typed value's encoder threw), or a receive stops inside a message for another reason than
-//     EOF (a read error, `recv_bytes`' maxlength), the stream can no longer be framed: the
-//     connection counts as closed from then on (`closed()`, later calls throw Closed), and the
-//     peer sees EOF, never a partial message. A socket is shut down at once (for every process
-//     holding it); its descriptor is released by `close()` or the destructor.
+//     EOF (a read error, a `maxlength` exceeded, a corrupt header), the stream can no longer be
+//     framed: the connection counts as closed from then on (`closed()`, later calls throw Closed),
+//     and the peer sees EOF, never a partial message. A socket is shut down at once (for every
+//     process holding it); its descriptor is released by `close()` or the destructor.
+//
+// Untrusted peers: whatever bytes arrive, a receive ends in a value or in one of the documented
+// errors (EOFError, DecodeError, std::system_error, Closed), never reads out of bounds, and holds
+// memory in proportion to the bytes that actually arrived, not to the length a header announced:
+// a 12-byte header announcing 4 GiB followed by nothing costs the receiver 256 KiB of written
+// memory (and at most 2 MiB of reserved address space).
+// A header whose 4-byte length is negative but not -1 is a corrupt stream
+// (std::system_error(`std::errc::protocol_error`), the connection is closed). What a peer can
+// still do is make a receive wait: a message whose first bytes have arrived is received whole for
+// as long as its sender keeps the connection open, whatever the timeout (see Timeouts), and a
+// message that does not decode is read to its end before DecodeError is thrown. A `maxlength`
+// bounds both: a longer message is refused from its header, before any of its payload is read or
+// allocated. A timeout on the whole message is not offered (a message cut by one could not be
+// resumed); where a peer must not be able to hold a receiver, receive in a process of its own
+// that can be killed.
 //
 // Timeouts, once for all: `poll`, typed `recv` and `wait` have a form without timeout where it
 // makes sense, a `std::chrono` duration form, and a deadline form (`*_until`, any clock; a
@@ -91,6 +106,7 @@
 #include <mproc/detail/deadline.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
+#include <new>
 #include <optional>
 #include <ranges>
 #include <span>
@@ -139,6 +155,8 @@ inline std::size_t put_frame_header(std::byte* out, std::uint64_t size) noexcept
 
 [[noreturn]] MPROC_API void throw_size_mismatch(std::uint64_t announced, std::uint64_t written);
 [[noreturn]] MPROC_API void throw_trailing_bytes(std::size_t left);
+// DecodeError for a message whose decoded value did not fit in memory (std::bad_alloc).
+[[noreturn]] MPROC_API void throw_too_large(std::uint64_t payload);
 
 // Sends one typed message larger than kInlineMessage: the encoder writes into a bounded buffer
 // that is flushed to the socket whenever it fills.
@@ -167,7 +185,8 @@ class MPROC_API FrameSender {
 };
 
 // Receives one typed message larger than kInlineMessage: the decoder reads from a bounded buffer
-// that is refilled from the socket.
+// that is refilled from the socket, and large blocks (strings, vectors of bitwise elements)
+// straight from the socket into the value being decoded.
 class MPROC_API FrameReceiver {
  public:
   FrameReceiver(Connection& conn, std::uint64_t payload);
@@ -177,12 +196,15 @@ class MPROC_API FrameReceiver {
   Reader& reader() noexcept { return reader_; }
   // Throws DecodeError if the decoder left bytes of the message unread.
   void finish() const;
-  // Decoding threw: reads and discards the rest of the frame so the next message can be received
-  // (closes the connection if that fails for another reason than EOF).
-  void abandon() noexcept;
+  // Decoding threw: reads and discards the rest of the frame so the next message can be received.
+  // Throws EOFError if the peer went away before the end of the frame (the message was cut, which
+  // says more than why its beginning did not decode); closes the connection if reading fails for
+  // another reason, and then returns (the caller rethrows its error).
+  void abandon();
 
  private:
   static void refill(Reader& r, void* self);
+  static std::size_t direct(std::byte* out, std::size_t n, void* self);
   Connection& conn_;
   std::unique_ptr<std::byte[]> buf_;
   std::size_t cap_ = 0;
@@ -263,50 +285,74 @@ class MPROC_API Connection {
   }
 
   // Receives one message and decodes it as a `T`. Blocks until a whole message has arrived.
-  // Throws EOFError if the peer closed its end (or died) before or during the message;
-  // DecodeError if the message does not decode as a `T` (sent as another type, or corrupt),
-  // including when bytes of it are left over — the message is consumed and the connection stays
-  // usable. Mirrors Connection.recv().
+  // Throws:
+  //   * EOFError if the peer closed its end (or died) before or during the message (also when what
+  //     arrived of a cut message did not decode);
+  //   * DecodeError if the message does not decode as a `T` (sent as another type, or corrupt),
+  //     including when bytes of it are left over, and when the decoded value does not fit in this
+  //     process's memory (std::bad_alloc while decoding) — the message is consumed (its rest is
+  //     read and discarded, for as long as the peer sends it) and the connection stays usable;
+  //   * std::system_error(`std::errc::message_size`, "bad message length") if the message is
+  //     longer than `maxlength` bytes (its encoded size): nothing of it is read or allocated, and
+  //     the connection is closed, as for `recv_bytes(maxlength)` (its framing is lost; the peer
+  //     sees EOF).
+  // Memory follows the bytes that arrive, never the length the peer announced: a peer that
+  // announces a 4 GiB string and sends 1 MiB of it makes this call write about 1.3 MiB and reserve
+  // at most 10 MiB of address space (codec.hpp). Against an untrusted peer, pass a `maxlength`
+  // too: it also bounds how long a message that does not decode keeps this call reading.
+  // Mirrors Connection.recv() (Python has no maxlength for recv).
   template <class T>
-  [[nodiscard]] T recv() {
+  [[nodiscard]] T recv(std::size_t maxlength = kUnlimited) {
     static_assert(is_encodable_v<T>,
                   "mproc::Connection::recv<T>: T must be encodable by mproc::codec<T> "
                   "(see codec.hpp)");
     check_readable();
     const std::uint64_t n = recv_frame_header();
+    if (n > maxlength) refuse_length();
     if (n <= detail::kInlineMessage) {
       std::byte buf[detail::kInlineMessage];
       recv_payload(buf, n);
       Reader r(buf, static_cast<std::size_t>(n));
-      T value = mproc::decode<T>(r);
-      if (r.remaining() != 0) detail::throw_trailing_bytes(r.remaining());
-      return value;
+      try {
+        T value = mproc::decode<T>(r);
+        if (r.remaining() != 0) detail::throw_trailing_bytes(r.remaining());
+        return value;
+      } catch (const std::bad_alloc&) {
+        detail::throw_too_large(n);
+      }
     }
     detail::FrameReceiver frame(*this, n);
     try {
       T value = mproc::decode<T>(frame.reader());
       frame.finish();
       return value;
+    } catch (const std::bad_alloc&) {
+      frame.abandon();
+      detail::throw_too_large(n);
     } catch (...) {
       frame.abandon();
       throw;
     }
   }
-  // As recv<T>(), waiting at most `timeout` for a message to begin; empty if none did (the
-  // timeout rules of the header comment). Python spells this `if conn.poll(timeout): conn.recv()`.
+  // As recv<T>(maxlength), waiting at most `timeout` for a message to begin; empty if none did
+  // (the timeout rules of the header comment: a message that began is received whole, however
+  // long its sender takes). Python spells this `if conn.poll(timeout): conn.recv()`.
   template <class T, class R, class P>
-  [[nodiscard]] std::optional<T> recv(std::chrono::duration<R, P> timeout) {
-    return recv_until<T>(detail::Deadline(detail::deadline_after(timeout)));
+  [[nodiscard]] std::optional<T> recv(std::chrono::duration<R, P> timeout,
+                                      std::size_t maxlength = kUnlimited) {
+    return recv_until<T>(detail::Deadline(detail::deadline_after(timeout)), maxlength);
   }
   template <class T, class C, class D>
-  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<C, D> deadline) {
-    return recv_until<T>(detail::Deadline(detail::to_steady(deadline)));
+  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<C, D> deadline,
+                                            std::size_t maxlength = kUnlimited) {
+    return recv_until<T>(detail::Deadline(detail::to_steady(deadline)), maxlength);
   }
   // The deadline form the others use: nullopt waits without limit.
   template <class T>
-  [[nodiscard]] std::optional<T> recv_until(const detail::Deadline& deadline) {
+  [[nodiscard]] std::optional<T> recv_until(const detail::Deadline& deadline,
+                                            std::size_t maxlength = kUnlimited) {
     if (!poll_until(deadline)) return std::nullopt;
-    return recv<T>();
+    return recv<T>(maxlength);
   }
 
   // Sends the bytes of `buf` as one message (header and payload in one system call). Blocks while
@@ -324,14 +370,19 @@ class MPROC_API Connection {
   // the peer closed its end (or died) before or during the message. A message longer than
   // `maxlength` is not read: the connection is closed (its framing is lost; see the header
   // comment) and std::system_error(`std::errc::message_size`, "bad message length") is thrown, as
-  // Python's OSError. With an untrusted peer, pass a `maxlength`: the payload's memory is allocated
-  // as the header announces. Mirrors Connection.recv_bytes(maxlength).
+  // Python's OSError. The vector follows the payload as it arrives (it is written 256 KiB at a
+  // time, and its capacity runs at most 8 times ahead of the bytes received; a message of up to
+  // 2 MiB is one allocation of its exact size), so a peer that announces more than it sends costs
+  // what it sent, not what it announced. std::bad_alloc (Python's MemoryError) if the message does
+  // not fit in memory: the message is consumed and the connection stays usable.
+  // Mirrors Connection.recv_bytes(maxlength).
   [[nodiscard]] std::vector<std::byte> recv_bytes(std::size_t maxlength = kUnlimited);
 
   // Receives one message into `buf` and returns its length; the payload goes straight into `buf`.
   // Blocks until a whole message has arrived. If the message is longer than `buf`, it is received
-  // whole into a new vector and BufferTooShort carrying it is thrown; the connection stays usable.
-  // Throws EOFError as recv_bytes. Python's `offset` argument is `buf.subspan(offset)` here.
+  // whole into a new vector (allocated as recv_bytes allocates) and BufferTooShort carrying it is
+  // thrown; the connection stays usable. Throws EOFError and std::bad_alloc as recv_bytes.
+  // Python's `offset` argument is `buf.subspan(offset)` here.
   // Mirrors Connection.recv_bytes_into(buf, offset).
   std::size_t recv_bytes_into(std::span<std::byte> buf);
 
@@ -386,8 +437,13 @@ class MPROC_API Connection {
   void send_raw(const std::byte* a, std::size_t an, const std::byte* b, std::size_t bn);
   // Reads a frame header; returns the payload's length.
   std::uint64_t recv_frame_header();
+  // A message longer than the caller's maxlength: closes the connection (the rest of the frame is
+  // never read) and throws std::system_error(message_size).
+  [[noreturn]] void refuse_length();
   // Reads exactly `n` payload bytes into `out`.
   void recv_payload(std::byte* out, std::uint64_t n);
+  // Reads an `n`-byte payload into a new vector that grows as the bytes arrive.
+  std::vector<std::byte> recv_payload_vector(std::uint64_t n);
   // Reads between 1 and `n` payload bytes into `out`; returns how many.
   std::size_t recv_some(std::byte* out, std::size_t n);
   // Reads and discards `n` bytes through `scratch`; false if EOF or an error came first (an error
