@@ -2,7 +2,8 @@
 #   make demo   Release build, then runs the examples tour
 #   make test   builds and runs every test (ctest)
 #   make bench  builds the benchmarks and prints mproc against its anchors, with ratios
-#   make soak   long stress runs (not part of make test)
+#   make soak   the chaos soak for SECONDS seconds (default 60, docs/soak.md); STRESS=1 adds the
+#               long kill tests
 #   make asan   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
 #   make tsan   the unit and integration suites under ThreadSanitizer (clang-19, tests/tsan.supp)
 #   make fuzz   the codec fuzzer (clang, libFuzzer) for FUZZ_SECONDS seconds (default 60)

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "helpers/child.hpp"
+#include "helpers/sanitizer.hpp"
 #include "helpers/proc_state.hpp"
 #include "helpers/shared_page.hpp"
 
@@ -663,21 +664,7 @@ TEST(ExhaustionProcesses, PoolFailsClearlyLeaksNothingAndWorksAgain) {
 
 // Sanitizers reserve terabytes of shadow memory and abort when an allocation fails: limits on
 // the address space test them, not mproc.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
-
-#define SKIP_IF_SANITIZED() \
-  if (kSanitized) GTEST_SKIP() << "RLIMIT_AS cases do not run under a sanitizer"
+#define SKIP_IF_SANITIZED() MPROC_SKIP_IF_SANITIZED()
 
 void sweep_as(const std::string& label, const std::function<void()>& attempt,
               std::vector<std::string> operation, std::vector<std::string> resource,

@@ -28,6 +28,7 @@
 #include "helpers/child.hpp"
 #include "helpers/count_range.hpp"
 #include "helpers/proc_state.hpp"
+#include "helpers/sanitizer.hpp"
 #include "helpers/shared_page.hpp"
 
 namespace {
@@ -234,6 +235,7 @@ int run(const std::function<int()>& fn, std::chrono::seconds limit = 120s) {
 }
 
 TEST(PoolExhaustion, AResultTooLargeForTheParentFailsWithDecodeErrorAndThePoolGoesOn) {
+  MPROC_SKIP_IF_SANITIZED();
   SharedPage<Report> rep;
   Report* r = &*rep;
   const int rc = run([r] {
@@ -338,6 +340,7 @@ TEST(PoolExhaustion, TooFewProcessesForTheZygoteNamesForkAndTheErrno) {
 }
 
 TEST(PoolExhaustion, TooFewProcessesForTheThirdWorkerNamesItAndTheErrno) {
+  MPROC_SKIP_IF_THREAD_SANITIZED();
   SharedPage<Report> rep;
   Report* r = &*rep;
   const int rc = run([r] {
@@ -354,6 +357,7 @@ TEST(PoolExhaustion, TooFewProcessesForTheThirdWorkerNamesItAndTheErrno) {
 }
 
 TEST(PoolExhaustion, NoThreadForTheResultThreadNamesPthreadCreateAndTheErrno) {
+  MPROC_SKIP_IF_THREAD_SANITIZED();
   SharedPage<Report> rep;
   Report* r = &*rep;
   const int rc = run([r] {
@@ -370,6 +374,7 @@ TEST(PoolExhaustion, NoThreadForTheResultThreadNamesPthreadCreateAndTheErrno) {
 }
 
 TEST(PoolExhaustion, AReplacementWorkerThatCannotBeStartedBreaksThePoolNamingForkAndTheErrno) {
+  MPROC_SKIP_IF_THREAD_SANITIZED();
   SharedPage<Report> rep;
   Report* r = &*rep;
   const int rc = run([r] {
@@ -409,6 +414,7 @@ TEST(PoolExhaustion, AReplacementWorkerThatCannotBeStartedBreaksThePoolNamingFor
 }
 
 TEST(PoolExhaustion, NoMemoryForTheResultQueueNamesItAndTheErrno) {
+  MPROC_SKIP_IF_SANITIZED();
   SharedPage<Report> rep;
   Report* r = &*rep;
   const int rc = run([r] {
@@ -495,6 +501,7 @@ TEST(PoolExhaustion, AMapOfManyLargeElementsWorksUnderALowDescriptorLimit) {
 }
 
 TEST(PoolExhaustion, ALargeArgumentWithoutAddressSpaceFailsOnlyItsTask) {
+  MPROC_SKIP_IF_SANITIZED();
   SharedPage<Report> rep;
   Report* r = &*rep;
   const int rc = run([r] {

@@ -164,8 +164,11 @@ class Client {
       broken_ = true;
     }
     set_doing(me_, Doing::kPoolWait);
-    for (auto& [t, r] : rs)
+    for (auto& entry : rs) {  // clang 14 cannot capture structured bindings
+      auto& t = entry.first;
+      auto& r = entry.second;
       tally([&] { return std::optional<bool>(right(r.get(kResultTimeout), t)); });
+    }
   }
 
   void imap_batch(mproc::Pool& pool) {

@@ -258,7 +258,15 @@ void scribble_record(QueueShared* s, std::byte* ring, std::mt19937_64& rng) {
   auto positions = record_positions(s, ring);
   if (positions.empty()) return;
   const std::uint64_t pos = positions[rng() % positions.size()];
-  auto* rh = reinterpret_cast<RecordHeader*>(ring + (pos & (kCap - 1)));
+  // The position may come from lengths already scribbled: write through memcpy, never through a
+  // (possibly misaligned) RecordHeader pointer.
+  std::byte* rh = ring + (pos & (kCap - 1));
+  auto set_len = [rh](std::uint32_t v) {
+    std::memcpy(rh + offsetof(RecordHeader, len), &v, sizeof v);
+  };
+  auto set_kind = [rh](std::uint32_t v) {
+    std::memcpy(rh + offsetof(RecordHeader, kind), &v, sizeof v);
+  };
   static const std::uint32_t kinds[] = {0, 1, 2, 3, 4, 5, 6, 7, 0xffffffffu};
   const std::uint32_t to_end = static_cast<std::uint32_t>(kCap - (pos & (kCap - 1)));
   const std::uint32_t lens[] = {0,    1,        7,           8,           8184,
@@ -266,14 +274,14 @@ void scribble_record(QueueShared* s, std::byte* ring, std::mt19937_64& rng) {
                                 kCap, 1u << 31, 0xffffffffu, 0xfffffff8u, 4096};
   switch (rng() % 4) {
     case 0:
-      rh->kind = kinds[rng() % std::size(kinds)];
+      set_kind(kinds[rng() % std::size(kinds)]);
       break;
     case 1:
-      rh->len = lens[rng() % std::size(lens)];
+      set_len(lens[rng() % std::size(lens)]);
       break;
     case 2:
-      rh->kind = kinds[rng() % std::size(kinds)];
-      rh->len = lens[rng() % std::size(lens)];
+      set_kind(kinds[rng() % std::size(kinds)]);
+      set_len(lens[rng() % std::size(lens)]);
       break;
     default: {  // a stream's announced total, or a payload word
       const std::uint64_t v = hostile_value(rng, 0);
