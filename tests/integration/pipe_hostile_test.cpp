@@ -7,7 +7,8 @@
 // the connection was closed by such an error; never a crash, a hang or std::bad_alloc, and memory
 // in proportion to the bytes the peer actually sent. Receivers that could allocate run in a child
 // process whose address space is limited to its size plus 256 MiB (RLIMIT_AS), and report their
-// peak RSS growth (VmHWM).
+// peak RSS growth (VmHWM). Under AddressSanitizer the growth is not checked: its quarantine keeps
+// freed buffers resident, and its shadow memory makes RLIMIT_AS meaningless; the outcomes are.
 //
 // Every cross-process wait is bounded: children are forked with a deadline (helpers/child.hpp)
 // and are killed if the test process dies; receives in this process follow a peer that closes.
@@ -56,9 +57,23 @@ constexpr std::size_t kMiB = std::size_t{1} << 20;
 constexpr std::size_t kGiB = std::size_t{1} << 30;
 // A receiver's address space may grow by this much (RLIMIT_AS) ...
 constexpr std::size_t kHeadroom = 256 * kMiB;
-// ... and its resident memory by at most this much while the peer sends kSent bytes.
+// ... and its resident memory by at most this much while the peer sends kSent bytes (kSentSmall
+// for containers whose elements take 4 or 5 times their 8 wire bytes in memory).
 constexpr std::size_t kSent = 8 * kMiB;
+constexpr std::size_t kSentSmall = 2 * kMiB;
 constexpr long kMaxGrowthKiB = 64 * 1024;
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
 
 using Bytes = std::vector<std::byte>;
 
@@ -278,13 +293,16 @@ std::array<int, 2> socket_pair() {
   return {s[0], s[1]};
 }
 
-// The peer sends `prefix`, then kSent bytes of `fill`, stalls for a while (the receiver blocked
+// The peer sends `prefix`, then `sent` bytes of `fill`, stalls for a while (the receiver blocked
 // inside the message), then closes. Returns what the receiver reported.
 Report announce_and_stall(const Bytes& prefix, std::byte fill,
-                          std::function<std::string(mproc::Connection&)> receive) {
-  auto [rx, peer] = socket_pair();
+                          std::function<std::string(mproc::Connection&)> receive,
+                          std::size_t sent = kSent) {
+  const auto sockets = socket_pair();
+  const int rx = sockets[0];
+  const int peer = sockets[1];
   Receiver receiver(rx, {std::move(receive)}, peer);
-  if (send_all(peer, prefix) && send_filler(peer, kSent, fill)) std::this_thread::sleep_for(200ms);
+  if (send_all(peer, prefix) && send_filler(peer, sent, fill)) std::this_thread::sleep_for(200ms);
   ::close(peer);
   return receiver.finish();
 }
@@ -293,8 +311,10 @@ void expect_bounded(const Report& r) {
   ::testing::Test::RecordProperty("receiver_growth_kib", std::to_string(r.grew_kib));
   EXPECT_EQ(r.exitcode, 0);
   EXPECT_GE(r.grew_kib, 0);
-  EXPECT_LE(r.grew_kib, kMaxGrowthKiB) << "the receiver's resident memory grew by " << r.grew_kib
-                                       << " KiB while the peer sent " << kSent / 1024 << " KiB";
+  if (kAddressSanitizer) return;
+  EXPECT_LE(r.grew_kib, kMaxGrowthKiB)
+      << "the receiver's resident memory grew by " << r.grew_kib
+      << " KiB while the peer sent at most " << kSent / 1024 << " KiB";
 }
 
 std::vector<std::string> lines(std::initializer_list<std::string> l) { return l; }
@@ -318,6 +338,7 @@ TEST(PipeHostile, ContainersAnnouncedAsGibibytesCommitOnlyWhatArrives) {
     Bytes prefix;
     std::byte fill;
     std::function<std::string(mproc::Connection&)> receive;
+    std::size_t sent = kSent;
   };
   const Case cases[] = {
       {"vector<uint64_t>", u64((announced - 8) / 8), std::byte{7},
@@ -325,9 +346,9 @@ TEST(PipeHostile, ContainersAnnouncedAsGibibytesCommitOnlyWhatArrives) {
       {"vector<bool>", u64(announced - 8), std::byte{1}, recv_as<std::vector<bool>>()},
       // Zero bytes are empty strings: elements do arrive, 8 bytes each.
       {"vector<string>", u64((announced - 8) / 8), std::byte{0},
-       recv_as<std::vector<std::string>>()},
+       recv_as<std::vector<std::string>>(), kSentSmall},
       {"unordered_multiset<uint64_t>", u64((announced - 8) / 8), std::byte{0},
-       recv_as<std::unordered_multiset<std::uint64_t>>()},
+       recv_as<std::unordered_multiset<std::uint64_t>>(), kSentSmall},
       // 0x01 bytes are engaged optionals of 0x01010101: 5 bytes each on the wire, 8 in memory.
       {"map<string, vector<optional<int>>>",
        u64(1) + mproc::to_bytes(std::string("key")) + u64(announced / 8), std::byte{1},
@@ -337,7 +358,7 @@ TEST(PipeHostile, ContainersAnnouncedAsGibibytesCommitOnlyWhatArrives) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    const Report r = announce_and_stall(header(announced) + c.prefix, c.fill, c.receive);
+    const Report r = announce_and_stall(header(announced) + c.prefix, c.fill, c.receive, c.sent);
     EXPECT_EQ(r.lines, lines({"EOFError"}));
     expect_bounded(r);
   }
@@ -355,7 +376,9 @@ TEST(PipeHostile, RecvBytesOfAnAnnouncedGibibyteCommitsOnlyWhatArrives) {
 // ---- maxlength ----------------------------------------------------------------------------------
 
 TEST(PipeHostile, TypedRecvRefusesAMessageLongerThanMaxlengthBeforeAllocating) {
-  auto [rx, peer] = socket_pair();
+  const auto sockets = socket_pair();
+  const int rx = sockets[0];
+  const int peer = sockets[1];
   Receiver receiver(
       rx,
       {
@@ -457,7 +480,9 @@ TEST(PipeHostile, HostileLengthsInTheHeaderEndInDocumentedErrors) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     for (const bool typed : {true, false}) {
-      auto [rx, peer] = socket_pair();
+      const auto sockets = socket_pair();
+      const int rx = sockets[0];
+      const int peer = sockets[1];
       std::vector<std::function<std::string(mproc::Connection&)>> receives;
       if (typed) {
         receives = {recv_as<std::string>(), [](mproc::Connection& conn) {
@@ -788,7 +813,9 @@ elif mode == 'truncated':
 // Runs the Python peer in `mode` against a receiver child performing `receives`.
 Report python_peer(const char* py, const char* mode,
                    std::vector<std::function<std::string(mproc::Connection&)>> receives) {
-  auto [rx, peer] = socket_pair();
+  const auto sockets = socket_pair();  // (clang 14 cannot capture structured bindings)
+  const int rx = sockets[0];
+  const int peer = sockets[1];
   Receiver receiver(rx, std::move(receives), peer);
   Child python_child([&] {
     if (peer == 3) {
