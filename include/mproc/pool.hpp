@@ -528,7 +528,8 @@ class MPROC_API Pool {
  public:
   // Starts the zygote and `options.processes` workers, and returns once they exist. Throws
   // ValueError for processes <= 0 or maxtasksperchild <= 0; ProcessError if called in a daemonic
-  // process (a pool worker); std::system_error when a process, the result thread, a queue's shared
+  // process (a pool worker), or if the zygote ends (e.g. is killed) before it is ready;
+  // std::system_error when a process, the result thread, a queue's shared
   // memory or a descriptor cannot be created, naming it, the system call and the errno
   // ("mproc::Pool: cannot start worker 3 of 4: fork: Resource temporarily unavailable (EAGAIN)").
   // A constructor that throws leaves no process and no descriptor behind. Mirrors
