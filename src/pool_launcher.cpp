@@ -350,6 +350,10 @@ class ZygoteLauncher final : public WorkerLauncher {
       call = child.failed_call ? child.failed_call : "fork";
       return ec;
     }
+    if (child.pidfd < 0) {  // ended and reaped before it could be watched (SIGCHLD ignored)
+      call = "pidfd_open";
+      return std::make_error_code(std::errc::no_such_process);
+    }
     workers_[static_cast<std::size_t>(slot)] = Worker{child.pid, child.pidfd};
     return {};
   }

@@ -523,6 +523,10 @@ void Process::start() {
       p.pid = child.pid;
       p.pidfd = child.pidfd;
       p.phase = Phase::kStarted;
+      if (child.pidfd < 0) {  // already ended, reaped by the kernel (SIGCHLD ignored)
+        p.exitcode = kExitCodeUnknown;
+        detail::unregister_locked(p);
+      }
     }
   }
   if (ec) {

@@ -26,6 +26,14 @@ std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcep
   // reaps every child with wait()/waitpid(-1), which the documentation rules out).
   int fd = -1;
   std::error_code ec = open_pidfd(pid, fd);
+  if (ec == std::errc::no_such_process) {
+    // The child has already ended and the kernel has reaped it (a zombie would still have its
+    // pid): only a program that ignores SIGCHLD (or set SA_NOCLDWAIT) gets there, and its status
+    // is gone. Started, and already over.
+    out.pid = pid;
+    out.pidfd = -1;
+    return {};
+  }
   if (ec) {
     out.failed_call = "pidfd_open";
     ::kill(pid, SIGKILL);

@@ -19,7 +19,9 @@ struct ChildEntry {
 
 struct LaunchedChild {
   pid_t pid = -1;
-  int pidfd = -1;  // close-on-exec; owned by the caller on success
+  // Close-on-exec; owned by the caller on success. -1 on success when the child had already ended
+  // and been reaped by the kernel before its pidfd could be opened (the program ignores SIGCHLD).
+  int pidfd = -1;
   // On failure: the system call that failed ("fork", "pidfd_open"), for the caller's message.
   const char* failed_call = nullptr;
 };
