@@ -39,11 +39,11 @@ inline constexpr bool kThreadSanitized = false;
 }  // namespace mproc_test
 
 // For a case that lowers RLIMIT_AS.
-#define MPROC_SKIP_IF_SANITIZED()                  \
-  if (::mproc_test::kSanitized)                    \
+#define MPROC_SKIP_IF_SANITIZED() \
+  if (::mproc_test::kSanitized)   \
   GTEST_SKIP() << "RLIMIT_AS cases do not run under a sanitizer (shadow memory)"
 
 // For a case that sizes RLIMIT_NPROC to the exact number of processes and threads it starts.
-#define MPROC_SKIP_IF_THREAD_SANITIZED()           \
-  if (::mproc_test::kThreadSanitized)              \
+#define MPROC_SKIP_IF_THREAD_SANITIZED() \
+  if (::mproc_test::kThreadSanitized)    \
   GTEST_SKIP() << "exact RLIMIT_NPROC cases do not run under ThreadSanitizer (its extra thread)"

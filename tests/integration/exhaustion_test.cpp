@@ -46,8 +46,8 @@
 #include <vector>
 
 #include "helpers/child.hpp"
-#include "helpers/sanitizer.hpp"
 #include "helpers/proc_state.hpp"
+#include "helpers/sanitizer.hpp"
 #include "helpers/shared_page.hpp"
 
 namespace {
