@@ -24,15 +24,9 @@
 
 #include "helpers/child.hpp"
 #include "helpers/shared_page.hpp"
+#include "helpers/queue_access.hpp"
 #include "queue_shared.hpp"
 
-namespace mproc::detail {
-// Reaches the region behind a handle (a friend of QueueCore).
-struct QueueCoreTestAccess {
-  static QueueShared* shared(QueueCore& q) { return q.shared_.get(); }
-  static std::byte* ring(QueueCore& q) { return q.ring_; }
-};
-}  // namespace mproc::detail
 
 using namespace std::chrono_literals;
 using mproc::QueueOptions;

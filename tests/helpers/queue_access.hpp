@@ -1,0 +1,15 @@
+// helpers/queue_access.hpp — a test's way to the shared region behind a QueueCore handle, for
+// tests that inspect or scribble into it (QueueCoreTestAccess is a friend of QueueCore).
+#pragma once
+
+#include <cstddef>
+#include <mproc/detail/queue_core.hpp>
+
+#include "queue_shared.hpp"
+
+namespace mproc::detail {
+struct QueueCoreTestAccess {
+  static QueueShared* shared(QueueCore& q) { return q.shared_.get(); }
+  static std::byte* ring(QueueCore& q) { return q.ring_; }
+};
+}  // namespace mproc::detail
