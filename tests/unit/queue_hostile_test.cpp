@@ -23,10 +23,9 @@
 #include <vector>
 
 #include "helpers/child.hpp"
-#include "helpers/shared_page.hpp"
 #include "helpers/queue_access.hpp"
+#include "helpers/shared_page.hpp"
 #include "queue_shared.hpp"
-
 
 using namespace std::chrono_literals;
 using mproc::QueueOptions;
