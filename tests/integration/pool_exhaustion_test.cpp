@@ -234,11 +234,19 @@ int run(const std::function<int()>& fn, std::chrono::seconds limit = 120s) {
   return mproc_test::run_in_child(fn, limit);
 }
 
-TEST(PoolExhaustion, AResultTooLargeForTheParentFailsWithDecodeErrorAndThePoolGoesOn) {
-  MPROC_SKIP_IF_SANITIZED();
+// Runs `body` in a child with a shared report page: the test fails with the report's text unless
+// the child returns 0; on success the error the case checked is printed.
+void run_case(const std::function<int(Report*)>& body) {
   SharedPage<Report> rep;
   Report* r = &*rep;
-  const int rc = run([r] {
+  const int rc = run([&body, r] { return body(r); });
+  EXPECT_EQ(rc, 0) << r->text;
+  if (rc == 0 && r->text[0]) std::printf("    error checked: %s\n", r->text);
+}
+
+TEST(PoolExhaustion, AResultTooLargeForTheParentFailsWithDecodeErrorAndThePoolGoesOn) {
+  MPROC_SKIP_IF_SANITIZED();
+  run_case([](Report* r) {
     std::optional<mproc::Pool> pool(std::in_place, 2);
     if (pool->apply(sqr, 3) != 9) fail(r, 2, "wrong result");
     // The workers exist already and are not limited; this process (the result thread) is.
@@ -271,8 +279,6 @@ TEST(PoolExhaustion, AResultTooLargeForTheParentFailsWithDecodeErrorAndThePoolGo
     note(r, what);
     return 0;
   });
-  EXPECT_EQ(rc, 0) << r->text;
-  if (rc == 0 && r->text[0]) std::printf("    error checked: %s\n", r->text);
 }
 
 TEST(PoolExhaustion, TerminateFromACallbackReturnsWhileTheResultQueueIsFull) {
@@ -324,9 +330,7 @@ TEST(PoolExhaustion, TerminateFromACallbackReturnsWhileTheResultQueueIsFull) {
 }
 
 TEST(PoolExhaustion, TooFewProcessesForTheZygoteNamesForkAndTheErrno) {
-  SharedPage<Report> rep;
-  Report* r = &*rep;
-  const int rc = run([r] {
+  run_case([](Report* r) {
     drop_privileges_with_task_limit(r, 0);
     const std::string what = pool_creation_error(r, 4);
     expect_contains(r, 30, what, {"mproc::Pool", "zygote", "fork", "EAGAIN"});
@@ -335,15 +339,11 @@ TEST(PoolExhaustion, TooFewProcessesForTheZygoteNamesForkAndTheErrno) {
     note(r, what);
     return 0;
   });
-  EXPECT_EQ(rc, 0) << r->text;
-  if (rc == 0 && r->text[0]) std::printf("    error checked: %s\n", r->text);
 }
 
 TEST(PoolExhaustion, TooFewProcessesForTheThirdWorkerNamesItAndTheErrno) {
   MPROC_SKIP_IF_THREAD_SANITIZED();
-  SharedPage<Report> rep;
-  Report* r = &*rep;
-  const int rc = run([r] {
+  run_case([](Report* r) {
     drop_privileges_with_task_limit(r, 1 + 2);  // the zygote and two workers
     const std::string what = pool_creation_error(r, 4);
     expect_contains(r, 30, what, {"mproc::Pool", "worker 3 of 4", "fork", "EAGAIN"});
@@ -352,15 +352,11 @@ TEST(PoolExhaustion, TooFewProcessesForTheThirdWorkerNamesItAndTheErrno) {
     note(r, what);
     return 0;
   });
-  EXPECT_EQ(rc, 0) << r->text;
-  if (rc == 0 && r->text[0]) std::printf("    error checked: %s\n", r->text);
 }
 
 TEST(PoolExhaustion, NoThreadForTheResultThreadNamesPthreadCreateAndTheErrno) {
   MPROC_SKIP_IF_THREAD_SANITIZED();
-  SharedPage<Report> rep;
-  Report* r = &*rep;
-  const int rc = run([r] {
+  run_case([](Report* r) {
     drop_privileges_with_task_limit(r, 1 + 4);  // the zygote and four workers, no thread
     const std::string what = pool_creation_error(r, 4);
     expect_contains(r, 30, what, {"mproc::Pool", "result thread", "EAGAIN"});
@@ -369,15 +365,11 @@ TEST(PoolExhaustion, NoThreadForTheResultThreadNamesPthreadCreateAndTheErrno) {
     note(r, what);
     return 0;
   });
-  EXPECT_EQ(rc, 0) << r->text;
-  if (rc == 0 && r->text[0]) std::printf("    error checked: %s\n", r->text);
 }
 
 TEST(PoolExhaustion, AReplacementWorkerThatCannotBeStartedBreaksThePoolNamingForkAndTheErrno) {
   MPROC_SKIP_IF_THREAD_SANITIZED();
-  SharedPage<Report> rep;
-  Report* r = &*rep;
-  const int rc = run([r] {
+  run_case([](Report* r) {
     drop_privileges_with_task_limit(r, 1 + 2 + 1);  // the zygote, two workers, the result thread
     std::optional<mproc::Pool> pool(std::in_place, 2);
     auto worker = pool->apply([] { return static_cast<int>(getpid()); });
@@ -409,15 +401,11 @@ TEST(PoolExhaustion, AReplacementWorkerThatCannotBeStartedBreaksThePoolNamingFor
     note(r, what);
     return 0;
   });
-  EXPECT_EQ(rc, 0) << r->text;
-  if (rc == 0 && r->text[0]) std::printf("    error checked: %s\n", r->text);
 }
 
 TEST(PoolExhaustion, NoMemoryForTheResultQueueNamesItAndTheErrno) {
   MPROC_SKIP_IF_SANITIZED();
-  SharedPage<Report> rep;
-  Report* r = &*rep;
-  const int rc = run([r] {
+  run_case([](Report* r) {
     limit_address_space(std::size_t{1} << 20);  // less than the 4 MiB result queue
     const std::string what = pool_creation_error(r, 2);
     expect_contains(r, 30, what, {"mproc::Pool", "result queue", "ENOMEM"});
@@ -426,14 +414,10 @@ TEST(PoolExhaustion, NoMemoryForTheResultQueueNamesItAndTheErrno) {
     note(r, what);
     return 0;
   });
-  EXPECT_EQ(rc, 0) << r->text;
-  if (rc == 0 && r->text[0]) std::printf("    error checked: %s\n", r->text);
 }
 
 TEST(PoolExhaustion, NoDescriptorForAMailboxNamesItAndTheErrno) {
-  SharedPage<Report> rep;
-  Report* r = &*rep;
-  const int rc = run([r] {
+  run_case([](Report* r) {
     rlimit saved{};
     getrlimit(RLIMIT_NOFILE, &saved);
     leave_free_descriptors(2);  // the result queue's memfd and the first mailbox's
@@ -444,14 +428,10 @@ TEST(PoolExhaustion, NoDescriptorForAMailboxNamesItAndTheErrno) {
     note(r, what);
     return 0;
   });
-  EXPECT_EQ(rc, 0) << r->text;
-  if (rc == 0 && r->text[0]) std::printf("    error checked: %s\n", r->text);
 }
 
 TEST(PoolExhaustion, AMapOfManyLargeElementsWorksUnderALowDescriptorLimit) {
-  SharedPage<Report> rep;
-  Report* r = &*rep;
-  const int rc = run([r] {
+  run_case([](Report* r) {
     rlimit rl{64, 64};  // ulimit -n 64
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) fail(r, 2, "setrlimit(RLIMIT_NOFILE) failed");
     mproc::Pool pool(2);
@@ -496,15 +476,11 @@ TEST(PoolExhaustion, AMapOfManyLargeElementsWorksUnderALowDescriptorLimit) {
            "descriptors leaked: " + std::to_string(fds) + " -> " + std::to_string(open_fds()));
     return 0;
   });
-  EXPECT_EQ(rc, 0) << r->text;
-  if (rc == 0 && r->text[0]) std::printf("    error checked: %s\n", r->text);
 }
 
 TEST(PoolExhaustion, ALargeArgumentWithoutAddressSpaceFailsOnlyItsTask) {
   MPROC_SKIP_IF_SANITIZED();
-  SharedPage<Report> rep;
-  Report* r = &*rep;
-  const int rc = run([r] {
+  run_case([](Report* r) {
     mproc::Pool pool(2);
     if (pool.apply(sqr, 2) != 4) fail(r, 2, "wrong result");
     const int fds = open_fds();
@@ -535,8 +511,6 @@ TEST(PoolExhaustion, ALargeArgumentWithoutAddressSpaceFailsOnlyItsTask) {
     note(r, what);
     return 0;
   });
-  EXPECT_EQ(rc, 0) << r->text;
-  if (rc == 0 && r->text[0]) std::printf("    error checked: %s\n", r->text);
 }
 
 }  // namespace
