@@ -223,10 +223,6 @@ void throw_region_error(std::error_code ec, const char* failed_call, const char*
   throw_system_error(ec, what.c_str());
 }
 
-void throw_region_error(std::error_code ec) {
-  throw_system_error(ec, "mproc: cannot create shared memory");
-}
-
 }  // namespace mproc::detail
 
 namespace mproc::detail {

@@ -78,8 +78,6 @@ int reserve(int fd, std::size_t size) noexcept;
 //    memory (ENOMEM)"
 [[noreturn]] void throw_region_error(std::error_code ec, const char* failed_call,
                                      const char* debug_name, std::size_t size);
-// The same without the details (for callers that have none).
-[[noreturn]] void throw_region_error(std::error_code ec);
 
 // Creates a region and constructs a `T` at its start; returns a pointer to the object that keeps
 // the region alive (aliasing shared_ptr). Throws std::system_error when the region cannot be
