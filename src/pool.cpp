@@ -8,6 +8,7 @@
 #include <cxxabi.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,20 +36,88 @@
 namespace mproc::detail {
 
 TaskSink::~TaskSink() = default;
+// A sink gets the calls of its kind of task only (see TaskSink); the others are never made.
+void TaskSink::on_ok(std::uint64_t, Reader&) {
+  throw DecodeError("mproc::Pool: a task's result reached a sink of chunks");
+}
+void TaskSink::on_error(std::uint64_t, std::exception_ptr) noexcept {}
+void TaskSink::on_elements(std::uint64_t, std::uint64_t, const Spans&, Reader&) {
+  throw DecodeError("mproc::Pool: a chunk's result reached a sink of single tasks");
+}
+void TaskSink::on_elements_error(std::uint64_t, std::uint64_t, const Spans&,
+                                 std::exception_ptr) noexcept {}
+
+namespace {
+
+// A worker's record of the element it runs, where the parent reads it once the worker is dead:
+// the task's id and 1 + the element's index in its chunk (0: no element began yet). One cache
+// line per worker slot, in shared memory the workers inherit.
+struct alignas(64) Progress {
+  std::atomic<std::uint64_t> task{0};
+  std::atomic<std::uint64_t> element{0};
+};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// A chunk that has run this long since its last piece sends the outcomes it has (kPart), so a
+// death loses at most this much finished work. The clock is read every `stride` elements, a
+// stride that doubles while elements are quick (under kQuickCheckNs between two reads), up to
+// kMaxStride, and halves when they are slow.
+constexpr std::int64_t kFlushNs = 2'000'000;
+constexpr std::int64_t kQuickCheckNs = 50'000;
+constexpr std::int64_t kSlowCheckNs = 500'000;
+constexpr std::uint64_t kMaxStride = 4096;
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+TaskContext::TaskContext(Spans run, void* progress, EmitFn emit_fn, void* owner) noexcept
+    : run_(std::move(run)), progress_(progress), emit_(emit_fn), owner_(owner) {
+  last_check_ns_ = last_emit_ns_ = now_ns();
+}
+
+void TaskContext::begin_element(std::uint64_t index) noexcept {
+  if (progress_)
+    static_cast<Progress*>(progress_)->element.store(index + 1, std::memory_order_relaxed);
+}
+
+bool TaskContext::check_clock() noexcept {
+  const std::int64_t now = now_ns();
+  const std::int64_t since_check = now - last_check_ns_;
+  last_check_ns_ = now;
+  if (since_check < kQuickCheckNs)
+    stride_ = std::min(stride_ * 2, kMaxStride);
+  else if (since_check > kSlowCheckNs)
+    stride_ = std::max<std::uint64_t>(stride_ / 2, 1);
+  countdown_ = stride_;
+  return now - last_emit_ns_ >= kFlushNs;
+}
+
+void TaskContext::emit(const Spans& covered) {
+  emit_(owner_, *this, covered);
+  out_.clear();
+  last_emit_ns_ = last_check_ns_;
+}
 
 namespace {
 
 // A message to a worker's mailbox; invoker 0 tells the worker to leave. A payload larger than
 // max_task_bytes() does not travel in the message: it is in a memfd (`big` bytes) whose descriptor
 // the parent sends over the slot's fd socket, tagged with the task's id.
+// `run`: for a chunk of map/imap, the elements still to run (empty: all of them).
 struct TaskMsg {
   std::uint64_t id = 0;
   std::uint64_t invoker = 0;
   std::uint64_t big = 0;
+  Spans run;
   std::vector<std::byte> payload;
   template <class A>
   void serialize(A& ar) {
-    ar(id, invoker, big, payload);
+    ar(id, invoker, big, run, payload);
   }
 };
 
@@ -62,22 +131,25 @@ enum EventKind : std::uint8_t {
   kQuit = 6,         // (from the parent) the result thread should end
   kUndecodable = 7,  // (in the parent) a result whose payload could not be decoded (type, what)
   kWake = 8,         // (from the parent) tasks failed outside the result thread wait for it
+  kPart = 9,         // outcomes of some elements of a chunk still running (covered, payload)
 };
 
 void describe_current(std::string& type, std::string& what) noexcept;
 
 // Everything that reaches the parent: results and worker life events. Encoded by the codec
-// below: the header (kind, slot, pid, status, id), then payload, type and what.
+// below: the header (kind, slot, pid, status, id), then covered, payload, type and what.
 struct EventMsg {
   std::uint8_t kind = 0;
   std::int32_t slot = -1;
   std::int32_t pid = 0;
   std::int32_t status = 0;
   std::uint64_t id = 0;
+  Spans covered;  // kOk, kPart of a chunk: the elements whose outcomes the payload holds
   std::vector<std::byte> payload;
   std::string type;
   std::string what;
-  std::uint64_t bytes = 0;  // kUndecodable: the size of what could not be decoded (not sent)
+  std::uint64_t bytes = 0;     // kUndecodable: the size of what could not be decoded (not sent)
+  std::uint8_t sent_kind = 0;  // kUndecodable: the kind that was sent
 };
 
 }  // namespace
@@ -96,8 +168,8 @@ struct mproc::codec<mproc::detail::EventMsg> {
   static constexpr std::size_t kHeader =
       sizeof(std::uint8_t) + 3 * sizeof(std::int32_t) + sizeof(std::uint64_t);
   static std::size_t size(const EventMsg& m) {
-    return kHeader + mproc::encoded_size(m.payload) + mproc::encoded_size(m.type) +
-           mproc::encoded_size(m.what);
+    return kHeader + mproc::encoded_size(m.covered) + mproc::encoded_size(m.payload) +
+           mproc::encoded_size(m.type) + mproc::encoded_size(m.what);
   }
   static void encode(Writer& w, const EventMsg& m) {
     w.write_value(m.kind);
@@ -105,6 +177,7 @@ struct mproc::codec<mproc::detail::EventMsg> {
     w.write_value(m.pid);
     w.write_value(m.status);
     w.write_value(m.id);
+    mproc::encode(w, m.covered);
     mproc::encode(w, m.payload);
     mproc::encode(w, m.type);
     mproc::encode(w, m.what);
@@ -118,14 +191,17 @@ struct mproc::codec<mproc::detail::EventMsg> {
     m.id = r.read_value<std::uint64_t>();
     const std::size_t rest = r.remaining();
     try {
+      m.covered = mproc::decode<mproc::detail::Spans>(r);
       m.payload = mproc::decode<std::vector<std::byte>>(r);
       m.type = mproc::decode<std::string>(r);
       m.what = mproc::decode<std::string>(r);
     } catch (const std::exception&) {
       std::vector<std::byte>().swap(m.payload);
+      mproc::detail::Spans().swap(m.covered);
       m.type.clear();
       m.what.clear();
       mproc::detail::describe_current(m.type, m.what);
+      m.sent_kind = m.kind;
       m.kind = mproc::detail::kUndecodable;
       m.bytes = rest;
       r.skip(r.remaining());
@@ -141,6 +217,8 @@ namespace {
 constexpr std::size_t kMailboxDepth = 2;
 constexpr std::size_t kMailboxBytes = std::size_t{1} << 20;
 constexpr std::size_t kEventBytes = std::size_t{4} << 20;
+// The encoded size an automatic chunk of map/imap aims at, at most (PoolCore::chunk_bytes()).
+constexpr std::size_t kChunkBytes = std::size_t{64} << 10;
 // How long join() and terminate() wait for the zygote before killing it.
 constexpr auto kZygoteGrace = std::chrono::seconds(30);
 // How long a constructor that fails waits for the zygote to kill and reap its workers.
@@ -214,14 +292,14 @@ void register_remote_exception(const std::type_info& type, RemoteFactory make) {
 }
 
 std::exception_ptr remote_error(const std::string& type, const std::string& what,
-                                std::int32_t pid) {
+                                std::int32_t pid, TaskOrigin origin) {
   RemoteFactory make = nullptr;
   {
     std::lock_guard<std::mutex> g(g_remote_mu);
     auto& m = remote_factories();
     if (auto it = m.find(type); it != m.end()) make = it->second;
   }
-  RemoteError info(type, what, pid);
+  RemoteError info(type, what, pid, origin);
   if (make) {
     try {
       return make(what, info);
@@ -234,11 +312,47 @@ std::exception_ptr remote_error(const std::string& type, const std::string& what
 
 std::int32_t current_process_id() noexcept { return static_cast<std::int32_t>(this_process_id()); }
 
+namespace {
+
+// Elements of a chunk as sorted, disjoint, non-empty spans.
+bool spans_contain(const Spans& spans, std::uint64_t i) noexcept {
+  for (const Span& s : spans)
+    if (i >= s.begin && i < s.end) return true;
+  return false;
+}
+
+// Takes `part` out of `from`; false (and `from` unchanged) unless `part` lies wholly inside it.
+bool spans_remove(Spans& from, const Spans& part) {
+  Spans out = from;
+  for (const Span& p : part) {
+    if (p.begin >= p.end) return false;
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const Span& s) { return p.begin >= s.begin && p.end <= s.end; });
+    if (it == out.end()) return false;
+    const Span s = *it;
+    it = out.erase(it);
+    if (p.end < s.end) it = out.insert(it, Span{p.end, s.end});
+    if (s.begin < p.begin) out.insert(it, Span{s.begin, p.begin});
+  }
+  from = std::move(out);
+  return true;
+}
+
+}  // namespace
+
 struct PoolCore::Impl {
   struct Entry {
     std::shared_ptr<TaskSink> sink;
     std::uint64_t part;
     std::shared_ptr<Region> big;  // the payload, when it travels in a memfd
+    // Chunks of map/imap (elements > 0): the input's position of element 0, and the elements
+    // without an outcome yet; the invoker and, while the chunk is dispatched, its payload, so that
+    // what a dead worker did not finish can run again.
+    std::uint64_t first = 0;
+    std::uint64_t elements = 0;
+    Spans todo;
+    std::uint64_t invoker = 0;
+    std::vector<std::byte> payload;
   };
   struct Slot {
     std::deque<std::uint64_t> outstanding;  // dispatched, unanswered, in dispatch order
@@ -248,13 +362,29 @@ struct PoolCore::Impl {
     std::string init_error;
     int early_deaths = 0;  // workers of this slot that died before "ready", in a row
   };
-  // An outcome to deliver outside the lock.
+  // An outcome to deliver outside the lock: of a whole task, or (chunk) of the elements
+  // `covered`. `last`: the task has no outcome left to deliver after this one.
   struct Delivery {
     std::shared_ptr<TaskSink> sink;
     std::uint64_t part;
     std::vector<std::byte> payload;
     std::exception_ptr error;
+    bool chunk = false;
+    bool last = true;
+    std::uint64_t first = 0;
+    Spans covered;
   };
+  // The delivery of every outcome `e` still owes: `e`'s elements without an outcome fail with
+  // `error` (a chunk), or the task does.
+  static Delivery fail_all(Entry& e, std::exception_ptr error) {
+    Delivery d{e.sink, e.part, {}, std::move(error), false, true, 0, {}};
+    if (e.elements != 0) {
+      d.chunk = true;
+      d.first = e.first;
+      d.covered = std::move(e.todo);
+    }
+    return d;
+  }
   enum class State { kRunning, kClosed, kTerminated };
 
   int n = 0;
@@ -266,6 +396,9 @@ struct PoolCore::Impl {
   std::vector<int> fd_parent;
   std::vector<int> fd_worker;
   Queue<EventMsg> events{0, QueueOptions{.capacity = kEventBytes}};
+  // Per slot, what its worker runs (see Progress): shared memory the workers inherit.
+  Progress* progress = nullptr;
+  std::size_t progress_bytes = 0;
   std::unique_ptr<WorkerLauncher> launcher;
   std::thread collector;
   // Set by shut_down() once the workers and the zygote are gone: the result thread ends after its
@@ -296,6 +429,7 @@ struct PoolCore::Impl {
   ~Impl() {
     for (int fd : fd_parent) close_fd(fd);
     for (int fd : fd_worker) close_fd(fd);
+    if (progress) ::munmap(progress, progress_bytes);
   }
 
   // --- in a worker ---------------------------------------------------------------------------
@@ -330,7 +464,29 @@ struct PoolCore::Impl {
     ev.kind = kReady;
     post(ev);
     int done = 0;
-    std::vector<std::byte> out;
+    Progress& progress_slot = progress[slot];
+    struct Poster {
+      Impl* self;
+      int slot;
+      int pid;
+      std::uint64_t id;
+    };
+    // A piece of a chunk's outcomes, sent while the chunk runs on.
+    auto emit_part = [](void* owner, TaskContext& ctx, const Spans& covered) {
+      auto* p = static_cast<Poster*>(owner);
+      EventMsg part;
+      part.kind = kPart;
+      part.slot = p->slot;
+      part.pid = p->pid;
+      part.id = p->id;
+      part.covered = covered;
+      part.payload = std::move(ctx.out());
+      try {
+        p->self->events.put(part);
+      } catch (...) {
+        worker_leave(70);
+      }
+    };
     for (;;) {
       TaskMsg t;
       try {
@@ -339,19 +495,23 @@ struct PoolCore::Impl {
         worker_leave(71);
       }
       if (t.invoker == 0) worker_leave(0);
+      progress_slot.element.store(0, std::memory_order_relaxed);
+      progress_slot.task.store(t.id, std::memory_order_relaxed);
       ev = EventMsg{};
       ev.slot = slot;
       ev.pid = pid;
       ev.id = t.id;
+      Poster poster{this, slot, pid, t.id};
       try {
         std::shared_ptr<Region> big;
         if (t.big != 0) big = receive_payload(slot, t);
         Reader r = big ? Reader(static_cast<const std::byte*>(big->data()), t.big)
                        : Reader(t.payload.data(), t.payload.size());
-        out.clear();
-        reinterpret_cast<Invoker>(t.invoker)(r, out);
+        TaskContext ctx(std::move(t.run), &progress_slot, emit_part, &poster);
+        reinterpret_cast<Invoker>(t.invoker)(r, ctx);
         ev.kind = kOk;
-        ev.payload = std::move(out);
+        ev.payload = std::move(ctx.out());
+        ev.covered = std::move(ctx.covered());
       } catch (...) {
         ev.kind = kFailed;
         describe_current(ev.type, ev.what);
@@ -452,6 +612,12 @@ struct PoolCore::Impl {
         (void)send_fd(fd_parent[static_cast<std::size_t>(best)], t.id, big->fd());
       }
       ++sl.dispatched;
+      if (!big) {
+        // A chunk keeps its payload until it is done: a dead worker's unfinished elements run
+        // again from it (a large one keeps its memfd).
+        auto e = tasks.find(t.id);
+        if (e != tasks.end() && e->second.elements != 0) e->second.payload = std::move(t.payload);
+      }
       pending.pop_front();
     }
   }
@@ -487,7 +653,7 @@ struct PoolCore::Impl {
       } catch (...) {
         error = std::current_exception();
       }
-      stranded.push_back(Delivery{e->second.sink, e->second.part, {}, std::move(error)});
+      stranded.push_back(fail_all(e->second, std::move(error)));
     } catch (...) {
       return BigPayload::kLater;
     }
@@ -507,7 +673,7 @@ struct PoolCore::Impl {
       MPROC_REQUIRES(mu) {
     auto it = tasks.find(id);
     if (it == tasks.end()) return;
-    out.push_back(Delivery{std::move(it->second.sink), it->second.part, {}, std::move(e)});
+    out.push_back(fail_all(it->second, std::move(e)));
     tasks.erase(it);
   }
 
@@ -515,8 +681,7 @@ struct PoolCore::Impl {
   void break_locked(const std::string& why, std::vector<Delivery>& out) MPROC_REQUIRES(mu) {
     if (broken.empty()) broken = why;
     auto e = std::make_exception_ptr(BrokenPool(broken));
-    for (auto& [id, entry] : tasks)
-      out.push_back(Delivery{std::move(entry.sink), entry.part, {}, e});
+    for (auto& [id, entry] : tasks) out.push_back(fail_all(entry, e));
     tasks.clear();
     pending.clear();
     for (Slot& s : slots) s.outstanding.clear();
@@ -533,22 +698,30 @@ struct PoolCore::Impl {
     Slot& s = slots[static_cast<std::size_t>(m.slot)];
     switch (m.kind) {
       case kOk:
+      case kPart:
       case kFailed:
       case kUndecodable: {
-        auto pos = std::find(s.outstanding.begin(), s.outstanding.end(), m.id);
-        if (pos != s.outstanding.end()) s.outstanding.erase(pos);
+        const bool final = m.kind != kPart && !(m.kind == kUndecodable && m.sent_kind == kPart);
+        if (final) {
+          auto pos = std::find(s.outstanding.begin(), s.outstanding.end(), m.id);
+          if (pos != s.outstanding.end()) s.outstanding.erase(pos);
+        }
         auto it = tasks.find(m.id);
         if (it == tasks.end()) return;  // cancelled by terminate or a broken pool
-        Delivery d{std::move(it->second.sink), it->second.part, {}, nullptr};
+        if (it->second.elements != 0) {
+          on_chunk_result_locked(it, m, final, out);
+          return;
+        }
+        if (!final) return;  // not expected of a single task
+        Delivery d{std::move(it->second.sink), it->second.part, {}, nullptr, false, true, 0, {}};
+        const TaskOrigin origin{.task = m.id};
         tasks.erase(it);
         if (m.kind == kOk) {
           d.payload = std::move(m.payload);
         } else if (m.kind == kFailed) {
-          d.error = remote_error(m.type, m.what, m.pid);
+          d.error = remote_error(m.type, m.what, m.pid, origin);
         } else {
-          d.error = std::make_exception_ptr(DecodeError(
-              "mproc::Pool: cannot decode the task's result (" + std::to_string(m.bytes) +
-              " bytes) in this process: " + m.type + ": " + m.what));
+          d.error = undecodable_error(m);
         }
         out.push_back(std::move(d));
         return;
@@ -567,6 +740,99 @@ struct PoolCore::Impl {
       default:
         return;
     }
+  }
+
+  static std::exception_ptr undecodable_error(const EventMsg& m) {
+    return std::make_exception_ptr(DecodeError("mproc::Pool: cannot decode the task's result (" +
+                                               std::to_string(m.bytes) +
+                                               " bytes) in this process: " + m.type + ": " + m.what));
+  }
+
+  // A piece of a chunk's outcomes (kPart, or the final kOk), or its failure as a whole (kFailed:
+  // the invoker threw outside the elements; kUndecodable). Each element gets exactly one outcome:
+  // a piece that names elements which are not (or no longer) waiting for one is dropped, and a
+  // final event leaves none waiting.
+  void on_chunk_result_locked(std::unordered_map<std::uint64_t, Entry>::iterator it,
+                              EventMsg& m, bool final, std::vector<Delivery>& out)
+      MPROC_REQUIRES(mu) {
+    Entry& e = it->second;
+    Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, {}};
+    if (m.kind == kOk || m.kind == kPart || m.kind == kUndecodable) {
+      if (!m.covered.empty() && spans_remove(e.todo, m.covered)) {
+        d.covered = std::move(m.covered);
+        if (m.kind == kUndecodable)
+          d.error = undecodable_error(m);
+        else
+          d.payload = std::move(m.payload);
+        d.last = e.todo.empty();
+        if (d.last) {
+          out.push_back(std::move(d));
+          tasks.erase(it);
+          return;
+        }
+        out.push_back(std::move(d));
+      }
+    }
+    if (!final) return;
+    // The task ended: elements still without an outcome fail (none, normally).
+    std::exception_ptr error;
+    if (m.kind == kFailed) {
+      const TaskOrigin origin{.position = static_cast<std::size_t>(
+                                  e.first + (e.todo.empty() ? 0 : e.todo.front().begin))};
+      error = remote_error(m.type, m.what, m.pid, origin);
+    } else if (m.kind == kUndecodable) {
+      error = undecodable_error(m);
+    } else {
+      error = std::make_exception_ptr(DecodeError(
+          "mproc::Pool: a worker ended a chunk without the outcomes of " +
+          std::to_string(span_count(e.todo)) + " of its elements"));
+    }
+    out.push_back(fail_all(e, std::move(error)));
+    tasks.erase(it);
+  }
+
+  // The worker that ran chunk `id` died: the element it was running (the last one it began; the
+  // first one waiting if it had begun none) fails with WorkerLost, and the chunk's other elements
+  // without an outcome run again in another worker. Each death settles one element at least, so
+  // a chunk whose elements all kill their worker ends too.
+  void on_chunk_lost_locked(std::uint64_t id, const EventMsg& m, std::vector<Delivery>& out)
+      MPROC_REQUIRES(mu) {
+    auto it = tasks.find(id);
+    if (it == tasks.end()) return;
+    Entry& e = it->second;
+    if (e.todo.empty()) {  // not expected: it would have ended
+      tasks.erase(it);
+      return;
+    }
+    const Progress& p = progress[m.slot];
+    const std::uint64_t began = p.element.load(std::memory_order_relaxed);
+    std::uint64_t lost = e.todo.front().begin;
+    if (p.task.load(std::memory_order_relaxed) == id && began != 0 && spans_contain(e.todo, began - 1))
+      lost = began - 1;
+    const std::size_t position = static_cast<std::size_t>(e.first + lost);
+    std::string msg = "mproc::Pool: worker " + std::to_string(m.pid) + " died (" +
+                      describe_exit(m.status) + ") while running input element " +
+                      std::to_string(position);
+    Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, Spans{Span{lost, lost + 1}}};
+    d.error = std::make_exception_ptr(
+        WorkerLost(msg, m.pid, m.status, TaskOrigin{.position = position}));
+    (void)spans_remove(e.todo, d.covered);
+    d.last = e.todo.empty();
+    out.push_back(std::move(d));
+    if (e.todo.empty()) {
+      tasks.erase(it);
+      return;
+    }
+    TaskMsg again;
+    again.id = id;
+    again.invoker = e.invoker;
+    again.run = e.todo;
+    if (e.big) {
+      again.big = e.big->size();
+    } else {
+      again.payload = e.payload;
+    }
+    pending.push_front(std::move(again));
   }
 
   void on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) MPROC_REQUIRES(mu) {
@@ -619,9 +885,17 @@ struct PoolCore::Impl {
       return;
     }
     for (std::uint64_t id : lost) {
-      std::string msg = "worker " + std::to_string(m.pid) + " died (" + describe_exit(m.status) +
-                        ") while running the task";
-      fail_locked(id, std::make_exception_ptr(WorkerLost(msg, m.pid, m.status)), out);
+      auto it = tasks.find(id);
+      if (it == tasks.end()) continue;
+      if (it->second.elements != 0) {
+        on_chunk_lost_locked(id, m, out);
+        continue;
+      }
+      std::string msg = "mproc::Pool: worker " + std::to_string(m.pid) + " died (" +
+                        describe_exit(m.status) + ") while running task " + std::to_string(id);
+      fail_locked(id,
+                  std::make_exception_ptr(WorkerLost(msg, m.pid, m.status, TaskOrigin{.task = id})),
+                  out);
     }
     s.ready = false;
     s.pid = 0;
@@ -633,28 +907,41 @@ struct PoolCore::Impl {
   // decode fails its task with DecodeError (an allocation failure too: the result is too large
   // for this process).
   void deliver(std::vector<Delivery>& out) {
+    std::size_t ended = 0;
     for (Delivery& d : out) {
+      auto fail = [&](std::exception_ptr e) {
+        if (d.chunk)
+          d.sink->on_elements_error(d.part, d.first, d.covered, std::move(e));
+        else
+          d.sink->on_error(d.part, std::move(e));
+      };
       if (!d.error) {
         try {
           Reader r(d.payload.data(), d.payload.size());
-          d.sink->on_ok(d.part, r);
+          if (d.chunk)
+            d.sink->on_elements(d.part, d.first, d.covered, r);
+          else
+            d.sink->on_ok(d.part, r);
         } catch (const DecodeError&) {
-          d.sink->on_error(d.part, std::current_exception());
+          fail(std::current_exception());
         } catch (...) {
-          d.sink->on_error(d.part, undecodable(d.payload.size()));
+          fail(undecodable(d.payload.size()));
         }
       } else {
-        d.sink->on_error(d.part, d.error);
+        fail(d.error);
       }
       d.sink.reset();
       std::vector<std::byte>().swap(d.payload);
+      if (d.last) ++ended;
     }
     if (out.empty()) return;
-    {
-      Guard g(mu);
-      undelivered -= out.size();
+    if (ended != 0) {
+      {
+        Guard g(mu);
+        undelivered -= ended;
+      }
+      idle_cv.notify_all();
     }
-    idle_cv.notify_all();
     out.clear();
   }
 
@@ -702,7 +989,8 @@ struct PoolCore::Impl {
               handle_locked(m, out, quit);
             } catch (...) {
               // Out of memory while bookkeeping: the event's task, if any, fails with that error.
-              if (m.kind == kOk || m.kind == kFailed || m.kind == kUndecodable) {
+              if (m.kind == kOk || m.kind == kPart || m.kind == kFailed ||
+                  m.kind == kUndecodable) {
                 try {
                   fail_locked(m.id, std::current_exception(), out);
                 } catch (...) {
@@ -822,6 +1110,14 @@ PoolCore::PoolCore(PoolOptions options) {
     im.fd_parent.push_back(fds[0]);
     im.fd_worker.push_back(fds[1]);
   }
+  im.progress_bytes = sizeof(Progress) * static_cast<std::size_t>(n);
+  void* shared = ::mmap(nullptr, im.progress_bytes, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED)
+    throw_errno(errno, "mproc::Pool: cannot map the workers' progress records (" +
+                           std::to_string(im.progress_bytes) + " bytes of shared memory): mmap");
+  im.progress = static_cast<Progress*>(shared);
+  for (int i = 0; i < n; ++i) new (&im.progress[i]) Progress();
   im.launcher = make_zygote_launcher(n, &Impl::worker_main, &im, &Impl::report_exit, &im);
   im.launcher->start();  // forks the zygote and the workers: before the result thread exists
   // The zygote holds the workers' ends (its workers inherit them); the parent needs only its own.
@@ -872,6 +1168,7 @@ PoolCore::~PoolCore() {
 }
 
 std::size_t PoolCore::max_task_bytes() const noexcept { return kMailboxBytes / 4 - 256; }
+std::size_t PoolCore::chunk_bytes() noexcept { return kChunkBytes; }
 int PoolCore::processes() const noexcept { return impl_->n; }
 
 void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSink>& sink,
@@ -902,7 +1199,14 @@ void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSin
         t.payload = std::move(s.payload);
         im.pending.push_back(std::move(t));
         try {
-          im.tasks.emplace(im.next_id, Impl::Entry{sink, s.part, nullptr});
+          Impl::Entry e{sink, s.part, nullptr, 0, 0, {}, 0, {}};
+          if (s.elements != 0) {
+            e.first = s.first;
+            e.elements = s.elements;
+            e.todo.push_back(Span{0, s.elements});
+            e.invoker = t.invoker;
+          }
+          im.tasks.emplace(im.next_id, std::move(e));
         } catch (...) {
           im.pending.pop_back();
           throw;
@@ -957,8 +1261,7 @@ void PoolCore::terminate() {
     im.stopping = true;
     auto e = std::make_exception_ptr(
         BrokenPool("mproc::Pool: the pool was terminated before the task finished"));
-    for (auto& [id, entry] : im.tasks)
-      out.push_back(Impl::Delivery{std::move(entry.sink), entry.part, {}, e});
+    for (auto& [id, entry] : im.tasks) out.push_back(Impl::fail_all(entry, e));
     im.tasks.clear();
     im.pending.clear();
     im.take_stranded_locked(out);

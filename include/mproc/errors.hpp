@@ -33,10 +33,12 @@
 //   ├── DecodeError         bytes that do not decode as the requested type (corrupt, truncated,
 //   │                       or of another type). Mirrors pickle.UnpicklingError.
 //   ├── RemoteError         an exception thrown by a task in a Pool worker: carries the original
-//   │                       type name, what() and the worker's pid. Mirrors the exception Python
+//   │                       type name, what(), the worker's pid and the element's position in
+//   │                       the input (or the task's number). Mirrors the exception Python
 //   │                       re-raises from AsyncResult.get() (with its remote traceback).
 //   ├── WorkerLost          the Pool worker running a task died (signal, crash, `_exit`) before
-//   │                       the task finished; names the signal or exit code. Python's Pool hangs
+//   │                       the task finished; names the signal or exit code and the element's
+//   │                       position in the input (or the task's number). Python's Pool hangs
 //   │                       there; concurrent.futures raises BrokenProcessPool.
 //   └── BrokenPool          a Pool that cannot run tasks any more (its initializer failed, its
 //                           launcher died, or it was terminated with the task unfinished).
@@ -44,7 +46,10 @@
 // clang-format on
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <mproc/export.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -106,40 +111,69 @@ class MPROC_API DecodeError : public Error {
   using Error::Error;
 };
 
+// Where a Pool task that failed came from: an element of a map/starmap/imap/imap_unordered
+// (`position`: its 0-based index in the input) or a task of apply/apply_async/submit (`task`: its
+// number in its pool, 1 for the first task submitted, counting every apply/submit and every chunk
+// of a map). Both empty for an error made outside a pool.
+struct TaskOrigin {
+  std::optional<std::size_t> position{};
+  std::optional<std::uint64_t> task{};
+  // ", input element 537" / ", task 17" / "" (appended to what()).
+  [[nodiscard]] std::string describe() const {
+    if (position) return ", input element " + std::to_string(*position);
+    if (task) return ", task " + std::to_string(*task);
+    return {};
+  }
+};
+
 // An exception thrown by a task in a Pool worker, rethrown in the caller. `what()` reads
-// "<type>: <what> (in worker pid N)"; the parts are available separately.
+// "<type>: <what> (in worker pid N, input element I)" (", task T" for apply/submit); the parts
+// are available separately.
 class MPROC_API RemoteError : public Error {
  public:
-  RemoteError(std::string type_name, std::string remote_what, int pid)
-      : Error(type_name + ": " + remote_what + " (in worker pid " + std::to_string(pid) + ")"),
+  RemoteError(std::string type_name, std::string remote_what, int pid, TaskOrigin origin = {})
+      : Error(type_name + ": " + remote_what + " (in worker pid " + std::to_string(pid) +
+              origin.describe() + ")"),
         type_name_(std::move(type_name)),
         remote_what_(std::move(remote_what)),
-        pid_(pid) {}
+        pid_(pid),
+        origin_(origin) {}
   // The demangled type of the original exception ("std::invalid_argument").
   [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
   // The original exception's what() (empty for a type not derived from std::exception).
   [[nodiscard]] const std::string& remote_what() const noexcept { return remote_what_; }
   // The pid of the worker that ran the task.
   [[nodiscard]] int pid() const noexcept { return pid_; }
+  // The element's index in the input of map/starmap/imap/imap_unordered (empty for apply/submit).
+  [[nodiscard]] std::optional<std::size_t> position() const noexcept { return origin_.position; }
+  // The task's number in its pool, for apply/apply_async/submit (empty for map/imap elements).
+  [[nodiscard]] std::optional<std::uint64_t> task() const noexcept { return origin_.task; }
 
  private:
   std::string type_name_;
   std::string remote_what_;
   int pid_;
+  TaskOrigin origin_;
 };
 
 // The worker running a task died before the task finished. `exitcode()` uses the encoding of
-// Process::exitcode(): the exit status, or -N when signal N killed the worker.
+// Process::exitcode(): the exit status, or -N when signal N killed the worker. what() names the
+// worker, how it ended and the element or task ("... while running input element 537").
 class MPROC_API WorkerLost : public Error {
  public:
-  WorkerLost(const std::string& message, int pid, int exitcode)
-      : Error(message), pid_(pid), exitcode_(exitcode) {}
+  WorkerLost(const std::string& message, int pid, int exitcode, TaskOrigin origin = {})
+      : Error(message), pid_(pid), exitcode_(exitcode), origin_(origin) {}
   [[nodiscard]] int pid() const noexcept { return pid_; }
   [[nodiscard]] int exitcode() const noexcept { return exitcode_; }
+  // The element's index in the input of map/starmap/imap/imap_unordered (empty for apply/submit).
+  [[nodiscard]] std::optional<std::size_t> position() const noexcept { return origin_.position; }
+  // The task's number in its pool, for apply/apply_async/submit (empty for map/imap elements).
+  [[nodiscard]] std::optional<std::uint64_t> task() const noexcept { return origin_.task; }
 
  private:
   int pid_;
   int exitcode_;
+  TaskOrigin origin_;
 };
 
 class MPROC_API BrokenPool : public Error {

@@ -402,7 +402,7 @@ class IMapResult {
       if constexpr (Ordered) want = taken_;
       auto part = sink_->take(want, deadline);
       if (!part) throw TimeoutError("mproc::IMapResult::next: no result came in time");
-      ++taken_;
+      if (part->completes_chunk) ++taken_;
       current_ = std::move(part->values);
       element_errors_ = std::move(part->element_errors);
       error_pos_ = 0;
@@ -431,10 +431,10 @@ class IMapResult {
       size = static_cast<std::size_t>(
           std::clamp(want, 1.0, std::min(grown, static_cast<double>(kMaxChunk))));
     }
-    // Keep a chunk's encoded elements well inside a task's byte limit.
+    // Keep a chunk's encoded elements inside the byte budget (top_up() enforces it exactly).
     if (bytes_per_item_ > 0)
-      size =
-          std::min(size, std::max<std::size_t>(1, core_->max_task_bytes() / 2 / bytes_per_item_));
+      size = std::min(size,
+                      std::max<std::size_t>(1, detail::PoolCore::chunk_bytes() / bytes_per_item_));
     if (remaining_) {
       const std::size_t share = (*remaining_ + 4 * workers_ - 1) / (4 * workers_);
       size = std::min(size, std::max<std::size_t>(share, 1));
@@ -449,16 +449,25 @@ class IMapResult {
     return std::min<std::size_t>(max_in_flight(), 2 * workers_ + 2 * taken_);
   }
 
-  // Submits chunks while fewer than window_now() are in flight and input remains.
+  // Submits chunks while fewer than window_now() are in flight and input remains. A chunk takes
+  // elements while their encoded sizes fit the byte budget (chunk_bytes(), or a mailbox message
+  // for a fixed chunksize): it is encoded once, never split.
   void top_up() {
     if (!it_) it_.emplace(std::ranges::begin(range()));  // the input is first read here
+    const std::size_t budget =
+        chunksize_ != 0 ? core_->max_task_bytes() : detail::PoolCore::chunk_bytes();
     while (!exhausted_ && !input_error_ && submitted_ - taken_ < window_now()) {
       const std::size_t want = next_chunksize();
       std::vector<Elem> chunk;
       chunk.reserve(std::min<std::size_t>(want, 4096));
+      std::size_t bytes = 0;
       try {
         while (chunk.size() < want && *it_ != std::ranges::end(range())) {
-          chunk.push_back(**it_);
+          Elem e = **it_;
+          const std::size_t size = mproc::encoded_size(e);
+          if (!chunk.empty() && bytes + size > budget) break;  // the next chunk's first
+          chunk.push_back(std::move(e));
+          bytes += size;
           ++*it_;
         }
         if (*it_ == std::ranges::end(range())) exhausted_ = true;
@@ -468,27 +477,19 @@ class IMapResult {
       if (chunk.empty()) break;
       if (remaining_) *remaining_ -= std::min(*remaining_, chunk.size());
       last_chunk_ = chunk.size();
-      submit_chunk(std::move(chunk));
+      bytes_per_item_ = std::max<std::size_t>(bytes / chunk.size(), 1);
+      submit_chunk(std::move(chunk), bytes);
     }
   }
 
-  // Submits one chunk, halving it while its encoding is larger than a mailbox message (a single
-  // element that is larger still travels in a memfd).
-  void submit_chunk(std::vector<Elem>&& chunk) {
-    auto payload = detail::make_payload(f_, chunk);
-    if (payload.size() > core_->max_task_bytes() && chunk.size() > 1) {
-      const auto mid = chunk.begin() + static_cast<std::ptrdiff_t>(chunk.size() / 2);
-      std::vector<Elem> second(std::make_move_iterator(mid), std::make_move_iterator(chunk.end()));
-      chunk.erase(mid, chunk.end());
-      submit_chunk(std::move(chunk));
-      submit_chunk(std::move(second));
-      return;
-    }
-    bytes_per_item_ = std::max<std::size_t>(payload.size() / chunk.size(), 1);
+  // Submits one chunk (`bytes`: its elements' encoded sizes added up).
+  void submit_chunk(std::vector<Elem>&& chunk, std::size_t bytes) {
+    const std::size_t n = chunk.size();
     std::vector<detail::TaskSpec> spec;
-    spec.push_back(
-        detail::TaskSpec{&detail::invoke_chunk<Fn, Elem, Star, R>, std::move(payload), submitted_});
-    sink_->expect(submitted_, chunk.size());
+    spec.push_back(detail::TaskSpec{&detail::invoke_chunk<Fn, Elem, Star, R>,
+                                    detail::make_chunk_payload(f_, chunk, 0, n, bytes), submitted_,
+                                    elements_, n});
+    sink_->expect(submitted_, n);
     try {
       core_->submit(std::move(spec), sink_, /*continuation=*/true);
     } catch (...) {
@@ -498,6 +499,7 @@ class IMapResult {
       exhausted_ = true;
     }
     ++submitted_;
+    elements_ += n;
   }
 
   std::shared_ptr<detail::PoolCore> core_;
@@ -512,7 +514,8 @@ class IMapResult {
   std::exception_ptr input_error_;
   std::size_t last_chunk_ = 0;
   std::size_t bytes_per_item_ = 0;
-  std::uint64_t submitted_ = 0;
+  std::uint64_t submitted_ = 0;  // chunks
+  std::uint64_t elements_ = 0;   // elements in them
   std::uint64_t taken_ = 0;
   std::vector<R> current_;  // the results of the chunk being handed out
   std::size_t pos_ = 0;     // the next of current_
@@ -681,7 +684,7 @@ class MPROC_API Pool {
     detail::set_callbacks<R>(*st, std::move(callback), std::move(error_callback));
     std::vector<detail::TaskSpec> spec;
     spec.push_back(
-        detail::TaskSpec{&detail::invoke_apply<F, Tuple>, detail::make_payload(f, args), 0});
+        detail::TaskSpec{&detail::invoke_apply<F, Tuple>, detail::make_payload(f, args), 0, 0, 0});
     core().submit(std::move(spec), std::make_shared<detail::ApplySink<V>>(st));
     return AsyncResult<R>(std::move(st));
   }
@@ -708,28 +711,33 @@ class MPROC_API Pool {
     const std::size_t workers = static_cast<std::size_t>(core().processes());
     std::size_t chunksize = options.chunksize;
     if (chunksize == 0) chunksize = (n + 4 * workers - 1) / (4 * workers);
+    // A chunk ends at `chunksize` elements or when the next element's encoding would pass the
+    // byte budget (chunk_bytes() for the automatic size, a mailbox message for a fixed one); each
+    // is then encoded once, straight from `items`.
+    const std::size_t budget =
+        options.chunksize != 0 ? core().max_task_bytes() : detail::PoolCore::chunk_bytes();
     std::vector<detail::TaskSpec> spec;
     std::vector<std::size_t> sizes;
-    const std::size_t limit = core().max_task_bytes();
-    // Encodes items[b, e) as one task, splitting it in halves while it is too large.
-    auto add = [&](auto&& self, std::size_t b, std::size_t e) -> void {
-      std::vector<Elem> chunk(
-          std::make_move_iterator(items.begin() + static_cast<std::ptrdiff_t>(b)),
-          std::make_move_iterator(items.begin() + static_cast<std::ptrdiff_t>(e)));
-      auto payload = detail::make_payload(f, chunk);
-      if (payload.size() > limit && e - b > 1) {
-        for (std::size_t i = b; i < e; ++i) items[i] = std::move(chunk[i - b]);
-        std::size_t mid = b + (e - b) / 2;
-        self(self, b, mid);
-        self(self, mid, e);
-        return;
+    for (std::size_t b = 0; b < n;) {
+      std::size_t e = b, bytes = 0;
+      if constexpr (detail::bitwise_v<Elem>) {
+        e = std::min({n, b + chunksize, b + std::max<std::size_t>(1, budget / sizeof(Elem))});
+        bytes = (e - b) * sizeof(Elem);
+      } else {
+        while (e < n && e - b < chunksize) {
+          const std::size_t size = mproc::encoded_size(items[e]);
+          if (e > b && bytes + size > budget) break;
+          bytes += size;
+          ++e;
+        }
       }
-      spec.push_back(detail::TaskSpec{&detail::invoke_chunk<F, Elem, Star, R>, std::move(payload),
-                                      spec.size()});
+      spec.push_back(detail::TaskSpec{&detail::invoke_chunk<F, Elem, Star, R>,
+                                      detail::make_chunk_payload(f, items, b, e, bytes),
+                                      spec.size(), b, e - b});
       sizes.push_back(e - b);
-    };
-    for (std::size_t b = 0; b < n; b += chunksize) add(add, b, std::min(n, b + chunksize));
-    auto sink = std::make_shared<detail::MapSink<R>>(st, std::move(sizes), std::move(progress));
+      b = e;
+    }
+    auto sink = std::make_shared<detail::MapSink<R>>(st, sizes, std::move(progress));
     core().submit(std::move(spec), sink);
     return AsyncResult<std::vector<R>>(std::move(st));
   }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mproc/pool.hpp>
+#include <optional>
 #include <random>
 #include <ranges>
 #include <set>
@@ -85,9 +86,12 @@ TEST(PoolFailure, WorkerKilledMidTaskFailsExactlyThatTask) {
       } catch (const mproc::WorkerLost& e) {
         EXPECT_EQ(e.pid(), victim);
         EXPECT_EQ(e.exitcode(), -9);
-        EXPECT_EQ(std::string(e.what()), "worker " + std::to_string(victim) +
+        // The 14th task submitted to this pool; an apply task has a number, no input position.
+        EXPECT_EQ(e.task(), std::optional<std::uint64_t>(14));
+        EXPECT_FALSE(e.position().has_value());
+        EXPECT_EQ(std::string(e.what()), "mproc::Pool: worker " + std::to_string(victim) +
                                              " died (killed by signal 9 (SIGKILL)) while running "
-                                             "the task");
+                                             "task 14");
       }
     } else {
       EXPECT_EQ(r.get(30s), i);
@@ -153,11 +157,11 @@ TEST(PoolFailure, CrashingTasksFailWithWorkerLostNamingTheCause) {
   auto exit3 = pool.apply_async([]() -> int { ::_exit(3); });
   std::vector<mproc::AsyncResult<int>> fine;
   for (int i = 0; i < 30; ++i) fine.push_back(pool.apply_async([](int x) { return x + 1; }, i));
-  EXPECT_NE(message_of(segv).find("killed by signal 11 (SIGSEGV)) while running the task"),
+  EXPECT_NE(message_of(segv).find("killed by signal 11 (SIGSEGV)) while running task 1"),
             std::string::npos)
       << message_of(segv);
   EXPECT_NE(message_of(abrt).find("killed by signal 6 (SIGABRT)"), std::string::npos);
-  EXPECT_NE(message_of(exit3).find("(exited with code 3) while running the task"),
+  EXPECT_NE(message_of(exit3).find("(exited with code 3) while running task 3"),
             std::string::npos);
   EXPECT_THROW((void)segv.get(), mproc::WorkerLost);
   for (int i = 0; i < 30; ++i) EXPECT_EQ(fine[static_cast<std::size_t>(i)].get(30s), i + 1);

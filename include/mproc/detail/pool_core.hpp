@@ -2,6 +2,7 @@
 // is encoded and run, the non-template core (src/pool.cpp), and where each task's outcome goes.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -21,6 +22,7 @@
 #include <mproc/partial.hpp>
 #include <mutex>
 #include <optional>
+#include <ranges>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -35,26 +37,103 @@ struct PoolOptions;
 
 namespace detail {
 
+// Elements [begin, end) of a chunk of map/imap (indices in the chunk).
+struct Span {
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+  template <class A>
+  void serialize(A& a) {
+    a(begin, end);
+  }
+};
+using Spans = std::vector<Span>;
+
+// The number of elements in `spans`.
+inline std::uint64_t span_count(const Spans& spans) noexcept {
+  std::uint64_t n = 0;
+  for (const Span& s : spans) n += s.end - s.begin;
+  return n;
+}
+
+// What the code that runs a task in a worker sees of it (made by the worker loop, src/pool.cpp).
+// A chunk of map/imap reports its elements as it runs them, so that the parent, if the worker dies,
+// knows which element was running (it alone fails with WorkerLost) and which ones never started
+// (they run again in another worker); and a chunk that runs for a while sends the outcomes it has
+// so far (every few milliseconds), so that a death loses at most that much finished work (those
+// elements run again). See "Pool" in docs/design.md.
+class MPROC_API TaskContext {
+ public:
+  // Sends ctx.out() as the outcomes of the elements `covered`.
+  using EmitFn = void (*)(void* owner, TaskContext& ctx, const Spans& covered);
+  TaskContext(Spans run, void* progress, EmitFn emit_fn, void* owner) noexcept;
+
+  // Chunks: the elements to run, in order (empty: all of them).
+  [[nodiscard]] const Spans& run() const noexcept { return run_; }
+  // The encoded result: the invoker writes it, then returns (or calls emit()).
+  std::vector<std::byte>& out() noexcept { return out_; }
+  // Chunks: element `index` begins. One relaxed store to shared memory.
+  void begin_element(std::uint64_t index) noexcept;
+  // Chunks: true when the outcomes gathered since the last emit() should be sent now. Reads the
+  // clock only every so many elements (fewer as elements get shorter).
+  bool flush_due() noexcept {
+    if (--countdown_ != 0) return false;
+    return check_clock();
+  }
+  // Chunks: sends out() as the outcomes of the elements `covered` (in order), then clears out().
+  void emit(const Spans& covered);
+  // Chunks: the elements whose outcomes the final out() holds.
+  void finish(Spans&& covered) noexcept { covered_ = std::move(covered); }
+  [[nodiscard]] Spans& covered() noexcept { return covered_; }
+
+ private:
+  bool check_clock() noexcept;
+
+  Spans run_;
+  std::vector<std::byte> out_;
+  Spans covered_;
+  void* progress_;
+  EmitFn emit_;
+  void* owner_;
+  std::uint64_t countdown_ = 1;
+  std::uint64_t stride_ = 1;
+  std::int64_t last_check_ns_ = 0;
+  std::int64_t last_emit_ns_ = 0;
+};
+
 // Runs a task in a worker: reads the callable and the arguments from `in`, writes the encoded
-// result to `out`. Throws whatever the task throws.
-using Invoker = void (*)(Reader& in, std::vector<std::byte>& out);
+// result to ctx.out(). Throws whatever the task throws.
+using Invoker = void (*)(Reader& in, TaskContext& ctx);
 
 // Where a task's outcome goes; called on the pool's result thread (or, for failures, on the thread
-// that calls terminate()). `part` is the index the submitter gave the task.
+// that calls terminate()). `part` is the index the submitter gave the task. A task of
+// apply/submit gets on_ok or on_error once; a chunk of map/imap gets on_elements and
+// on_elements_error for disjoint sets of its elements until each has exactly one outcome.
 class MPROC_API TaskSink {
  public:
   virtual ~TaskSink();
   // Decodes the result; may throw (the core then calls on_error with that exception if it is a
   // DecodeError, and otherwise with a DecodeError naming it: std::bad_alloc from a result too
   // large for this process is a result that cannot be decoded here).
-  virtual void on_ok(std::uint64_t part, Reader& result) = 0;
-  virtual void on_error(std::uint64_t part, std::exception_ptr error) noexcept = 0;
+  virtual void on_ok(std::uint64_t part, Reader& result);
+  virtual void on_error(std::uint64_t part, std::exception_ptr error) noexcept;
+  // Chunks: the outcomes of the elements `covered` (indices in the chunk, whose element 0 is the
+  // input's element `first`), as encoded by invoke_chunk. May throw as on_ok (the core then calls
+  // on_elements_error for the same elements).
+  virtual void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered,
+                           Reader& result);
+  // Chunks: the elements `covered` fail with `error`.
+  virtual void on_elements_error(std::uint64_t part, std::uint64_t first, const Spans& covered,
+                                 std::exception_ptr error) noexcept;
 };
 
+// A task to submit. `elements` is 0 for a task of apply/submit, and the number of elements of a
+// chunk of map/imap, whose element 0 is the input's element `first`.
 struct TaskSpec {
   Invoker invoker;
   std::vector<std::byte> payload;
   std::uint64_t part;
+  std::uint64_t first = 0;
+  std::uint64_t elements = 0;
 };
 
 // The non-template part of Pool (src/pool.cpp).
@@ -76,6 +155,10 @@ class MPROC_API PoolCore {
   // The largest payload that travels inside a worker's mailbox (about 256 KiB); a larger one is
   // copied into a memfd whose descriptor is passed to the worker, which maps it.
   [[nodiscard]] std::size_t max_task_bytes() const noexcept;
+  // The encoded size an automatic chunk of map/imap aims at (at most): its elements are taken
+  // while their encoded sizes add up to no more than this (a single larger element is a chunk of
+  // its own). Well inside a mailbox message, so a chunk is encoded once and never split.
+  [[nodiscard]] static std::size_t chunk_bytes() noexcept;
   [[nodiscard]] int processes() const noexcept;
   void close();
   void terminate();
@@ -100,19 +183,39 @@ std::vector<std::byte> make_payload(const F& f, const Args& args) {
   return out;
 }
 
+// A chunk's payload: the callable, then elements [b, e) of `items` encoded as a std::vector of
+// them (what invoke_chunk decodes), straight from `items`: each byte is written once.
+// `bytes`: the elements' encoded sizes added up.
+template <class F, class Items>
+std::vector<std::byte> make_chunk_payload(const F& f, const Items& items, std::size_t b,
+                                          std::size_t e, std::size_t bytes) {
+  using E = std::ranges::range_value_t<Items>;
+  const std::size_t fn = callable_codec<F>::size(f);
+  std::vector<std::byte> out(fn + kCountBytes + bytes);
+  Writer w(out.data(), out.data() + out.size());
+  callable_codec<F>::write(w, f);
+  write_count(w, e - b);
+  if constexpr (bitwise_v<E> && requires { items.data(); }) {
+    w.write(items.data() + b, (e - b) * sizeof(E));
+  } else {
+    for (std::size_t i = b; i < e; ++i) codec<E>::encode(w, items[i]);
+  }
+  return out;
+}
+
 template <class R>
 using stored_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
 
 template <class F, class Tuple>
-void invoke_apply(Reader& in, std::vector<std::byte>& out) {
+void invoke_apply(Reader& in, TaskContext& ctx) {
   F f = callable_codec<F>::read(in);
   Tuple args = mproc::decode<Tuple>(in);
   using R = decltype(std::apply(f, std::move(args)));
   if constexpr (std::is_void_v<R>) {
     std::apply(f, std::move(args));
-    out = mproc::to_bytes(std::monostate{});
+    ctx.out() = mproc::to_bytes(std::monostate{});
   } else {
-    out = mproc::to_bytes(std::apply(f, std::move(args)));
+    ctx.out() = mproc::to_bytes(std::apply(f, std::move(args)));
   }
 }
 
@@ -121,7 +224,7 @@ MPROC_API void describe_current_exception(std::string& type, std::string& what) 
 // The error a task's exception becomes in the caller: RemoteError, or, for a type registered with
 // register_remote_exception, that type with the RemoteError nested (std::throw_with_nested).
 MPROC_API std::exception_ptr remote_error(const std::string& type, const std::string& what,
-                                          std::int32_t pid);
+                                          std::int32_t pid, TaskOrigin origin = {});
 // Makes tasks' exceptions whose demangled type name is `type_name` come back from `make`.
 using RemoteFactory = std::exception_ptr (*)(const std::string& what, const RemoteError& info);
 MPROC_API void register_remote_exception(const std::type_info& type, RemoteFactory make);
@@ -129,45 +232,198 @@ MPROC_API void register_remote_exception(const std::type_info& type, RemoteFacto
 // getpid(), without <unistd.h> in a public header.
 MPROC_API std::int32_t current_process_id() noexcept;
 
-// An element of an imap chunk that threw: its index in the chunk, type name and what().
+// An element of a chunk that threw: its index in the chunk, type name and what().
 using ElementError = std::tuple<std::uint64_t, std::string, std::string>;
 
-// A chunk of map/imap (Star: the elements are argument tuples, as starmap). An element that throws
-// does not stop the chunk: its error is recorded with its index, and the other elements go on. The
-// result is the chunk's duration in the worker (nanoseconds; imap sizes its chunks with it), the
-// worker's pid, the results of the elements that succeeded, and the errors.
+// A chunk of map/imap (Star: the elements are argument tuples, as starmap). Runs the elements the
+// context names, in order; an element that throws does not stop the chunk: its error is recorded
+// with its index, and the others go on. The result (one or more pieces, see TaskContext): the
+// piece's duration in the worker (nanoseconds; imap sizes its chunks with it), the worker's pid,
+// the results of the covered elements that succeeded, and the errors.
 template <class F, class E, bool Star, class R>
-void invoke_chunk(Reader& in, std::vector<std::byte>& out) {
-  const auto start = std::chrono::steady_clock::now();
+void invoke_chunk(Reader& in, TaskContext& ctx) {
+  auto start = std::chrono::steady_clock::now();
   F f = callable_codec<F>::read(in);
   auto items = mproc::decode<std::vector<E>>(in);
+  Spans run = ctx.run();
+  if (run.empty()) run.push_back(Span{0, items.size()});
+  for (const Span& s : run)
+    if (s.begin >= s.end || s.end > items.size())
+      throw DecodeError("mproc::Pool: a chunk's list of elements to run is out of range");
+  std::uint64_t left = span_count(run);
   std::vector<R> results;
-  results.reserve(items.size());
+  results.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(left, 4096)));
   std::vector<ElementError> errors;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    try {
-      if constexpr (Star) {
-        results.push_back(std::apply(f, std::move(items[i])));
-      } else {
-        results.push_back(std::invoke(f, std::move(items[i])));
+  Spans covered;
+  const std::int32_t pid = current_process_id();
+  auto encode_piece = [&] {
+    const auto now = std::chrono::steady_clock::now();
+    const auto ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count());
+    start = now;
+    auto& out = ctx.out();
+    out.resize(sizeof(ns) + sizeof(pid) + mproc::encoded_size(results) +
+               mproc::encoded_size(errors));
+    Writer w(out.data(), out.data() + out.size());
+    w.write_value(ns);
+    w.write_value(pid);
+    mproc::encode(w, results);
+    mproc::encode(w, errors);
+    results.clear();
+    errors.clear();
+  };
+  for (const Span& s : run) {
+    for (std::uint64_t i = s.begin; i < s.end; ++i) {
+      ctx.begin_element(i);
+      try {
+        if constexpr (Star) {
+          results.push_back(std::apply(f, std::move(items[i])));
+        } else {
+          results.push_back(std::invoke(f, std::move(items[i])));
+        }
+      } catch (...) {
+        std::string type, what;
+        describe_current_exception(type, what);
+        errors.emplace_back(i, std::move(type), std::move(what));
       }
-    } catch (...) {
-      std::string type, what;
-      describe_current_exception(type, what);
-      errors.emplace_back(i, std::move(type), std::move(what));
+      if (!covered.empty() && covered.back().end == i)
+        ++covered.back().end;
+      else
+        covered.push_back(Span{i, i + 1});
+      if (--left != 0 && ctx.flush_due()) {
+        encode_piece();
+        ctx.emit(covered);
+        covered.clear();
+      }
     }
   }
-  const auto ns = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count());
-  const std::int32_t pid = current_process_id();
-  out.resize(sizeof(ns) + sizeof(pid) + mproc::encoded_size(results) + mproc::encoded_size(errors));
-  Writer w(out.data(), out.data() + out.size());
-  w.write_value(ns);
-  w.write_value(pid);
-  mproc::encode(w, results);
-  mproc::encode(w, errors);
+  encode_piece();
+  ctx.finish(std::move(covered));
 }
+
+// The outcomes of some elements of a chunk, as one piece of a worker's result: the values of the
+// covered elements that succeeded, in order, and the errors by index in the chunk (ascending).
+template <class R>
+struct Piece {
+  std::vector<R> values;
+  std::vector<std::pair<std::uint64_t, std::exception_ptr>> errors;
+};
+
+// Decodes a piece (see invoke_chunk) of the elements `covered`; the errors name their position
+// (first + index). `ns`: the piece's duration in the worker. Throws DecodeError when the piece
+// does not account for exactly the covered elements.
+template <class R>
+Piece<R> decode_piece(Reader& r, std::uint64_t first, const Spans& covered, std::uint64_t& ns) {
+  ns = r.read_value<std::uint64_t>();
+  const auto pid = r.read_value<std::int32_t>();
+  Piece<R> p;
+  p.values = mproc::decode<std::vector<R>>(r);
+  auto errors = mproc::decode<std::vector<ElementError>>(r);
+  if (p.values.size() + errors.size() != span_count(covered))
+    throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
+  std::size_t c = 0;  // the span of `covered` that holds the next error
+  std::uint64_t prev = 0;
+  for (auto& [index, type, what] : errors) {
+    while (c < covered.size() && covered[c].end <= index) ++c;
+    if (c == covered.size() || index < covered[c].begin || (!p.errors.empty() && index <= prev))
+      throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
+    prev = index;
+    p.errors.emplace_back(
+        index, remote_error(type, what, pid,
+                            TaskOrigin{.position = static_cast<std::size_t>(first + index)}));
+  }
+  return p;
+}
+
+// What a consumer of a map/imap takes: outcomes in order. `values` holds those that succeeded;
+// `element_errors` the others, by ordinal (their place among all the outcomes of the part).
+template <class R>
+struct Outcomes {
+  std::vector<R> values;
+  std::vector<std::pair<std::uint64_t, std::exception_ptr>> element_errors;
+  std::exception_ptr error;  // imap: the chunk could not be submitted (the sequence ends)
+  bool completes_chunk = true;
+};
+
+// A piece as outcomes in its own order (imap_unordered takes them as they come).
+template <class R>
+Outcomes<R> piece_outcomes(const Spans& covered, Piece<R>&& p) {
+  Outcomes<R> o;
+  o.values = std::move(p.values);
+  std::uint64_t before = 0;  // covered elements before covered[c]
+  std::size_t c = 0;
+  for (auto& [index, e] : p.errors) {
+    while (covered[c].end <= index) before += covered[c].end - covered[c].begin, ++c;
+    o.element_errors.emplace_back(before + (index - covered[c].begin), std::move(e));
+  }
+  return o;
+}
+
+// The outcomes of one chunk, gathered piece by piece (in any order) until each of its `size`
+// elements has exactly one; then taken in index order. The common case, one piece for the whole
+// chunk, is kept as it came.
+template <class R>
+class ChunkOutcomes {
+ public:
+  explicit ChunkOutcomes(std::uint64_t size) : size_(size) {}
+
+  void add(const Spans& covered, Piece<R>&& p) {
+    if (got_ == 0 && covered.size() == 1 && covered[0].begin == 0 && covered[0].end == size_) {
+      whole_ = std::move(p);
+      got_ = size_;
+      return;
+    }
+    spread();
+    std::size_t v = 0, e = 0;
+    for (const Span& s : covered) {
+      for (std::uint64_t i = s.begin; i < s.end; ++i) {
+        if (e < p.errors.size() && p.errors[e].first == i) {
+          errors_[i] = std::move(p.errors[e++].second);
+        } else {
+          values_[i].emplace(std::move(p.values[v++]));
+        }
+        ++got_;
+      }
+    }
+  }
+  void add_error(const Spans& covered, const std::exception_ptr& error) {
+    spread();
+    for (const Span& s : covered)
+      for (std::uint64_t i = s.begin; i < s.end; ++i) errors_[i] = error, ++got_;
+  }
+  [[nodiscard]] bool complete() const noexcept { return got_ >= size_; }
+  // Once complete.
+  Outcomes<R> take() {
+    Outcomes<R> o;
+    if (whole_) {
+      o.values = std::move(whole_->values);
+      o.element_errors = std::move(whole_->errors);  // index == ordinal: the piece is the chunk
+      return o;
+    }
+    o.values.reserve(static_cast<std::size_t>(size_));
+    for (std::uint64_t i = 0; i < size_; ++i) {
+      if (errors_[i])
+        o.element_errors.emplace_back(i, std::move(errors_[i]));
+      else
+        o.values.push_back(std::move(*values_[i]));
+    }
+    return o;
+  }
+
+ private:
+  // From here on outcomes are kept by index (the first piece, if any, moves there).
+  void spread() {
+    if (!values_.empty() || size_ == 0) return;
+    values_.resize(static_cast<std::size_t>(size_));
+    errors_.resize(static_cast<std::size_t>(size_));
+  }
+
+  std::uint64_t size_;
+  std::uint64_t got_ = 0;
+  std::optional<Piece<R>> whole_;
+  std::vector<std::optional<R>> values_;
+  std::vector<std::exception_ptr> errors_;
+};
 
 // The progress of one map/imap: a user callback and/or a bar on stderr. add() runs on the pool's
 // result thread; finish() on that thread or the consumer's.
@@ -306,135 +562,170 @@ class ApplySink final : public TaskSink {
   std::shared_ptr<ResultState<V>> st_;
 };
 
-// Gathers the chunks of a map into one vector; the first failing chunk fails the whole map (and
-// makes it ready at once, as in Python). `sizes[part]`: the elements of each chunk (for progress).
+// Gathers the chunks of a map into one vector; the first element that fails fails the whole map
+// (and makes it ready at once, as in Python) with its error, which names the element's position.
+// `sizes[part]`: the elements of each chunk.
 template <class R>
 class MapSink final : public TaskSink {
  public:
-  MapSink(std::shared_ptr<ResultState<std::vector<R>>> st, std::vector<std::size_t> sizes,
+  MapSink(std::shared_ptr<ResultState<std::vector<R>>> st, const std::vector<std::size_t>& sizes,
           std::shared_ptr<ProgressTracker> progress)
-      : st_(std::move(st)),
-        sizes_(std::move(sizes)),
-        parts_(sizes_.size()),
-        left_(sizes_.size()),
-        progress_(std::move(progress)) {}
-  void on_ok(std::uint64_t part, Reader& r) override {
-    (void)r.read_value<std::uint64_t>();  // the chunk's duration
-    const auto pid = r.read_value<std::int32_t>();
-    auto v = mproc::decode<std::vector<R>>(r);
-    auto errors = mproc::decode<std::vector<ElementError>>(r);
-    if (!errors.empty()) {  // the first error of the chunk fails the map, as in Python
-      auto& first = errors.front();
-      on_error(part, remote_error(std::get<1>(first), std::get<2>(first), pid));
+      : st_(std::move(st)), left_(sizes.size()), progress_(std::move(progress)) {
+    parts_.reserve(sizes.size());
+    for (std::size_t n : sizes) parts_.emplace_back(n);
+  }
+  void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered,
+                   Reader& r) override {
+    std::uint64_t ns = 0;
+    auto p = decode_piece<R>(r, first, covered, ns);
+    if (!p.errors.empty()) {  // the element's error fails the map, as in Python
+      fail(covered, std::move(p.errors.front().second));
       return;
     }
     std::vector<R> all;
     {
       std::lock_guard<std::mutex> g(mu_);
       if (failed_) return;
-      if (progress_) progress_->add(sizes_[part]);
-      parts_[part] = std::move(v);
-      if (--left_ != 0) return;
+      if (progress_) progress_->add(static_cast<std::size_t>(span_count(covered)));
+      ChunkOutcomes<R>& c = parts_[static_cast<std::size_t>(part)];
+      c.add(covered, std::move(p));
+      if (!c.complete() || --left_ != 0) return;
+      std::vector<std::vector<R>> chunks;
+      chunks.reserve(parts_.size());
       std::size_t n = 0;
-      for (auto& p : parts_) n += p.size();
-      all.reserve(n);
-      for (auto& p : parts_)
-        for (auto& x : p) all.push_back(std::move(x));
+      for (auto& chunk : parts_) {
+        chunks.push_back(chunk.take().values);
+        n += chunks.back().size();
+      }
       parts_.clear();
+      all.reserve(n);
+      for (auto& chunk : chunks)
+        for (auto& x : chunk) all.push_back(std::move(x));
     }
     if (progress_) progress_->finish();
     st_->set_value(std::move(all));
   }
-  void on_error(std::uint64_t part, std::exception_ptr e) noexcept override {
+  void on_elements_error(std::uint64_t, std::uint64_t, const Spans& covered,
+                         std::exception_ptr e) noexcept override {
+    fail(covered, std::move(e));
+  }
+
+ private:
+  void fail(const Spans& covered, std::exception_ptr e) noexcept {
     {
       std::lock_guard<std::mutex> g(mu_);
       if (failed_) return;
       failed_ = true;
       parts_.clear();
-      if (progress_) progress_->add(sizes_[part]);
+      if (progress_) progress_->add(static_cast<std::size_t>(span_count(covered)));
     }
     if (progress_) progress_->finish();
     st_->set_error(std::move(e));
   }
 
- private:
   std::shared_ptr<ResultState<std::vector<R>>> st_;
   std::mutex mu_;
-  std::vector<std::size_t> sizes_;
-  std::vector<std::vector<R>> parts_;
+  std::vector<ChunkOutcomes<R>> parts_;
   std::size_t left_;
   bool failed_ = false;
   std::shared_ptr<ProgressTracker> progress_;
 };
 
-// Collects the chunks of an imap as they complete, and measures how long their elements take in
-// the workers (for adaptive chunking).
+// Collects the outcomes of an imap as they come, and measures how long its elements take in the
+// workers (for adaptive chunking). Ordered (imap): a chunk is taken whole, once each of its
+// elements has its outcome. Unordered (imap_unordered): pieces are taken as they come.
 template <class R>
 class IMapSink final : public TaskSink {
  public:
-  struct Part {
-    std::vector<R> values;     // of the elements that succeeded, in order
-    std::exception_ptr error;  // the whole chunk failed (worker lost, pool broken, ...)
-    // By index; a vector, not a deque: an empty one allocates nothing (every chunk has one).
-    std::vector<std::pair<std::uint64_t, std::exception_ptr>> element_errors;
-  };
-  // `ordered`: take() will ask for chunks by number (imap), so the completion order (what
-  // imap_unordered takes from) need not be kept.
+  using Part = Outcomes<R>;
   IMapSink(bool ordered, std::shared_ptr<ProgressTracker> progress)
       : ordered_(ordered), progress_(std::move(progress)) {}
 
-  // Called before the chunk `part` of `items` elements is submitted (only progress needs it: a
-  // chunk that fails as a whole counts its elements as done).
+  // Called before the chunk `part` of `items` elements is submitted.
   void expect(std::uint64_t part, std::size_t items) {
-    if (!progress_) return;
     std::lock_guard<std::mutex> g(mu_);
-    sizes_.emplace(part, items);
+    if (ordered_)
+      pending_.emplace(part, ChunkOutcomes<R>(items));
+    else
+      left_.emplace(part, items);
   }
-  void on_ok(std::uint64_t part, Reader& r) override {
-    const auto ns = r.read_value<std::uint64_t>();
-    const auto pid = r.read_value<std::int32_t>();
-    Part p{mproc::decode<std::vector<R>>(r), nullptr, {}};
-    for (auto& [index, type, what] : mproc::decode<std::vector<ElementError>>(r))
-      p.element_errors.emplace_back(index, remote_error(type, what, pid));
-    const std::size_t items = p.values.size() + p.element_errors.size();
+  void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered,
+                   Reader& r) override {
+    std::uint64_t ns = 0;
+    auto p = decode_piece<R>(r, first, covered, ns);
+    const std::uint64_t items = span_count(covered);
     {
       std::lock_guard<std::mutex> g(mu_);
-      if (progress_) sizes_.erase(part);
       busy_ns_ += static_cast<double>(ns);
       busy_items_ += items;
-      done_.emplace(part, std::move(p));
-      if (!ordered_) order_.push_back(part);
-    }
-    if (progress_) progress_->add(items);
-    cv_.notify_all();
-  }
-  void on_error(std::uint64_t part, std::exception_ptr e) noexcept override {
-    std::size_t items = 0;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (auto it = sizes_.find(part); it != sizes_.end()) {
-        items = it->second;
-        sizes_.erase(it);
+      if (ordered_) {
+        auto it = pending_.find(part);
+        if (it == pending_.end()) return;
+        it->second.add(covered, std::move(p));
+        complete_locked(it);
+      } else {
+        ready_.push_back(piece_outcomes(covered, std::move(p)));
+        ready_.back().completes_chunk = count_locked(part, items);
       }
-      done_.emplace(part, Part{{}, std::move(e), {}});
-      if (!ordered_) order_.push_back(part);
     }
-    if (progress_) progress_->add(items);
+    if (progress_) progress_->add(static_cast<std::size_t>(items));
     cv_.notify_all();
   }
-  // Takes the chunk `part` (ordered sinks) or the oldest completed one (part empty, unordered
-  // sinks); nullopt when the deadline passed first.
+  void on_elements_error(std::uint64_t part, std::uint64_t, const Spans& covered,
+                         std::exception_ptr e) noexcept override {
+    const std::uint64_t items = span_count(covered);
+    try {
+      std::lock_guard<std::mutex> g(mu_);
+      if (ordered_) {
+        auto it = pending_.find(part);
+        if (it == pending_.end()) return;
+        it->second.add_error(covered, e);
+        complete_locked(it);
+      } else {
+        Part o;
+        for (std::uint64_t i = 0; i < items; ++i) o.element_errors.emplace_back(i, e);
+        o.completes_chunk = count_locked(part, items);
+        ready_.push_back(std::move(o));
+      }
+    } catch (...) {
+      // No memory to record the outcomes: nothing better can be done for this consumer.
+    }
+    if (progress_) progress_->add(static_cast<std::size_t>(items));
+    cv_.notify_all();
+  }
+  // The chunk `part` could not be submitted: it ends the sequence with `e`.
+  void on_error(std::uint64_t part, std::exception_ptr e) noexcept override {
+    try {
+      std::lock_guard<std::mutex> g(mu_);
+      Part o;
+      o.error = std::move(e);
+      if (ordered_) {
+        pending_.erase(part);
+        done_.emplace(part, std::move(o));
+      } else {
+        left_.erase(part);
+        ready_.push_back(std::move(o));
+      }
+    } catch (...) {
+    }
+    cv_.notify_all();
+  }
+  // Takes the chunk `part` (ordered sinks) or the oldest piece (part empty, unordered sinks);
+  // nullopt when the deadline passed first.
   std::optional<Part> take(std::optional<std::uint64_t> part, const Deadline& deadline) {
     std::unique_lock<std::mutex> lk(mu_);
-    auto have = [&] { return part ? done_.count(*part) != 0 : !order_.empty(); };
+    auto have = [&] { return part ? done_.count(*part) != 0 : !ready_.empty(); };
     if (!deadline) {
       cv_.wait(lk, have);
     } else if (!cv_.wait_until(lk, *deadline, have)) {
       return std::nullopt;
     }
-    std::uint64_t key = part ? *part : order_.front();
-    if (!part) order_.pop_front();
-    auto it = done_.find(key);
+    if (!part) {
+      Part p = std::move(ready_.front());
+      ready_.pop_front();
+      return p;
+    }
+    auto it = done_.find(*part);
     Part p = std::move(it->second);
     done_.erase(it);
     return p;
@@ -450,12 +741,30 @@ class IMapSink final : public TaskSink {
   }
 
  private:
+  void complete_locked(typename std::map<std::uint64_t, ChunkOutcomes<R>>::iterator it) {
+    if (!it->second.complete()) return;
+    done_.emplace(it->first, it->second.take());
+    pending_.erase(it);
+  }
+  // Unordered: `items` more outcomes of chunk `part`; true when that completes it.
+  bool count_locked(std::uint64_t part, std::uint64_t items) {
+    auto it = left_.find(part);
+    if (it == left_.end()) return true;
+    if (it->second > items) {
+      it->second -= items;
+      return false;
+    }
+    left_.erase(it);
+    return true;
+  }
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::map<std::uint64_t, Part> done_;
   const bool ordered_;
-  std::deque<std::uint64_t> order_;  // completed chunks in completion order (unordered only)
-  std::map<std::uint64_t, std::size_t> sizes_;
+  std::map<std::uint64_t, ChunkOutcomes<R>> pending_;  // ordered: chunks not complete yet
+  std::map<std::uint64_t, Part> done_;                 // ordered: complete chunks
+  std::map<std::uint64_t, std::uint64_t> left_;        // unordered: outcomes still to come
+  std::deque<Part> ready_;                             // unordered: pieces in completion order
   double busy_ns_ = 0;
   std::size_t busy_items_ = 0;
   std::shared_ptr<ProgressTracker> progress_;
