@@ -41,7 +41,8 @@ void TaskSink::on_ok(std::uint64_t, Reader&) {
   throw DecodeError("mproc::Pool: a task's result reached a sink of chunks");
 }
 void TaskSink::on_error(std::uint64_t, std::exception_ptr) noexcept {}
-void TaskSink::on_elements(std::uint64_t, std::uint64_t, const Spans&, Reader&) {
+void TaskSink::on_elements(std::uint64_t, std::uint64_t, const Spans&, std::int32_t,
+                           std::uint64_t, Reader&) {
   throw DecodeError("mproc::Pool: a chunk's result reached a sink of single tasks");
 }
 void TaskSink::on_elements_error(std::uint64_t, std::uint64_t, const Spans&,
@@ -49,19 +50,25 @@ void TaskSink::on_elements_error(std::uint64_t, std::uint64_t, const Spans&,
 
 namespace {
 
-// A worker's record of the element it runs, where the parent reads it once the worker is dead:
-// the task's id and 1 + the element's index in its chunk (0: no element began yet). One cache
-// line per worker slot, in shared memory the workers inherit.
-struct alignas(64) Progress {
+// What a worker slot shares with the parent, which reads it once the worker is dead (see
+// TaskContext): the task it runs, 1 + the index of the element it began last (0: none yet), and
+// the outcomes it staged and has not sent: `staged` packs their bytes (high 32 bits) and count
+// (low 32), `staged_first` is the first one's element. The workers inherit it (shared memory
+// made before the zygote).
+constexpr std::size_t kStageBytes = std::size_t{256} << 10;
+struct alignas(64) SlotShared {
   std::atomic<std::uint64_t> task{0};
   std::atomic<std::uint64_t> element{0};
+  std::atomic<std::uint64_t> staged{0};
+  std::atomic<std::uint64_t> staged_first{0};
+  alignas(64) std::byte stage[kStageBytes];
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(kStageBytes < (std::uint64_t{1} << 32));
 
-// A chunk that has run this long since its last piece sends the outcomes it has (kPart), so a
-// death loses at most this much finished work. The clock is read every `stride` elements, a
-// stride that doubles while elements are quick (under kQuickCheckNs between two reads), up to
-// kMaxStride, and halves when they are slow.
+// A chunk that has run this long since its last piece sends the outcomes it has staged. The clock
+// is read every `stride` elements, a stride that doubles while elements are quick (under
+// kQuickCheckNs between two reads), up to kMaxStride, and halves when they are slow.
 constexpr std::int64_t kFlushNs = 2'000'000;
 constexpr std::int64_t kQuickCheckNs = 50'000;
 constexpr std::int64_t kSlowCheckNs = 500'000;
@@ -75,15 +82,80 @@ std::int64_t now_ns() noexcept {
 
 }  // namespace
 
-TaskContext::TaskContext(Spans run, void* progress, EmitFn emit_fn, void* owner) noexcept
-    : run_(std::move(run)), progress_(progress), emit_(emit_fn), owner_(owner) {
+TaskContext::TaskContext(Spans run, void* shared, EmitFn emit_fn, void* owner) noexcept
+    : run_(std::move(run)), shared_(shared), emit_(emit_fn), owner_(owner) {
   last_check_ns_ = last_emit_ns_ = now_ns();
 }
 
 void TaskContext::begin_element(std::uint64_t index) noexcept {
-  if (progress_)
-    static_cast<Progress*>(progress_)->element.store(index + 1, std::memory_order_relaxed);
+  static_cast<SlotShared*>(shared_)->element.store(index + 1, std::memory_order_relaxed);
 }
+
+std::byte* TaskContext::stage(std::size_t bytes) {
+  if (bytes > kStageBytes) {
+    flush();
+    return nullptr;
+  }
+  if (bytes > kStageBytes - staged_) flush();
+  return static_cast<SlotShared*>(shared_)->stage + staged_;
+}
+
+void TaskContext::commit(std::size_t bytes, std::uint64_t index) {
+  auto* sh = static_cast<SlotShared*>(shared_);
+  if (records_ == 0) sh->staged_first.store(index, std::memory_order_relaxed);
+  staged_ += bytes;
+  ++records_;
+  // One store publishes the record: a death before it leaves the record unstaged.
+  sh->staged.store((std::uint64_t{staged_} << 32) | records_, std::memory_order_relaxed);
+  if (!covered_.empty() && covered_.back().end == index)
+    ++covered_.back().end;
+  else
+    covered_.push_back(Span{index, index + 1});
+}
+
+void TaskContext::stage_error(std::uint64_t index, const std::string& type,
+                              const std::string& what) {
+  const std::size_t bytes = 1 + mproc::encoded_size(type) + mproc::encoded_size(what);
+  if (std::byte* p = stage(bytes)) {
+    Writer w(p, p + bytes);
+    w.write_value(std::uint8_t{1});
+    mproc::encode(w, type);
+    mproc::encode(w, what);
+    commit(bytes, index);
+    return;
+  }
+  std::vector<std::byte> record(bytes);
+  Writer w(record.data(), record.data() + bytes);
+  w.write_value(std::uint8_t{1});
+  mproc::encode(w, type);
+  mproc::encode(w, what);
+  send_alone(record, index);
+}
+
+void TaskContext::send_alone(const std::vector<std::byte>& record, std::uint64_t index) {
+  flush();
+  emit_(owner_, *this, Spans{Span{index, index + 1}}, record.data(), record.size());
+  last_emit_ns_ = now_ns();
+}
+
+void TaskContext::flush() {
+  if (records_ == 0) return;
+  emit_(owner_, *this, covered_, static_cast<SlotShared*>(shared_)->stage, staged_);
+  reset_stage();
+  last_emit_ns_ = last_check_ns_ = now_ns();
+}
+
+void TaskContext::reset_stage() noexcept {
+  static_cast<SlotShared*>(shared_)->staged.store(0, std::memory_order_relaxed);
+  staged_ = 0;
+  records_ = 0;
+  covered_.clear();
+}
+
+const std::byte* TaskContext::staged_data() const noexcept {
+  return static_cast<SlotShared*>(shared_)->stage;
+}
+std::size_t TaskContext::staged_bytes() const noexcept { return staged_; }
 
 bool TaskContext::check_clock() noexcept {
   const std::int64_t now = now_ns();
@@ -95,12 +167,6 @@ bool TaskContext::check_clock() noexcept {
     stride_ = std::max<std::uint64_t>(stride_ / 2, 1);
   countdown_ = stride_;
   return now - last_emit_ns_ >= kFlushNs;
-}
-
-void TaskContext::emit(const Spans& covered) {
-  emit_(owner_, *this, covered);
-  out_.clear();
-  last_emit_ns_ = last_check_ns_;
 }
 
 namespace {
@@ -148,8 +214,13 @@ struct EventMsg {
   std::vector<std::byte> payload;
   std::string type;
   std::string what;
-  std::uint64_t bytes = 0;     // kUndecodable: the size of what could not be decoded (not sent)
-  std::uint8_t sent_kind = 0;  // kUndecodable: the kind that was sent
+  std::uint64_t ns = 0;  // kOk, kPart of a chunk: how long the piece took in the worker
+  // Not sent: kUndecodable: the size of what could not be decoded, and the kind that was sent;
+  // when sending, a payload the message refers to instead of `payload` (a worker's staged piece).
+  std::uint64_t bytes = 0;
+  std::uint8_t sent_kind = 0;
+  const std::byte* view = nullptr;
+  std::size_t view_bytes = 0;
 };
 
 }  // namespace
@@ -166,9 +237,12 @@ template <>
 struct mproc::codec<mproc::detail::EventMsg> {
   using EventMsg = mproc::detail::EventMsg;
   static constexpr std::size_t kHeader =
-      sizeof(std::uint8_t) + 3 * sizeof(std::int32_t) + sizeof(std::uint64_t);
+      sizeof(std::uint8_t) + 3 * sizeof(std::int32_t) + 2 * sizeof(std::uint64_t);
+  static std::size_t payload_size(const EventMsg& m) {
+    return m.view ? sizeof(std::uint64_t) + m.view_bytes : mproc::encoded_size(m.payload);
+  }
   static std::size_t size(const EventMsg& m) {
-    return kHeader + mproc::encoded_size(m.covered) + mproc::encoded_size(m.payload) +
+    return kHeader + mproc::encoded_size(m.covered) + payload_size(m) +
            mproc::encoded_size(m.type) + mproc::encoded_size(m.what);
   }
   static void encode(Writer& w, const EventMsg& m) {
@@ -177,8 +251,14 @@ struct mproc::codec<mproc::detail::EventMsg> {
     w.write_value(m.pid);
     w.write_value(m.status);
     w.write_value(m.id);
+    w.write_value(m.ns);
     mproc::encode(w, m.covered);
-    mproc::encode(w, m.payload);
+    if (m.view) {  // the same bytes as a std::vector<std::byte> of them
+      w.write_value(static_cast<std::uint64_t>(m.view_bytes));
+      w.write(m.view, m.view_bytes);
+    } else {
+      mproc::encode(w, m.payload);
+    }
     mproc::encode(w, m.type);
     mproc::encode(w, m.what);
   }
@@ -189,6 +269,7 @@ struct mproc::codec<mproc::detail::EventMsg> {
     m.pid = r.read_value<std::int32_t>();
     m.status = r.read_value<std::int32_t>();
     m.id = r.read_value<std::uint64_t>();
+    m.ns = r.read_value<std::uint64_t>();
     const std::size_t rest = r.remaining();
     try {
       m.covered = mproc::decode<mproc::detail::Spans>(r);
@@ -373,6 +454,8 @@ struct PoolCore::Impl {
     bool last = true;
     std::uint64_t first = 0;
     Spans covered;
+    std::int32_t pid = 0;
+    std::uint64_t ns = 0;
   };
   // The delivery of every outcome `e` still owes: `e`'s elements without an outcome fail with
   // `error` (a chunk), or the task does.
@@ -396,9 +479,9 @@ struct PoolCore::Impl {
   std::vector<int> fd_parent;
   std::vector<int> fd_worker;
   Queue<EventMsg> events{0, QueueOptions{.capacity = kEventBytes}};
-  // Per slot, what its worker runs (see Progress): shared memory the workers inherit.
-  Progress* progress = nullptr;
-  std::size_t progress_bytes = 0;
+  // Per slot, what its worker runs and has staged (see SlotShared).
+  SlotShared* slot_shared = nullptr;
+  std::size_t slot_shared_bytes = 0;
   std::unique_ptr<WorkerLauncher> launcher;
   std::thread collector;
   // Set by shut_down() once the workers and the zygote are gone: the result thread ends after its
@@ -429,7 +512,7 @@ struct PoolCore::Impl {
   ~Impl() {
     for (int fd : fd_parent) close_fd(fd);
     for (int fd : fd_worker) close_fd(fd);
-    if (progress) ::munmap(progress, progress_bytes);
+    if (slot_shared) ::munmap(slot_shared, slot_shared_bytes);
   }
 
   // --- in a worker ---------------------------------------------------------------------------
@@ -464,23 +547,29 @@ struct PoolCore::Impl {
     ev.kind = kReady;
     post(ev);
     int done = 0;
-    Progress& progress_slot = progress[slot];
+    SlotShared& shared = slot_shared[slot];
     struct Poster {
       Impl* self;
       int slot;
       int pid;
       std::uint64_t id;
+      std::int64_t since;  // when the piece being staged began
     };
     // A piece of a chunk's outcomes, sent while the chunk runs on.
-    auto emit_part = [](void* owner, TaskContext& ctx, const Spans& covered) {
+    auto emit_part = [](void* owner, TaskContext&, const Spans& covered, const std::byte* data,
+                        std::size_t bytes) {
       auto* p = static_cast<Poster*>(owner);
       EventMsg part;
       part.kind = kPart;
       part.slot = p->slot;
       part.pid = p->pid;
       part.id = p->id;
+      const std::int64_t now = now_ns();
+      part.ns = static_cast<std::uint64_t>(now - p->since);
+      p->since = now;
       part.covered = covered;
-      part.payload = std::move(ctx.out());
+      part.view = data;
+      part.view_bytes = bytes;
       try {
         p->self->events.put(part);
       } catch (...) {
@@ -495,23 +584,30 @@ struct PoolCore::Impl {
         worker_leave(71);
       }
       if (t.invoker == 0) worker_leave(0);
-      progress_slot.element.store(0, std::memory_order_relaxed);
-      progress_slot.task.store(t.id, std::memory_order_relaxed);
+      shared.element.store(0, std::memory_order_relaxed);
+      shared.staged.store(0, std::memory_order_relaxed);
+      shared.task.store(t.id, std::memory_order_relaxed);
       ev = EventMsg{};
       ev.slot = slot;
       ev.pid = pid;
       ev.id = t.id;
-      Poster poster{this, slot, pid, t.id};
+      Poster poster{this, slot, pid, t.id, now_ns()};
+      TaskContext ctx(std::move(t.run), &shared, emit_part, &poster);
       try {
         std::shared_ptr<Region> big;
         if (t.big != 0) big = receive_payload(slot, t);
         Reader r = big ? Reader(static_cast<const std::byte*>(big->data()), t.big)
                        : Reader(t.payload.data(), t.payload.size());
-        TaskContext ctx(std::move(t.run), &progress_slot, emit_part, &poster);
         reinterpret_cast<Invoker>(t.invoker)(r, ctx);
         ev.kind = kOk;
-        ev.payload = std::move(ctx.out());
-        ev.covered = std::move(ctx.covered());
+        if (!ctx.staged_spans().empty()) {  // a chunk's last piece
+          ev.covered = ctx.staged_spans();
+          ev.view = ctx.staged_data();
+          ev.view_bytes = ctx.staged_bytes();
+          ev.ns = static_cast<std::uint64_t>(now_ns() - poster.since);
+        } else {
+          ev.payload = std::move(ctx.out());
+        }
       } catch (...) {
         ev.kind = kFailed;
         describe_current(ev.type, ev.what);
@@ -760,6 +856,8 @@ struct PoolCore::Impl {
     if (m.kind == kOk || m.kind == kPart || m.kind == kUndecodable) {
       if (!m.covered.empty() && spans_remove(e.todo, m.covered)) {
         d.covered = std::move(m.covered);
+        d.pid = m.pid;
+        d.ns = m.ns;
         if (m.kind == kUndecodable)
           d.error = undecodable_error(m);
         else
@@ -804,11 +902,37 @@ struct PoolCore::Impl {
       tasks.erase(it);
       return;
     }
-    const Progress& p = progress[m.slot];
-    const std::uint64_t began = p.element.load(std::memory_order_relaxed);
+    const SlotShared& sh = slot_shared[m.slot];
+    const bool ours = sh.task.load(std::memory_order_relaxed) == id;
+    // Outcomes the worker staged and had not sent: the next elements waiting, in order (unless
+    // they were sent after all, just before the death: then the piece came first, and they wait
+    // no more).
+    const std::uint64_t staged = sh.staged.load(std::memory_order_relaxed);
+    const std::uint64_t records = staged & 0xffffffffu, bytes = staged >> 32;
+    if (ours && records != 0 && bytes <= kStageBytes &&
+        sh.staged_first.load(std::memory_order_relaxed) == e.todo.front().begin &&
+        records <= span_count(e.todo)) {
+      Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, {}};
+      d.pid = m.pid;
+      std::uint64_t want = records;
+      for (const Span& s : e.todo) {
+        const std::uint64_t take = std::min(want, s.end - s.begin);
+        d.covered.push_back(Span{s.begin, s.begin + take});
+        want -= take;
+        if (want == 0) break;
+      }
+      d.payload.assign(sh.stage, sh.stage + bytes);
+      (void)spans_remove(e.todo, d.covered);
+      d.last = e.todo.empty();
+      out.push_back(std::move(d));
+      if (e.todo.empty()) {
+        tasks.erase(it);
+        return;
+      }
+    }
+    const std::uint64_t began = sh.element.load(std::memory_order_relaxed);
     std::uint64_t lost = e.todo.front().begin;
-    if (p.task.load(std::memory_order_relaxed) == id && began != 0 && spans_contain(e.todo, began - 1))
-      lost = began - 1;
+    if (ours && began != 0 && spans_contain(e.todo, began - 1)) lost = began - 1;
     const std::size_t position = static_cast<std::size_t>(e.first + lost);
     std::string msg = "mproc::Pool: worker " + std::to_string(m.pid) + " died (" +
                       describe_exit(m.status) + ") while running input element " +
@@ -919,7 +1043,7 @@ struct PoolCore::Impl {
         try {
           Reader r(d.payload.data(), d.payload.size());
           if (d.chunk)
-            d.sink->on_elements(d.part, d.first, d.covered, r);
+            d.sink->on_elements(d.part, d.first, d.covered, d.pid, d.ns, r);
           else
             d.sink->on_ok(d.part, r);
         } catch (const DecodeError&) {
@@ -1110,14 +1234,14 @@ PoolCore::PoolCore(PoolOptions options) {
     im.fd_parent.push_back(fds[0]);
     im.fd_worker.push_back(fds[1]);
   }
-  im.progress_bytes = sizeof(Progress) * static_cast<std::size_t>(n);
-  void* shared = ::mmap(nullptr, im.progress_bytes, PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  im.slot_shared_bytes = sizeof(SlotShared) * static_cast<std::size_t>(n);
+  void* shared = ::mmap(nullptr, im.slot_shared_bytes, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (shared == MAP_FAILED)
-    throw_errno(errno, "mproc::Pool: cannot map the workers' progress records (" +
-                           std::to_string(im.progress_bytes) + " bytes of shared memory): mmap");
-  im.progress = static_cast<Progress*>(shared);
-  for (int i = 0; i < n; ++i) new (&im.progress[i]) Progress();
+    throw_errno(errno, "mproc::Pool: cannot map the workers' staging areas (" +
+                           std::to_string(im.slot_shared_bytes) + " bytes of shared memory): mmap");
+  im.slot_shared = static_cast<SlotShared*>(shared);
+  for (int i = 0; i < n; ++i) new (&im.slot_shared[i]) SlotShared;  // the staging bytes stay untouched
   im.launcher = make_zygote_launcher(n, &Impl::worker_main, &im, &Impl::report_exit, &im);
   im.launcher->start();  // forks the zygote and the workers: before the result thread exists
   // The zygote holds the workers' ends (its workers inherit them); the parent needs only its own.

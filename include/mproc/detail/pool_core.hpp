@@ -56,44 +56,65 @@ inline std::uint64_t span_count(const Spans& spans) noexcept {
 }
 
 // What the code that runs a task in a worker sees of it (made by the worker loop, src/pool.cpp).
-// A chunk of map/imap reports its elements as it runs them, so that the parent, if the worker dies,
-// knows which element was running (it alone fails with WorkerLost) and which ones never started
-// (they run again in another worker); and a chunk that runs for a while sends the outcomes it has
-// so far (every few milliseconds), so that a death loses at most that much finished work (those
-// elements run again). See "Pool" in docs/design.md.
+//
+// A chunk of map/imap records its elements' outcomes as it runs them, in a staging area of shared
+// memory that the parent reads if the worker dies: so a death loses no finished work and runs
+// nothing twice. Per element: begin_element(i) (the parent then knows which element was running:
+// that one alone fails with WorkerLost), then its outcome is staged (stage() and commit(), or
+// stage_error()). The staged outcomes travel to the parent as one piece when the staging area is
+// full, when the chunk has run for a while since the last piece (flush_due(), a few milliseconds:
+// progress and imap_unordered see them early), and at the end (the task's result). A piece is a
+// sequence of records, one per element in run order: a tag byte (0: value, 1: error), then the
+// value's encoding or the error's type name and what(). See "Pool" in docs/design.md.
 class MPROC_API TaskContext {
  public:
-  // Sends ctx.out() as the outcomes of the elements `covered`.
-  using EmitFn = void (*)(void* owner, TaskContext& ctx, const Spans& covered);
-  TaskContext(Spans run, void* progress, EmitFn emit_fn, void* owner) noexcept;
+  // Sends the staged records as the outcomes of the elements `covered`.
+  using EmitFn = void (*)(void* owner, TaskContext& ctx, const Spans& covered,
+                          const std::byte* data, std::size_t bytes);
+  // `shared`: the worker slot's record and staging area (null: no chunk can run).
+  TaskContext(Spans run, void* shared, EmitFn emit_fn, void* owner) noexcept;
 
   // Chunks: the elements to run, in order (empty: all of them).
   [[nodiscard]] const Spans& run() const noexcept { return run_; }
-  // The encoded result: the invoker writes it, then returns (or calls emit()).
+  // Tasks of apply/submit: the encoded result.
   std::vector<std::byte>& out() noexcept { return out_; }
-  // Chunks: element `index` begins. One relaxed store to shared memory.
+
+  // Chunks: element `index` begins.
   void begin_element(std::uint64_t index) noexcept;
-  // Chunks: true when the outcomes gathered since the last emit() should be sent now. Reads the
-  // clock only every so many elements (fewer as elements get shorter).
+  // Chunks: room for a record of `bytes` bytes (sending the staged ones first if needed); null
+  // when a record that large does not fit the staging area at all (see send_alone).
+  std::byte* stage(std::size_t bytes);
+  // Chunks: the record written at stage()'s pointer is complete: element `index`'s outcome.
+  void commit(std::size_t bytes, std::uint64_t index);
+  // Chunks: element `index` threw (type name and what()).
+  void stage_error(std::uint64_t index, const std::string& type, const std::string& what);
+  // Chunks: element `index`'s record, too large for the staging area, travels alone.
+  void send_alone(const std::vector<std::byte>& record, std::uint64_t index);
+  // Chunks: true when the staged outcomes should be sent now. Reads the clock only every so many
+  // elements (fewer as elements get shorter).
   bool flush_due() noexcept {
     if (--countdown_ != 0) return false;
     return check_clock();
   }
-  // Chunks: sends out() as the outcomes of the elements `covered` (in order), then clears out().
-  void emit(const Spans& covered);
-  // Chunks: the elements whose outcomes the final out() holds.
-  void finish(Spans&& covered) noexcept { covered_ = std::move(covered); }
-  [[nodiscard]] Spans& covered() noexcept { return covered_; }
+  // Chunks: sends the staged outcomes (if any) now.
+  void flush();
+  // Chunks, at the end: the staged outcomes not sent yet, for the task's final result.
+  [[nodiscard]] const Spans& staged_spans() const noexcept { return covered_; }
+  [[nodiscard]] const std::byte* staged_data() const noexcept;
+  [[nodiscard]] std::size_t staged_bytes() const noexcept;
 
  private:
   bool check_clock() noexcept;
+  void reset_stage() noexcept;
 
   Spans run_;
   std::vector<std::byte> out_;
-  Spans covered_;
-  void* progress_;
+  Spans covered_;  // of the staged records
+  void* shared_;
   EmitFn emit_;
   void* owner_;
+  std::size_t staged_ = 0;   // bytes
+  std::size_t records_ = 0;  // staged records
   std::uint64_t countdown_ = 1;
   std::uint64_t stride_ = 1;
   std::int64_t last_check_ns_ = 0;
@@ -117,10 +138,10 @@ class MPROC_API TaskSink {
   virtual void on_ok(std::uint64_t part, Reader& result);
   virtual void on_error(std::uint64_t part, std::exception_ptr error) noexcept;
   // Chunks: the outcomes of the elements `covered` (indices in the chunk, whose element 0 is the
-  // input's element `first`), as encoded by invoke_chunk. May throw as on_ok (the core then calls
-  // on_elements_error for the same elements).
+  // input's element `first`), as staged by invoke_chunk in worker `pid` in `ns` nanoseconds (0:
+  // unknown). May throw as on_ok (the core then calls on_elements_error for the same elements).
   virtual void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered,
-                           Reader& result);
+                           std::int32_t pid, std::uint64_t ns, Reader& result);
   // Chunks: the elements `covered` fail with `error`.
   virtual void on_elements_error(std::uint64_t part, std::uint64_t first, const Spans& covered,
                                  std::exception_ptr error) noexcept;
@@ -236,13 +257,11 @@ MPROC_API std::int32_t current_process_id() noexcept;
 using ElementError = std::tuple<std::uint64_t, std::string, std::string>;
 
 // A chunk of map/imap (Star: the elements are argument tuples, as starmap). Runs the elements the
-// context names, in order; an element that throws does not stop the chunk: its error is recorded
-// with its index, and the others go on. The result (one or more pieces, see TaskContext): the
-// piece's duration in the worker (nanoseconds; imap sizes its chunks with it), the worker's pid,
-// the results of the covered elements that succeeded, and the errors.
+// context names, in order, staging each one's outcome (see TaskContext); an element that throws
+// does not stop the chunk. A value that cannot be encoded (its codec throws) is that element's
+// error.
 template <class F, class E, bool Star, class R>
 void invoke_chunk(Reader& in, TaskContext& ctx) {
-  auto start = std::chrono::steady_clock::now();
   F f = callable_codec<F>::read(in);
   auto items = mproc::decode<std::vector<E>>(in);
   Spans run = ctx.run();
@@ -251,54 +270,40 @@ void invoke_chunk(Reader& in, TaskContext& ctx) {
     if (s.begin >= s.end || s.end > items.size())
       throw DecodeError("mproc::Pool: a chunk's list of elements to run is out of range");
   std::uint64_t left = span_count(run);
-  std::vector<R> results;
-  results.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(left, 4096)));
-  std::vector<ElementError> errors;
-  Spans covered;
-  const std::int32_t pid = current_process_id();
-  auto encode_piece = [&] {
-    const auto now = std::chrono::steady_clock::now();
-    const auto ns = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count());
-    start = now;
-    auto& out = ctx.out();
-    out.resize(sizeof(ns) + sizeof(pid) + mproc::encoded_size(results) +
-               mproc::encoded_size(errors));
-    Writer w(out.data(), out.data() + out.size());
-    w.write_value(ns);
-    w.write_value(pid);
-    mproc::encode(w, results);
-    mproc::encode(w, errors);
-    results.clear();
-    errors.clear();
-  };
+  std::vector<std::byte> alone;
   for (const Span& s : run) {
     for (std::uint64_t i = s.begin; i < s.end; ++i) {
       ctx.begin_element(i);
       try {
+        auto stage_value = [&](const R& v) {
+          const std::size_t bytes = 1 + mproc::encoded_size(v);
+          if (std::byte* p = ctx.stage(bytes)) {
+            Writer w(p, p + bytes);
+            w.write_value(std::uint8_t{0});
+            mproc::encode(w, v);
+            ctx.commit(bytes, i);
+          } else {
+            alone.resize(bytes);
+            Writer w(alone.data(), alone.data() + bytes);
+            w.write_value(std::uint8_t{0});
+            mproc::encode(w, v);
+            ctx.send_alone(alone, i);
+            std::vector<std::byte>().swap(alone);
+          }
+        };
         if constexpr (Star) {
-          results.push_back(std::apply(f, std::move(items[i])));
+          stage_value(std::apply(f, std::move(items[i])));
         } else {
-          results.push_back(std::invoke(f, std::move(items[i])));
+          stage_value(std::invoke(f, std::move(items[i])));
         }
       } catch (...) {
         std::string type, what;
         describe_current_exception(type, what);
-        errors.emplace_back(i, std::move(type), std::move(what));
+        ctx.stage_error(i, type, what);
       }
-      if (!covered.empty() && covered.back().end == i)
-        ++covered.back().end;
-      else
-        covered.push_back(Span{i, i + 1});
-      if (--left != 0 && ctx.flush_due()) {
-        encode_piece();
-        ctx.emit(covered);
-        covered.clear();
-      }
+      if (--left != 0 && ctx.flush_due()) ctx.flush();
     }
   }
-  encode_piece();
-  ctx.finish(std::move(covered));
 }
 
 // The outcomes of some elements of a chunk, as one piece of a worker's result: the values of the
@@ -309,29 +314,32 @@ struct Piece {
   std::vector<std::pair<std::uint64_t, std::exception_ptr>> errors;
 };
 
-// Decodes a piece (see invoke_chunk) of the elements `covered`; the errors name their position
-// (first + index). `ns`: the piece's duration in the worker. Throws DecodeError when the piece
-// does not account for exactly the covered elements.
+// Decodes a piece (records, see TaskContext) of the elements `covered`, sent by worker `pid`; the
+// errors name their position (first + index). Throws DecodeError when the records do not match
+// the covered elements.
 template <class R>
-Piece<R> decode_piece(Reader& r, std::uint64_t first, const Spans& covered, std::uint64_t& ns) {
-  ns = r.read_value<std::uint64_t>();
-  const auto pid = r.read_value<std::int32_t>();
+Piece<R> decode_piece(Reader& r, std::uint64_t first, const Spans& covered, std::int32_t pid) {
   Piece<R> p;
-  p.values = mproc::decode<std::vector<R>>(r);
-  auto errors = mproc::decode<std::vector<ElementError>>(r);
-  if (p.values.size() + errors.size() != span_count(covered))
-    throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
-  std::size_t c = 0;  // the span of `covered` that holds the next error
-  std::uint64_t prev = 0;
-  for (auto& [index, type, what] : errors) {
-    while (c < covered.size() && covered[c].end <= index) ++c;
-    if (c == covered.size() || index < covered[c].begin || (!p.errors.empty() && index <= prev))
-      throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
-    prev = index;
-    p.errors.emplace_back(
-        index, remote_error(type, what, pid,
-                            TaskOrigin{.position = static_cast<std::size_t>(first + index)}));
+  p.values.reserve(static_cast<std::size_t>(
+      std::min<std::uint64_t>(span_count(covered), r.remaining() / min_size_v<R> + 1)));
+  for (const Span& s : covered) {
+    for (std::uint64_t i = s.begin; i < s.end; ++i) {
+      const auto tag = r.read_value<std::uint8_t>();
+      if (tag == 0) {
+        p.values.push_back(mproc::decode<R>(r));
+      } else if (tag == 1) {
+        auto type = mproc::decode<std::string>(r);
+        auto what = mproc::decode<std::string>(r);
+        p.errors.emplace_back(
+            i, remote_error(type, what, pid,
+                            TaskOrigin{.position = static_cast<std::size_t>(first + i)}));
+      } else {
+        throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
+      }
+    }
   }
+  if (r.remaining() != 0)
+    throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
   return p;
 }
 
@@ -575,9 +583,8 @@ class MapSink final : public TaskSink {
     for (std::size_t n : sizes) parts_.emplace_back(n);
   }
   void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered,
-                   Reader& r) override {
-    std::uint64_t ns = 0;
-    auto p = decode_piece<R>(r, first, covered, ns);
+                   std::int32_t pid, std::uint64_t, Reader& r) override {
+    auto p = decode_piece<R>(r, first, covered, pid);
     if (!p.errors.empty()) {  // the element's error fails the map, as in Python
       fail(covered, std::move(p.errors.front().second));
       return;
@@ -650,14 +657,15 @@ class IMapSink final : public TaskSink {
       left_.emplace(part, items);
   }
   void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered,
-                   Reader& r) override {
-    std::uint64_t ns = 0;
-    auto p = decode_piece<R>(r, first, covered, ns);
+                   std::int32_t pid, std::uint64_t ns, Reader& r) override {
+    auto p = decode_piece<R>(r, first, covered, pid);
     const std::uint64_t items = span_count(covered);
     {
       std::lock_guard<std::mutex> g(mu_);
-      busy_ns_ += static_cast<double>(ns);
-      busy_items_ += items;
+      if (ns != 0) {
+        busy_ns_ += static_cast<double>(ns);
+        busy_items_ += items;
+      }
       if (ordered_) {
         auto it = pending_.find(part);
         if (it == pending_.end()) return;
