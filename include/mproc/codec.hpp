@@ -55,6 +55,16 @@
 // std::unique_ptr. A container, pair, tuple, optional or variant is encodable exactly when its
 // element types are.
 //
+// The error names the type at fault in its failed condition (Clang prints it on the error line,
+// GCC in the note below it):
+//   * a struct without serialize() that is not trivially copyable (an aggregate: the usual first
+//     record type): `record_member_is_encodable_v<Rec, M>` names its first member type `M` that
+//     is not encodable either, found by aggregate-initialising Rec from probes (C++20 has no
+//     reflection; the codec still never encodes members it was not told about), or, when every
+//     member is encodable, `record_has_serialize_v<Rec>` says that only serialize() is missing;
+//   * a serialize() that passes `ar(...)` a member whose type is not encodable:
+//     `serialize_member_is_encodable_v<M>` names that type (encode `M` alone to see why).
+//
 // Wire format. Producer and consumer run on the same machine with the same build, so the format
 // is host byte order and host type sizes, and carries no type tags or version: the receiver names
 // the type it expects (`decode<T>`), and bytes sent as another type are a DecodeError at best.
@@ -429,15 +439,133 @@ inline constexpr bool elem_encodable_v = is_encodable_v<T>;
 
 // ---- rejections --------------------------------------------------------------------------------
 
+// Naming the member that is not encodable. C++20 cannot list a struct's members, but it can
+// aggregate-initialise one from objects that convert to any type, and see which conversions work:
+// that finds the first initializer position (a member, or an element of a C array member) whose
+// type is not encodable, and a last conversion at that position instantiates a check whose
+// static_assert names the record and the member's type. Only the error path does this.
+namespace reflect {
+
+// Converts to anything: fills the positions before and after the one examined.
+struct any_field {
+  template <class U>
+  operator U() const;  // never defined: used in unevaluated operands only
+};
+template <std::size_t>
+using any_at = any_field;
+
+// Converts to encodable types only (deleted for the others, so that the position is not skipped
+// by brace elision where the compiler honours a deleted conversion).
+struct encodable_field {
+  template <class U>
+  requires is_encodable_v<U>
+  operator U() const;
+  template <class U>
+  requires(!is_encodable_v<U>) operator U() const = delete;
+};
+
+// Whether `T{F0, ..., F(i-1), Probe, F(i+1), ... F(n-1)}` is valid, the F being any_field.
+template <class T, std::size_t I, std::size_t N, class Probe>
+constexpr bool init_with() {
+  return
+      []<std::size_t... A, std::size_t... B>(std::index_sequence<A...>, std::index_sequence<B...>) {
+    return requires { T{any_at<A>{}..., Probe{}, any_at<B>{}...}; };
+  }
+  (std::make_index_sequence<I>{}, std::make_index_sequence<N - I - 1>{});
+}
+
+inline constexpr std::size_t kMaxFields = 64;
+inline constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+// The number of initializer positions of the aggregate T (members, C array members counting one
+// per element), at most kMaxFields.
+template <class T, std::size_t N = 0>
+constexpr std::size_t positions() {
+  if constexpr (N < kMaxFields && init_with<T, N, N + 1, any_field>())
+    return positions<T, N + 1>();
+  else
+    return N;
+}
+
+// The first position whose type is not encodable, or kNone.
+template <class T, std::size_t N, std::size_t I = 0>
+constexpr std::size_t first_unencodable() {
+  if constexpr (I >= N)
+    return kNone;
+  else if constexpr (!init_with<T, I, N, encodable_field>() ||
+                     init_with<T, I, N + 1, encodable_field>())
+    return I;  // not convertible, or the probe went into the member's own members (elision)
+  else
+    return first_unencodable<T, N, I + 1>();
+}
+
+}  // namespace reflect
+
+// True when `Member` is encodable; named so that the failed assertion names both types.
+template <class Record, class Member>
+inline constexpr bool record_member_is_encodable_v = is_encodable_v<Member>;
+
+template <class Record, class Member>
+struct record_member_check {
+  static_assert(record_member_is_encodable_v<Record, Member>,
+                "mproc::codec<T>: T is not encodable: it has no serialize(Archive&), is not "
+                "trivially copyable, and has a member whose type is not encodable either "
+                "(record_member_is_encodable_v<T, Member> names both). Give T a "
+                "serialize(Archive&) and make that member's type encodable (a "
+                "serialize(Archive&) or an mproc::codec specialisation for it, or a supported "
+                "type; see mproc/codec.hpp).");
+  using type = void;
+};
+
+namespace reflect {
+// Converts to anything; the conversion to a type that is not encodable fails the check above.
+// The second conversion keeps the position converted (no brace elision into the member's own
+// members, which would report them too) once the first has failed.
+template <class Record>
+struct reporting_field {
+  template <class U, class = typename record_member_check<Record, U>::type>
+  operator U() const;
+  template <class U>
+  operator U() const;
+};
+}  // namespace reflect
+
+// Named so that the failed assertion names the record.
+template <class Record>
+inline constexpr bool record_has_serialize_v = false;
+
+// The error for an aggregate class T without serialize(): names its first member whose type is
+// not encodable, or says that T itself needs a serialize().
+template <class T>
+constexpr void reject_record() {
+  constexpr std::size_t n = reflect::positions<T>();
+  constexpr std::size_t bad = reflect::first_unencodable<T, n>();
+  if constexpr (bad != reflect::kNone) {
+    (void)reflect::init_with<T, bad, n, reflect::reporting_field<T>>();
+  } else {
+    static_assert(record_has_serialize_v<T>,
+                  "mproc::codec<T>: T is not encodable: it is a struct without "
+                  "serialize(Archive&) and is not trivially copyable (mproc does not reflect "
+                  "members). Add `template <class Archive> void serialize(Archive& ar) { "
+                  "ar(member1, member2, ...); }` listing its members, or specialise "
+                  "mproc::codec<T> (see mproc/codec.hpp).");
+  }
+}
+
 template <class T>
 struct reject_unsupported {
   using mproc_codec_rejected_ = void;
   static constexpr void mproc_codec_reject_() {
-    static_assert(dependent_false_v<T>,
-                  "mproc::codec<T>: T is not encodable. Provide a serialize(Archive&) member or a "
-                  "free serialize(Archive&, T&), specialise mproc::codec<T>, or use a supported "
-                  "type (see mproc/codec.hpp). If T is a container, pair, tuple, optional or "
-                  "variant, one of its element types is the one that is not encodable.");
+    if constexpr (std::is_class_v<T> && std::is_aggregate_v<T>) {
+      reject_record<T>();
+    } else {
+      static_assert(dependent_false_v<T>,
+                    "mproc::codec<T>: T is not encodable. Provide a serialize(Archive&) member or "
+                    "a free serialize(Archive&, T&), specialise mproc::codec<T>, or use a "
+                    "supported type (see mproc/codec.hpp). If T is a container, pair, tuple, "
+                    "optional or variant, one of its element types is the one that is not "
+                    "encodable.");
+    }
   }
 };
 
@@ -541,6 +669,21 @@ void invoke_serialize(Archive& ar, T& t) {
     adl::call_serialize(ar, t);
 }
 
+// True when `Member` is encodable; named so that the failed assertion names the member's type.
+template <class Member>
+inline constexpr bool serialize_member_is_encodable_v = is_encodable_v<Member>;
+
+// The error for a member passed to `ar(...)` whose type is not encodable: names that type (one
+// error; encoding that type alone, e.g. with to_bytes, says why it is not encodable).
+template <class Member>
+constexpr void reject_serialize_member() {
+  static_assert(serialize_member_is_encodable_v<Member>,
+                "mproc::codec<T>: T is not encodable, and a serialize(Archive&) passes a member "
+                "of type T to ar(...) (serialize_member_is_encodable_v<T> names it). Give that "
+                "type a serialize(Archive&) or an mproc::codec specialisation, or use a supported "
+                "type (see mproc/codec.hpp).");
+}
+
 // The three archives a `serialize(Archive&)` is called with: one counts bytes, one writes them,
 // one reads them. Each accepts encodable values and C arrays of them.
 class SizeArchive {
@@ -568,6 +711,9 @@ class SizeArchive {
         for (const auto& e : v) n += field_size(e);
         return n;
       }
+    } else if constexpr (!is_encodable_v<T>) {
+      reject_serialize_member<T>();
+      return 0;
     } else {
       return mproc::encoded_size(v);
     }
@@ -601,6 +747,8 @@ class EncodeArchive {
       } else {
         for (const auto& e : v) field(e);
       }
+    } else if constexpr (!is_encodable_v<T>) {
+      reject_serialize_member<T>();
     } else {
       mproc::encode(*w_, v);
     }
@@ -634,6 +782,8 @@ class DecodeArchive {
       } else {
         for (auto& e : v) field(e);
       }
+    } else if constexpr (!is_encodable_v<T>) {
+      reject_serialize_member<T>();
     } else {
       v = mproc::decode<T>(*r_);
     }

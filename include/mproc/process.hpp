@@ -72,6 +72,7 @@
 
 #include <chrono>
 #include <climits>
+#include <cstddef>
 #include <memory>
 #include <mproc/detail/deadline.hpp>
 #include <mproc/errors.hpp>
@@ -128,6 +129,56 @@ class MPROC_API ProcessTarget {
   virtual int run() = 0;
 };
 
+// A target that can be called with its arguments as lvalues but not as the rvalues `Process`
+// passes (the child's copies, moved in): one of its parameters is a non-const lvalue reference
+// (`Queue<T>&`, `auto&`). Such a constructor call is caught by an overload that explains, rather
+// than left to a list of unsatisfied constraints.
+template <class F, class... Args>
+concept invocable_only_with_lvalues =
+    !std::is_invocable_v<F, Args...> && std::is_invocable_v<F, Args&...>;
+
+// The position (from 1) of the first argument that the target cannot take as an rvalue (the
+// others passed as lvalues); 0 if none alone.
+template <class F, class... Args>
+constexpr int first_lvalue_only_argument() {
+  return []<std::size_t... I>(std::index_sequence<I...>) {
+    int found = 0;
+    auto check = [&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
+      constexpr bool ok = std::is_invocable_v<
+          F, std::conditional_t<I == K, std::tuple_element_t<I, std::tuple<Args...>>,
+                                std::tuple_element_t<I, std::tuple<Args...>>&>...>;
+      if (!ok && found == 0) found = static_cast<int>(K) + 1;
+    };
+    (check(std::integral_constant<std::size_t, I>{}), ...);
+    return found;
+  }
+  (std::index_sequence_for<Args...>{});
+}
+
+// False: named so that the failed assertion shows the parameter's position (from 1) and the type
+// of its argument.
+template <int Position, class Arg>
+inline constexpr bool target_takes_argument_by_value_or_const_ref_v = false;
+
+template <int Position, class Arg>
+constexpr void reject_reference_parameter_at() {
+  static_assert(target_takes_argument_by_value_or_const_ref_v<Position, Arg>,
+                "mproc::Process: the target takes a parameter by non-const reference (T&), which "
+                "cannot bind: the child gets its own copies of the arguments, moved into the "
+                "target. Take mproc handles (Queue, JoinableQueue, Lock, Event, Value, ...) by "
+                "value: a copy shares the same object (move-only ones, Connection and "
+                "SharedMemory, passed with std::move); `const T&` binds too, for const use. The "
+                "failed condition names the parameter's position (from 1) and its argument's "
+                "type.");
+}
+
+template <class F, class... Args>
+constexpr void reject_reference_parameter() {
+  constexpr int kPosition = first_lvalue_only_argument<F, Args...>();
+  reject_reference_parameter_at<
+      kPosition, std::tuple_element_t<(kPosition > 0 ? kPosition - 1 : 0), std::tuple<Args...>>>();
+}
+
 template <class F, class... Args>
 class ProcessTargetFor final : public ProcessTarget {
  public:
@@ -155,8 +206,14 @@ class ProcessTargetFor final : public ProcessTarget {
 // The target is any callable (function pointer, lambda, functor) invocable with the decay-copied
 // arguments, returning void or a value convertible to int (the exit code). The arguments are copied
 // (or moved) into the Process at construction, like `std::thread`, and moved into the target in
-// the child; so a target taking a reference gets the child's copy (use `std::ref` only for objects
-// that live in shared memory).
+// the child; so a target taking a `const&` (or `&&`) gets the child's copy (use `std::ref` only for
+// objects that live in shared memory). A parameter taken by non-const lvalue reference cannot bind
+// to that copy: `void stage(mproc::Queue<int>& in)` is a compile-time error that says so in one
+// message, naming the parameter's position. Take handles (Queue, Lock, Event, Value, ...) by value:
+// copies share the same object, as Python's arguments refer to the same queue.
+//
+//   void stage(mproc::Queue<int> in, mproc::Queue<int> out) { out.put(in.get() + 1); }
+//   mproc::Process p(stage, q1, q2);   // the child's copies use q1's and q2's queues
 //
 // Names: a Process gets an identity number from a per-process counter at construction; the
 // default name is "Process-<n>" in the main process, "Process-<parent's numbers>:<n>" in a child
@@ -188,6 +245,21 @@ class MPROC_API Process {
   requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...> Process(
       ProcessOptions options, F&& f, Args&&... args)
       : Process(std::move(options), make_target(std::forward<F>(f), std::forward<Args>(args)...)) {}
+
+  // A target with a parameter taken by non-const lvalue reference (`void stage(Queue<int>& q)`,
+  // the Python habit) cannot receive its argument, which the child gets as its own copy: these
+  // two overloads exist only to say so in one compile-time error, naming the parameter's
+  // position and its argument's type. Take handles by value (copies share the object).
+  template <class F, class... Args>
+  requires detail::invocable_only_with_lvalues<std::decay_t<F>, std::decay_t<Args>...>
+  explicit Process(F&&, Args&&...) {
+    detail::reject_reference_parameter<std::decay_t<F>, std::decay_t<Args>...>();
+  }
+  template <class F, class... Args>
+  requires detail::invocable_only_with_lvalues<std::decay_t<F>, std::decay_t<Args>...> Process(
+      ProcessOptions, F&&, Args&&...) {
+    detail::reject_reference_parameter<std::decay_t<F>, std::decay_t<Args>...>();
+  }
 
   Process(Process&&) noexcept;
   // Releases the current child (by the destructor's policy), then takes over `other`'s.

@@ -35,6 +35,38 @@ struct Incomplete {
 
 }  // namespace
 
+// Record types for the cases that name a member (at namespace scope, so that both compilers spell
+// their names the same way in the message).
+struct Opaque {
+  std::unique_ptr<int> p;  // not encodable: a smart pointer
+};
+struct Inner {
+  int a;
+  std::string s;  // not trivially copyable, and no serialize()
+};
+struct RecNoSerialize {  // the first mistake: a record without serialize()
+  std::string name;
+  Opaque o;
+};
+struct RecSerialize {  // serialize() is there, but archives a member that cannot be encoded
+  std::string name;
+  Opaque o;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(name, o);
+  }
+};
+struct Plain {  // every member is encodable; only serialize() is missing
+  std::string name;
+  int count;
+};
+struct Nested {  // a C array member and a nested record: the first unencodable member is Inner
+  std::string name;
+  int arr[3];
+  Inner in;
+  Opaque o;
+};
+
 // A specialisation without decode.
 template <>
 struct mproc::codec<Incomplete> {
@@ -67,6 +99,16 @@ int main() {
   (void)mproc::to_bytes("text");
 #elif MPROC_CASE == 9
   (void)mproc::to_bytes(Incomplete{1});
+#elif MPROC_CASE == 10
+  (void)mproc::to_bytes(RecNoSerialize{});
+#elif MPROC_CASE == 11
+  (void)mproc::to_bytes(RecSerialize{});
+#elif MPROC_CASE == 12
+  (void)mproc::to_bytes(Plain{});
+#elif MPROC_CASE == 13
+  (void)mproc::to_bytes(Nested{});
+#elif MPROC_CASE == 14
+  (void)mproc::from_bytes<RecSerialize>({});  // decoding names the member too
 #else
 #error "unknown MPROC_CASE"
 #endif

@@ -1,7 +1,11 @@
 # Compiles SOURCE with -DMPROC_CASE=CASE and checks the outcome.
-#   cmake -DCXX=<compiler> -DINCLUDE=<dir> -DSOURCE=<file> -DCASE=<n> [-DEXPECT=<text>] -P this
+#   cmake -DCXX=<compiler> -DINCLUDE=<dir> -DSOURCE=<file> -DCASE=<n> [-DEXPECT=<text>]
+#         [-DEXPECT_ALSO=<text>] [-DMAX_ERRORS=<n>] -P this
 # Without EXPECT the source must compile; with it, compiling must fail and the compiler's output
-# must contain EXPECT.
+# must contain EXPECT (and EXPECT_ALSO, if given). With MAX_ERRORS, the output may hold at most
+# that many errors, and the expected texts must appear in the first one: from the start of the
+# output (the instantiation context that leads to it) to the line before the second error (the
+# notes that follow it included), so that the message a reader sees first is the one checked.
 execute_process(
   COMMAND "${CXX}" -std=c++20 -fsyntax-only "-I${INCLUDE}" "-DMPROC_CASE=${CASE}" "${SOURCE}"
   RESULT_VARIABLE rc
@@ -16,9 +20,35 @@ endif()
 if(rc EQUAL 0)
   message(FATAL_ERROR "case ${CASE} compiled, but must be rejected with: ${EXPECT}")
 endif()
-string(FIND "${out}" "${EXPECT}" pos)
-if(pos EQUAL -1)
-  message(FATAL_ERROR "case ${CASE} failed to compile without the expected message\n"
-                      "expected: ${EXPECT}\ncompiler output:\n${out}")
+# The output with ';' (CMake's list separator, frequent in "[with T = ...; U = ...]") replaced,
+# position for position, so that it can be cut into a list of lines.
+string(REPLACE ";" "," flat "${out}")
+set(where "${flat}")
+if(DEFINED MAX_ERRORS AND NOT MAX_ERRORS STREQUAL "")
+  # Error lines of GCC and Clang: "<file>:<line>:<col>: error: ..." (also "fatal error:").
+  string(REGEX MATCHALL "[^\n]*error: [^\n]*" errors "${flat}")
+  list(LENGTH errors n_errors)
+  if(n_errors GREATER MAX_ERRORS)
+    message(FATAL_ERROR "case ${CASE}: ${n_errors} errors, at most ${MAX_ERRORS} expected\n"
+                        "compiler output:\n${out}")
+  endif()
+  if(n_errors GREATER 1)
+    list(GET errors 1 second)
+    string(FIND "${flat}" "${second}" cut)
+    string(SUBSTRING "${flat}" 0 ${cut} where)
+  endif()
 endif()
-message(STATUS "case ${CASE} rejected as expected: ${EXPECT}")
+foreach(text IN ITEMS "${EXPECT}" "${EXPECT_ALSO}")
+  if(text STREQUAL "")
+    continue()
+  endif()
+  string(FIND "${where}" "${text}" pos)
+  if(pos EQUAL -1)
+    message(FATAL_ERROR "case ${CASE} failed to compile without the expected message"
+                        " (in its first error, when MAX_ERRORS is given)\n"
+                        "expected: ${text}\ncompiler output:\n${out}")
+  endif()
+endforeach()
+string(REGEX MATCHALL "\n" lines "${out}")
+list(LENGTH lines n_lines)
+message(STATUS "case ${CASE} rejected as expected (${n_lines} lines of output): ${EXPECT}")
