@@ -35,8 +35,11 @@ IMPLS = ("mproc", "python", "floor")
 # column, which holds the anchors, and are compared with mproc as Python's rows are.
 COLUMN = {"mproc": "mproc", "python": "python", "floor": "floor", "anchor": "python"}
 OPS = r"(<=|>=|<|>)"
-# Ratios of time per op: "mproc/floor<=1.5", "python/mproc>=8".
-RATIO_TARGET_RE = re.compile(r"^\s*(mproc/floor|python/mproc)\s*" + OPS + r"\s*([0-9.]+)\s*$")
+# Ratios of time per op: "mproc/floor<=1.5", "python/mproc>=8", and "mproc/manual<=1.5": mproc's main
+# row (an automatic chunksize) against the fastest of the group's manual-chunksize rows, the mproc
+# rows named "<group>/mproc.chunksize<N>".
+RATIO_TARGET_RE = re.compile(r"^\s*(mproc/floor|python/mproc|mproc/manual)\s*" + OPS + r"\s*([0-9.]+)\s*$")
+MANUAL_ROW_RE = re.compile(r"/mproc\.chunksize(\d+)$")
 # mproc's own figure: time per op ("mproc<=100ns"), ops per second ("mproc>=10M/s") or bytes per
 # second ("mproc>=5GB/s", for a group whose op moves a known number of bytes).
 ABS_TARGET_RE = re.compile(r"^\s*mproc\s*" + OPS + r"\s*([0-9.]+)\s*(ns|us|µs|ms|s|[kMG]?/s|[kMG]?B/s)\s*$")
@@ -255,7 +258,18 @@ def parse_abs_target(target, group):
     return shown, op, number * PREFIX[unit[:-2]], lambda c: 1e9 / c
 
 
-def check_target(target, mproc_floor, python_mproc, mproc_cost=None, group=None):
+def best_manual(members):
+    """The fastest manual-chunksize row of a group's rows (MANUAL_ROW_RE) and its cost, or None."""
+    manual = [(cost(r["value"], r["unit"]), r) for r in members
+              if r["impl"] == "mproc" and MANUAL_ROW_RE.search(r["name"]) and r.get("value") is not None]
+    manual = [(c, r) for c, r in manual if c]
+    if not manual:
+        return None
+    c, r = min(manual, key=lambda x: x[0])
+    return r, c
+
+
+def check_target(target, mproc_floor, python_mproc, mproc_cost=None, group=None, mproc_manual=None):
     """Returns (text of the target, "yes" / "no" / "n/a")."""
     if not target:
         return "—", ""
@@ -270,8 +284,10 @@ def check_target(target, mproc_floor, python_mproc, mproc_cost=None, group=None)
         if not m:
             return target, "?"
         which, op, bound = m.group(1), m.group(2), float(m.group(3))
-        value = mproc_floor if which == "mproc/floor" else python_mproc
+        value = {"mproc/floor": mproc_floor, "python/mproc": python_mproc, "mproc/manual": mproc_manual}[which]
         shown = "%s %s %g" % (which, {"<=": "≤", ">=": "≥"}.get(op, op), bound)
+        if which == "mproc/manual" and value is not None:
+            shown += " (%s)" % fmt_ratio(value)
     if value is None:
         return shown, "n/a"
     ok = {"<=": value <= bound, ">=": value >= bound, "<": value < bound, ">": value > bound}[op]
@@ -301,7 +317,9 @@ def build_table(groups, rows):
         c = {i: cost(main[i]["value"], main[i]["unit"]) if i in main else None for i in IMPLS}
         mf, pm = ratio(c["mproc"], c["floor"]), ratio(c["python"], c["mproc"])
         grp = groups.get(g, {})
-        shown, met = check_target(grp.get("target", ""), mf, pm, c["mproc"], grp)
+        best = best_manual(members)
+        mm = ratio(c["mproc"], best[1]) if best else None
+        shown, met = check_target(grp.get("target", ""), mf, pm, c["mproc"], grp, mm)
         if met:
             verdicts.append((g, met))
         cells = [fmt_value(main[i]["value"], main[i]["unit"], grp) if i in main else "—" for i in IMPLS]
@@ -319,6 +337,33 @@ def build_table(groups, rows):
                 % (r["impl"], md(r["label"]), *cells, fmt_ratio(rmf) if rmf else "", fmt_ratio(rpm) if rpm else "")
             )
     return lines, verdicts
+
+
+def manual_table(groups, rows):
+    """For each group with manual-chunksize rows: its main mproc row (the automatic chunksize)
+    against the fastest of them, auto/best of time per op (the target "mproc/manual")."""
+    by_group = {}
+    for r in rows.values():
+        by_group.setdefault(r["group"], []).append(r)
+    order = [g for g in groups if g in by_group] + sorted(g for g in by_group if g not in groups)
+    lines = []
+    for g in order:
+        best = best_manual(by_group[g])
+        auto = [r for r in by_group[g] if r["impl"] == "mproc" and r["primary"]]
+        if not best or not auto:
+            continue
+        grp = groups.get(g, {})
+        a = auto[0]
+        mm = ratio(cost(a["value"], a["unit"]), best[1])
+        target = grp.get("target", "")
+        lines.append("| %s | %s | %s (chunksize %s) | %s | %s |" % (
+            g, fmt_value(a["value"], a["unit"], grp), fmt_value(best[0]["value"], best[0]["unit"], grp),
+            MANUAL_ROW_RE.search(best[0]["name"]).group(1), fmt_ratio(mm),
+            target if target.replace(" ", "").startswith("mproc/manual") else "—"))
+    if not lines:
+        return []
+    return ["Automatic chunksize against the best manual one (auto/best of time per op):", "",
+            "| group | automatic | best manual | auto/best | target |", "|---|--:|--:|--:|---|"] + lines
 
 
 def detail_table(groups, rows):
@@ -354,6 +399,10 @@ def render(groups, rows, mach, settings, load_before, load_after, usage, errors)
     out.extend(table)
     out.append("")
     out.append("Each value is the median over every repetition of every round; ratios are ratios of those medians.")
+    manual = manual_table(groups, rows)
+    if manual:
+        out.append("")
+        out.extend(manual)
     if errors:
         out.append("")
         out.append("Failed:")

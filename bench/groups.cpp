@@ -2,7 +2,8 @@
 //
 // The order here is the order of the table. A group is one operation done several ways (mproc, the
 // raw-syscall floor, CPython's multiprocessing); bench/compare.py reads this list from
-// `bench --list --json`. Targets are cost ratios or bounds on mproc's figure, see harness.hpp.
+// `bench --list --json`. Targets are cost ratios or bounds on mproc's figure, see harness.hpp
+// (and "mproc/manual", the main row against the group's best manual-chunksize row, in compare.py).
 #include "harness.hpp"
 
 namespace mproc_bench {
@@ -90,6 +91,18 @@ const std::vector<Group>& groups() {
       {.name = "pool.imap_first_result",
        .op = "imap(identity, unbounded input) started, until its first result is returned",
        .target = ""},
+      // The automatic chunksize of map against manual ones: the main row uses the automatic
+      // chunksize, the rows named "<group>/mproc.chunksize<N>" a manual one, and the target
+      // "mproc/manual<=1.5" bounds the main row's time by 1.5x the best manual row's.
+      {.name = "pool.map_small",
+       .op = "one item of map(identity, range(10^6)): the automatic chunksize, and manual ones",
+       .target = "mproc/manual<=1.5"},
+      {.name = "pool.map_large",
+       .op = "one 40 KB std::string of map(count of one byte value, 900 strings of 40 KB = 36 MB): "
+             "the automatic chunksize, manual ones, and the same strings through a plain Queue",
+       .target = "mproc/manual<=1.5",
+       .rate = Rate::kBytes,
+       .bytes_per_op = 40'000},
   };
   return all;
 }

@@ -3,11 +3,14 @@
 // Each workload makes one mproc::Pool with one worker per usable CPU when its runner is made, and
 // reuses it for every repetition: pool start-up is never timed. The tasks are captureless lambdas
 // (the callable travels as its object bytes, see <mproc/pool.hpp>).
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mproc/pool.hpp>
+#include <mproc/queue.hpp>
+#include <numeric>
 #include <ranges>
 #include <stdexcept>
 #include <string>
@@ -21,7 +24,7 @@
 namespace mproc_bench {
 namespace {
 
-constexpr std::uint64_t kMapItems = 1'000'000;  // pool.map_noop_1e6: items per map
+constexpr std::uint64_t kMapItems = 1'000'000;  // pool.map_noop_1e6, pool.map_small: items per map
 constexpr std::uint64_t kFirstResultCalls =
     20;  // pool.imap_first_result: imap starts timed per rep
 
@@ -98,21 +101,149 @@ const Registrar kIMapAdaptive{imap_identity_workload(
     "pool.imap_adaptive",
     "mproc::Pool imap(identity, iota(0, n)), adaptive chunks, consumed in order", 0)};
 
-const Registrar kMap1e6{{
-    .name = "pool.map_noop_1e6/mproc",
-    .group = "pool.map_noop_1e6",
+// A row of a map-of-ints group: map(identity, iota(0, 10^6)) with `chunksize` (0: automatic).
+Workload map_ints_workload(const std::string& name, const std::string& group,
+                           const std::string& label, bool primary, std::size_t chunksize) {
+  return {
+      .name = name,
+      .group = group,
+      .impl = "mproc",
+      .label = label,
+      .primary = primary,
+      .make =
+          [wrong = group + ": wrong results", chunksize] {
+            return scaled_runner(kMapItems, UINT64_MAX, [wrong, chunksize, pool = make_pool()] {
+              const double t0 = now_seconds();
+              std::vector<int> v = pool->map([](int x) { return x; },
+                                             std::views::iota(0, int{kMapItems}), chunksize);
+              const double t = now_seconds() - t0;
+              check(v.size() == kMapItems && v.back() == int{kMapItems} - 1, wrong.c_str());
+              return t;
+            });
+          },
+  };
+}
+
+const Registrar kMap1e6{
+    map_ints_workload("pool.map_noop_1e6/mproc", "pool.map_noop_1e6",
+                      "mproc::Pool map(identity, iota(0, 10^6)), automatic chunksize", true, 0)};
+
+// pool.map_small: the automatic chunksize against manual ones on the same 10^6 ints. The manual
+// rows are named "<group>/mproc.chunksize<N>": compare.py takes the best of them for the group's
+// "mproc/manual" ratio.
+const Registrar kMapSmallAuto{
+    map_ints_workload("pool.map_small/mproc", "pool.map_small",
+                      "mproc::Pool map(identity, iota(0, 10^6)), automatic chunksize", true, 0)};
+const Registrar kMapSmall1000{map_ints_workload(
+    "pool.map_small/mproc.chunksize1000", "pool.map_small",
+    "chunksize 1000: mproc::Pool map(identity, iota(0, 10^6), 1000)", false, 1000)};
+const Registrar kMapSmall10000{map_ints_workload(
+    "pool.map_small/mproc.chunksize10000", "pool.map_small",
+    "chunksize 10000: mproc::Pool map(identity, iota(0, 10^6), 10000)", false, 10000)};
+const Registrar kMapSmall62500{map_ints_workload(
+    "pool.map_small/mproc.chunksize62500", "pool.map_small",
+    "chunksize 62500: mproc::Pool map(identity, iota(0, 10^6), 62500)", false, 62500)};
+const Registrar kMapSmall125000{map_ints_workload(
+    "pool.map_small/mproc.chunksize125000", "pool.map_small",
+    "chunksize 125000: mproc::Pool map(identity, iota(0, 10^6), 125000)", false, 125000)};
+
+// pool.map_large: map over kLargeStrings strings of kLargeBytes bytes (36 MB) with a cheap
+// function (the count of one byte value), the input a const vector as a user passes it. String i
+// holds i % 97 bytes 'x', the rest 'a', so that every result is checked.
+constexpr std::size_t kLargeStrings = 900;
+constexpr std::size_t kLargeBytes = 40'000;
+
+std::shared_ptr<const std::vector<std::string>> large_strings() {
+  auto v = std::make_shared<std::vector<std::string>>();
+  v->reserve(kLargeStrings);
+  for (std::size_t i = 0; i < kLargeStrings; ++i) {
+    std::string s(kLargeBytes, 'a');
+    for (std::size_t j = 0; j < i % 97; ++j) s[j * 401 % kLargeBytes] = 'x';
+    v->push_back(std::move(s));
+  }
+  return v;
+}
+
+std::size_t count_x(const std::string& s) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), 'x'));
+}
+
+std::size_t expected_x() {
+  std::size_t sum = 0;
+  for (std::size_t i = 0; i < kLargeStrings; ++i) sum += i % 97;
+  return sum;
+}
+
+Workload map_large_workload(const std::string& name, const std::string& label, bool primary,
+                            std::size_t chunksize) {
+  return {
+      .name = name,
+      .group = "pool.map_large",
+      .impl = "mproc",
+      .label = label,
+      .primary = primary,
+      .make =
+          [chunksize] {
+            return scaled_runner(
+                kLargeStrings, UINT64_MAX,
+                [chunksize, strings = large_strings(), pool = make_pool()] {
+                  const double t0 = now_seconds();
+                  std::vector<std::size_t> v = pool->map(
+                      [](const std::string& s) { return count_x(s); }, *strings, chunksize);
+                  const double t = now_seconds() - t0;
+                  check(v.size() == kLargeStrings &&
+                            std::accumulate(v.begin(), v.end(), std::size_t{0}) == expected_x(),
+                        "pool.map_large: wrong results");
+                  return t;
+                });
+          },
+  };
+}
+
+const Registrar kMapLargeAuto{map_large_workload(
+    "pool.map_large/mproc",
+    "mproc::Pool map(count 'x', 900 std::strings of 40 KB), automatic chunksize", true, 0)};
+const Registrar kMapLarge1{map_large_workload(
+    "pool.map_large/mproc.chunksize1",
+    "chunksize 1: mproc::Pool map(count 'x', 900 std::strings of 40 KB, 1)", false, 1)};
+const Registrar kMapLarge2{map_large_workload(
+    "pool.map_large/mproc.chunksize2",
+    "chunksize 2: mproc::Pool map(count 'x', 900 std::strings of 40 KB, 2)", false, 2)};
+const Registrar kMapLarge4{map_large_workload(
+    "pool.map_large/mproc.chunksize4",
+    "chunksize 4: mproc::Pool map(count 'x', 900 std::strings of 40 KB, 4)", false, 4)};
+const Registrar kMapLarge16{map_large_workload(
+    "pool.map_large/mproc.chunksize16",
+    "chunksize 16: mproc::Pool map(count 'x', 900 std::strings of 40 KB, 16)", false, 16)};
+
+// The plain-Queue bound of pool.map_large: the same strings put on one mproc::Queue by a partner
+// process and got here (2 processes on 2 CPUs), each string checked by its size and first byte.
+const Registrar kMapLargeQueue{{
+    .name = "pool.map_large/mproc.queue",
+    .group = "pool.map_large",
     .impl = "mproc",
-    .label = "mproc::Pool map(identity, iota(0, 10^6)), automatic chunksize",
+    .label = "the bound: the same strings through one mproc::Queue<std::string>, put by a "
+             "partner, got here",
+    .primary = false,
     .make =
         [] {
-          return scaled_runner(kMapItems, UINT64_MAX, [pool = make_pool()] {
-            const double t0 = now_seconds();
-            std::vector<int> v =
-                pool->map([](int x) { return x; }, std::views::iota(0, int{kMapItems}));
-            const double t = now_seconds() - t0;
-            check(v.size() == kMapItems && v.back() == int{kMapItems} - 1,
-                  "pool.map_noop_1e6: wrong results");
-            return t;
+          mproc::Queue<std::string> q;
+          auto strings = large_strings();
+          return pair_runner({
+              .pin = Pin::kSplit,
+              .before = {},
+              .self =
+                  [q](std::uint64_t n) mutable {
+                    for (std::uint64_t i = 0; i < n; ++i) {
+                      const std::string s = q.get();
+                      check(s.size() == kLargeBytes && s[0] == (i % kLargeStrings % 97 ? 'x' : 'a'),
+                            "pool.map_large queue: a wrong string");
+                    }
+                  },
+              .partner =
+                  [q, strings](std::uint64_t n) mutable {
+                    for (std::uint64_t i = 0; i < n; ++i) q.put((*strings)[i % kLargeStrings]);
+                  },
           });
         },
 }};
