@@ -30,13 +30,17 @@
 // code: a callable from a library loaded (dlopen) after the Pool was created is not mapped in the
 // workers, and its task fails with WorkerLost (SIGSEGV); create the Pool after loading plugins.
 //
-// Chunking: `map` cuts its input into ceil(n / (4 * processes)) elements per task, as Python does.
-// `imap`/`imap_unordered` size their chunks as they go (unless given a chunksize): the first
-// chunks hold one element, so the first result comes quickly; then each chunk aims at about 1 ms
-// of work in a worker, judged by how long the elements took so far, growing at most twofold from
-// one chunk to the next, up to 8192 elements and half a task's byte limit; with an input of known
-// size a chunk never exceeds ceil(remaining / (4 * processes)), so the tail stays balanced. Long
-// tasks keep chunks of one; tiny ones get chunks that make the per-task overhead negligible.
+// Chunking: `map` cuts its input into ceil(n / (4 * processes)) elements per task, as Python does,
+// and, by default, also ends a chunk before its encoded elements pass 240 KiB (so a map of large
+// elements gets several chunks per worker, each travelling in one mailbox message). `imap`/
+// `imap_unordered` size their chunks as they go (unless given a chunksize): the first chunks hold
+// one element, so the first result comes quickly; then each chunk aims at about 1 ms of work in a
+// worker, judged by how long the elements took so far, growing at most twofold from one chunk to
+// the next, up to 8192 elements and 240 KiB of encoded elements; with an input of known size a
+// chunk never exceeds ceil(remaining / (4 * processes)), so the tail stays balanced. Long tasks
+// keep chunks of one; tiny ones get chunks that make the per-task overhead negligible. A given
+// chunksize is kept, except that a chunk also ends before its encoded elements pass a mailbox
+// message (about 256 KiB). Every chunk is encoded once, straight from the input.
 //
 // Progress: `MapOptions::progress` is called with (elements done, total) as chunks complete, and
 // `MapOptions::progress_bar` draws a bar on stderr when stderr is a terminal (tqdm's format; off
@@ -58,8 +62,18 @@
 //     report arrives, the parent drains the dead worker's mailbox (tasks still there never started:
 //     they are dispatched again) and, of the tasks it had dispatched to that worker, at most one
 //     is neither answered nor in the mailbox: the one the worker was running. That task alone
-//     fails with `WorkerLost` (naming the signal or exit code); a replacement worker is started;
-//     every other task completes. No task is lost silently and none runs twice.
+//     fails with `WorkerLost` (naming the signal or exit code, and the task's number); a
+//     replacement worker is started; every other task completes. No task is lost silently and
+//     none runs twice.
+//   * The same, per element, for a chunk of map/imap: the worker records which element it runs
+//     and stages each element's outcome in shared memory as it finishes (sending them every few
+//     milliseconds and at the end). If it dies, the parent delivers the outcomes it staged, fails
+//     the element it was running with `WorkerLost` naming the element's position in the input (the
+//     element it began last: one that dies between two elements, or while sending, is charged to
+//     the last one it began; one that dies before its first element, to the chunk's first
+//     element waiting), and runs the chunk's remaining elements in another worker. Each element
+//     has exactly one outcome; none runs twice. A map fails as a whole, as in Python, with the
+//     first element error to arrive, which names the element.
 //   * A worker that dies before its initializer has finished (initializer threw or crashed)
 //     breaks the Pool instead of being respawned forever: every unfinished task fails with
 //     `BrokenPool` naming the initializer's failure, and later submissions throw `BrokenPool`.
@@ -70,8 +84,12 @@
 //
 // Errors a task's result can carry (thrown by `get()`, `map()`, `next()`):
 //   * `RemoteError` — the task threw; type name, what() and the worker's pid (or the original
-//     type, for types registered with register_remote_exception).
+//     type, for types registered with register_remote_exception, with the RemoteError nested).
 //   * `WorkerLost` — the worker died while running the task.
+//   RemoteError and WorkerLost name their origin: `position()`, the element's index in the input
+//   of map/starmap/imap/imap_unordered, or `task()`, the number of an apply/submit task in its
+//   pool; what() says it too ("... (in worker pid 4711, input element 537)", "... while running
+//   input element 537", "... task 12").
 //   * `BrokenPool` — the pool's initializer failed, the zygote died, a replacement worker could
 //     not be started, or `terminate()` ran first.
 //   * `DecodeError` — the result's bytes did not decode in the caller's process: a result too large
@@ -273,9 +291,12 @@ using Future = AsyncResult<R>;
 // after every result of the elements before it (ordered), or after every submitted result
 // (unordered); the sequence then ends. An element whose call threw gives RemoteError from the
 // `next()` that reaches its position, and the other elements of its chunk are unaffected (Python
-// loses the whole chunk); iteration may go on after it. A chunk lost as a whole (its worker died:
-// WorkerLost; the pool broke: BrokenPool) throws once, at the chunk's first position, and its
-// other elements are skipped.
+// loses the whole chunk); iteration may go on after it. Every input element yields exactly one
+// outcome, at its own position (imap) or once (imap_unordered), whatever the chunking: a worker
+// that dies fails only the element it was running (WorkerLost, naming the position); the other
+// elements of its chunk are delivered (finished ones) or run in another worker (the rest). A
+// pool that breaks or is terminated fails each element not done with BrokenPool. Errors name the
+// element's position in the input (`position()`, and in what()).
 //
 // close() does not stop an imap started before it: its remaining input is still submitted. join()
 // (and the Pool's destructor) waits only for tasks already submitted, then stops the workers; an
