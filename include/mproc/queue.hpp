@@ -193,6 +193,24 @@ class Queue {
   // A message that does not decode ends a batch without loss: the items before it are returned,
   // and the next call throws its error (the message is then consumed, as by get()). A message
   // streamed in chunks (larger than a quarter of the ring) starts a batch of its own.
+  //
+  // Sentinels: a batch is whatever is queued, up to `max`; get_many knows no sentinel values, so
+  // one call can take several sentinels, and items queued after one. Python's pattern of one
+  // sentinel per consumer, each consumer stopping at the first it sees, relies on get() taking
+  // one item: with get_many one consumer can take the sentinels of others, which then wait
+  // forever. Put a single sentinel after the last item (once every producer has finished), and
+  // have each consumer handle its batch up to the sentinel and put the sentinel back for the
+  // next consumer before it stops:
+  //
+  //   for (;;) {
+  //     std::vector<int> batch = q.get_many(64);
+  //     auto stop = std::ranges::find(batch, kStop);
+  //     for (auto it = batch.begin(); it != stop; ++it) work(*it);
+  //     if (stop != batch.end()) {
+  //       q.put(kStop);  // the next consumer's; one sentinel stays in the queue at the end
+  //       break;
+  //     }
+  //   }
   template <class R, class P>
   std::vector<T> get_many(std::size_t max, std::chrono::duration<R, P> timeout) {
     return get_many_until(max, detail::Deadline(detail::deadline_after(timeout)));
