@@ -33,6 +33,17 @@ std::shared_ptr<mproc::Pool> make_pool() {
   return std::make_shared<mproc::Pool>(static_cast<int>(usable_cpus()));
 }
 
+// The pool of the group being measured: the rows of one group (made together, destroyed together
+// by the harness) share one Pool, so that they differ only in what they measure (two pools doing
+// the same map were measured up to 1.5x apart in one group, one pool's rows alike).
+std::shared_ptr<mproc::Pool> group_pool() {
+  static std::weak_ptr<mproc::Pool> current;
+  if (auto p = current.lock()) return p;
+  auto p = make_pool();
+  current = p;
+  return p;
+}
+
 // Waits (untimed) until every task submitted to `pool` has finished.
 void drain(const mproc::Pool& pool) {
   while (pool.unfinished() != 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
@@ -112,7 +123,7 @@ Workload map_ints_workload(const std::string& name, const std::string& group,
       .primary = primary,
       .make =
           [wrong = group + ": wrong results", chunksize] {
-            return scaled_runner(kMapItems, UINT64_MAX, [wrong, chunksize, pool = make_pool()] {
+            return scaled_runner(kMapItems, UINT64_MAX, [wrong, chunksize, pool = group_pool()] {
               const double t0 = now_seconds();
               std::vector<int> v = pool->map([](int x) { return x; },
                                              std::views::iota(0, int{kMapItems}), chunksize);
@@ -186,7 +197,7 @@ Workload map_large_workload(const std::string& name, const std::string& label, b
           [chunksize] {
             return scaled_runner(
                 kLargeStrings, UINT64_MAX,
-                [chunksize, strings = large_strings(), pool = make_pool()] {
+                [chunksize, strings = large_strings(), pool = group_pool()] {
                   const double t0 = now_seconds();
                   std::vector<std::size_t> v = pool->map(
                       [](const std::string& s) { return count_x(s); }, *strings, chunksize);
