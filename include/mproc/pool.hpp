@@ -483,16 +483,30 @@ class IMapResult {
       chunk.reserve(std::min<std::size_t>(want, 4096));
       std::size_t bytes = 0;
       try {
-        while (chunk.size() < want && *it_ != std::ranges::end(range())) {
-          Elem e = **it_;
-          const std::size_t size = mproc::encoded_size(e);
-          if (!chunk.empty() && bytes + size > budget) break;  // the next chunk's first
-          chunk.push_back(std::move(e));
-          bytes += size;
-          ++*it_;
+        while (chunk.size() < want) {
+          if (!carry_) {  // each input element is read (dereferenced) once
+            if (*it_ == std::ranges::end(range())) break;
+            carry_.emplace(**it_);
+            carry_bytes_ = mproc::encoded_size(*carry_);
+            try {
+              ++*it_;
+            } catch (...) {
+              input_error_ = std::current_exception();  // after this element, which goes now
+              chunk.push_back(std::move(*carry_));
+              bytes += carry_bytes_;
+              carry_.reset();
+              break;
+            }
+          }
+          if (!chunk.empty() && bytes + carry_bytes_ > budget) break;  // the next chunk's first
+          chunk.push_back(std::move(*carry_));
+          bytes += carry_bytes_;
+          carry_.reset();
         }
-        if (*it_ == std::ranges::end(range())) exhausted_ = true;
+        if (!carry_ && !input_error_ && *it_ == std::ranges::end(range())) exhausted_ = true;
       } catch (...) {
+        // The input threw (or an element cannot be encoded): the error comes at its position.
+        carry_.reset();
         input_error_ = std::current_exception();
       }
       if (chunk.empty()) break;
@@ -531,6 +545,8 @@ class IMapResult {
   std::size_t fixed_window_;              // 0: automatic
   std::optional<std::size_t> remaining_;  // elements not read yet, for sized inputs
   std::optional<std::ranges::iterator_t<std::remove_reference_t<Src>>> it_;
+  std::optional<Elem> carry_;    // read from the input, for the next chunk (it did not fit)
+  std::size_t carry_bytes_ = 0;  // its encoded size
   bool exhausted_ = false;
   std::exception_ptr input_error_;
   std::size_t last_chunk_ = 0;
