@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -11,13 +12,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <mproc/detail/queue_core.hpp>
 #include <mproc/pipe.hpp>
 #include <mproc/process.hpp>
 #include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
+#include <vector>
 
 #include "posix/error.hpp"
 #include "posix/pidfd.hpp"
@@ -539,22 +545,15 @@ Waitable::Waitable(const Process& process) : fd_(process.sentinel()) {}
 
 Waitable::Waitable(const ParentProcess& process) noexcept : fd_(process.sentinel()) {}
 
-std::vector<std::size_t> wait_until(std::span<const Waitable> objects,
-                                    const detail::Deadline& deadline) {
-  constexpr std::size_t kOnStack = 16;
-  pollfd on_stack[kOnStack];
-  std::unique_ptr<pollfd[]> on_heap;
-  pollfd* fds = on_stack;
-  if (objects.size() > kOnStack) {
-    on_heap.reset(new pollfd[objects.size()]);
-    fds = on_heap.get();
-  }
-  for (std::size_t i = 0; i < objects.size(); ++i) {
-    if (objects[i].fd() < 0)
-      throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor),
-                              "mproc::wait: invalid descriptor");
-    fds[i] = pollfd{objects[i].fd(), POLLIN, 0};
-  }
+Waitable::Waitable(const detail::QueueCore& queue) : queue_(&queue) {
+  if (queue.closed()) throw Closed("mproc::wait: the queue handle is closed");
+}
+
+namespace {
+
+// ppoll over `fds` until `deadline`; returns ppoll's count (0: timed out). EINTR resumes for the
+// time left.
+int poll_until(pollfd* fds, std::size_t n, const detail::Deadline& deadline) {
   for (;;) {
     timespec ts{};
     timespec* tsp = nullptr;
@@ -566,23 +565,173 @@ std::vector<std::size_t> wait_until(std::span<const Waitable> objects,
       ts.tv_nsec = static_cast<long>(ns % 1000000000);
       tsp = &ts;
     }
-    const int r = ::ppoll(fds, objects.size(), tsp, nullptr);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      detail::throw_errno(errno, "mproc::wait");
-    }
-    std::vector<std::size_t> ready;
-    if (r == 0) return ready;
-    ready.reserve(static_cast<std::size_t>(r));
-    for (std::size_t i = 0; i < objects.size(); ++i) {
-      if (fds[i].revents & POLLNVAL)
-        throw std::system_error(
-            std::make_error_code(std::errc::bad_file_descriptor),
-            "mproc::wait: descriptor " + std::to_string(fds[i].fd) + " is not open");
-      if (fds[i].revents != 0) ready.push_back(i);
-    }
-    return ready;
+    const int r = ::ppoll(fds, n, tsp, nullptr);
+    if (r >= 0) return r;
+    if (errno != EINTR) detail::throw_errno(errno, "mproc::wait");
   }
+}
+
+// The answer: the descriptors ppoll found ready, and the queues in `queue_ready` (a queue's
+// entry in `fds` has fd -1, which ppoll ignores).
+std::vector<std::size_t> collect(const pollfd* fds, std::size_t n,
+                                 const std::vector<bool>* queue_ready) {
+  std::vector<std::size_t> ready;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (fds[i].revents & POLLNVAL)
+      throw std::system_error(
+          std::make_error_code(std::errc::bad_file_descriptor),
+          "mproc::wait: descriptor " + std::to_string(fds[i].fd) + " is not open");
+    if (fds[i].revents != 0 || (queue_ready != nullptr && (*queue_ready)[i])) ready.push_back(i);
+  }
+  return ready;
+}
+
+// Threads that each sleep on one queue (QueueCore::wait_readable) and signal `efd` when theirs
+// holds a message. stop() cancels and joins them; the destructor does so too (on exceptions).
+class QueueWatchers {
+ public:
+  explicit QueueWatchers(int efd) : efd_(efd) {}
+  QueueWatchers(const QueueWatchers&) = delete;
+  QueueWatchers& operator=(const QueueWatchers&) = delete;
+  ~QueueWatchers() { stop(); }
+
+  // Starts a thread for `queue`, with every signal blocked (a signal meant for the program is
+  // never handled on it).
+  void watch(const detail::QueueCore* queue) {
+    auto w = std::make_unique<Watch>();
+    w->queue = queue;
+    Watch* raw = w.get();
+    watches_.push_back(std::move(w));
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    try {
+      raw->thread = std::thread([raw, this] {
+        if (raw->queue->wait_readable(detail::Deadline(), &cancel_)) {
+          raw->saw_ready.store(true, std::memory_order_relaxed);
+          const std::uint64_t one = 1;
+          (void)!::write(efd_, &one, sizeof one);
+        }
+        raw->done.store(true, std::memory_order_seq_cst);
+      });
+    } catch (...) {
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      throw;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  // Cancels every thread still waiting (moving its queue's futex, see wake_readable_waiters) and
+  // joins them all.
+  void stop() noexcept {
+    cancel_.store(1, std::memory_order_seq_cst);
+    for (auto& w : watches_) {
+      if (w->thread.joinable() && !w->done.load(std::memory_order_seq_cst))
+        w->queue->wake_readable_waiters();
+    }
+    for (auto& w : watches_) {
+      if (w->thread.joinable()) w->thread.join();
+    }
+  }
+
+  // Whether the thread for the i-th queue watched saw it ready.
+  bool saw_ready(std::size_t i) const noexcept {
+    return watches_[i]->saw_ready.load(std::memory_order_relaxed);
+  }
+
+ private:
+  struct Watch {
+    const detail::QueueCore* queue = nullptr;
+    std::thread thread;
+    std::atomic<bool> saw_ready{false};
+    std::atomic<bool> done{false};
+  };
+  int efd_;
+  std::atomic<std::uint32_t> cancel_{0};
+  std::vector<std::unique_ptr<Watch>> watches_;
+};
+
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) noexcept : fd_(fd) {}
+  ~FdCloser() { detail::close_fd(fd_); }
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+std::vector<std::size_t> wait_until(std::span<const Waitable> objects,
+                                    const detail::Deadline& deadline) {
+  constexpr std::size_t kOnStack = 16;
+  const std::size_t n = objects.size();
+  pollfd on_stack[kOnStack + 1];
+  std::unique_ptr<pollfd[]> on_heap;
+  pollfd* fds = on_stack;
+  if (n > kOnStack) {
+    on_heap.reset(new pollfd[n + 1]);
+    fds = on_heap.get();
+  }
+  std::size_t queues = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (objects[i].queue() != nullptr) {
+      fds[i] = pollfd{-1, 0, 0};
+      ++queues;
+      continue;
+    }
+    if (objects[i].fd() < 0)
+      throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor),
+                              "mproc::wait: invalid descriptor");
+    fds[i] = pollfd{objects[i].fd(), POLLIN, 0};
+  }
+  if (queues == 0) {
+    if (poll_until(fds, n, deadline) == 0) return {};
+    return collect(fds, n, nullptr);
+  }
+
+  // Queues: a ready one answers at once (the descriptors are then polled without waiting), as
+  // does a deadline that has passed.
+  bool any_queue = false;
+  std::vector<bool> queue_ready(n, false);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (objects[i].queue() != nullptr && objects[i].queue()->readable())
+      queue_ready[i] = any_queue = true;
+  }
+  if (any_queue || detail::expired(deadline)) {
+    if (queues < n) (void)poll_until(fds, n, detail::Clock::now());
+    return collect(fds, n, &queue_ready);
+  }
+
+  // One queue and nothing else: sleep on it in this thread.
+  if (n == 1) {
+    if (objects[0].queue()->wait_readable(deadline, nullptr)) return {0};
+    return {};
+  }
+
+  // Otherwise one thread per queue sleeps on it and wakes this poll through an eventfd.
+  const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0) detail::throw_errno(errno, "mproc::wait: eventfd");
+  FdCloser close_efd(efd);
+  fds[n] = pollfd{efd, POLLIN, 0};
+  std::vector<std::size_t> watched;  // the index of each watched queue
+  {
+    QueueWatchers watchers(efd);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (objects[i].queue() == nullptr) continue;
+      watched.push_back(i);
+      watchers.watch(objects[i].queue());
+    }
+    (void)poll_until(fds, n + 1, deadline);
+    watchers.stop();
+    for (std::size_t k = 0; k < watched.size(); ++k) {
+      const std::size_t i = watched[k];
+      queue_ready[i] = watchers.saw_ready(k) || objects[i].queue()->readable();
+    }
+  }
+  return collect(fds, n, &queue_ready);
 }
 
 }  // namespace mproc

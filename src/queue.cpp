@@ -37,6 +37,23 @@
 // The other side publishes its index, issues a sequentially consistent fence, and wakes only when
 // the flag is set: no system call when nobody sleeps. The fence pairs with the sleeper's
 // sequentially consistent RMW on its flag before it re-reads the index, so a wake-up is never lost.
+//
+// Watching (mproc::wait on a queue, QueueCore::wait_readable): a thread that waits for the queue
+// to hold a complete message, without taking the consumer lock, reads `watch_seq`, registers by
+// storing a value made of it in `watchers` (sequentially consistent, then a fence) and only then
+// looks at the counts; if nothing is there it sleeps on `watch_seq`. A producer whose publish
+// completes a message reads `watchers` after the fence it issues anyway (one relaxed load, in the
+// cache line of `consumer_sleeping`); when set, it moves `watch_seq`, wakes every sleeper, and
+// clears `watchers` by compare-and-swap from the value it read. Either the waiter sees the message
+// or the producer sees the registration (the two fences); a waiter that misses the message read
+// `watch_seq` before the producer moved it (had it read the moved value, it would see the message),
+// so the move wakes it. The swap clears only what the producer read: a registration made after the
+// move carries the new sequence, a different value, and stays for the next message. So a
+// registration is never lost, even to a producer killed half-way (the next message wakes), and
+// each is paid once: a waiter killed while registered costs the next message one futex wake, not
+// every message after. A producer killed between its publish and its wake leaves watchers asleep
+// until the next message, exactly as it leaves a consumer sleeping in get() (a supervised stage
+// also waits for the producer's process, whose death wakes it).
 #include <errno.h>
 
 #include <atomic>
@@ -198,6 +215,19 @@ class Unlock {
 
 void settle_consumer(QueueShared* s, std::byte* ring, const QueueConfig& c) noexcept;
 
+// A waiter's registration in `watchers` for the sequence value `seq`: never 0, and different for
+// consecutive values (the same again only after 2^31 moves).
+constexpr std::uint32_t watch_token(std::uint32_t seq) { return (seq << 1) | 1u; }
+
+// Run by a producer that published a complete message and found `registered` in `watchers` after
+// its fence (see "Watching").
+[[gnu::noinline, gnu::cold]] void wake_watchers(QueueShared* s, std::uint32_t registered) noexcept {
+  s->watch_seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(&s->watch_seq);
+  s->watchers.compare_exchange_strong(registered, 0, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Producer side. All of it runs with put_lock held.
 
@@ -222,6 +252,7 @@ class Producer {
   // Publishes what was written so far.
   void publish() {
     if (t_ == published_t_) return;
+    const bool message = items_ != published_items_;  // a complete message: watchers care
     publish_pair(s_->put_journal, s_->tail, s_->items_put, published_t_, t_, published_items_,
                  items_);
     published_t_ = t_;
@@ -230,6 +261,11 @@ class Producer {
     if (s_->consumer_sleeping.load(std::memory_order_relaxed) != 0) {
       s_->data_seq.fetch_add(1, std::memory_order_relaxed);
       futex_wake(&s_->data_seq, 1);
+    }
+    if (message) {
+      const std::uint32_t registered = s_->watchers.load(std::memory_order_relaxed);
+      if (registered != 0) [[unlikely]]
+        wake_watchers(s_, registered);
     }
   }
 
@@ -849,6 +885,30 @@ std::size_t QueueCore::maxsize() const noexcept { return config_.maxsize; }
 std::size_t QueueCore::capacity() const noexcept { return config_.capacity; }
 bool QueueCore::empty() const noexcept { return qsize() == 0; }
 bool QueueCore::full() const noexcept { return config_.maxsize != 0 && qsize() >= config_.maxsize; }
+
+bool QueueCore::readable() const noexcept { return qsize() != 0; }
+
+bool QueueCore::wait_readable(const Deadline& deadline,
+                              const std::atomic<std::uint32_t>* cancel) const noexcept {
+  QueueShared* s = shared_.get();
+  for (;;) {
+    // The order matters (see "Watching"): the sequence first, then the cancel flag (whoever
+    // cancels sets it before moving the sequence), then the registration, then the look.
+    const std::uint32_t seq = s->watch_seq.load(std::memory_order_seq_cst);
+    if (cancel != nullptr && cancel->load(std::memory_order_seq_cst) != 0) return false;
+    s->watchers.store(watch_token(seq), std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (readable()) return true;
+    if (expired(deadline)) return false;
+    (void)futex_wait(&s->watch_seq, seq, deadline);
+  }
+}
+
+void QueueCore::wake_readable_waiters() const noexcept {
+  QueueShared* s = shared_.get();
+  s->watch_seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(&s->watch_seq);
+}
 
 void QueueCore::task_done() {
   check_open();

@@ -1,5 +1,5 @@
 // mproc/pipe.hpp — message connections between processes: `Pipe`, `Connection`, and `wait` over
-// connections, processes and file descriptors.
+// connections, processes, queues and file descriptors.
 //
 // Mirrors multiprocessing.Pipe, multiprocessing.connection.Connection and
 // multiprocessing.connection.wait.
@@ -75,9 +75,9 @@
 //     leave the connection usable (Python unpickles whatever came).
 //   * Misuse of a one-way end (send on the receive end, receive on the send end) throws
 //     ValueError; Python raises OSError("connection is read-only" / "connection is write-only").
-//   * Queues are not waitable by `wait`: mproc's Queue lives in shared memory and blocks on
-//     futexes, without a file descriptor that poll(2) could watch (Python's Queue reads a pipe).
-//     Wait on a queue with `get(timeout)`, or forward its items to a Connection.
+//   * `wait` takes queues themselves (Python's wait takes a Queue's pipe end, `q._reader`):
+//     mproc's Queue lives in shared memory and has no descriptor, so `wait` sleeps on its futex
+//     (see `wait` below).
 //
 // Fork: a Connection that exists before `fork` (or `Process::start`) is usable in the child, which
 // inherits the descriptor. Each process holds its own copy of each end: the peer sees EOF only
@@ -463,11 +463,19 @@ class MPROC_API Connection {
 // Mirrors multiprocessing.Pipe(duplex).
 [[nodiscard]] MPROC_API std::pair<Connection, Connection> Pipe(bool duplex = true);
 
+template <class T>
+class Queue;
+template <class T>
+class SimpleQueue;
+namespace detail {
+class QueueCore;
+}  // namespace detail
+
 // Something `wait` can wait for: a Connection (ready when a message or EOF can be read), a Process
-// or ParentProcess (ready when it has exited), or any file descriptor (ready when it polls
-// readable, or hung up, or in error: a pidfd, a socket, a pipe's read end, an eventfd). Holds only
-// the descriptor: the object must stay open while `wait` runs. Queues are not waitable (see the
-// header comment).
+// or ParentProcess (ready when it has exited), a Queue, JoinableQueue or SimpleQueue (ready when it
+// holds a complete message), or any file descriptor (ready when it polls readable, or hung up, or
+// in error: a pidfd, a socket, a pipe's read end, an eventfd). Holds only the descriptor, or a
+// pointer to the queue handle: the object must stay open (and alive) while `wait` runs.
 class MPROC_API Waitable {
  public:
   // Throws Closed if `conn` is closed, ValueError("connection is write-only") for a send-only end.
@@ -476,24 +484,67 @@ class MPROC_API Waitable {
   Waitable(const Process& process);                 // NOLINT(google-explicit-constructor)
   Waitable(const ParentProcess& process) noexcept;  // NOLINT(google-explicit-constructor)
   Waitable(int fd) noexcept : fd_(fd) {}            // NOLINT(google-explicit-constructor)
+  // A queue (JoinableQueue too); throws Closed if this handle of it is closed.
+  template <class T>
+  Waitable(const Queue<T>& queue)  // NOLINT(google-explicit-constructor)
+      : Waitable(queue.core_) {}
+  template <class T>
+  Waitable(const SimpleQueue<T>& queue)  // NOLINT(google-explicit-constructor)
+      : Waitable(queue.q_) {}
+  // The descriptor; -1 for a queue.
   [[nodiscard]] int fd() const noexcept { return fd_; }
+  // The queue; nullptr for a descriptor.
+  [[nodiscard]] const detail::QueueCore* queue() const noexcept { return queue_; }
 
  private:
-  int fd_;
+  explicit Waitable(const detail::QueueCore& queue);
+
+  int fd_ = -1;
+  const detail::QueueCore* queue_ = nullptr;
 };
 
 // Waits until at least one of `objects` is ready, or the deadline passes; returns the indices of
 // the ready ones in increasing order (empty if none became ready in time). `objects` is a range
-// of Waitable or of anything convertible to it (Connections, Processes, fds), or a braced list:
+// of Waitable or of anything convertible to it (Connections, Processes, Queues, fds), or a braced
+// list:
 //
 //   std::vector<mproc::Connection> workers = ...;
 //   for (std::size_t i : mproc::wait(workers, 1s)) handle(workers[i].recv<Result>());
 //   auto ready = mproc::wait({conn, process, some_fd});   // no timeout
 //
+// Queues: a queue is ready when it holds a complete message, so that a `get_nowait`/`try_get`
+// would likely succeed. As with Python's readiness, another consumer (a thread or process taking
+// from the same queue, or a waiter woken by the same message) may take it first: take with
+// `try_get` and wait again when it returns nothing. `wait` itself takes nothing.
+//
+// The supervised pipeline: a stage that blocks on its input *and* on the process that feeds it
+// notices that process's death at once, without polling, instead of waiting forever for an item
+// (or a sentinel) that will never come:
+//
+//   for (;;) {
+//     auto ready = mproc::wait({in, upstream});       // in: Queue<Item>, upstream: Process
+//     if (auto item = in.try_get()) { out.put(work(*item)); continue; }  // drain first
+//     if (!ready.empty() && ready.back() == 1) break;  // upstream ended with nothing left
+//   }
+//   if (upstream.exitcode() != 0) report("upstream died");   // (examples/supervised_pipeline.cpp)
+//
+// A process handle waited for in a child must exist before the child starts (the child inherits
+// its sentinel): start upstream stages first.
+//
+// Cost: a queue that is ready when `wait` looks costs no thread and no futex call (the
+// descriptors, if any, are then polled without waiting), nor does a zero timeout. Otherwise
+// `wait` sleeps on the queue's futex, in the calling thread when the queue is the only object,
+// else in one helper thread per queue that wakes the poll(2) over the descriptors through an
+// eventfd; the helpers are stopped and joined before `wait` returns. Puts and gets pay nothing
+// while nobody waits on the queue this way; a message published while someone waits costs its
+// producer one futex wake (shared by every waiter). See docs/design.md, "Queues".
+//
 // Timeouts as in the header comment (without one, waits without limit; with an empty list it then
 // never returns, as Python's wait([])). Throws std::system_error(`std::errc::bad_file_descriptor`)
-// if a descriptor is not open, and what the Waitable conversions throw.
-// Mirrors multiprocessing.connection.wait(object_list, timeout), which returns the objects.
+// if a descriptor is not open, std::system_error if a helper thread or its eventfd cannot be
+// made, and what the Waitable conversions throw.
+// Mirrors multiprocessing.connection.wait(object_list, timeout), which returns the objects (and
+// waits for Python's Queue through its pipe's reader, `q._reader`).
 [[nodiscard]] MPROC_API std::vector<std::size_t> wait_until(std::span<const Waitable> objects,
                                                             const detail::Deadline& deadline);
 

@@ -70,6 +70,25 @@
 //     (Python's is a semaphore's value, also approximate). A streamed message counts once it is
 //     complete, until a consumer has received all of it.
 //
+// Waiting for a queue *or* a process: `mproc::wait` (pipe.hpp) takes queues beside processes,
+// connections and descriptors, and returns when one is ready — a queue when it holds a complete
+// message (a `try_get` would likely succeed; a competing consumer may take it first), a process
+// when it has ended. A pipeline stage blocked on its input thus notices that the stage feeding it
+// died, without polling and without waiting for a sentinel that will never come:
+//
+//   mproc::Queue<Item> in;
+//   mproc::Process upstream(produce, in);   // start it first: the stage inherits its sentinel
+//   ...                                     // in the stage:
+//   for (;;) {
+//     auto ready = mproc::wait({in, upstream});
+//     if (auto item = in.try_get()) { handle(*item); continue; }
+//     if (!ready.empty() && ready.back() == 1) break;   // upstream ended and nothing is left
+//   }
+//
+// (examples/supervised_pipeline.cpp). Waiting costs put/get nothing while nobody waits that way:
+// a producer looks at one flag, in a cache line it reads anyway, after its publishing fence, and
+// makes a system call only when a waiter has registered (docs/design.md, "Queues").
+//
 // Thread safety: safe. Process safety: safe across fork (copy the handle; copies share the queue).
 #pragma once
 
@@ -86,6 +105,8 @@
 #include <vector>
 
 namespace mproc {
+
+class Waitable;
 
 namespace detail {
 
@@ -277,6 +298,7 @@ class Queue {
   }
 
  protected:
+  friend class Waitable;  // mproc::wait waits on core_
   Queue(std::size_t maxsize, const QueueOptions& options, bool joinable)
       : core_(maxsize, options, joinable) {}
   [[noreturn]] static void throw_full() { throw Full("mproc::Queue: the queue is full"); }
@@ -297,6 +319,7 @@ class SimpleQueue {
   void close() noexcept { q_.close(); }
 
  private:
+  friend class Waitable;  // mproc::wait waits on q_
   Queue<T> q_;
 };
 

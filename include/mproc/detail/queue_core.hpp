@@ -11,6 +11,7 @@
 // ...") instead of reading or writing outside the ring.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -99,6 +100,20 @@ class MPROC_API QueueCore {
   bool full() const noexcept;
   void close() noexcept;
   bool closed() const noexcept { return closed_; }
+
+  // mproc::wait support (pipe.hpp). True when a complete message is in the queue: a get_nowait
+  // would likely succeed (a competing consumer may take it first). Repairs what a dead process
+  // left half-published first, as qsize() does; never blocks.
+  bool readable() const noexcept;
+  // Blocks until readable() (true), `deadline` passes (false; nullopt: no limit) or `*cancel`
+  // becomes non-zero (false; checked whenever the wait wakes, see wake_readable_waiters). Sleeps
+  // on the queue's `watch_seq` futex, woken by the producer that publishes the next complete
+  // message; costs nothing on put/get while nobody waits this way (docs/design.md, "Queues").
+  bool wait_readable(const Deadline& deadline,
+                     const std::atomic<std::uint32_t>* cancel) const noexcept;
+  // Wakes every wait_readable on this queue, in every process: each looks at its `cancel` and,
+  // if still waiting, at the queue again, and goes back to sleep.
+  void wake_readable_waiters() const noexcept;
 
   // JoinableQueue support. Unfinished tasks are the messages that entered the queue (complete
   // and published) minus task_done() calls, so a put that never completed is never waited for.
