@@ -565,6 +565,13 @@ def main(argv=None):
     if a.baseline:
         print()
         print("\n".join(baseline_table(rows, base_rows)))
+        for r in base_rows.values():
+            r["value"] = statistics.median(r["samples"])
+        manual = manual_table(groups, base_rows)
+        if manual:
+            print()
+            print("The baseline's " + manual[0][0].lower() + manual[0][1:])
+            print("\n".join(manual[1:]))
     if a.json_out:
         with open(a.json_out, "w") as f:
             json.dump({"machine": mach, "settings": settings, "load": [load_before, load_after], "usage": usage,
