@@ -52,19 +52,21 @@ namespace {
 
 // What a worker slot shares with the parent, which reads it once the worker is dead (see
 // TaskContext): the task it runs, 1 + the index of the element it began last (0: none yet), and
-// the outcomes it staged and has not sent: `staged` packs their bytes (high 32 bits) and count
-// (low 32), `staged_first` is the first one's element. The workers inherit it (shared memory
-// made before the zygote).
-constexpr std::size_t kStageBytes = std::size_t{256} << 10;
+// the outcomes it staged and has not sent: `staged` packs their count (bits 0-23), the bytes of
+// their values (24-47) and of their error records (48-63); `staged_first` is the first one's
+// element. The workers inherit it (shared memory made before the zygote).
+constexpr std::size_t kStageValueBytes = std::size_t{256} << 10;
+constexpr std::size_t kStageErrorBytes = std::size_t{32} << 10;
 struct alignas(64) SlotShared {
   std::atomic<std::uint64_t> task{0};
   std::atomic<std::uint64_t> element{0};
   std::atomic<std::uint64_t> staged{0};
   std::atomic<std::uint64_t> staged_first{0};
-  alignas(64) std::byte stage[kStageBytes];
+  alignas(64) std::byte values[kStageValueBytes];
+  std::byte errors[kStageErrorBytes];
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
-static_assert(kStageBytes < (std::uint64_t{1} << 32));
+static_assert(kStageValueBytes < (std::uint64_t{1} << 24) && kStageErrorBytes < (1u << 16));
 
 // A chunk that has run this long since its last piece sends the outcomes it has staged. The clock
 // is read every `stride` elements, a stride that doubles while elements are quick (under
@@ -83,79 +85,66 @@ std::int64_t now_ns() noexcept {
 }  // namespace
 
 TaskContext::TaskContext(Spans run, void* shared, EmitFn emit_fn, void* owner) noexcept
-    : run_(std::move(run)), shared_(shared), emit_(emit_fn), owner_(owner) {
+    : run_(std::move(run)),
+      element_(&static_cast<SlotShared*>(shared)->element),
+      staged_(&static_cast<SlotShared*>(shared)->staged),
+      staged_first_(&static_cast<SlotShared*>(shared)->staged_first),
+      values_(static_cast<SlotShared*>(shared)->values),
+      errors_(static_cast<SlotShared*>(shared)->errors),
+      value_cap_(kStageValueBytes),
+      error_cap_(kStageErrorBytes),
+      emit_(emit_fn),
+      owner_(owner) {
   last_check_ns_ = last_emit_ns_ = now_ns();
 }
 
-void TaskContext::begin_element(std::uint64_t index) noexcept {
-  static_cast<SlotShared*>(shared_)->element.store(index + 1, std::memory_order_relaxed);
-}
-
-std::byte* TaskContext::stage(std::size_t bytes) {
-  if (bytes > kStageBytes) {
-    flush();
-    return nullptr;
-  }
-  if (bytes > kStageBytes - staged_) flush();
-  return static_cast<SlotShared*>(shared_)->stage + staged_;
-}
-
-void TaskContext::commit(std::size_t bytes, std::uint64_t index) {
-  auto* sh = static_cast<SlotShared*>(shared_);
-  if (records_ == 0) sh->staged_first.store(index, std::memory_order_relaxed);
-  staged_ += bytes;
-  ++records_;
-  // One store publishes the record: a death before it leaves the record unstaged.
-  sh->staged.store((std::uint64_t{staged_} << 32) | records_, std::memory_order_relaxed);
-  if (!covered_.empty() && covered_.back().end == index)
-    ++covered_.back().end;
-  else
-    covered_.push_back(Span{index, index + 1});
+bool TaskContext::make_room(std::size_t value_bytes) {
+  flush();
+  return value_bytes <= value_cap_;
 }
 
 void TaskContext::stage_error(std::uint64_t index, const std::string& type,
                               const std::string& what) {
-  const std::size_t bytes = 1 + mproc::encoded_size(type) + mproc::encoded_size(what);
-  if (std::byte* p = stage(bytes)) {
-    Writer w(p, p + bytes);
-    w.write_value(std::uint8_t{1});
+  const std::size_t bytes =
+      sizeof(std::uint64_t) + mproc::encoded_size(type) + mproc::encoded_size(what);
+  auto write = [&](std::byte* at) {
+    Writer w(at, at + bytes);
+    w.write_value(index);
     mproc::encode(w, type);
     mproc::encode(w, what);
-    commit(bytes, index);
+  };
+  if (bytes > error_cap_ - error_bytes_ || records_ == kMaxRecords) flush();
+  if (bytes > error_cap_) {
+    std::vector<std::byte> alone(bytes);
+    write(alone.data());
+    send_alone(index, alone.data(), bytes, nullptr, 0);
     return;
   }
-  std::vector<std::byte> record(bytes);
-  Writer w(record.data(), record.data() + bytes);
-  w.write_value(std::uint8_t{1});
-  mproc::encode(w, type);
-  mproc::encode(w, what);
-  send_alone(record, index);
+  write(errors_ + error_bytes_);
+  error_bytes_ += bytes;
+  commit(index);
 }
 
-void TaskContext::send_alone(const std::vector<std::byte>& record, std::uint64_t index) {
+void TaskContext::send_alone(std::uint64_t index, const std::byte* errors, std::size_t error_bytes,
+                             const std::byte* values, std::size_t value_bytes) {
   flush();
-  emit_(owner_, *this, Spans{Span{index, index + 1}}, record.data(), record.size());
+  emit_(owner_, Spans{Span{index, index + 1}}, errors, error_bytes, values, value_bytes);
   last_emit_ns_ = now_ns();
 }
 
 void TaskContext::flush() {
   if (records_ == 0) return;
-  emit_(owner_, *this, covered_, static_cast<SlotShared*>(shared_)->stage, staged_);
-  reset_stage();
+  emit_(owner_, covered_, errors_, error_bytes_, values_, value_bytes_);
+  staged_->store(0, std::memory_order_relaxed);
+  value_bytes_ = error_bytes_ = 0;
+  records_ = 0;
+  covered_.clear();
   last_emit_ns_ = last_check_ns_ = now_ns();
 }
 
-void TaskContext::reset_stage() noexcept {
-  static_cast<SlotShared*>(shared_)->staged.store(0, std::memory_order_relaxed);
-  staged_ = 0;
-  records_ = 0;
-  covered_.clear();
+void TaskContext::finish(EmitFn final_emit, void* owner) {
+  final_emit(owner, covered_, errors_, error_bytes_, values_, value_bytes_);
 }
-
-const std::byte* TaskContext::staged_data() const noexcept {
-  return static_cast<SlotShared*>(shared_)->stage;
-}
-std::size_t TaskContext::staged_bytes() const noexcept { return staged_; }
 
 bool TaskContext::check_clock() noexcept {
   const std::int64_t now = now_ns();
@@ -219,8 +208,13 @@ struct EventMsg {
   // when sending, a payload the message refers to instead of `payload` (a worker's staged piece).
   std::uint64_t bytes = 0;
   std::uint8_t sent_kind = 0;
-  const std::byte* view = nullptr;
-  std::size_t view_bytes = 0;
+  // A chunk's piece, sent from the staging areas (see TaskContext): its payload is the errors'
+  // size, the errors, then the values.
+  bool piece = false;
+  const std::byte* piece_errors = nullptr;
+  std::size_t piece_error_bytes = 0;
+  const std::byte* piece_values = nullptr;
+  std::size_t piece_value_bytes = 0;
 };
 
 }  // namespace
@@ -239,7 +233,8 @@ struct mproc::codec<mproc::detail::EventMsg> {
   static constexpr std::size_t kHeader =
       sizeof(std::uint8_t) + 3 * sizeof(std::int32_t) + 2 * sizeof(std::uint64_t);
   static std::size_t payload_size(const EventMsg& m) {
-    return m.view ? sizeof(std::uint64_t) + m.view_bytes : mproc::encoded_size(m.payload);
+    return m.piece ? 2 * sizeof(std::uint64_t) + m.piece_error_bytes + m.piece_value_bytes
+                   : mproc::encoded_size(m.payload);
   }
   static std::size_t size(const EventMsg& m) {
     return kHeader + mproc::encoded_size(m.covered) + payload_size(m) +
@@ -253,9 +248,12 @@ struct mproc::codec<mproc::detail::EventMsg> {
     w.write_value(m.id);
     w.write_value(m.ns);
     mproc::encode(w, m.covered);
-    if (m.view) {  // the same bytes as a std::vector<std::byte> of them
-      w.write_value(static_cast<std::uint64_t>(m.view_bytes));
-      w.write(m.view, m.view_bytes);
+    if (m.piece) {  // the same bytes as a std::vector<std::byte> of them
+      w.write_value(
+          static_cast<std::uint64_t>(sizeof(std::uint64_t) + m.piece_error_bytes + m.piece_value_bytes));
+      w.write_value(static_cast<std::uint64_t>(m.piece_error_bytes));
+      w.write(m.piece_errors, m.piece_error_bytes);
+      w.write(m.piece_values, m.piece_value_bytes);
     } else {
       mproc::encode(w, m.payload);
     }
@@ -556,8 +554,8 @@ struct PoolCore::Impl {
       std::int64_t since;  // when the piece being staged began
     };
     // A piece of a chunk's outcomes, sent while the chunk runs on.
-    auto emit_part = [](void* owner, TaskContext&, const Spans& covered, const std::byte* data,
-                        std::size_t bytes) {
+    auto emit_part = [](void* owner, const Spans& covered, const std::byte* errors,
+                        std::size_t error_bytes, const std::byte* values, std::size_t value_bytes) {
       auto* p = static_cast<Poster*>(owner);
       EventMsg part;
       part.kind = kPart;
@@ -568,13 +566,33 @@ struct PoolCore::Impl {
       part.ns = static_cast<std::uint64_t>(now - p->since);
       p->since = now;
       part.covered = covered;
-      part.view = data;
-      part.view_bytes = bytes;
+      part.piece = true;
+      part.piece_errors = errors;
+      part.piece_error_bytes = error_bytes;
+      part.piece_values = values;
+      part.piece_value_bytes = value_bytes;
       try {
         p->self->events.put(part);
       } catch (...) {
         worker_leave(70);
       }
+    };
+    // A chunk's last piece goes in the task's own result event (`ev`).
+    struct Final {
+      EventMsg* ev;
+      std::int64_t since;
+    };
+    auto emit_final = [](void* owner, const Spans& covered, const std::byte* errors,
+                         std::size_t error_bytes, const std::byte* values,
+                         std::size_t value_bytes) {
+      auto* f = static_cast<Final*>(owner);
+      f->ev->ns = static_cast<std::uint64_t>(now_ns() - f->since);
+      f->ev->covered = covered;
+      f->ev->piece = true;
+      f->ev->piece_errors = errors;
+      f->ev->piece_error_bytes = error_bytes;
+      f->ev->piece_values = values;
+      f->ev->piece_value_bytes = value_bytes;
     };
     for (;;) {
       TaskMsg t;
@@ -600,11 +618,9 @@ struct PoolCore::Impl {
                        : Reader(t.payload.data(), t.payload.size());
         reinterpret_cast<Invoker>(t.invoker)(r, ctx);
         ev.kind = kOk;
-        if (!ctx.staged_spans().empty()) {  // a chunk's last piece
-          ev.covered = ctx.staged_spans();
-          ev.view = ctx.staged_data();
-          ev.view_bytes = ctx.staged_bytes();
-          ev.ns = static_cast<std::uint64_t>(now_ns() - poster.since);
+        if (ctx.chunk()) {  // its last piece
+          Final f{&ev, poster.since};
+          ctx.finish(emit_final, &f);
         } else {
           ev.payload = std::move(ctx.out());
         }
@@ -908,8 +924,10 @@ struct PoolCore::Impl {
     // they were sent after all, just before the death: then the piece came first, and they wait
     // no more).
     const std::uint64_t staged = sh.staged.load(std::memory_order_relaxed);
-    const std::uint64_t records = staged & 0xffffffffu, bytes = staged >> 32;
-    if (ours && records != 0 && bytes <= kStageBytes &&
+    const std::uint64_t records = staged & 0xffffff;
+    const std::uint64_t value_bytes = (staged >> 24) & 0xffffff, error_bytes = staged >> 48;
+    if (ours && records != 0 && value_bytes <= kStageValueBytes &&
+        error_bytes <= kStageErrorBytes &&
         sh.staged_first.load(std::memory_order_relaxed) == e.todo.front().begin &&
         records <= span_count(e.todo)) {
       Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, {}};
@@ -921,7 +939,12 @@ struct PoolCore::Impl {
         want -= take;
         if (want == 0) break;
       }
-      d.payload.assign(sh.stage, sh.stage + bytes);
+      // The payload of a piece (see TaskContext): the errors' size, the errors, the values.
+      d.payload.resize(sizeof(std::uint64_t) + error_bytes + value_bytes);
+      Writer w(d.payload.data(), d.payload.data() + d.payload.size());
+      w.write_value(error_bytes);
+      w.write(sh.errors, error_bytes);
+      w.write(sh.values, value_bytes);
       (void)spans_remove(e.todo, d.covered);
       d.last = e.todo.empty();
       out.push_back(std::move(d));

@@ -60,18 +60,21 @@ inline std::uint64_t span_count(const Spans& spans) noexcept {
 // A chunk of map/imap records its elements' outcomes as it runs them, in a staging area of shared
 // memory that the parent reads if the worker dies: so a death loses no finished work and runs
 // nothing twice. Per element: begin_element(i) (the parent then knows which element was running:
-// that one alone fails with WorkerLost), then its outcome is staged (stage() and commit(), or
-// stage_error()). The staged outcomes travel to the parent as one piece when the staging area is
-// full, when the chunk has run for a while since the last piece (flush_due(), a few milliseconds:
-// progress and imap_unordered see them early), and at the end (the task's result). A piece is a
-// sequence of records, one per element in run order: a tag byte (0: value, 1: error), then the
-// value's encoding or the error's type name and what(). See "Pool" in docs/design.md.
+// that one alone fails with WorkerLost), then its outcome is staged: a value's encoding appended
+// to the values area (stage_value()), or an error record (index, type name, what()) to the errors
+// area (stage_error()); one store of a shared word publishes it. The staged outcomes travel to
+// the parent as one *piece* when an area is full, when the chunk has run for a while since the
+// last piece (flush_due(), a few milliseconds: progress and imap_unordered see them early), and at
+// the end (the task's result). A piece's bytes: the errors area's size (uint64), its error records,
+// then the values of the covered elements that did not fail, in order (so a piece of trivially
+// copyable values decodes as one block). See "Pool" in docs/design.md.
 class MPROC_API TaskContext {
  public:
-  // Sends the staged records as the outcomes of the elements `covered`.
-  using EmitFn = void (*)(void* owner, TaskContext& ctx, const Spans& covered,
-                          const std::byte* data, std::size_t bytes);
-  // `shared`: the worker slot's record and staging area (null: no chunk can run).
+  // Sends a piece: the outcomes of the elements `covered` (errors and values as above).
+  using EmitFn = void (*)(void* owner, const Spans& covered, const std::byte* errors,
+                          std::size_t error_bytes, const std::byte* values,
+                          std::size_t value_bytes);
+  // `shared`: the worker slot's record and staging areas (see src/pool.cpp).
   TaskContext(Spans run, void* shared, EmitFn emit_fn, void* owner) noexcept;
 
   // Chunks: the elements to run, in order (empty: all of them).
@@ -79,17 +82,30 @@ class MPROC_API TaskContext {
   // Tasks of apply/submit: the encoded result.
   std::vector<std::byte>& out() noexcept { return out_; }
 
-  // Chunks: element `index` begins.
-  void begin_element(std::uint64_t index) noexcept;
-  // Chunks: room for a record of `bytes` bytes (sending the staged ones first if needed); null
-  // when a record that large does not fit the staging area at all (see send_alone).
-  std::byte* stage(std::size_t bytes);
-  // Chunks: the record written at stage()'s pointer is complete: element `index`'s outcome.
-  void commit(std::size_t bytes, std::uint64_t index);
+  // Chunks: element `index` begins (one relaxed store).
+  void begin_element(std::uint64_t index) noexcept {
+    element_->store(index + 1, std::memory_order_relaxed);
+  }
+  // Chunks: element `index` returned `v`. Throws what encoding `v` throws (nothing is staged then).
+  template <class R>
+  void stage_value(std::uint64_t index, const R& v) {
+    const std::size_t bytes = mproc::encoded_size(v);
+    if (bytes > value_cap_ - value_bytes_ || records_ == kMaxRecords) [[unlikely]] {
+      if (!make_room(bytes)) {  // larger than the values area: it travels alone
+        std::vector<std::byte> alone(bytes);
+        Writer w(alone.data(), alone.data() + bytes);
+        mproc::encode(w, v);
+        send_alone(index, nullptr, 0, alone.data(), bytes);
+        return;
+      }
+    }
+    Writer w(values_ + value_bytes_, values_ + value_bytes_ + bytes);
+    mproc::encode(w, v);
+    value_bytes_ += bytes;
+    commit(index);
+  }
   // Chunks: element `index` threw (type name and what()).
   void stage_error(std::uint64_t index, const std::string& type, const std::string& what);
-  // Chunks: element `index`'s record, too large for the staging area, travels alone.
-  void send_alone(const std::vector<std::byte>& record, std::uint64_t index);
   // Chunks: true when the staged outcomes should be sent now. Reads the clock only every so many
   // elements (fewer as elements get shorter).
   bool flush_due() noexcept {
@@ -98,27 +114,54 @@ class MPROC_API TaskContext {
   }
   // Chunks: sends the staged outcomes (if any) now.
   void flush();
-  // Chunks, at the end: the staged outcomes not sent yet, for the task's final result.
-  [[nodiscard]] const Spans& staged_spans() const noexcept { return covered_; }
-  [[nodiscard]] const std::byte* staged_data() const noexcept;
-  [[nodiscard]] std::size_t staged_bytes() const noexcept;
+  // Chunks: every element has run; what is staged is the task's result.
+  void end_chunk() noexcept { chunk_ = true; }
+  [[nodiscard]] bool chunk() const noexcept { return chunk_; }
+  // Chunks, after end_chunk(): hands what is staged to `final_emit` (the task's result).
+  void finish(EmitFn final_emit, void* owner);
 
  private:
+  static constexpr std::uint64_t kMaxRecords = (std::uint64_t{1} << 24) - 1;
+  void commit(std::uint64_t index) {
+    if (records_ == 0) staged_first_->store(index, std::memory_order_relaxed);
+    ++records_;
+    publish();
+    if (!covered_.empty() && covered_.back().end == index) [[likely]]
+      ++covered_.back().end;
+    else
+      covered_.push_back(Span{index, index + 1});
+  }
+  // One store: the staged records, their value and error bytes, packed (see src/pool.cpp).
+  void publish() noexcept {
+    staged_->store(records_ | (std::uint64_t{value_bytes_} << 24) |
+                       (std::uint64_t{error_bytes_} << 48),
+                   std::memory_order_relaxed);
+  }
+  bool make_room(std::size_t value_bytes);
+  void send_alone(std::uint64_t index, const std::byte* errors, std::size_t error_bytes,
+                  const std::byte* values, std::size_t value_bytes);
   bool check_clock() noexcept;
-  void reset_stage() noexcept;
 
   Spans run_;
   std::vector<std::byte> out_;
   Spans covered_;  // of the staged records
-  void* shared_;
+  std::atomic<std::uint64_t>* element_;
+  std::atomic<std::uint64_t>* staged_;
+  std::atomic<std::uint64_t>* staged_first_;
+  std::byte* values_;
+  std::byte* errors_;
+  std::size_t value_cap_;
+  std::size_t error_cap_;
   EmitFn emit_;
   void* owner_;
-  std::size_t staged_ = 0;   // bytes
-  std::size_t records_ = 0;  // staged records
+  std::size_t value_bytes_ = 0;
+  std::size_t error_bytes_ = 0;
+  std::uint64_t records_ = 0;
   std::uint64_t countdown_ = 1;
   std::uint64_t stride_ = 1;
   std::int64_t last_check_ns_ = 0;
   std::int64_t last_emit_ns_ = 0;
+  bool chunk_ = false;
 };
 
 // Runs a task in a worker: reads the callable and the arguments from `in`, writes the encoded
@@ -259,7 +302,7 @@ using ElementError = std::tuple<std::uint64_t, std::string, std::string>;
 // A chunk of map/imap (Star: the elements are argument tuples, as starmap). Runs the elements the
 // context names, in order, staging each one's outcome (see TaskContext); an element that throws
 // does not stop the chunk. A value that cannot be encoded (its codec throws) is that element's
-// error.
+// error. The worker loop sends what is staged at the end.
 template <class F, class E, bool Star, class R>
 void invoke_chunk(Reader& in, TaskContext& ctx) {
   F f = callable_codec<F>::read(in);
@@ -270,31 +313,14 @@ void invoke_chunk(Reader& in, TaskContext& ctx) {
     if (s.begin >= s.end || s.end > items.size())
       throw DecodeError("mproc::Pool: a chunk's list of elements to run is out of range");
   std::uint64_t left = span_count(run);
-  std::vector<std::byte> alone;
   for (const Span& s : run) {
     for (std::uint64_t i = s.begin; i < s.end; ++i) {
       ctx.begin_element(i);
       try {
-        auto stage_value = [&](const R& v) {
-          const std::size_t bytes = 1 + mproc::encoded_size(v);
-          if (std::byte* p = ctx.stage(bytes)) {
-            Writer w(p, p + bytes);
-            w.write_value(std::uint8_t{0});
-            mproc::encode(w, v);
-            ctx.commit(bytes, i);
-          } else {
-            alone.resize(bytes);
-            Writer w(alone.data(), alone.data() + bytes);
-            w.write_value(std::uint8_t{0});
-            mproc::encode(w, v);
-            ctx.send_alone(alone, i);
-            std::vector<std::byte>().swap(alone);
-          }
-        };
         if constexpr (Star) {
-          stage_value(std::apply(f, std::move(items[i])));
+          ctx.stage_value(i, std::apply(f, std::move(items[i])));
         } else {
-          stage_value(std::invoke(f, std::move(items[i])));
+          ctx.stage_value(i, std::invoke(f, std::move(items[i])));
         }
       } catch (...) {
         std::string type, what;
@@ -304,6 +330,7 @@ void invoke_chunk(Reader& in, TaskContext& ctx) {
       if (--left != 0 && ctx.flush_due()) ctx.flush();
     }
   }
+  ctx.end_chunk();
 }
 
 // The outcomes of some elements of a chunk, as one piece of a worker's result: the values of the
@@ -314,29 +341,41 @@ struct Piece {
   std::vector<std::pair<std::uint64_t, std::exception_ptr>> errors;
 };
 
-// Decodes a piece (records, see TaskContext) of the elements `covered`, sent by worker `pid`; the
-// errors name their position (first + index). Throws DecodeError when the records do not match
-// the covered elements.
+// Decodes a piece (see TaskContext) of the elements `covered`, sent by worker `pid`; the errors
+// name their position (first + index). Throws DecodeError when it does not match the covered
+// elements.
 template <class R>
 Piece<R> decode_piece(Reader& r, std::uint64_t first, const Spans& covered, std::int32_t pid) {
   Piece<R> p;
-  p.values.reserve(static_cast<std::size_t>(
-      std::min<std::uint64_t>(span_count(covered), r.remaining() / min_size_v<R> + 1)));
-  for (const Span& s : covered) {
-    for (std::uint64_t i = s.begin; i < s.end; ++i) {
-      const auto tag = r.read_value<std::uint8_t>();
-      if (tag == 0) {
-        p.values.push_back(mproc::decode<R>(r));
-      } else if (tag == 1) {
-        auto type = mproc::decode<std::string>(r);
-        auto what = mproc::decode<std::string>(r);
-        p.errors.emplace_back(
-            i, remote_error(type, what, pid,
-                            TaskOrigin{.position = static_cast<std::size_t>(first + i)}));
-      } else {
+  const auto error_bytes = r.read_value<std::uint64_t>();
+  if (error_bytes > r.remaining())
+    throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
+  if (error_bytes != 0) {
+    std::vector<std::byte> buf(static_cast<std::size_t>(error_bytes));
+    r.read(buf.data(), buf.size());
+    Reader er(buf.data(), buf.size());
+    std::size_t c = 0;  // the span of `covered` that holds the next error
+    while (er.remaining() != 0) {
+      const auto index = er.read_value<std::uint64_t>();
+      auto type = mproc::decode<std::string>(er);
+      auto what = mproc::decode<std::string>(er);
+      while (c < covered.size() && covered[c].end <= index) ++c;
+      if (c == covered.size() || index < covered[c].begin ||
+          (!p.errors.empty() && index <= p.errors.back().first))
         throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
-      }
+      p.errors.emplace_back(
+          index, remote_error(type, what, pid,
+                              TaskOrigin{.position = static_cast<std::size_t>(first + index)}));
     }
+  }
+  const std::uint64_t n = span_count(covered) - p.errors.size();
+  if constexpr (bitwise_v<R> && std::is_default_constructible_v<R>) {
+    if (r.remaining() != n * sizeof(R))
+      throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
+    read_block(r, p.values, static_cast<std::size_t>(n));
+  } else {
+    p.values.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, r.remaining() / min_size_v<R> + 1)));
+    for (std::uint64_t i = 0; i < n; ++i) p.values.push_back(mproc::decode<R>(r));
   }
   if (r.remaining() != 0)
     throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
@@ -368,69 +407,90 @@ Outcomes<R> piece_outcomes(const Spans& covered, Piece<R>&& p) {
 }
 
 // The outcomes of one chunk, gathered piece by piece (in any order) until each of its `size`
-// elements has exactly one; then taken in index order. The common case, one piece for the whole
-// chunk, is kept as it came.
+// elements has exactly one; then taken in index order. The common case, pieces that follow each
+// other from element 0, is appended as it comes; any other order is kept by index.
 template <class R>
 class ChunkOutcomes {
  public:
   explicit ChunkOutcomes(std::uint64_t size) : size_(size) {}
 
   void add(const Spans& covered, Piece<R>&& p) {
-    if (got_ == 0 && covered.size() == 1 && covered[0].begin == 0 && covered[0].end == size_) {
-      whole_ = std::move(p);
-      got_ = size_;
+    if (!spread_ && covered.size() == 1 && covered[0].begin == got_) {
+      if (values_.empty())
+        values_ = std::move(p.values);
+      else
+        for (R& v : p.values) values_.push_back(std::move(v));
+      for (auto& e : p.errors) errors_.push_back(std::move(e));  // index == ordinal here
+      got_ = covered[0].end;
       return;
     }
     spread();
     std::size_t v = 0, e = 0;
     for (const Span& s : covered) {
       for (std::uint64_t i = s.begin; i < s.end; ++i) {
-        if (e < p.errors.size() && p.errors[e].first == i) {
-          errors_[i] = std::move(p.errors[e++].second);
-        } else {
-          values_[i].emplace(std::move(p.values[v++]));
-        }
+        if (e < p.errors.size() && p.errors[e].first == i)
+          by_index_errors_[i] = std::move(p.errors[e++].second);
+        else
+          by_index_values_[i].emplace(std::move(p.values[v++]));
         ++got_;
       }
     }
   }
   void add_error(const Spans& covered, const std::exception_ptr& error) {
+    if (!spread_ && covered.size() == 1 && covered[0].begin == got_) {
+      for (std::uint64_t i = covered[0].begin; i < covered[0].end; ++i)
+        errors_.emplace_back(i, error);
+      got_ = covered[0].end;
+      return;
+    }
     spread();
     for (const Span& s : covered)
-      for (std::uint64_t i = s.begin; i < s.end; ++i) errors_[i] = error, ++got_;
+      for (std::uint64_t i = s.begin; i < s.end; ++i) by_index_errors_[i] = error, ++got_;
   }
   [[nodiscard]] bool complete() const noexcept { return got_ >= size_; }
   // Once complete.
   Outcomes<R> take() {
     Outcomes<R> o;
-    if (whole_) {
-      o.values = std::move(whole_->values);
-      o.element_errors = std::move(whole_->errors);  // index == ordinal: the piece is the chunk
+    if (!spread_) {
+      o.values = std::move(values_);
+      o.element_errors = std::move(errors_);
       return o;
     }
     o.values.reserve(static_cast<std::size_t>(size_));
     for (std::uint64_t i = 0; i < size_; ++i) {
-      if (errors_[i])
-        o.element_errors.emplace_back(i, std::move(errors_[i]));
+      if (by_index_errors_[i])
+        o.element_errors.emplace_back(i, std::move(by_index_errors_[i]));
       else
-        o.values.push_back(std::move(*values_[i]));
+        o.values.push_back(std::move(*by_index_values_[i]));
     }
     return o;
   }
 
  private:
-  // From here on outcomes are kept by index (the first piece, if any, moves there).
+  // From here on outcomes are kept by index (those appended so far move there).
   void spread() {
-    if (!values_.empty() || size_ == 0) return;
-    values_.resize(static_cast<std::size_t>(size_));
-    errors_.resize(static_cast<std::size_t>(size_));
+    if (spread_) return;
+    spread_ = true;
+    by_index_values_.resize(static_cast<std::size_t>(size_));
+    by_index_errors_.resize(static_cast<std::size_t>(size_));
+    std::size_t v = 0, e = 0;
+    for (std::uint64_t i = 0; i < got_; ++i) {
+      if (e < errors_.size() && errors_[e].first == i)
+        by_index_errors_[i] = std::move(errors_[e++].second);
+      else
+        by_index_values_[i].emplace(std::move(values_[v++]));
+    }
+    values_.clear();
+    errors_.clear();
   }
 
   std::uint64_t size_;
-  std::uint64_t got_ = 0;
-  std::optional<Piece<R>> whole_;
-  std::vector<std::optional<R>> values_;
-  std::vector<std::exception_ptr> errors_;
+  std::uint64_t got_ = 0;  // outcomes so far (before spread: elements [0, got_))
+  bool spread_ = false;
+  std::vector<R> values_;
+  std::vector<std::pair<std::uint64_t, std::exception_ptr>> errors_;
+  std::vector<std::optional<R>> by_index_values_;
+  std::vector<std::exception_ptr> by_index_errors_;
 };
 
 // The progress of one map/imap: a user callback and/or a bar on stderr. add() runs on the pool's
