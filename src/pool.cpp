@@ -297,7 +297,7 @@ constexpr std::size_t kMailboxDepth = 2;
 constexpr std::size_t kMailboxBytes = std::size_t{1} << 20;
 constexpr std::size_t kEventBytes = std::size_t{4} << 20;
 // The encoded size an automatic chunk of map/imap aims at, at most (PoolCore::chunk_bytes()).
-constexpr std::size_t kChunkBytes = std::size_t{240} << 10;
+constexpr std::size_t kChunkBytes = std::size_t{64} << 10;
 // How long join() and terminate() wait for the zygote before killing it.
 constexpr auto kZygoteGrace = std::chrono::seconds(30);
 // How long a constructor that fails waits for the zygote to kill and reap its workers.

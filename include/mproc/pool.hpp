@@ -31,12 +31,12 @@
 // workers, and its task fails with WorkerLost (SIGSEGV); create the Pool after loading plugins.
 //
 // Chunking: `map` cuts its input into ceil(n / (4 * processes)) elements per task, as Python does,
-// and, by default, also ends a chunk before its encoded elements pass 240 KiB (so a map of large
+// and, by default, also ends a chunk before its encoded elements pass 64 KiB (so a map of large
 // elements gets several chunks per worker, each travelling in one mailbox message). `imap`/
 // `imap_unordered` size their chunks as they go (unless given a chunksize): the first chunks hold
 // one element, so the first result comes quickly; then each chunk aims at about 1 ms of work in a
 // worker, judged by how long the elements took so far, growing at most twofold from one chunk to
-// the next, up to 8192 elements and 240 KiB of encoded elements; with an input of known size a
+// the next, up to 8192 elements and 64 KiB of encoded elements; with an input of known size a
 // chunk never exceeds ceil(remaining / (4 * processes)), so the tail stays balanced. Long tasks
 // keep chunks of one; tiny ones get chunks that make the per-task overhead negligible. A given
 // chunksize is kept, except that a chunk also ends before its encoded elements pass a mailbox
