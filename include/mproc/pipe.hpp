@@ -515,21 +515,26 @@ class MPROC_API Waitable {
 // Queues: a queue is ready when it holds a complete message, so that a `get_nowait`/`try_get`
 // would likely succeed. As with Python's readiness, another consumer (a thread or process taking
 // from the same queue, or a waiter woken by the same message) may take it first: take with
-// `try_get` and wait again when it returns nothing. `wait` itself takes nothing.
+// `try_get` and wait again when it returns nothing (a SimpleQueue, which has no `try_get`, takes
+// with `get()`, which then blocks until the next message). `wait` itself takes nothing.
 //
 // The supervised pipeline: a stage that blocks on its input *and* on the process that feeds it
 // notices that process's death at once, without polling, instead of waiting forever for an item
 // (or a sentinel) that will never come:
 //
-//   for (;;) {
-//     auto ready = mproc::wait({in, upstream});       // in: Queue<Item>, upstream: Process
-//     if (auto item = in.try_get()) { out.put(work(*item)); continue; }  // drain first
-//     if (!ready.empty() && ready.back() == 1) break;  // upstream ended with nothing left
+//   for (;;) {                      // in: Queue<std::optional<Item>>, upstream: Process
+//     auto ready = mproc::wait({in, upstream});
+//     if (auto item = in.try_get()) {  // what upstream sent comes first
+//       if (!*item) return 0;          // the end marker: upstream finished
+//       out.put(work(**item));
+//     } else if (!ready.empty() && ready.back() == 1) {
+//       return kUpstreamLost;          // upstream ended without the end marker
+//     }
 //   }
-//   if (upstream.exitcode() != 0) report("upstream died");   // (examples/supervised_pipeline.cpp)
 //
 // A process handle waited for in a child must exist before the child starts (the child inherits
-// its sentinel): start upstream stages first.
+// its sentinel): start upstream stages first. Only the parent that started a process reads its
+// exit code; it can wait on all the stages the same way (examples/supervised_pipeline.cpp).
 //
 // Cost: a queue that is ready when `wait` looks costs no thread and no futex call (the
 // descriptors, if any, are then polled without waiting), nor does a zero timeout. Otherwise
