@@ -33,27 +33,31 @@
 // and record header read from shared memory is checked against them before use ("corrupt ring").
 //
 // Sleeping: only a lock holder ever sleeps for data (consumer) or space (producer), on the futex
-// words `data_seq`/`space_seq`, after announcing itself in `consumer_sleeping`/`producer_sleeping`.
-// The other side publishes its index, issues a sequentially consistent fence, and wakes only when
-// the flag is set: no system call when nobody sleeps. The fence pairs with the sleeper's
-// sequentially consistent RMW on its flag before it re-reads the index, so a wake-up is never lost.
+// words `data_seq`/`space_seq`, after announcing itself in bit 0 of `data_waiters` (whose other
+// bits are mproc::wait's, see "Watching") or in `producer_sleeping`. The other side publishes its
+// index, issues a sequentially consistent fence, and wakes only when the flag is set: no system
+// call when nobody sleeps. The fence pairs with the sleeper's sequentially consistent RMW on its
+// flag before it re-reads the index, so a wake-up is never lost.
 //
 // Watching (mproc::wait on a queue, QueueCore::wait_readable): a thread that waits for the queue
 // to hold a complete message, without taking the consumer lock, reads `watch_seq`, registers by
-// storing a value made of it in `watchers` (sequentially consistent, then a fence) and only then
-// looks at the counts; if nothing is there it sleeps on `watch_seq`. A producer whose publish
-// completes a message reads `watchers` after the fence it issues anyway (one relaxed load, in the
-// cache line of `consumer_sleeping`); when set, it moves `watch_seq`, wakes every sleeper, and
-// clears `watchers` by compare-and-swap from the value it read. Either the waiter sees the message
+// writing a token made of it into the watch bits of `data_waiters` (a sequentially consistent
+// compare-and-swap that keeps the sleeping consumer's bit, then a fence) and only then looks at the
+// counts; if nothing is there it sleeps on `watch_seq`. The registration shares its word with the
+// sleeping consumer's flag, so a publish reads both with the one relaxed load it made before (no
+// extra load, no extra branch while nobody waits). When the watch bits are set and the publish
+// completed a message, the producer moves `watch_seq`, wakes every sleeper, and clears the watch
+// bits by compare-and-swap if they still hold the token it read. Either the waiter sees the message
 // or the producer sees the registration (the two fences); a waiter that misses the message read
 // `watch_seq` before the producer moved it (had it read the moved value, it would see the message),
 // so the move wakes it. The swap clears only what the producer read: a registration made after the
-// move carries the new sequence, a different value, and stays for the next message. So a
+// move carries the new sequence, a different token, and stays for the next message. So a
 // registration is never lost, even to a producer killed half-way (the next message wakes), and
 // each is paid once: a waiter killed while registered costs the next message one futex wake, not
 // every message after. A producer killed between its publish and its wake leaves watchers asleep
 // until the next message, exactly as it leaves a consumer sleeping in get() (a supervised stage
-// also waits for the producer's process, whose death wakes it).
+// also waits for the producer's process, whose death wakes it). The sleeping consumer's bit is set
+// and cleared with fetch_or/fetch_and, so that it never overwrites a registration.
 #include <errno.h>
 
 #include <atomic>
@@ -139,12 +143,12 @@ void replay_journal(const PublishJournal& j, const std::atomic<std::uint64_t>& i
 
 void recover_producer_side(QueueShared* s) {
   replay_journal(s->put_journal, s->tail, s->items_put);
-  s->producer_sleeping.store(0, std::memory_order_relaxed);
+  s->producer_sleeping.fetch_and(~1u, std::memory_order_relaxed);
 }
 
 void recover_consumer_side(QueueShared* s) {
   replay_journal(s->get_journal, s->head, s->items_got);
-  s->consumer_sleeping.store(0, std::memory_order_relaxed);
+  s->data_waiters.fetch_and(kWatchMask, std::memory_order_relaxed);
 }
 
 // Takes one of the queue's robust locks, spinning briefly first.
@@ -162,7 +166,8 @@ int lock_side(MutexState* m, const Deadline& deadline, std::uint32_t spin) {
 }
 
 // Waits until ready(): spins for `spin` pause instructions, then sleeps on the futex word `seq`
-// after announcing itself in `sleeping` (the waker checks that flag after a sequentially consistent
+// after announcing itself in bit 0 of `sleeping` (set and cleared by RMW: the word's other bits
+// may be mproc::wait registrations; the waker checks the bit after a sequentially consistent
 // fence, see the file comment). Returns false once `deadline` has passed. With `slice`, sleeps at
 // most that long at a time and calls on_idle() after each slice that ended without progress.
 // Pauses between two looks at the other side's index while spinning. Looking after every pause
@@ -181,10 +186,10 @@ bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::
   }
   for (;;) {
     std::uint32_t value = seq.load(std::memory_order_relaxed);
-    sleeping.store(1, std::memory_order_relaxed);
+    sleeping.fetch_or(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (ready()) {
-      sleeping.store(0, std::memory_order_relaxed);
+      sleeping.fetch_and(~1u, std::memory_order_relaxed);
       return true;
     }
     Deadline until = deadline;
@@ -193,7 +198,7 @@ bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::
       if (!until || next < *until) until = next;
     }
     int r = futex_wait(&seq, value, until);
-    sleeping.store(0, std::memory_order_relaxed);
+    sleeping.fetch_and(~1u, std::memory_order_relaxed);
     if (ready()) return true;
     if (expired(deadline)) return false;
     if (r == ETIMEDOUT && slice) on_idle();
@@ -215,17 +220,21 @@ class Unlock {
 
 void settle_consumer(QueueShared* s, std::byte* ring, const QueueConfig& c) noexcept;
 
-// A waiter's registration in `watchers` for the sequence value `seq`: never 0, and different for
-// consecutive values (the same again only after 2^31 moves).
-constexpr std::uint32_t watch_token(std::uint32_t seq) { return (seq << 1) | 1u; }
+// A waiter's registration in the watch bits of `data_waiters` for the sequence value `seq`: bit 1
+// always set (never 0), bits 2-31 the low bits of `seq` (the same token again only after 2^30
+// moves).
+constexpr std::uint32_t watch_token(std::uint32_t seq) { return (seq << 2) | 2u; }
 
-// Run by a producer that published a complete message and found `registered` in `watchers` after
-// its fence (see "Watching").
-[[gnu::noinline, gnu::cold]] void wake_watchers(QueueShared* s, std::uint32_t registered) noexcept {
+// Run by a producer that published a complete message and found a registration in `waiters` (the
+// value of `data_waiters` it read after its fence; see "Watching").
+[[gnu::noinline, gnu::cold]] void wake_watchers(QueueShared* s, std::uint32_t waiters) noexcept {
   s->watch_seq.fetch_add(1, std::memory_order_seq_cst);
   futex_wake_all(&s->watch_seq);
-  s->watchers.compare_exchange_strong(registered, 0, std::memory_order_seq_cst,
-                                      std::memory_order_relaxed);
+  std::uint32_t cur = s->data_waiters.load(std::memory_order_relaxed);
+  while ((cur & kWatchMask) == (waiters & kWatchMask) &&
+         !s->data_waiters.compare_exchange_weak(
+             cur, cur & kConsumerSleeps, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,14 +267,13 @@ class Producer {
     published_t_ = t_;
     published_items_ = items_;
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (s_->consumer_sleeping.load(std::memory_order_relaxed) != 0) {
-      s_->data_seq.fetch_add(1, std::memory_order_relaxed);
-      futex_wake(&s_->data_seq, 1);
-    }
-    // One relaxed load in the cache line just read, and a branch not taken while nobody waits.
-    const std::uint32_t registered = s_->watchers.load(std::memory_order_relaxed);
-    if (registered != 0) [[unlikely]] {
-      if (message) wake_watchers(s_, registered);
+    const std::uint32_t waiters = s_->data_waiters.load(std::memory_order_relaxed);
+    if (waiters != 0) [[unlikely]] {
+      if ((waiters & kConsumerSleeps) != 0) {
+        s_->data_seq.fetch_add(1, std::memory_order_relaxed);
+        futex_wake(&s_->data_seq, 1);
+      }
+      if ((waiters & kWatchMask) != 0 && message) wake_watchers(s_, waiters);
     }
   }
 
@@ -610,9 +618,8 @@ class Consumer {
   bool wait_for_data(const Deadline& deadline, bool probe) {
     auto ready = [&] { return s_->tail.load(std::memory_order_acquire) != h_; };
     if (!probe)
-      return park(c_.spin, s_->data_seq, s_->consumer_sleeping, deadline, ready, std::nullopt,
-                  kNoIdle);
-    return park(c_.spin, s_->data_seq, s_->consumer_sleeping, deadline, ready,
+      return park(c_.spin, s_->data_seq, s_->data_waiters, deadline, ready, std::nullopt, kNoIdle);
+    return park(c_.spin, s_->data_seq, s_->data_waiters, deadline, ready,
                 std::optional<Clock::duration>(kProbe), [this] { check_stream_producer(); });
   }
 
@@ -896,7 +903,11 @@ bool QueueCore::wait_readable(const Deadline& deadline,
     // cancels sets it before moving the sequence), then the registration, then the look.
     const std::uint32_t seq = s->watch_seq.load(std::memory_order_seq_cst);
     if (cancel != nullptr && cancel->load(std::memory_order_seq_cst) != 0) return false;
-    s->watchers.store(watch_token(seq), std::memory_order_seq_cst);
+    std::uint32_t cur = s->data_waiters.load(std::memory_order_relaxed);
+    while (!s->data_waiters.compare_exchange_weak(cur, (cur & kConsumerSleeps) | watch_token(seq),
+                                                  std::memory_order_seq_cst,
+                                                  std::memory_order_relaxed)) {
+    }
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (readable()) return true;
     if (expired(deadline)) return false;

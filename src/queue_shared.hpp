@@ -110,16 +110,12 @@ struct QueueShared {
   std::uint64_t get_cached_tail = 0;
   PublishJournal get_journal;
 
-  // Sleeping consumer (only the get_lock holder sleeps).
+  // Who waits for data. Bit 0 (kConsumerSleeps): the get_lock holder sleeps on `data_seq` (only
+  // it sleeps). Bits 1-31 (kWatchMask): a mproc::wait registration (QueueCore::wait_readable), a
+  // token made of the `watch_seq` value its waiter sleeps on. One word, so that a publish reads
+  // both with the one load it made before waiters existed; see src/queue.cpp, "Watching".
   alignas(kCacheLine) std::atomic<std::uint32_t> data_seq{0};
-  std::atomic<std::uint32_t> consumer_sleeping{0};
-  // mproc::wait on this queue (QueueCore::wait_readable): non-zero while some thread waits for
-  // the next complete message (a token made of the `watch_seq` value it sleeps on). A producer
-  // publishing a complete message reads it after the fence it already issues for
-  // consumer_sleeping (this cache line, so no extra miss); when set, the producer moves
-  // `watch_seq`, wakes every thread sleeping on it, and clears the token it read. A waiter
-  // registers again each time before it looks at the queue (see src/queue.cpp, "Watching").
-  std::atomic<std::uint32_t> watchers{0};
+  std::atomic<std::uint32_t> data_waiters{0};
   std::atomic<std::uint32_t> watch_seq{0};
   // Sleeping producer (only the put_lock holder sleeps).
   alignas(kCacheLine) std::atomic<std::uint32_t> space_seq{0};
@@ -132,8 +128,7 @@ struct QueueShared {
 
 static_assert(std::is_standard_layout_v<QueueShared>);
 static_assert(offsetof(QueueShared, capacity) == 0 && offsetof(QueueShared, mask) == 8);
-// What a publish reads after its fence lies in one cache line.
-static_assert(offsetof(QueueShared, watchers) / kCacheLine ==
-              offsetof(QueueShared, consumer_sleeping) / kCacheLine);
+inline constexpr std::uint32_t kConsumerSleeps = 1;  // QueueShared::data_waiters
+inline constexpr std::uint32_t kWatchMask = ~kConsumerSleeps;
 
 }  // namespace mproc::detail

@@ -85,9 +85,10 @@
 //     if (!ready.empty() && ready.back() == 1) break;   // upstream ended and nothing is left
 //   }
 //
-// (examples/supervised_pipeline.cpp). Waiting costs put/get nothing while nobody waits that way:
-// a producer looks at one flag, in a cache line it reads anyway, after its publishing fence, and
-// makes a system call only when a waiter has registered (docs/design.md, "Queues").
+// (examples/supervised_pipeline.cpp). Waiting costs put/get nothing while nobody waits that way: a
+// waiter registers in the word a producer already reads after publishing (to see whether a
+// consumer sleeps), and a producer makes a system call only when a waiter has registered
+// (docs/design.md, "Queues").
 //
 // Thread safety: safe. Process safety: safe across fork (copy the handle; copies share the queue).
 #pragma once
