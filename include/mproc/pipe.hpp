@@ -259,7 +259,7 @@ class MPROC_API Connection {
   // Mirrors Connection.send(obj).
   template <class T>
   void send(const T& value) {
-    static_assert(is_encodable_v<T>,
+    static_assert(detail::check_encodable<std::remove_cv_t<T>>(),
                   "mproc::Connection::send<T>: T must be encodable by mproc::codec<T> "
                   "(see codec.hpp)");
     check_writable();
@@ -303,7 +303,7 @@ class MPROC_API Connection {
   // Mirrors Connection.recv() (Python has no maxlength for recv).
   template <class T>
   [[nodiscard]] T recv(std::size_t maxlength = kUnlimited) {
-    static_assert(is_encodable_v<T>,
+    static_assert(detail::check_encodable<std::remove_cv_t<T>>(),
                   "mproc::Connection::recv<T>: T must be encodable by mproc::codec<T> "
                   "(see codec.hpp)");
     check_readable();

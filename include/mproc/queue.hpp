@@ -138,7 +138,7 @@ void decode_append(Reader& r, void* out) {
 
 template <class T>
 class Queue {
-  static_assert(is_encodable_v<T>,
+  static_assert(detail::check_encodable<std::remove_cv_t<T>>(),
                 "mproc::Queue<T>: T must be encodable by mproc::codec<T> (see codec.hpp)");
 
  public:

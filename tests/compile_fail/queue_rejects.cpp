@@ -24,6 +24,11 @@ struct RecSerialize {  // serialize() archives a member that cannot be encoded
   }
 };
 
+struct RecPlain {  // no serialize(), and a member that cannot be encoded
+  std::string name;
+  Opaque o;
+};
+
 int main() {
 #if MPROC_CASE == 0  // the control
   mproc::Queue<Order> q;
@@ -32,6 +37,8 @@ int main() {
 #elif MPROC_CASE == 1
   mproc::Queue<RecSerialize> q;
   q.put(RecSerialize{});
+#elif MPROC_CASE == 2
+  mproc::Queue<RecPlain> q;  // the first error names the member's type, the Queue's follows
 #else
 #error "unknown MPROC_CASE"
 #endif
