@@ -211,8 +211,8 @@ TEST(QueueWait, SeveralWaitersOnOneQueueAllSeeEveryPut) {
   Board* b = shared_object<Board>();
   ASSERT_NE(b, nullptr);
   mproc::Queue<int> q;
-  auto [never, never_sender] = mproc::Pipe(false);  // nothing is ever sent
-  auto waiter = [&q, &never = never, b] {
+  auto [never_end, never_sender] = mproc::Pipe(false);  // nothing is ever sent
+  auto waiter = [&q, &never = never_end, b] {
     for (std::uint32_t r = 0; r < kRounds; ++r) {
       const Ready ready = r % 2 == 0 ? mproc::wait({q}, 20s) : mproc::wait({q, never}, 20s);
       if (ready != Ready{0}) {
