@@ -402,6 +402,15 @@ bool spans_contain(const Spans& spans, std::uint64_t i) noexcept {
 
 // Takes `part` out of `from`; false (and `from` unchanged) unless `part` lies wholly inside it.
 bool spans_remove(Spans& from, const Spans& part) {
+  // The common case: a piece that starts where the elements waiting start.
+  if (part.size() == 1 && !from.empty() && part[0].begin == from[0].begin &&
+      part[0].begin < part[0].end && part[0].end <= from[0].end) {
+    if (part[0].end == from[0].end)
+      from.erase(from.begin());
+    else
+      from[0].begin = part[0].end;
+    return true;
+  }
   Spans out = from;
   for (const Span& p : part) {
     if (p.begin >= p.end) return false;

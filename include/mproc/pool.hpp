@@ -483,7 +483,14 @@ class IMapResult {
       chunk.reserve(std::min<std::size_t>(want, 4096));
       std::size_t bytes = 0;
       try {
-        while (chunk.size() < want) {
+        if constexpr (detail::bitwise_v<Elem>) {  // all of one size: no need to look at each
+          const std::size_t most = std::min(want, std::max<std::size_t>(1, budget / sizeof(Elem)));
+          while (chunk.size() < most && *it_ != std::ranges::end(range())) {
+            chunk.push_back(**it_);
+            ++*it_;
+          }
+        }
+        while (!detail::bitwise_v<Elem> && chunk.size() < want) {
           if (!carry_) {  // each input element is read (dereferenced) once
             if (*it_ == std::ranges::end(range())) break;
             carry_.emplace(**it_);
@@ -509,6 +516,7 @@ class IMapResult {
         carry_.reset();
         input_error_ = std::current_exception();
       }
+      if constexpr (detail::bitwise_v<Elem>) bytes = chunk.size() * sizeof(Elem);
       if (chunk.empty()) break;
       if (remaining_) *remaining_ -= std::min(*remaining_, chunk.size());
       last_chunk_ = chunk.size();

@@ -93,24 +93,28 @@ TEST(PoolChunkEncoding, ImapEncodesEachElementOnceWhateverTheChunkSize) {
 // not compile with clang 14 on libstdc++ 12).
 class MadeStrings {
  public:
-  MadeStrings(int n, int* reads) : n_(n), reads_(reads) {}
+  // `throw_after`: the increment past that element throws (an input that fails half-way).
+  MadeStrings(int n, int* reads, int throw_after = -1)
+      : n_(n), reads_(reads), throw_after_(throw_after) {}
   class iterator {
    public:
     using value_type = std::string;
     using difference_type = std::ptrdiff_t;
     iterator() = default;
-    iterator(int i, int* reads) : i_(i), reads_(reads) {}
+    iterator(int i, int* reads, int throw_after)
+        : i_(i), reads_(reads), throw_after_(throw_after) {}
     std::string operator*() const {
       ++*reads_;
       return std::string(40000, static_cast<char>('a' + i_ % 26));
     }
     iterator& operator++() {
+      if (i_ == throw_after_) throw std::runtime_error("the input failed");
       ++i_;
       return *this;
     }
     iterator operator++(int) {
       iterator old = *this;
-      ++i_;
+      ++*this;
       return old;
     }
     bool operator==(const iterator& o) const { return i_ == o.i_; }
@@ -118,13 +122,15 @@ class MadeStrings {
    private:
     int i_ = 0;
     int* reads_ = nullptr;
+    int throw_after_ = -1;
   };
-  iterator begin() const { return iterator(0, reads_); }
-  iterator end() const { return iterator(n_, reads_); }
+  iterator begin() const { return iterator(0, reads_, throw_after_); }
+  iterator end() const { return iterator(n_, reads_, throw_after_); }
 
  private:
   int n_;
   int* reads_;
+  int throw_after_;
 };
 
 TEST(PoolChunkEncoding, ImapReadsEachInputElementOnceWhenChunksEndBySize) {
@@ -140,6 +146,26 @@ TEST(PoolChunkEncoding, ImapReadsEachInputElementOnceWhenChunksEndBySize) {
   }
   EXPECT_EQ(i, 200);
   EXPECT_EQ(reads, 200);
+}
+
+TEST(PoolChunkEncoding, ImapOfLargeElementsRaisesTheInputsExceptionAfterTheElementsBeforeIt) {
+  mproc::Pool pool(2);
+  int reads = 0;
+  MadeStrings input(200, &reads, /*throw_after=*/57);  // elements 0..57 exist, then it throws
+  auto seq = pool.imap([](const std::string& s) { return s[0]; }, input);
+  for (int i = 0; i <= 57; ++i) {
+    auto c = seq.next(60s);
+    ASSERT_TRUE(c.has_value()) << i;
+    EXPECT_EQ(*c, static_cast<char>('a' + i % 26)) << i;
+  }
+  try {
+    (void)seq.next(60s);
+    FAIL() << "the input's exception did not come";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "the input failed");
+  }
+  EXPECT_FALSE(seq.next(60s).has_value());
+  EXPECT_EQ(reads, 58);
 }
 
 // A chunk whose worker dies after finishing some elements: those are delivered from the staging

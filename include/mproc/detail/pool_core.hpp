@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -99,8 +100,12 @@ class MPROC_API TaskContext {
         return;
       }
     }
-    Writer w(values_ + value_bytes_, values_ + value_bytes_ + bytes);
-    mproc::encode(w, v);
+    if constexpr (bitwise_v<R>) {  // its encoding is its object bytes
+      std::memcpy(values_ + value_bytes_, &v, sizeof(R));
+    } else {
+      Writer w(values_ + value_bytes_, values_ + value_bytes_ + bytes);
+      mproc::encode(w, v);
+    }
     value_bytes_ += bytes;
     commit(index);
   }
@@ -708,11 +713,12 @@ class IMapSink final : public TaskSink {
   IMapSink(bool ordered, std::shared_ptr<ProgressTracker> progress)
       : ordered_(ordered), progress_(std::move(progress)) {}
 
-  // Called before the chunk `part` of `items` elements is submitted.
+  // Called before the chunk `part` of `items` elements is submitted (parts are numbered 0, 1, 2,
+  // ... in submission order).
   void expect(std::uint64_t part, std::size_t items) {
     std::lock_guard<std::mutex> g(mu_);
     if (ordered_)
-      pending_.emplace(part, ChunkOutcomes<R>(items));
+      sizes_.push_back(items);  // part == sizes_base_ + sizes_.size()
     else
       left_.emplace(part, items);
   }
@@ -727,10 +733,13 @@ class IMapSink final : public TaskSink {
         busy_items_ += items;
       }
       if (ordered_) {
-        auto it = pending_.find(part);
-        if (it == pending_.end()) return;
-        it->second.add(covered, std::move(p));
-        complete_locked(it);
+        auto it = pending_locked(part, covered);
+        if (it == pending_.end()) {  // the whole chunk in one piece: as it came
+          done_.emplace(part, piece_outcomes(covered, std::move(p)));
+        } else {
+          it->second.add(covered, std::move(p));
+          complete_locked(it);
+        }
       } else {
         ready_.push_back(piece_outcomes(covered, std::move(p)));
         ready_.back().completes_chunk = count_locked(part, items);
@@ -745,10 +754,15 @@ class IMapSink final : public TaskSink {
     try {
       std::lock_guard<std::mutex> g(mu_);
       if (ordered_) {
-        auto it = pending_.find(part);
-        if (it == pending_.end()) return;
-        it->second.add_error(covered, e);
-        complete_locked(it);
+        auto it = pending_locked(part, covered);
+        if (it == pending_.end()) {
+          Part o;
+          for (std::uint64_t i = 0; i < items; ++i) o.element_errors.emplace_back(i, e);
+          done_.emplace(part, std::move(o));
+        } else {
+          it->second.add_error(covered, e);
+          complete_locked(it);
+        }
       } else {
         Part o;
         for (std::uint64_t i = 0; i < items; ++i) o.element_errors.emplace_back(i, e);
@@ -796,6 +810,10 @@ class IMapSink final : public TaskSink {
     auto it = done_.find(*part);
     Part p = std::move(it->second);
     done_.erase(it);
+    while (!sizes_.empty() && sizes_base_ <= *part) {  // taken in order: its size is not needed
+      sizes_.pop_front();
+      ++sizes_base_;
+    }
     return p;
   }
   // Mean time of one element in a worker so far, in nanoseconds; empty before any chunk succeeded.
@@ -809,7 +827,18 @@ class IMapSink final : public TaskSink {
   }
 
  private:
-  void complete_locked(typename std::map<std::uint64_t, ChunkOutcomes<R>>::iterator it) {
+  using PendingIt = typename std::map<std::uint64_t, ChunkOutcomes<R>>::iterator;
+  // Ordered: where the outcomes of chunk `part` gather; end() when the piece `covered` is the
+  // whole chunk and nothing came before it (it then goes to done_ as it is).
+  PendingIt pending_locked(std::uint64_t part, const Spans& covered) {
+    auto it = pending_.find(part);
+    if (it != pending_.end()) return it;
+    const std::uint64_t n =
+        part >= sizes_base_ && part - sizes_base_ < sizes_.size() ? sizes_[part - sizes_base_] : 0;
+    if (covered.size() == 1 && covered[0].begin == 0 && covered[0].end == n) return it;
+    return pending_.emplace(part, ChunkOutcomes<R>(n)).first;
+  }
+  void complete_locked(PendingIt it) {
     if (!it->second.complete()) return;
     done_.emplace(it->first, it->second.take());
     pending_.erase(it);
@@ -829,6 +858,8 @@ class IMapSink final : public TaskSink {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   const bool ordered_;
+  std::deque<std::uint64_t> sizes_;  // ordered: elements of the chunks from sizes_base_ on
+  std::uint64_t sizes_base_ = 0;
   std::map<std::uint64_t, ChunkOutcomes<R>> pending_;  // ordered: chunks not complete yet
   std::map<std::uint64_t, Part> done_;                 // ordered: complete chunks
   std::map<std::uint64_t, std::uint64_t> left_;        // unordered: outcomes still to come
