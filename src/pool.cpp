@@ -55,7 +55,7 @@ namespace {
 // the outcomes it staged and has not sent: `staged` packs their count (bits 0-23), the bytes of
 // their values (24-47) and of their error records (48-63); `staged_first` is the first one's
 // element. The workers inherit it (shared memory made before the zygote).
-constexpr std::size_t kStageValueBytes = std::size_t{256} << 10;
+constexpr std::size_t kStageValueBytes = std::size_t{1} << 20;
 constexpr std::size_t kStageErrorBytes = std::size_t{32} << 10;
 struct alignas(64) SlotShared {
   std::atomic<std::uint64_t> task{0};

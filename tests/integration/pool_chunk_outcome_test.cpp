@@ -248,7 +248,7 @@ TEST(PoolChunkDeath, AnOutsideKillMidChunkRunsNoElementTwice) {
 
 TEST(PoolChunkResults, ResultsLargerThanTheStagingAreaTravelAlone) {
   mproc::Pool pool(2);
-  std::vector<int> input = {1, 300, 2, 700, 3};  // KiB of result each: two pass 256 KiB
+  std::vector<int> input = {1, 1100, 2, 1700, 3};  // KiB of result each: two pass 1 MiB
   auto make = [](int kib) { return std::string(static_cast<std::size_t>(kib) * 1024, 'r'); };
   for (std::size_t chunksize : {0, 5}) {
     auto out = pool.map(make, input, chunksize);

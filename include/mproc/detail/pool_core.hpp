@@ -12,6 +12,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mproc/byte_stream.hpp>
@@ -424,7 +425,8 @@ class ChunkOutcomes {
       if (values_.empty())
         values_ = std::move(p.values);
       else
-        for (R& v : p.values) values_.push_back(std::move(v));
+        values_.insert(values_.end(), std::make_move_iterator(p.values.begin()),
+                       std::make_move_iterator(p.values.end()));
       for (auto& e : p.errors) errors_.push_back(std::move(e));  // index == ordinal here
       got_ = covered[0].end;
       return;
