@@ -927,6 +927,16 @@ struct PoolCore::Impl {
       tasks.erase(it);
       return;
     }
+    // Delivers `d`, whose elements now have their outcome; true when none of `e` waits any more
+    // (`e` is then gone).
+    auto settle = [&](Delivery d) MPROC_REQUIRES(mu) {
+      (void)spans_remove(e.todo, d.covered);
+      d.last = e.todo.empty();
+      const bool ended = d.last;
+      out.push_back(std::move(d));
+      if (ended) tasks.erase(it);
+      return ended;
+    };
     const SlotShared& sh = slot_shared[m.slot];
     const bool ours = sh.task.load(std::memory_order_relaxed) == id;
     // Outcomes the worker staged and had not sent: the next elements waiting, in order (unless
@@ -954,13 +964,7 @@ struct PoolCore::Impl {
       w.write_value(error_bytes);
       w.write(sh.errors, error_bytes);
       w.write(sh.values, value_bytes);
-      (void)spans_remove(e.todo, d.covered);
-      d.last = e.todo.empty();
-      out.push_back(std::move(d));
-      if (e.todo.empty()) {
-        tasks.erase(it);
-        return;
-      }
+      if (settle(std::move(d))) return;
     }
     const std::uint64_t began = sh.element.load(std::memory_order_relaxed);
     std::uint64_t lost = e.todo.front().begin;
@@ -972,13 +976,7 @@ struct PoolCore::Impl {
     Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, Spans{Span{lost, lost + 1}}};
     d.error = std::make_exception_ptr(
         WorkerLost(msg, m.pid, m.status, TaskOrigin{.position = position}));
-    (void)spans_remove(e.todo, d.covered);
-    d.last = e.todo.empty();
-    out.push_back(std::move(d));
-    if (e.todo.empty()) {
-      tasks.erase(it);
-      return;
-    }
+    if (settle(std::move(d))) return;
     TaskMsg again;
     again.id = id;
     again.invoker = e.invoker;

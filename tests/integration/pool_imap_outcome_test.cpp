@@ -34,6 +34,7 @@
 #include "gtest/gtest.h"
 #include "helpers/count_range.hpp"
 #include "helpers/shared_page.hpp"
+#include "helpers/watchdog.hpp"
 
 namespace {
 
@@ -45,37 +46,7 @@ constexpr int kInputs = 1000;
 constexpr int kCrash = 537;         // the input that aborts (or throws) in the program
 constexpr std::size_t kSlack = 16;  // outcomes taken beyond the input's size, to see doubles
 
-// Ends the test binary if the test that made it is still running after `limit`: a hang becomes a
-// failure with a message rather than ctest's timeout.
-class Watchdog {
- public:
-  explicit Watchdog(std::chrono::seconds limit = 90s)
-      : thread_([this, limit] {
-          std::unique_lock<std::mutex> lk(mu_);
-          if (!cv_.wait_for(lk, limit, [this] { return done_; })) {
-            std::fprintf(stderr, "watchdog: the test ran over %lld s (hung?): exiting\n",
-                         static_cast<long long>(limit.count()));
-            std::fflush(stderr);
-            std::_Exit(2);
-          }
-        }) {}
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
+using mproc_test::Watchdog;
 
 int value_of(int x) { return 2 * x + 1; }
 int input_of(int v) { return (v - 1) / 2; }  // value_of's inverse (for odd v)

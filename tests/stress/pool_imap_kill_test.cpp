@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "helpers/proc_state.hpp"
+#include "helpers/watchdog.hpp"
 
 using namespace std::chrono_literals;
 
@@ -52,36 +53,7 @@ std::uint64_t work(std::uint64_t x) {
   return value_of(x);
 }
 
-// Ends the binary if the test is still running after `limit` (a hang becomes a failure).
-class Watchdog {
- public:
-  explicit Watchdog(std::chrono::seconds limit)
-      : thread_([this, limit] {
-          std::unique_lock<std::mutex> lk(mu_);
-          if (!cv_.wait_for(lk, limit, [this] { return done_; })) {
-            std::fprintf(stderr, "watchdog: the test ran over %lld s (hung?): exiting\n",
-                         static_cast<long long>(limit.count()));
-            std::fflush(stderr);
-            std::_Exit(2);
-          }
-        }) {}
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
+using mproc_test::Watchdog;
 
 // What one imap gave, input by input.
 struct Tally {
