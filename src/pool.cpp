@@ -41,8 +41,8 @@ void TaskSink::on_ok(std::uint64_t, Reader&) {
   throw DecodeError("mproc::Pool: a task's result reached a sink of chunks");
 }
 void TaskSink::on_error(std::uint64_t, std::exception_ptr) noexcept {}
-void TaskSink::on_elements(std::uint64_t, std::uint64_t, const Spans&, std::int32_t,
-                           std::uint64_t, Reader&) {
+void TaskSink::on_elements(std::uint64_t, std::uint64_t, const Spans&, std::int32_t, std::uint64_t,
+                           Reader&) {
   throw DecodeError("mproc::Pool: a chunk's result reached a sink of single tasks");
 }
 void TaskSink::on_elements_error(std::uint64_t, std::uint64_t, const Spans&,
@@ -249,8 +249,8 @@ struct mproc::codec<mproc::detail::EventMsg> {
     w.write_value(m.ns);
     mproc::encode(w, m.covered);
     if (m.piece) {  // the same bytes as a std::vector<std::byte> of them
-      w.write_value(
-          static_cast<std::uint64_t>(sizeof(std::uint64_t) + m.piece_error_bytes + m.piece_value_bytes));
+      w.write_value(static_cast<std::uint64_t>(sizeof(std::uint64_t) + m.piece_error_bytes +
+                                               m.piece_value_bytes));
       w.write_value(static_cast<std::uint64_t>(m.piece_error_bytes));
       w.write(m.piece_errors, m.piece_error_bytes);
       w.write(m.piece_values, m.piece_value_bytes);
@@ -370,8 +370,8 @@ void register_remote_exception(const std::type_info& type, RemoteFactory make) {
   remote_factories()[name] = make;
 }
 
-std::exception_ptr remote_error(const std::string& type, const std::string& what,
-                                std::int32_t pid, TaskOrigin origin) {
+std::exception_ptr remote_error(const std::string& type, const std::string& what, std::int32_t pid,
+                                TaskOrigin origin) {
   RemoteFactory make = nullptr;
   {
     std::lock_guard<std::mutex> g(g_remote_mu);
@@ -864,18 +864,17 @@ struct PoolCore::Impl {
   }
 
   static std::exception_ptr undecodable_error(const EventMsg& m) {
-    return std::make_exception_ptr(DecodeError("mproc::Pool: cannot decode the task's result (" +
-                                               std::to_string(m.bytes) +
-                                               " bytes) in this process: " + m.type + ": " + m.what));
+    return std::make_exception_ptr(
+        DecodeError("mproc::Pool: cannot decode the task's result (" + std::to_string(m.bytes) +
+                    " bytes) in this process: " + m.type + ": " + m.what));
   }
 
   // A piece of a chunk's outcomes (kPart, or the final kOk), or its failure as a whole (kFailed:
   // the invoker threw outside the elements; kUndecodable). Each element gets exactly one outcome:
   // a piece that names elements which are not (or no longer) waiting for one is dropped, and a
   // final event leaves none waiting.
-  void on_chunk_result_locked(std::unordered_map<std::uint64_t, Entry>::iterator it,
-                              EventMsg& m, bool final, std::vector<Delivery>& out)
-      MPROC_REQUIRES(mu) {
+  void on_chunk_result_locked(std::unordered_map<std::uint64_t, Entry>::iterator it, EventMsg& m,
+                              bool final, std::vector<Delivery>& out) MPROC_REQUIRES(mu) {
     Entry& e = it->second;
     Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, {}};
     if (m.kind == kOk || m.kind == kPart || m.kind == kUndecodable) {
@@ -906,9 +905,9 @@ struct PoolCore::Impl {
     } else if (m.kind == kUndecodable) {
       error = undecodable_error(m);
     } else {
-      error = std::make_exception_ptr(DecodeError(
-          "mproc::Pool: a worker ended a chunk without the outcomes of " +
-          std::to_string(span_count(e.todo)) + " of its elements"));
+      error = std::make_exception_ptr(
+          DecodeError("mproc::Pool: a worker ended a chunk without the outcomes of " +
+                      std::to_string(span_count(e.todo)) + " of its elements"));
     }
     out.push_back(fail_all(e, std::move(error)));
     tasks.erase(it);
@@ -974,8 +973,8 @@ struct PoolCore::Impl {
                       describe_exit(m.status) + ") while running input element " +
                       std::to_string(position);
     Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, Spans{Span{lost, lost + 1}}};
-    d.error = std::make_exception_ptr(
-        WorkerLost(msg, m.pid, m.status, TaskOrigin{.position = position}));
+    d.error =
+        std::make_exception_ptr(WorkerLost(msg, m.pid, m.status, TaskOrigin{.position = position}));
     if (settle(std::move(d))) return;
     TaskMsg again;
     again.id = id;
@@ -1143,8 +1142,7 @@ struct PoolCore::Impl {
               handle_locked(m, out, quit);
             } catch (...) {
               // Out of memory while bookkeeping: the event's task, if any, fails with that error.
-              if (m.kind == kOk || m.kind == kPart || m.kind == kFailed ||
-                  m.kind == kUndecodable) {
+              if (m.kind == kOk || m.kind == kPart || m.kind == kFailed || m.kind == kUndecodable) {
                 try {
                   fail_locked(m.id, std::current_exception(), out);
                 } catch (...) {
@@ -1271,7 +1269,8 @@ PoolCore::PoolCore(PoolOptions options) {
     throw_errno(errno, "mproc::Pool: cannot map the workers' staging areas (" +
                            std::to_string(im.slot_shared_bytes) + " bytes of shared memory): mmap");
   im.slot_shared = static_cast<SlotShared*>(shared);
-  for (int i = 0; i < n; ++i) new (&im.slot_shared[i]) SlotShared;  // the staging bytes stay untouched
+  for (int i = 0; i < n; ++i)
+    new (&im.slot_shared[i]) SlotShared;  // the staging bytes stay untouched
   im.launcher = make_zygote_launcher(n, &Impl::worker_main, &im, &Impl::report_exit, &im);
   im.launcher->start();  // forks the zygote and the workers: before the result thread exists
   // The zygote holds the workers' ends (its workers inherit them); the parent needs only its own.

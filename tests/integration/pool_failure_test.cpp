@@ -161,8 +161,7 @@ TEST(PoolFailure, CrashingTasksFailWithWorkerLostNamingTheCause) {
             std::string::npos)
       << message_of(segv);
   EXPECT_NE(message_of(abrt).find("killed by signal 6 (SIGABRT)"), std::string::npos);
-  EXPECT_NE(message_of(exit3).find("(exited with code 3) while running task 3"),
-            std::string::npos);
+  EXPECT_NE(message_of(exit3).find("(exited with code 3) while running task 3"), std::string::npos);
   EXPECT_THROW((void)segv.get(), mproc::WorkerLost);
   for (int i = 0; i < 30; ++i) EXPECT_EQ(fine[static_cast<std::size_t>(i)].get(30s), i + 1);
   EXPECT_EQ(pool.apply([] { return 5; }), 5);

@@ -6,9 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -139,9 +139,9 @@ class MPROC_API TaskContext {
   }
   // One store: the staged records, their value and error bytes, packed (see src/pool.cpp).
   void publish() noexcept {
-    staged_->store(records_ | (std::uint64_t{value_bytes_} << 24) |
-                       (std::uint64_t{error_bytes_} << 48),
-                   std::memory_order_relaxed);
+    staged_->store(
+        records_ | (std::uint64_t{value_bytes_} << 24) | (std::uint64_t{error_bytes_} << 48),
+        std::memory_order_relaxed);
   }
   bool make_room(std::size_t value_bytes);
   void send_alone(std::uint64_t index, const std::byte* errors, std::size_t error_bytes,
@@ -380,7 +380,8 @@ Piece<R> decode_piece(Reader& r, std::uint64_t first, const Spans& covered, std:
       throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
     read_block(r, p.values, static_cast<std::size_t>(n));
   } else {
-    p.values.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, r.remaining() / min_size_v<R> + 1)));
+    p.values.reserve(
+        static_cast<std::size_t>(std::min<std::uint64_t>(n, r.remaining() / min_size_v<R> + 1)));
     for (std::uint64_t i = 0; i < n; ++i) p.values.push_back(mproc::decode<R>(r));
   }
   if (r.remaining() != 0)
@@ -649,8 +650,8 @@ class MapSink final : public TaskSink {
     parts_.reserve(sizes.size());
     for (std::size_t n : sizes) parts_.emplace_back(n);
   }
-  void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered,
-                   std::int32_t pid, std::uint64_t, Reader& r) override {
+  void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered, std::int32_t pid,
+                   std::uint64_t, Reader& r) override {
     auto p = decode_piece<R>(r, first, covered, pid);
     if (!p.errors.empty()) {  // the element's error fails the map, as in Python
       fail(covered, std::move(p.errors.front().second));
@@ -724,8 +725,8 @@ class IMapSink final : public TaskSink {
     else
       left_.emplace(part, items);
   }
-  void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered,
-                   std::int32_t pid, std::uint64_t ns, Reader& r) override {
+  void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered, std::int32_t pid,
+                   std::uint64_t ns, Reader& r) override {
     auto p = decode_piece<R>(r, first, covered, pid);
     const std::uint64_t items = span_count(covered);
     {
