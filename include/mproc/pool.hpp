@@ -782,7 +782,7 @@ class MPROC_API Pool {
       sizes.push_back(e - b);
       b = e;
     }
-    auto sink = std::make_shared<detail::MapSink<R>>(st, sizes, std::move(progress));
+    auto sink = std::make_shared<detail::MapSink<R>>(st, std::move(sizes), std::move(progress));
     core().submit(std::move(spec), sink);
     return AsyncResult<std::vector<R>>(std::move(st));
   }

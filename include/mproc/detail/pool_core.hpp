@@ -389,6 +389,11 @@ Piece<R> decode_piece(Reader& r, std::uint64_t first, const Spans& covered, std:
   return p;
 }
 
+// True when `covered` is the whole of a chunk of `size` elements.
+inline bool covers_chunk(const Spans& covered, std::uint64_t size) noexcept {
+  return covered.size() == 1 && covered[0].begin == 0 && covered[0].end == size;
+}
+
 // What a consumer of a map/imap takes: outcomes in order. `values` holds those that succeeded;
 // `element_errors` the others, by ordinal (their place among all the outcomes of the part).
 template <class R>
@@ -644,12 +649,13 @@ class ApplySink final : public TaskSink {
 template <class R>
 class MapSink final : public TaskSink {
  public:
-  MapSink(std::shared_ptr<ResultState<std::vector<R>>> st, const std::vector<std::size_t>& sizes,
+  MapSink(std::shared_ptr<ResultState<std::vector<R>>> st, std::vector<std::size_t> sizes,
           std::shared_ptr<ProgressTracker> progress)
-      : st_(std::move(st)), left_(sizes.size()), progress_(std::move(progress)) {
-    parts_.reserve(sizes.size());
-    for (std::size_t n : sizes) parts_.emplace_back(n);
-  }
+      : st_(std::move(st)),
+        sizes_(std::move(sizes)),
+        parts_(sizes_.size()),
+        left_(sizes_.size()),
+        progress_(std::move(progress)) {}
   void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered, std::int32_t pid,
                    std::uint64_t, Reader& r) override {
     auto p = decode_piece<R>(r, first, covered, pid);
@@ -662,20 +668,24 @@ class MapSink final : public TaskSink {
       std::lock_guard<std::mutex> g(mu_);
       if (failed_) return;
       if (progress_) progress_->add(static_cast<std::size_t>(span_count(covered)));
-      ChunkOutcomes<R>& c = parts_[static_cast<std::size_t>(part)];
-      c.add(covered, std::move(p));
-      if (!c.complete() || --left_ != 0) return;
-      std::vector<std::vector<R>> chunks;
-      chunks.reserve(parts_.size());
-      std::size_t n = 0;
-      for (auto& chunk : parts_) {
-        chunks.push_back(chunk.take().values);
-        n += chunks.back().size();
+      const auto i = static_cast<std::size_t>(part);
+      auto it = pending_.find(part);
+      if (it == pending_.end() && covers_chunk(covered, sizes_[i])) {
+        parts_[i] = std::move(p.values);  // the common case: the chunk in one piece
+      } else {
+        if (it == pending_.end()) it = pending_.emplace(part, ChunkOutcomes<R>(sizes_[i])).first;
+        it->second.add(covered, std::move(p));
+        if (!it->second.complete()) return;
+        parts_[i] = it->second.take().values;
+        pending_.erase(it);
       }
-      parts_.clear();
+      if (--left_ != 0) return;
+      std::size_t n = 0;
+      for (auto& chunk : parts_) n += chunk.size();
       all.reserve(n);
-      for (auto& chunk : chunks)
+      for (auto& chunk : parts_)
         for (auto& x : chunk) all.push_back(std::move(x));
+      parts_.clear();
     }
     if (progress_) progress_->finish();
     st_->set_value(std::move(all));
@@ -692,6 +702,7 @@ class MapSink final : public TaskSink {
       if (failed_) return;
       failed_ = true;
       parts_.clear();
+      pending_.clear();
       if (progress_) progress_->add(static_cast<std::size_t>(span_count(covered)));
     }
     if (progress_) progress_->finish();
@@ -700,7 +711,9 @@ class MapSink final : public TaskSink {
 
   std::shared_ptr<ResultState<std::vector<R>>> st_;
   std::mutex mu_;
-  std::vector<ChunkOutcomes<R>> parts_;
+  const std::vector<std::size_t> sizes_;               // elements of each chunk
+  std::vector<std::vector<R>> parts_;                  // the results of each chunk, once complete
+  std::map<std::uint64_t, ChunkOutcomes<R>> pending_;  // chunks that came in several pieces
   std::size_t left_;
   bool failed_ = false;
   std::shared_ptr<ProgressTracker> progress_;
@@ -838,7 +851,7 @@ class IMapSink final : public TaskSink {
     if (it != pending_.end()) return it;
     const std::uint64_t n =
         part >= sizes_base_ && part - sizes_base_ < sizes_.size() ? sizes_[part - sizes_base_] : 0;
-    if (covered.size() == 1 && covered[0].begin == 0 && covered[0].end == n) return it;
+    if (covers_chunk(covered, n)) return it;
     return pending_.emplace(part, ChunkOutcomes<R>(n)).first;
   }
   void complete_locked(PendingIt it) {
