@@ -26,6 +26,7 @@
 
 #include "helpers/proc_state.hpp"
 #include "helpers/watchdog.hpp"
+#include "helpers/worker_killer.hpp"
 
 using namespace std::chrono_literals;
 
@@ -139,17 +140,7 @@ TEST(PoolImapKill, EveryInputHasExactlyOneOutcomeUnderRandomKills) {
   ASSERT_EQ(children.size(), 1u);  // the pool's zygote
   const int zygote = children.front();
 
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> kills{0};
-  std::thread killer([&] {
-    std::mt19937 rng(4242);
-    while (!stop.load()) {
-      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 20001));
-      auto ws = mproc_test::children_of(zygote);  // the workers
-      if (ws.empty()) continue;
-      if (::kill(ws[rng() % ws.size()], SIGKILL) == 0) kills.fetch_add(1);
-    }
-  });
+  mproc_test::WorkerKiller killer(zygote, 4242, 20000);
 
   const auto deadline = std::chrono::steady_clock::now() + run_time();
   std::uint64_t rounds = 0, values = 0, lost = 0, wrong = 0, other = 0, unnamed = 0, missing = 0,
@@ -174,14 +165,13 @@ TEST(PoolImapKill, EveryInputHasExactlyOneOutcomeUnderRandomKills) {
                       std::to_string(rounds) + ": " + t.first_problem;
     if (t.timed_out) break;
   }
-  stop = true;
-  killer.join();
+  const std::uint64_t kills = killer.stop();
   std::printf(
       "imaps %llu inputs %llu values %llu lost %llu kills %llu wrong %llu other %llu unnamed %llu "
       "missing %llu doubled %llu\n",
       static_cast<unsigned long long>(rounds), static_cast<unsigned long long>(rounds * kInputs),
       static_cast<unsigned long long>(values), static_cast<unsigned long long>(lost),
-      static_cast<unsigned long long>(kills.load()), static_cast<unsigned long long>(wrong),
+      static_cast<unsigned long long>(kills), static_cast<unsigned long long>(wrong),
       static_cast<unsigned long long>(other), static_cast<unsigned long long>(unnamed),
       static_cast<unsigned long long>(missing), static_cast<unsigned long long>(doubled));
   EXPECT_EQ(wrong, 0u) << first_problem;
@@ -191,7 +181,7 @@ TEST(PoolImapKill, EveryInputHasExactlyOneOutcomeUnderRandomKills) {
   EXPECT_EQ(doubled, 0u) << first_problem;
   EXPECT_EQ(unended, 0u) << "imaps that gave no end within their outcomes; " << first_problem;
   EXPECT_EQ(values + lost, rounds * kInputs) << first_problem;
-  EXPECT_LE(lost, kills.load());  // a kill fails at most the element its worker was running
+  EXPECT_LE(lost, kills);  // a kill fails at most the element its worker was running
   EXPECT_GT(values, 0u);
   // The pool still serves after the storm.
   EXPECT_EQ(pool.apply(work, std::uint64_t{7}), value_of(7));

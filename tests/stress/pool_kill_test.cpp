@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "helpers/proc_state.hpp"
+#include "helpers/worker_killer.hpp"
 
 using namespace std::chrono_literals;
 
@@ -75,17 +76,7 @@ TEST(PoolKill, NoTaskRunsTwiceAndEveryOutcomeIsRightOrWorkerLost) {
   ASSERT_EQ(children.size(), 1u);  // the pool's zygote
   const int zygote = children.front();
 
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> kills{0};
-  std::thread killer([&] {
-    std::mt19937 rng(12345);
-    while (!stop.load()) {
-      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 20000));
-      auto ws = mproc_test::children_of(zygote);  // the workers
-      if (ws.empty()) continue;
-      if (::kill(ws[rng() % ws.size()], SIGKILL) == 0) kills.fetch_add(1);
-    }
-  });
+  mproc_test::WorkerKiller killer(zygote, 12345, 20000);
 
   std::uint64_t next_id = 0, ok = 0, lost = 0, other = 0, wrong = 0;
   // Counts what `check` finds (true: a right result, false: a wrong one, empty: the sequence
@@ -125,14 +116,13 @@ TEST(PoolKill, NoTaskRunsTwiceAndEveryOutcomeIsRightOrWorkerLost) {
     })) {
     }
   }
-  stop = true;
-  killer.join();
+  const std::uint64_t kills = killer.stop();
   std::printf("tasks %llu ok %llu lost %llu kills %llu\n", static_cast<unsigned long long>(next_id),
               static_cast<unsigned long long>(ok), static_cast<unsigned long long>(lost),
-              static_cast<unsigned long long>(kills.load()));
+              static_cast<unsigned long long>(kills));
   EXPECT_EQ(wrong, 0u);
   EXPECT_EQ(other, 0u);
-  EXPECT_LE(lost, kills.load());  // a kill loses at most the chunk its worker was running
+  EXPECT_LE(lost, kills);  // a kill loses at most the chunk its worker was running
   EXPECT_GT(ok, 0u);
   std::uint64_t twice = 0;
   for (std::uint64_t id = 0; id < next_id; ++id)
