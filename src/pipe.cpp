@@ -316,7 +316,7 @@ void Connection::check_writable() const {
   if (!writable_) throw ValueError("connection is read-only");
 }
 
-bool Connection::poll_until(const detail::Deadline& deadline) {
+bool Connection::poll_until(const detail::Expiry& deadline) {
   check_readable();
   bool ready = false;
   if (auto ec = detail::wait_readable(fd_, deadline, ready))
@@ -553,7 +553,7 @@ namespace {
 
 // ppoll over `fds` until `deadline`; returns ppoll's count (0: timed out). EINTR resumes for the
 // time left.
-int poll_until(pollfd* fds, std::size_t n, const detail::Deadline& deadline) {
+int poll_until(pollfd* fds, std::size_t n, const detail::Expiry& deadline) {
   for (;;) {
     timespec ts{};
     timespec* tsp = nullptr;
@@ -607,7 +607,7 @@ class QueueWatchers {
     pthread_sigmask(SIG_SETMASK, &all, &old);
     try {
       raw->thread = std::thread([raw, this] {
-        if (raw->queue->wait_readable(detail::Deadline(), &cancel_)) {
+        if (raw->queue->wait_readable(detail::Expiry(), &cancel_)) {
           raw->saw_ready.store(true, std::memory_order_relaxed);
           const std::uint64_t one = 1;
           (void)!::write(efd_, &one, sizeof one);
@@ -665,7 +665,7 @@ class FdCloser {
 }  // namespace
 
 std::vector<std::size_t> wait_until(std::span<const Waitable> objects,
-                                    const detail::Deadline& deadline) {
+                                    const detail::Expiry& deadline) {
   constexpr std::size_t kOnStack = 16;
   const std::size_t n = objects.size();
   pollfd on_stack[kOnStack + 1];

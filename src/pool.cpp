@@ -1183,7 +1183,7 @@ struct PoolCore::Impl {
       }
       launcher->quit();
     }
-    if (!launcher->wait(Deadline(deadline_after(kZygoteGrace)))) launcher->force_end();
+    if (!launcher->wait(Expiry(deadline_after(kZygoteGrace)))) launcher->force_end();
     launcher->force_end();  // joins (reaps) it
     // The result thread ends after its current batch. kQuit wakes it if it waits for events; it
     // is never waited for, since the result queue may be full (the result thread busy in a
@@ -1282,7 +1282,7 @@ PoolCore::PoolCore(PoolOptions options) {
     });
   } catch (...) {
     im.launcher->kill_all();
-    if (!im.launcher->wait(Deadline(deadline_after(kZygoteAbortGrace)))) im.launcher->force_end();
+    if (!im.launcher->wait(Expiry(deadline_after(kZygoteAbortGrace)))) im.launcher->force_end();
     im.launcher->force_end();  // reaps it
     try {
       throw;

@@ -144,7 +144,7 @@ class ZygoteLauncher final : public WorkerLauncher {
   void quit() noexcept override { send(kCmdQuit, -1); }
   void kill_all() noexcept override { send(kCmdKill, -1); }
 
-  bool wait(const Deadline& deadline) noexcept override {
+  bool wait(const Expiry& deadline) noexcept override {
     if (!zygote_) return true;
     try {
       return zygote_->join_until(deadline);

@@ -13,7 +13,7 @@
 #pragma once
 
 #include <memory>
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 
 namespace mproc::detail {
 
@@ -53,7 +53,7 @@ class WorkerLauncher {
   // Kills every worker now, reaps them, then ends.
   virtual void kill_all() noexcept = 0;
   // Waits until the launcher has ended (true), or until `deadline` (false).
-  virtual bool wait(const Deadline& deadline) noexcept = 0;
+  virtual bool wait(const Expiry& deadline) noexcept = 0;
   // Ends the launcher at once (SIGKILL), and waits for it.
   virtual void force_end() noexcept = 0;
   // False once the launcher has ended (for whatever reason).

@@ -253,7 +253,7 @@ void sweep_locked() MPROC_REQUIRES(g_mu) {
 // Waits for `p` to exit until `deadline`, and reaps it; true when it has exited. Throws
 // std::system_error if polling or reaping fails. The caller has checked that `p` is a started
 // child of this process.
-bool wait_child(ProcessImpl& p, const Deadline& deadline) MPROC_EXCLUDES(g_mu) {
+bool wait_child(ProcessImpl& p, const Expiry& deadline) MPROC_EXCLUDES(g_mu) {
   for (;;) {
     int fd;
     {
@@ -542,7 +542,7 @@ void Process::start() {
   p.target.reset();  // the parent's copies of the target and arguments are no longer needed
 }
 
-bool Process::join_until(const detail::Deadline& deadline) {
+bool Process::join_until(const detail::Expiry& deadline) {
   ProcessImpl& p = impl();
   {
     Guard g(g_mu);
@@ -696,7 +696,7 @@ std::optional<ParentProcess> parent_process() {
 
 bool ParentProcess::is_alive() const { return !join_until(detail::Clock::now()); }
 
-bool ParentProcess::join_until(const detail::Deadline& deadline) const {
+bool ParentProcess::join_until(const detail::Expiry& deadline) const {
   bool ready = false;
   std::error_code ec = detail::wait_readable(sentinel_, deadline, ready);
   if (ec) {

@@ -153,7 +153,7 @@ void recover_consumer_side(QueueShared* s) {
 
 // Takes one of the queue's robust locks, spinning briefly first.
 // Returns 0 (acquired), EOWNERDEAD (acquired; the previous holder died) or ETIMEDOUT.
-int lock_side(MutexState* m, const Deadline& deadline, std::uint32_t spin) {
+int lock_side(MutexState* m, const Expiry& deadline, std::uint32_t spin) {
   int r = mutex_try_acquire(m);
   // Test and test-and-set: watch the lock word with plain loads, try only when it looks free.
   for (std::uint32_t i = 0; r == EBUSY && i < spin; ++i) {
@@ -178,7 +178,7 @@ constexpr std::uint32_t kSpinStride = 8;
 
 template <class Ready, class OnIdle>
 bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping,
-          const Deadline& deadline, Ready ready, std::optional<Clock::duration> slice,
+          const Expiry& deadline, Ready ready, std::optional<Clock::duration> slice,
           OnIdle on_idle) {
   for (std::uint32_t i = 0; i < spin; i += kSpinStride) {
     if (ready()) return true;
@@ -192,7 +192,7 @@ bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::
       sleeping.fetch_and(~1u, std::memory_order_relaxed);
       return true;
     }
-    Deadline until = deadline;
+    Expiry until = deadline;
     if (slice) {
       auto next = Clock::now() + *slice;
       if (!until || next < *until) until = next;
@@ -242,7 +242,7 @@ constexpr std::uint32_t watch_token(std::uint32_t seq) { return (seq << 2) | 2u;
 
 class Producer {
  public:
-  Producer(QueueShared* s, std::byte* ring, const QueueConfig& c, const Deadline& deadline)
+  Producer(QueueShared* s, std::byte* ring, const QueueConfig& c, const Expiry& deadline)
       : s_(s),
         ring_(ring),
         c_(c),
@@ -438,7 +438,7 @@ class Producer {
   QueueShared* s_;
   std::byte* ring_;
   const QueueConfig& c_;
-  const Deadline& deadline_;
+  const Expiry& deadline_;
   std::uint64_t t_;                // local tail: written but maybe not yet published
   std::uint64_t items_;            // local items_put
   std::uint64_t published_t_;      // what tail and items_put hold
@@ -454,7 +454,7 @@ class Producer {
 
 class Consumer {
  public:
-  Consumer(QueueShared* s, std::byte* ring, const QueueConfig& c, const Deadline& deadline)
+  Consumer(QueueShared* s, std::byte* ring, const QueueConfig& c, const Expiry& deadline)
       : s_(s),
         ring_(ring),
         c_(c),
@@ -615,7 +615,7 @@ class Consumer {
 
   // Waits for tail to move past h_. With `probe`, wakes every kProbe to check that the producer of
   // the stream being received is still there; ends the stream for it if not.
-  bool wait_for_data(const Deadline& deadline, bool probe) {
+  bool wait_for_data(const Expiry& deadline, bool probe) {
     auto ready = [&] { return s_->tail.load(std::memory_order_acquire) != h_; };
     if (!probe)
       return park(c_.spin, s_->data_seq, s_->data_waiters, deadline, ready, std::nullopt, kNoIdle);
@@ -633,7 +633,7 @@ class Consumer {
     if (r == EOWNERDEAD) recover_producer_side(s_);
     if (refresh_tail()) return;  // it published more before it let go
     if (s_->put_stream_open == 0) fail("a streamed message stopped before its last chunk");
-    const Deadline now = Clock::now();
+    const Expiry now = Clock::now();
     try {
       Producer p(s_, ring_, c_, now);
       (void)p.abort_stream();  // no room now (cannot happen: we consumed all): next probe
@@ -654,7 +654,7 @@ class Consumer {
     publish();
     for (;;) {
       if (h_ == cached_t_ && !refresh_tail()) {
-        (void)wait_for_data(Deadline(), true);
+        (void)wait_for_data(Expiry(), true);
         continue;
       }
       const Record rec = record_at_head();
@@ -737,7 +737,7 @@ class Consumer {
   QueueShared* s_;
   std::byte* ring_;
   const QueueConfig& c_;
-  const Deadline& deadline_;
+  const Expiry& deadline_;
   std::uint64_t h_;
   std::uint64_t items_;
   std::uint64_t published_h_;
@@ -773,7 +773,7 @@ void settle_consumer(QueueShared* s, std::byte* ring, const QueueConfig& c) noex
   Unlock unlock(&s->get_lock);
   if (r == EOWNERDEAD) recover_consumer_side(s);
   try {
-    const Deadline none;
+    const Expiry none;
     Consumer consumer(s, ring, c, none);
     consumer.skip_orphans();
     consumer.publish();
@@ -828,7 +828,7 @@ void QueueCore::check_open() const {
 
 void QueueCore::close() noexcept { closed_ = true; }
 
-std::size_t QueueCore::put_batch(const EncodeJob* jobs, std::size_t n, const Deadline& deadline) {
+std::size_t QueueCore::put_batch(const EncodeJob* jobs, std::size_t n, const Expiry& deadline) {
   check_open();
   QueueShared* s = shared_.get();
   const int r = lock_side(&s->put_lock, deadline, config_.spin);
@@ -851,12 +851,12 @@ std::size_t QueueCore::put_batch(const EncodeJob* jobs, std::size_t n, const Dea
   return done;
 }
 
-bool QueueCore::put(const EncodeJob& job, const Deadline& deadline) {
+bool QueueCore::put(const EncodeJob& job, const Expiry& deadline) {
   return put_batch(&job, 1, deadline) == 1;
 }
 
 std::size_t QueueCore::get_batch(DecodeFn fn, void* out, std::size_t max,
-                                 const Deadline& deadline) {
+                                 const Expiry& deadline) {
   check_open();
   QueueShared* s = shared_.get();
   const int r = lock_side(&s->get_lock, deadline, config_.spin);
@@ -875,7 +875,7 @@ std::size_t QueueCore::get_batch(DecodeFn fn, void* out, std::size_t max,
   return got;
 }
 
-bool QueueCore::get(DecodeFn fn, void* out, const Deadline& deadline) {
+bool QueueCore::get(DecodeFn fn, void* out, const Expiry& deadline) {
   return get_batch(fn, out, 1, deadline) == 1;
 }
 
@@ -895,7 +895,7 @@ bool QueueCore::full() const noexcept { return config_.maxsize != 0 && qsize() >
 
 bool QueueCore::readable() const noexcept { return qsize() != 0; }
 
-bool QueueCore::wait_readable(const Deadline& deadline,
+bool QueueCore::wait_readable(const Expiry& deadline,
                               const std::atomic<std::uint32_t>* cancel) const noexcept {
   QueueShared* s = shared_.get();
   for (;;) {
@@ -938,7 +938,7 @@ void QueueCore::task_done() {
   }
 }
 
-bool QueueCore::join(const Deadline& deadline) {
+bool QueueCore::join(const Expiry& deadline) {
   check_open();
   QueueShared* s = shared_.get();
   auto finished = [s] {
@@ -956,7 +956,7 @@ bool QueueCore::join(const Deadline& deadline) {
     }
     // In slices: a producer killed between publishing its count and its index leaves a count
     // that settle_producer() repairs, and nobody would wake us for it.
-    Deadline until = Clock::now() + 2 * kProbe;
+    Expiry until = Clock::now() + 2 * kProbe;
     if (deadline && *deadline < *until) until = deadline;
     (void)futex_wait(&s->join_seq, seq, until);
     s->joiners.fetch_sub(1, std::memory_order_relaxed);

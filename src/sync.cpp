@@ -40,7 +40,7 @@ bool acquired(int r, const MutexState* s) {
 
 MutexHandle::MutexHandle(bool recursive) : state_(make_mutex_state(recursive)) {}
 
-bool MutexHandle::acquire_until(const Deadline& deadline) {
+bool MutexHandle::acquire_until(const Expiry& deadline) {
   return acquired(mutex_acquire(state_.get(), deadline), state_.get());
 }
 
@@ -69,7 +69,7 @@ std::uint32_t MutexHandle::release_all() {
 
 void MutexHandle::restore(std::uint32_t depth) {
   MutexState* s = state_.get();
-  int r = mutex_acquire(s, Deadline());
+  int r = mutex_acquire(s, Expiry());
   if (r != 0 && r != EOWNERDEAD) throw_mutex_error(r, s);
   s->depth = depth;
 }
@@ -105,7 +105,7 @@ bool Semaphore::try_acquire() noexcept {
   return false;
 }
 
-bool Semaphore::acquire_until(const detail::Deadline& deadline) {
+bool Semaphore::acquire_until(const detail::Expiry& deadline) {
   auto* s = state_.get();
   for (;;) {
     if (try_acquire()) return true;
@@ -149,7 +149,7 @@ void Event::set() {
 
 void Event::clear() noexcept { state_->flag.store(0, std::memory_order_relaxed); }
 
-bool Event::wait_until(const detail::Deadline& deadline) {
+bool Event::wait_until(const detail::Expiry& deadline) {
   auto* s = state_.get();
   if (s->flag.load(std::memory_order_acquire) != 0) return true;
   s->waiters.fetch_add(1, std::memory_order_seq_cst);
@@ -175,7 +175,7 @@ void Condition::check_owned(const char* what) const {
   if (!mutex_.is_owned()) throw LockError(what);
 }
 
-bool Condition::wait_until(const detail::Deadline& deadline) {
+bool Condition::wait_until(const detail::Expiry& deadline) {
   check_owned("mproc::Condition: cannot wait on un-acquired lock");
   auto* s = state_.get();
   std::uint32_t seq = s->seq.load(std::memory_order_seq_cst);
@@ -216,7 +216,7 @@ void break_barrier(detail::BarrierState* s) noexcept {
 
 // Takes the barrier's lock; a dead previous holder (e.g. killed in the action) breaks the barrier.
 void lock_barrier(detail::BarrierState* s) {
-  int r = detail::mutex_acquire(&s->lock, detail::Deadline());
+  int r = detail::mutex_acquire(&s->lock, detail::Expiry());
   if (r == EOWNERDEAD) {
     if (!s->broken.load(std::memory_order_relaxed)) break_barrier(s);
   } else if (r != 0) {
@@ -249,10 +249,10 @@ Barrier::Barrier(int parties, std::function<void()> action,
 
 int Barrier::wait() {
   if (timeout_) return wait(*timeout_);
-  return wait_until(detail::Deadline());
+  return wait_until(detail::Expiry());
 }
 
-int Barrier::wait_until(const detail::Deadline& deadline) {
+int Barrier::wait_until(const detail::Expiry& deadline) {
   auto* s = state_.get();
   std::uint32_t g;
   std::uint32_t index;
@@ -281,7 +281,7 @@ int Barrier::wait_until(const detail::Deadline& deadline) {
   // process running it died (its robust lock then reports EOWNERDEAD).
   const bool probe = s->has_action.load(std::memory_order_relaxed) != 0;
   while (s->generation.load(std::memory_order_seq_cst) == g) {
-    detail::Deadline slice = deadline;
+    detail::Expiry slice = deadline;
     if (probe) {
       auto next = detail::Clock::now() + kActionProbe;
       if (!slice || next < *slice) slice = next;

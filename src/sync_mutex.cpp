@@ -144,7 +144,7 @@ timespec to_timespec(Clock::time_point t) noexcept {
   return ts;
 }
 
-int mutex_acquire(MutexState* s, const Deadline& deadline) noexcept {
+int mutex_acquire(MutexState* s, const Expiry& deadline) noexcept {
   if (s->recursive && mutex_owned(s)) {
     ++s->depth;
     return 0;

@@ -48,7 +48,7 @@ std::shared_ptr<MutexState> make_mutex_state(bool recursive);
 
 // Results of mutex_acquire besides 0: EOWNERDEAD (acquired; previous owner died), ETIMEDOUT/EBUSY
 // (not acquired), EDEADLK (caller already holds a non-recursive lock), other errno values.
-int mutex_acquire(MutexState* s, const Deadline& deadline) noexcept;
+int mutex_acquire(MutexState* s, const Expiry& deadline) noexcept;
 int mutex_try_acquire(MutexState* s) noexcept;
 // 0, or EPERM when the caller does not hold the lock.
 int mutex_release(MutexState* s) noexcept;

@@ -103,7 +103,7 @@
 #include <memory>
 #include <mproc/byte_stream.hpp>
 #include <mproc/codec.hpp>
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <new>
@@ -340,16 +340,16 @@ class MPROC_API Connection {
   template <class T, class R, class P>
   [[nodiscard]] std::optional<T> recv(std::chrono::duration<R, P> timeout,
                                       std::size_t maxlength = kUnlimited) {
-    return recv_until<T>(detail::Deadline(detail::deadline_after(timeout)), maxlength);
+    return recv_until<T>(detail::Expiry(detail::deadline_after(timeout)), maxlength);
   }
   template <class T, class C, class D>
   [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<C, D> deadline,
                                             std::size_t maxlength = kUnlimited) {
-    return recv_until<T>(detail::Deadline(detail::to_steady(deadline)), maxlength);
+    return recv_until<T>(detail::Expiry(detail::to_steady(deadline)), maxlength);
   }
   // The deadline form the others use: nullopt waits without limit.
   template <class T>
-  [[nodiscard]] std::optional<T> recv_until(const detail::Deadline& deadline,
+  [[nodiscard]] std::optional<T> recv_until(const detail::Expiry& deadline,
                                             std::size_t maxlength = kUnlimited) {
     if (!poll_until(deadline)) return std::nullopt;
     return recv<T>(maxlength);
@@ -389,19 +389,19 @@ class MPROC_API Connection {
   // Whether a message (or EOF: the peer closed its end, so that recv would throw EOFError) can be
   // read now; does not block. Readable means at least the first bytes of a message have arrived.
   // Mirrors Connection.poll() (timeout 0).
-  [[nodiscard]] bool poll() { return poll_until(detail::Deadline(detail::Clock::now())); }
+  [[nodiscard]] bool poll() { return poll_until(detail::Expiry(detail::Clock::now())); }
   // As poll(), waiting at most `timeout` (negative: zero; `duration::max()`: without limit).
   // Mirrors Connection.poll(timeout).
   template <class R, class P>
   [[nodiscard]] bool poll(std::chrono::duration<R, P> timeout) {
-    return poll_until(detail::Deadline(detail::deadline_after(timeout)));
+    return poll_until(detail::Expiry(detail::deadline_after(timeout)));
   }
   template <class C, class D>
   [[nodiscard]] bool poll_until(std::chrono::time_point<C, D> deadline) {
-    return poll_until(detail::Deadline(detail::to_steady(deadline)));
+    return poll_until(detail::Expiry(detail::to_steady(deadline)));
   }
   // The deadline form the others use: nullopt waits without limit (Python's poll(None)).
-  [[nodiscard]] bool poll_until(const detail::Deadline& deadline);
+  [[nodiscard]] bool poll_until(const detail::Expiry& deadline);
 
   // Closes the descriptor; later calls throw Closed. Closing again does nothing. Never blocks and
   // never throws. The peer sees EOF once every process has closed this end.
@@ -551,7 +551,7 @@ class MPROC_API Waitable {
 // Mirrors multiprocessing.connection.wait(object_list, timeout), which returns the objects (and
 // waits for Python's Queue through its pipe's reader, `q._reader`).
 [[nodiscard]] MPROC_API std::vector<std::size_t> wait_until(std::span<const Waitable> objects,
-                                                            const detail::Deadline& deadline);
+                                                            const detail::Expiry& deadline);
 
 namespace detail {
 template <class R>
@@ -560,7 +560,7 @@ concept WaitableRange =
 }  // namespace detail
 
 template <detail::WaitableRange R>
-[[nodiscard]] std::vector<std::size_t> wait_until(R&& objects, const detail::Deadline& deadline) {
+[[nodiscard]] std::vector<std::size_t> wait_until(R&& objects, const detail::Expiry& deadline) {
   using V = std::remove_cvref_t<std::ranges::range_reference_t<R>>;
   if constexpr (std::ranges::contiguous_range<R> && std::is_same_v<V, Waitable>) {
     return wait_until(
@@ -575,33 +575,33 @@ template <detail::WaitableRange R>
 }
 template <detail::WaitableRange R>
 [[nodiscard]] std::vector<std::size_t> wait(R&& objects) {
-  return wait_until(std::forward<R>(objects), detail::Deadline());
+  return wait_until(std::forward<R>(objects), detail::Expiry());
 }
 template <detail::WaitableRange R, class Rep, class P>
 [[nodiscard]] std::vector<std::size_t> wait(R&& objects, std::chrono::duration<Rep, P> timeout) {
-  return wait_until(std::forward<R>(objects), detail::Deadline(detail::deadline_after(timeout)));
+  return wait_until(std::forward<R>(objects), detail::Expiry(detail::deadline_after(timeout)));
 }
 template <detail::WaitableRange R, class C, class D>
 [[nodiscard]] std::vector<std::size_t> wait_until(R&& objects,
                                                   std::chrono::time_point<C, D> deadline) {
-  return wait_until(std::forward<R>(objects), detail::Deadline(detail::to_steady(deadline)));
+  return wait_until(std::forward<R>(objects), detail::Expiry(detail::to_steady(deadline)));
 }
 
 // The braced-list forms: `mproc::wait({a, b, p}, 1s)`.
 [[nodiscard]] inline std::vector<std::size_t> wait(std::initializer_list<Waitable> objects) {
-  return wait_until(std::span<const Waitable>(objects.begin(), objects.size()), detail::Deadline());
+  return wait_until(std::span<const Waitable>(objects.begin(), objects.size()), detail::Expiry());
 }
 template <class Rep, class P>
 [[nodiscard]] std::vector<std::size_t> wait(std::initializer_list<Waitable> objects,
                                             std::chrono::duration<Rep, P> timeout) {
   return wait_until(std::span<const Waitable>(objects.begin(), objects.size()),
-                    detail::Deadline(detail::deadline_after(timeout)));
+                    detail::Expiry(detail::deadline_after(timeout)));
 }
 template <class C, class D>
 [[nodiscard]] std::vector<std::size_t> wait_until(std::initializer_list<Waitable> objects,
                                                   std::chrono::time_point<C, D> deadline) {
   return wait_until(std::span<const Waitable>(objects.begin(), objects.size()),
-                    detail::Deadline(detail::to_steady(deadline)));
+                    detail::Expiry(detail::to_steady(deadline)));
 }
 
 }  // namespace mproc

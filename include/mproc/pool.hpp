@@ -127,7 +127,7 @@
 #include <iterator>
 #include <memory>
 #include <mproc/codec.hpp>
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 #include <mproc/detail/pool_core.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
@@ -195,7 +195,7 @@ class AsyncResult {
   // Waits for the task, then returns its result (a copy; get() may be called again) or throws its
   // error (RemoteError, WorkerLost, BrokenPool, DecodeError). Mirrors AsyncResult.get().
   R get() const {
-    state().wait_until(detail::Deadline());
+    state().wait_until(detail::Expiry());
     return result();
   }
   // As get(), waiting at most `timeout`; throws TimeoutError if the task is not done by then.
@@ -207,7 +207,7 @@ class AsyncResult {
     return result();
   }
   // Blocks until the task is done. Mirrors AsyncResult.wait().
-  void wait() const { state().wait_until(detail::Deadline()); }
+  void wait() const { state().wait_until(detail::Expiry()); }
   // Blocks at most `timeout`; true when the task is done. Mirrors AsyncResult.wait(timeout)
   // followed by ready().
   template <class Rep, class Per>
@@ -226,7 +226,7 @@ class AsyncResult {
 
   // Moves the value out (internal: Pool::map uses it to avoid a copy).
   V take() {
-    state().wait_until(detail::Deadline());
+    state().wait_until(detail::Expiry());
     if (state().error()) std::rethrow_exception(state().error());
     return std::move(state().value());
   }
@@ -343,7 +343,7 @@ class IMapResult {
 
   // The next result; empty at the end of the input. Blocks until it is available. Throws the
   // task's error, or the input range's exception at its position. Mirrors IMapIterator.next().
-  std::optional<R> next() { return next_at(detail::Deadline()); }
+  std::optional<R> next() { return next_at(detail::Expiry()); }
   // As next(), waiting at most `timeout`; throws TimeoutError if no result came in time (nothing is
   // lost: call again). Mirrors IMapIterator.next(timeout).
   template <class Rep, class Per>
@@ -398,7 +398,7 @@ class IMapResult {
   static constexpr std::size_t kWindowElementsPerWorker = 64;
   static constexpr std::size_t kMinWindowPerWorker = 4;
 
-  std::optional<R> next_at(const detail::Deadline& deadline) {
+  std::optional<R> next_at(const detail::Expiry& deadline) {
     for (;;) {
       top_up();
       if (error_pos_ < element_errors_.size() && element_errors_[error_pos_].first == index_) {

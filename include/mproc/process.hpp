@@ -74,7 +74,7 @@
 #include <climits>
 #include <cstddef>
 #include <memory>
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <optional>
@@ -291,22 +291,22 @@ class MPROC_API Process {
   // process") or from another process than the parent ("can only join a child process");
   // std::system_error if waiting fails (ECHILD: the child was reaped behind mproc's back).
   // Mirrors Process.join().
-  void join() { (void)join_until(detail::Deadline()); }
+  void join() { (void)join_until(detail::Expiry()); }
   // Blocks at most `timeout`; true when the child has exited (and was reaped). Negative timeouts
   // count as zero. Throws as join(). Mirrors Process.join(timeout) followed by a test of
   // `exitcode is not None`.
   template <class R, class P>
   [[nodiscard]] bool join(std::chrono::duration<R, P> timeout) {
-    return join_until(detail::Deadline(detail::deadline_after(timeout)));
+    return join_until(detail::Expiry(detail::deadline_after(timeout)));
   }
   // Blocks until `deadline` (any clock) at most; true when the child has exited. A deadline in the
   // past only checks. Throws as join().
   template <class C, class D>
   [[nodiscard]] bool join_until(std::chrono::time_point<C, D> deadline) {
-    return join_until(detail::Deadline(detail::to_steady(deadline)));
+    return join_until(detail::Expiry(detail::to_steady(deadline)));
   }
   // The deadline form every join uses: nullopt waits without limit.
-  [[nodiscard]] bool join_until(const detail::Deadline& deadline);
+  [[nodiscard]] bool join_until(const detail::Expiry& deadline);
 
   // True from `start()` until the child has exited; false before `start()`. Does not block; reaps
   // the child if it has exited. Throws ValueError if closed; ProcessError from another process
@@ -408,16 +408,16 @@ class MPROC_API ParentProcess {
   [[nodiscard]] int sentinel() const noexcept { return sentinel_; }
   // Blocks until the parent exits (or the timeout/deadline passes; true when it has exited), with
   // the timeout rules of the header comment. Throws std::system_error if polling fails.
-  void join() const { (void)join_until(detail::Deadline()); }
+  void join() const { (void)join_until(detail::Expiry()); }
   template <class R, class P>
   [[nodiscard]] bool join(std::chrono::duration<R, P> timeout) const {
-    return join_until(detail::Deadline(detail::deadline_after(timeout)));
+    return join_until(detail::Expiry(detail::deadline_after(timeout)));
   }
   template <class C, class D>
   [[nodiscard]] bool join_until(std::chrono::time_point<C, D> deadline) const {
-    return join_until(detail::Deadline(detail::to_steady(deadline)));
+    return join_until(detail::Expiry(detail::to_steady(deadline)));
   }
-  [[nodiscard]] bool join_until(const detail::Deadline& deadline) const;
+  [[nodiscard]] bool join_until(const detail::Expiry& deadline) const;
 
  private:
   friend std::optional<ParentProcess> parent_process();

@@ -97,7 +97,7 @@
 #include <cstddef>
 #include <iterator>
 #include <mproc/codec.hpp>
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 #include <mproc/detail/queue_core.hpp>
 #include <mproc/errors.hpp>
 #include <optional>
@@ -152,16 +152,16 @@ class Queue {
   // Puts `v`, blocking while the queue is full. Mirrors Queue.put(obj). Every put form throws
   // ValueError for an encoded size above 2^62 bytes, Closed after close(), and what the codec
   // throws (the message is then not put).
-  void put(const T& v) { (void)put_at(v, detail::Deadline()); }
+  void put(const T& v) { (void)put_at(v, detail::Expiry()); }
   // Puts `v`, blocking at most `timeout`; throws Full if the queue stayed full.
   // Mirrors Queue.put(obj, timeout=...).
   template <class R, class P>
   void put(const T& v, std::chrono::duration<R, P> timeout) {
-    if (!put_at(v, detail::Deadline(detail::deadline_after(timeout)))) throw_full();
+    if (!put_at(v, detail::Expiry(detail::deadline_after(timeout)))) throw_full();
   }
   template <class C, class D>
   void put_until(const T& v, std::chrono::time_point<C, D> deadline) {
-    if (!put_at(v, detail::Deadline(detail::to_steady(deadline)))) throw_full();
+    if (!put_at(v, detail::Expiry(detail::to_steady(deadline)))) throw_full();
   }
   // Puts `v` if there is room now; throws Full otherwise. Mirrors Queue.put_nowait(obj).
   void put_nowait(const T& v) {
@@ -174,30 +174,30 @@ class Queue {
   // taken once per batch of elements, which is far cheaper than one put each. Returns the count.
   template <std::ranges::input_range Range>
   std::size_t put_many(Range&& range) {
-    return put_many_until(std::forward<Range>(range), detail::Deadline());
+    return put_many_until(std::forward<Range>(range), detail::Expiry());
   }
   // As above, giving up at the timeout: returns how many were put (a prefix of the range).
   template <std::ranges::input_range Range, class R, class P>
   std::size_t put_many(Range&& range, std::chrono::duration<R, P> timeout) {
     return put_many_until(std::forward<Range>(range),
-                          detail::Deadline(detail::deadline_after(timeout)));
+                          detail::Expiry(detail::deadline_after(timeout)));
   }
 
   // Removes and returns the oldest item, blocking while the queue is empty. Mirrors Queue.get().
   // Every get form throws DecodeError (or what the codec throws) for a message that does not
   // decode, consuming it (see the header comment), and mproc::Error "corrupt ring" when the
   // shared region holds what no queue writes.
-  T get() { return *get_at(detail::Deadline()); }
+  T get() { return *get_at(detail::Expiry()); }
   // Blocks at most `timeout`; throws Empty if nothing came. Mirrors Queue.get(timeout=...).
   template <class R, class P>
   T get(std::chrono::duration<R, P> timeout) {
-    auto v = get_at(detail::Deadline(detail::deadline_after(timeout)));
+    auto v = get_at(detail::Expiry(detail::deadline_after(timeout)));
     if (!v) throw_empty();
     return std::move(*v);
   }
   template <class C, class D>
   T get_until(std::chrono::time_point<C, D> deadline) {
-    auto v = get_at(detail::Deadline(detail::to_steady(deadline)));
+    auto v = get_at(detail::Expiry(detail::to_steady(deadline)));
     if (!v) throw_empty();
     return std::move(*v);
   }
@@ -235,9 +235,9 @@ class Queue {
   //   }
   template <class R, class P>
   std::vector<T> get_many(std::size_t max, std::chrono::duration<R, P> timeout) {
-    return get_many_until(max, detail::Deadline(detail::deadline_after(timeout)));
+    return get_many_until(max, detail::Expiry(detail::deadline_after(timeout)));
   }
-  std::vector<T> get_many(std::size_t max) { return get_many_until(max, detail::Deadline()); }
+  std::vector<T> get_many(std::size_t max) { return get_many_until(max, detail::Expiry()); }
 
   // The number of items in the queue (a snapshot). Mirrors Queue.qsize().
   [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
@@ -253,17 +253,17 @@ class Queue {
   void close() noexcept { core_.close(); }
 
   // The core calls, for the deadline forms above and for JoinableQueue.
-  bool put_at(const T& v, const detail::Deadline& deadline) {
+  bool put_at(const T& v, const detail::Expiry& deadline) {
     detail::EncodeJob job{encoded_size(v), &detail::encode_erased<T>, &v};
     return core_.put(job, deadline);
   }
-  std::optional<T> get_at(const detail::Deadline& deadline) {
+  std::optional<T> get_at(const detail::Expiry& deadline) {
     std::optional<T> out;
     core_.get(&detail::decode_into_optional<T>, &out, deadline);
     return out;
   }
   template <class Range>
-  std::size_t put_many_until(Range&& range, const detail::Deadline& deadline) {
+  std::size_t put_many_until(Range&& range, const detail::Expiry& deadline) {
     constexpr std::size_t kBatch = 64;
     detail::EncodeJob jobs[kBatch];
     std::size_t total = 0, n = 0;
@@ -290,7 +290,7 @@ class Queue {
     if (n) flush();
     return total;
   }
-  std::vector<T> get_many_until(std::size_t max, const detail::Deadline& deadline) {
+  std::vector<T> get_many_until(std::size_t max, const detail::Expiry& deadline) {
     std::vector<T> out;
     if (max == 0) return out;
     out.reserve(max < 1024 ? max : 1024);
@@ -341,11 +341,11 @@ class JoinableQueue : public Queue<T> {
   // Mirrors JoinableQueue.task_done().
   void task_done() { this->core_.task_done(); }
   // Blocks until every item put has been marked done. Mirrors JoinableQueue.join().
-  void join() { (void)this->core_.join(detail::Deadline()); }
+  void join() { (void)this->core_.join(detail::Expiry()); }
   // As join(), for at most `timeout`; true when every task was done.
   template <class R, class P>
   [[nodiscard]] bool join(std::chrono::duration<R, P> timeout) {
-    return this->core_.join(detail::Deadline(detail::deadline_after(timeout)));
+    return this->core_.join(detail::Expiry(detail::deadline_after(timeout)));
   }
 };
 

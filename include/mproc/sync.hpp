@@ -48,7 +48,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <optional>
@@ -66,20 +66,20 @@ struct BarrierState;
 // Lockable forms both expose (documented on Lock).
 class MPROC_API MutexHandle {
  public:
-  void acquire() { (void)acquire_until(Deadline()); }
+  void acquire() { (void)acquire_until(Expiry()); }
   [[nodiscard]] bool acquire(bool block) {
-    return block ? acquire_until(Deadline()) : try_acquire();
+    return block ? acquire_until(Expiry()) : try_acquire();
   }
   template <class R, class P>
   [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
-    return acquire_until(Deadline(deadline_after(timeout)));
+    return acquire_until(Expiry(deadline_after(timeout)));
   }
   template <class C, class D>
   [[nodiscard]] bool acquire_until(std::chrono::time_point<C, D> deadline) {
-    return acquire_until(Deadline(to_steady(deadline)));
+    return acquire_until(Expiry(to_steady(deadline)));
   }
   // Blocks until acquired or `deadline` passes; true when acquired.
-  bool acquire_until(const Deadline& deadline);
+  bool acquire_until(const Expiry& deadline);
   // Takes the lock only if that needs no waiting; true when acquired.
   bool try_acquire();
   void release();
@@ -196,17 +196,17 @@ class MPROC_API Semaphore {
   // Throws ValueError if `value` is negative or above `max_value()`.
   explicit Semaphore(int value = 1);
 
-  void acquire() { (void)acquire_until(detail::Deadline()); }
+  void acquire() { (void)acquire_until(detail::Expiry()); }
   [[nodiscard]] bool acquire(bool block) {
-    return block ? acquire_until(detail::Deadline()) : try_acquire();
+    return block ? acquire_until(detail::Expiry()) : try_acquire();
   }
   template <class R, class P>
   [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
-    return acquire_until(detail::Deadline(detail::deadline_after(timeout)));
+    return acquire_until(detail::Expiry(detail::deadline_after(timeout)));
   }
   template <class C, class D>
   [[nodiscard]] bool acquire_until(std::chrono::time_point<C, D> deadline) {
-    return acquire_until(detail::Deadline(detail::to_steady(deadline)));
+    return acquire_until(detail::Expiry(detail::to_steady(deadline)));
   }
   // Adds `n` (>= 1) to the count and wakes that many waiters. Throws ValueError if the count would
   // exceed the maximum (for BoundedSemaphore: its initial value). Mirrors Semaphore.release(n).
@@ -220,7 +220,7 @@ class MPROC_API Semaphore {
 
   static constexpr int max_value() noexcept { return 0x7fffffff; }
 
-  bool acquire_until(const detail::Deadline& deadline);
+  bool acquire_until(const detail::Expiry& deadline);
   bool try_acquire() noexcept;
 
  protected:
@@ -256,7 +256,7 @@ class MPROC_API Condition {
   void acquire() { (void)mutex().acquire_until(std::nullopt); }
   template <class R, class P>
   [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
-    return mutex().acquire_until(detail::Deadline(detail::deadline_after(timeout)));
+    return mutex().acquire_until(detail::Expiry(detail::deadline_after(timeout)));
   }
   void release() { mutex().release(); }
   void lock() { acquire(); }
@@ -265,29 +265,29 @@ class MPROC_API Condition {
 
   // Releases the lock, blocks until notified (or spuriously woken), takes the lock again.
   // Mirrors Condition.wait().
-  void wait() { (void)wait_until(detail::Deadline()); }
+  void wait() { (void)wait_until(detail::Expiry()); }
   // As wait(); false when the timeout expired. Mirrors Condition.wait(timeout).
   template <class R, class P>
   [[nodiscard]] bool wait(std::chrono::duration<R, P> timeout) {
-    return wait_until(detail::Deadline(detail::deadline_after(timeout)));
+    return wait_until(detail::Expiry(detail::deadline_after(timeout)));
   }
   template <class C, class D>
   [[nodiscard]] bool wait_until(std::chrono::time_point<C, D> deadline) {
-    return wait_until(detail::Deadline(detail::to_steady(deadline)));
+    return wait_until(detail::Expiry(detail::to_steady(deadline)));
   }
   // Waits until `pred()` is true; returns its last value (false only on timeout).
   // Mirrors Condition.wait_for(predicate, timeout).
   template <class Pred>
   bool wait_for(Pred pred) {
-    return wait_for_until(pred, detail::Deadline());
+    return wait_for_until(pred, detail::Expiry());
   }
   template <class Pred, class R, class P>
   bool wait_for(Pred pred, std::chrono::duration<R, P> timeout) {
-    return wait_for_until(pred, detail::Deadline(detail::deadline_after(timeout)));
+    return wait_for_until(pred, detail::Expiry(detail::deadline_after(timeout)));
   }
   template <class Pred, class C, class D>
   bool wait_for_until(Pred pred, std::chrono::time_point<C, D> deadline) {
-    return wait_for_until(pred, detail::Deadline(detail::to_steady(deadline)));
+    return wait_for_until(pred, detail::Expiry(detail::to_steady(deadline)));
   }
 
   // Wakes up to `n` waiters. Mirrors Condition.notify(n).
@@ -295,10 +295,10 @@ class MPROC_API Condition {
   // Wakes every waiter. Mirrors Condition.notify_all().
   void notify_all();
 
-  bool wait_until(const detail::Deadline& deadline);
+  bool wait_until(const detail::Expiry& deadline);
 
   template <class Pred>
-  bool wait_for_until(Pred& pred, const detail::Deadline& deadline) {
+  bool wait_for_until(Pred& pred, const detail::Expiry& deadline) {
     bool result = static_cast<bool>(pred());
     while (!result) {
       if (detail::expired(deadline)) break;
@@ -332,17 +332,17 @@ class MPROC_API Event {
   void set();
   void clear() noexcept;
   // Blocks until the flag is set. Mirrors Event.wait().
-  void wait() { (void)wait_until(detail::Deadline()); }
+  void wait() { (void)wait_until(detail::Expiry()); }
   // Blocks at most `timeout`; returns the flag (false on timeout). Mirrors Event.wait(timeout).
   template <class R, class P>
   [[nodiscard]] bool wait(std::chrono::duration<R, P> timeout) {
-    return wait_until(detail::Deadline(detail::deadline_after(timeout)));
+    return wait_until(detail::Expiry(detail::deadline_after(timeout)));
   }
   template <class C, class D>
   [[nodiscard]] bool wait_until(std::chrono::time_point<C, D> deadline) {
-    return wait_until(detail::Deadline(detail::to_steady(deadline)));
+    return wait_until(detail::Expiry(detail::to_steady(deadline)));
   }
-  bool wait_until(const detail::Deadline& deadline);
+  bool wait_until(const detail::Expiry& deadline);
 
  private:
   std::shared_ptr<detail::EventState> state_;
@@ -373,13 +373,13 @@ class MPROC_API Barrier {
   int wait();
   template <class R, class P>
   int wait(std::chrono::duration<R, P> timeout) {
-    return wait_until(detail::Deadline(detail::deadline_after(timeout)));
+    return wait_until(detail::Expiry(detail::deadline_after(timeout)));
   }
   template <class C, class D>
   int wait_until(std::chrono::time_point<C, D> deadline) {
-    return wait_until(detail::Deadline(detail::to_steady(deadline)));
+    return wait_until(detail::Expiry(detail::to_steady(deadline)));
   }
-  int wait_until(const detail::Deadline& deadline);
+  int wait_until(const detail::Expiry& deadline);
 
   // Returns the barrier to its empty state; current waiters get BrokenBarrierError.
   void reset();

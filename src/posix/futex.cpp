@@ -15,7 +15,7 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
               "futex words must be plain lock-free 32-bit words");
 
 int futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
-               const Deadline& deadline) noexcept {
+               const Expiry& deadline) noexcept {
   timespec ts{};
   timespec* tsp = nullptr;
   if (deadline) {

@@ -7,7 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 
 namespace mproc::detail {
 
@@ -15,7 +15,7 @@ namespace mproc::detail {
 // Returns 0 when woken (or the value differed: EAGAIN is folded into 0), EINTR on a signal,
 // ETIMEDOUT when the deadline passed. Never throws.
 int futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
-               const Deadline& deadline) noexcept;
+               const Expiry& deadline) noexcept;
 
 // Wakes up to `n` waiters on `word`; returns how many were woken (or -errno).
 int futex_wake(const std::atomic<std::uint32_t>* word, int n) noexcept;

@@ -27,7 +27,7 @@ std::error_code send_signal(int pidfd, int sig) noexcept {
   return last_error();
 }
 
-std::error_code wait_readable(int fd, const Deadline& deadline, bool& ready) noexcept {
+std::error_code wait_readable(int fd, const Expiry& deadline, bool& ready) noexcept {
   ready = false;
   for (;;) {
     timespec ts{};

@@ -7,7 +7,7 @@
 
 #include <sys/types.h>
 
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 #include <system_error>
 
 namespace mproc::detail {
@@ -21,7 +21,7 @@ std::error_code send_signal(int pidfd, int sig) noexcept;
 
 // Blocks until `fd` polls readable or `deadline` passes (nullopt: no deadline). `ready` tells
 // which. Interrupted waits (EINTR) resume with the time left on CLOCK_MONOTONIC.
-std::error_code wait_readable(int fd, const Deadline& deadline, bool& ready) noexcept;
+std::error_code wait_readable(int fd, const Expiry& deadline, bool& ready) noexcept;
 
 // Reaps the child behind `pidfd` if it has exited, without blocking (waitid(P_PIDFD, WNOHANG)).
 // On success `exited` says whether it was reaped; if so `exitcode` is its exit status, or -N when

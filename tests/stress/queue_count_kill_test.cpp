@@ -27,7 +27,7 @@
 using namespace std::chrono_literals;
 using mproc::QueueOptions;
 using mproc::detail::Clock;
-using mproc::detail::Deadline;
+using mproc::detail::Expiry;
 using mproc::detail::EncodeJob;
 using mproc::detail::QueueCore;
 using mproc_test::Child;

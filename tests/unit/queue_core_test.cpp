@@ -23,7 +23,7 @@
 using namespace std::chrono_literals;
 using mproc::QueueOptions;
 using mproc::detail::Clock;
-using mproc::detail::Deadline;
+using mproc::detail::Expiry;
 using mproc::detail::EncodeJob;
 using mproc::detail::QueueCore;
 using mproc_test::Child;
@@ -65,17 +65,17 @@ Bytes pattern(std::uint32_t tag, std::size_t size) {
   return b;
 }
 
-bool put(QueueCore& q, const Bytes& b, const Deadline& d = Deadline()) {
+bool put(QueueCore& q, const Bytes& b, const Expiry& d = Expiry()) {
   return q.put(EncodeJob{b.size(), &encode_bytes, &b}, d);
 }
 
-std::optional<Bytes> get(QueueCore& q, const Deadline& d = Deadline()) {
+std::optional<Bytes> get(QueueCore& q, const Expiry& d = Expiry()) {
   Bytes b;
   if (!q.get(&decode_bytes, &b, d)) return std::nullopt;
   return b;
 }
 
-Deadline in(std::chrono::milliseconds ms) { return Clock::now() + ms; }
+Expiry in(std::chrono::milliseconds ms) { return Clock::now() + ms; }
 
 TEST(QueueCore, FifoWithinOneProcessAcrossPadding) {
   QueueCore q(0, QueueOptions{.capacity = 4096}, false);
@@ -183,7 +183,7 @@ TEST(QueueCore, EncoderThrowingRollsTheMessageBack) {
     throw std::runtime_error("encoder failed");
   };
   int dummy = 0;
-  EXPECT_THROW(q.put(EncodeJob{8, +bad, &dummy}, Deadline()), std::runtime_error);
+  EXPECT_THROW(q.put(EncodeJob{8, +bad, &dummy}, Expiry()), std::runtime_error);
   EXPECT_TRUE(q.empty());
   EXPECT_FALSE(get(q, Clock::now()));
   EXPECT_TRUE(put(q, pattern(5, 10)));
@@ -235,7 +235,7 @@ TEST(QueueCore, ProducerKilledMidStreamIsDroppedAndOthersGoOn) {
   SharedPage<KillBoard> board;
   g_board = &*board;
   Child doomed([&] {
-    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Deadline());
+    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Expiry());
     return 0;
   });
   // The consumer starts receiving the stream (the producer can only write 2 rings' worth because
@@ -259,7 +259,7 @@ TEST(QueueCore, ConsumerReceivingAStreamNoticesItsProducerDied) {
   SharedPage<KillBoard> board;
   g_board = &*board;
   Child doomed([&] {
-    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Deadline());
+    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Expiry());
     return 0;
   });
   std::thread killer([&] {
@@ -284,7 +284,7 @@ TEST(QueueCore, ProducerKilledMidStreamWithNoConsumerIsAbortedByTheNextProducer)
   SharedPage<KillBoard> board;
   g_board = &*board;
   Child doomed([&] {
-    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Deadline());
+    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Expiry());
     return 0;
   });
   ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));
@@ -462,7 +462,7 @@ TEST(QueueCore, ProducerKilledMidStreamLeavesTheCountExact) {
   SharedPage<KillBoard> board;
   g_board = &*board;
   Child doomed([&] {
-    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Deadline());
+    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Expiry());
     return 0;
   });
   ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));

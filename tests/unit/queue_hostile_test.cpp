@@ -30,7 +30,7 @@
 using namespace std::chrono_literals;
 using mproc::QueueOptions;
 using mproc::detail::Clock;
-using mproc::detail::Deadline;
+using mproc::detail::Expiry;
 using mproc::detail::EncodeJob;
 using mproc::detail::QueueCore;
 using mproc::detail::QueueCoreTestAccess;
@@ -80,11 +80,11 @@ Bytes pattern(std::uint32_t tag, std::size_t size) {
   return b;
 }
 
-bool put(QueueCore& q, const Bytes& b, const Deadline& d) {
+bool put(QueueCore& q, const Bytes& b, const Expiry& d) {
   return q.put(EncodeJob{b.size(), &encode_bytes, &b}, d);
 }
 
-Deadline in(std::chrono::milliseconds ms) { return Clock::now() + ms; }
+Expiry in(std::chrono::milliseconds ms) { return Clock::now() + ms; }
 
 // Fills a queue the way traffic does: positions far from zero, padding at the end of the ring, and
 // small and streamed (3 chunks, all in the ring) messages waiting.
@@ -131,7 +131,7 @@ int victim(QueueCore& q, QueueCore& joinable, Tally& tally) {
   for (int i = 0; i < 6; ++i) {
     attempt([&] {
       Digest d;
-      if (q.get(&decode_digest, &d, i == 0 ? in(20ms) : Deadline(Clock::now()))) tally.delivered++;
+      if (q.get(&decode_digest, &d, i == 0 ? in(20ms) : Expiry(Clock::now()))) tally.delivered++;
     });
   }
   attempt([&] {

@@ -17,7 +17,7 @@
 #include <memory>
 #include <mproc/byte_stream.hpp>
 #include <mproc/codec.hpp>
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 #include <mproc/detail/progress.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
@@ -575,7 +575,7 @@ class ResultState {
     if (error_callback) run_callback([&] { error_callback(error_); });
     finish();
   }
-  bool wait_until(const Deadline& deadline) {
+  bool wait_until(const Expiry& deadline) {
     std::unique_lock<std::mutex> lk(mu_);
     if (!deadline) {
       cv_.wait(lk, [&] { return done_; });
@@ -810,7 +810,7 @@ class IMapSink final : public TaskSink {
   }
   // Takes the chunk `part` (ordered sinks) or the oldest piece (part empty, unordered sinks);
   // nullopt when the deadline passed first.
-  std::optional<Part> take(std::optional<std::uint64_t> part, const Deadline& deadline) {
+  std::optional<Part> take(std::optional<std::uint64_t> part, const Expiry& deadline) {
     std::unique_lock<std::mutex> lk(mu_);
     auto have = [&] { return part ? done_.count(*part) != 0 : !ready_.empty(); };
     if (!deadline) {
@@ -886,8 +886,8 @@ class IMapSink final : public TaskSink {
 };
 
 template <class R, class P>
-Deadline timeout_deadline(std::chrono::duration<R, P> timeout) {
-  return Deadline(deadline_after(timeout));
+Expiry timeout_deadline(std::chrono::duration<R, P> timeout) {
+  return Expiry(deadline_after(timeout));
 }
 
 }  // namespace detail

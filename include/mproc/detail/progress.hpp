@@ -19,7 +19,7 @@
 
 #include <cstddef>
 #include <memory>
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 #include <mproc/export.hpp>
 #include <mutex>
 #include <optional>

@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <mproc/byte_stream.hpp>
-#include <mproc/detail/deadline.hpp>
+#include <mproc/detail/expiry.hpp>
 #include <mproc/export.hpp>
 
 namespace mproc {
@@ -74,21 +74,21 @@ class MPROC_API QueueCore {
   // either wholly delivered or not at all. Throws Closed after close(); ValueError, before
   // anything is written, for a size above 2^62 bytes; exceptions from the encoder propagate (the
   // message is rolled back).
-  bool put(const EncodeJob& job, const Deadline& deadline);
+  bool put(const EncodeJob& job, const Expiry& deadline);
   // Puts `n` messages in order, taking the producer side once; returns how many were put before
   // the deadline (all of them unless it passed).
-  std::size_t put_batch(const EncodeJob* jobs, std::size_t n, const Deadline& deadline);
+  std::size_t put_batch(const EncodeJob* jobs, std::size_t n, const Expiry& deadline);
 
   // Takes one message and decodes it with `fn` into `out`; false when the deadline passed first.
   // A message that does not decode (fn throws, or leaves bytes unread: DecodeError "a message
   // decoded short of its length") is consumed by the call that throws, a streamed one whole:
   // the call receives and drops the rest of it (waiting for its producer as a get does), so its
   // producer is never left blocked and later calls get the messages after it.
-  bool get(DecodeFn fn, void* out, const Deadline& deadline);
+  bool get(DecodeFn fn, void* out, const Expiry& deadline);
   // Takes up to `max` messages (at least one unless the deadline passes), decoding each with `fn`
   // into `out` (which appends). Returns how many. A message after the first that does not
   // decode ends the batch and stays for the next call (which throws its error and consumes it).
-  std::size_t get_batch(DecodeFn fn, void* out, std::size_t max, const Deadline& deadline);
+  std::size_t get_batch(DecodeFn fn, void* out, std::size_t max, const Expiry& deadline);
 
   // Complete messages in the queue, exact whenever nothing is in flight, also after any process
   // was killed: a count left half-published by a dead process is repaired here (under the lock of
@@ -109,7 +109,7 @@ class MPROC_API QueueCore {
   // becomes non-zero (false; checked whenever the wait wakes, see wake_readable_waiters). Sleeps
   // on the queue's `watch_seq` futex, woken by the producer that publishes the next complete
   // message; costs nothing on put/get while nobody waits this way (docs/design.md, "Queues").
-  bool wait_readable(const Deadline& deadline,
+  bool wait_readable(const Expiry& deadline,
                      const std::atomic<std::uint32_t>* cancel) const noexcept;
   // Wakes every wait_readable on this queue, in every process: each looks at its `cancel` and,
   // if still waiting, at the queue again, and goes back to sleep.
@@ -118,7 +118,7 @@ class MPROC_API QueueCore {
   // JoinableQueue support. Unfinished tasks are the messages that entered the queue (complete
   // and published) minus task_done() calls, so a put that never completed is never waited for.
   void task_done();
-  bool join(const Deadline& deadline);
+  bool join(const Expiry& deadline);
 
  private:
   friend struct QueueCoreTestAccess;  // tests that scribble into the shared region

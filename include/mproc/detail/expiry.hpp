@@ -1,7 +1,7 @@
-// mproc/detail/deadline.hpp — timeouts and deadlines as the library uses them internally.
+// mproc/detail/expiry.hpp — timeouts and deadlines as the library uses them internally.
 //
 // No stability promise. Every blocking call of the public API converts its timeout or deadline to a
-// `Deadline`: an absolute CLOCK_MONOTONIC time point, or nullopt for "wait forever". Negative
+// `Expiry`: an absolute CLOCK_MONOTONIC time point, or nullopt for "wait forever". Negative
 // timeouts count as zero; deadlines in the past are equivalent to an immediate deadline; a
 // deadline of another clock (system_clock, ...) is converted by the time left when the call starts.
 #pragma once
@@ -13,7 +13,7 @@
 namespace mproc::detail {
 
 using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC in libstdc++ and libc++
-using Deadline = std::optional<Clock::time_point>;
+using Expiry = std::optional<Clock::time_point>;
 
 template <class C, class D>
 Clock::time_point to_steady(std::chrono::time_point<C, D> t) {
@@ -38,6 +38,6 @@ Clock::time_point deadline_after(std::chrono::duration<R, P> timeout) {
   return now + duration_cast<Clock::duration>(timeout);
 }
 
-inline bool expired(const Deadline& d) { return d && Clock::now() >= *d; }
+inline bool expired(const Expiry& d) { return d && Clock::now() >= *d; }
 
 }  // namespace mproc::detail
