@@ -1,5 +1,5 @@
-// Out-of-line anchors for the exception types (one vtable/typeinfo per type), and the throwers
-// of OS errors (posix/error.hpp).
+// The throwers of OS errors declared in posix/error.hpp: one std::system_error whose what() names
+// the operation, the resource and the errno by name ("shm_open /mproc-1: ... (EACCES)").
 #include <string.h>
 
 #include <mproc/errors.hpp>

@@ -178,8 +178,6 @@ void flush_child_stdio() noexcept {
   if (__fpending(stderr) > 0) std::fflush(stderr);
 }
 
-// Ends a child. exit_group directly rather than through `_exit`, whose lazily bound PLT slot
-// would be resolved anew (and its page copied) in every child.
 // Calls made only by children are made once in the parent before its first fork, so that their
 // lazily bound PLT slots are resolved once, not in every child.
 void bind_child_calls() noexcept {
@@ -189,6 +187,8 @@ void bind_child_calls() noexcept {
   (void)__fpending(stdout);
 }
 
+// Ends a child. exit_group directly rather than through `_exit`, whose lazily bound PLT slot
+// would be resolved anew (and its page copied) in every child.
 [[noreturn]] void child_exit(int code) noexcept {
   for (;;) syscall(SYS_exit_group, code);
 }

@@ -817,7 +817,6 @@ QueueCore::QueueCore(std::size_t maxsize, const QueueOptions& options, bool join
   s->chunk = g.chunk;
   s->spin = config_.spin;
   s->joinable = joinable ? 1 : 0;
-  s->ring_offset = header;
   ring_ = static_cast<std::byte*>(region->data()) + header;
   shared_ = std::shared_ptr<QueueShared>(std::move(region), s);
 }

@@ -93,7 +93,6 @@ struct QueueShared {
   std::uint64_t chunk;
   std::uint32_t spin;
   std::uint32_t joinable;
-  std::uint64_t ring_offset;  // from the start of this struct
 
   // Producer side (written by the put_lock holder).
   MutexState put_lock{false};

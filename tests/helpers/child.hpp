@@ -1,4 +1,5 @@
-// helpers/child.hpp — test helpers: run code in a raw forked child with a deadline, and a watchdog.
+// helpers/child.hpp — test helpers: run code in a raw forked child with a deadline (the watchdog
+// that bounds a whole test is in helpers/watchdog.hpp).
 //
 // `run_in_child` does not use mproc::Process on purpose: tests of the primitives stay independent
 // of the Process implementation. The result is encoded like Process::exitcode(): the exit status,

@@ -398,7 +398,6 @@ TEST(QueueHostile, ConstantsInTheRegionAreNotTrusted) {
           s->max_record = v;
           s->chunk = v;
           s->spin = static_cast<std::uint32_t>(v);
-          s->ring_offset = v;
           // Small and streamed messages still go through whole, and maxsize still holds.
           Child producer([&] {
             for (std::uint32_t i = 0; i < 6; ++i)
