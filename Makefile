@@ -2,6 +2,7 @@
 #   make demo   Release build, then runs the examples tour
 #   make test   builds and runs every test (ctest)
 #   make bench  builds the benchmarks and prints mproc against its anchors, with ratios
+#   make bench-smoke  builds the benchmarks and runs every row once, briefly; fails on any error
 #   make soak   the chaos soak for SECONDS seconds (default 60, docs/soak.md); STRESS=1 adds the
 #               long kill tests
 #   make asan   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
@@ -81,6 +82,16 @@ bench: deps-bench
 	  -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCHMARKS=ON
 	$(CMAKE) --build build/bench -j $(JOBS)
 	python3 bench/compare.py --bin build/bench/bench
+
+# Every benchmark row (mproc, floors, Python and Boost anchors) once, with 1 ms repetitions, through
+# the same driver as `make bench`: fails on any error or a row without a time (CI; a check that
+# bench/ still builds and runs, not a measurement).
+.PHONY: bench-smoke
+bench-smoke: deps-bench
+	$(CMAKE) -S . -B build/benchsmoke -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \
+	  -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCHMARKS=ON
+	$(CMAKE) --build build/benchsmoke -j $(JOBS) --target bench
+	python3 bench/compare.py --bin build/benchsmoke/bench/bench --smoke
 
 # Installs into a scratch prefix and builds docs/consumer against it with find_package(mproc).
 install-check: deps-build build/release/CMakeCache.txt

@@ -1,29 +1,40 @@
 #!/usr/bin/env python3
 """Runs mproc's benchmarks and their anchors side by side and prints one table with ratios.
 
-    python3 bench/compare.py --bin build/bench/bench [--only REGEX] [--quick] [--write-docs]
-                             [--baseline OLD_BIN]
+    python3 bench/compare.py --bin build/bench/bench [--only REGEX] [--quick | --smoke]
+                             [--write-docs] [--baseline OLD_BIN]
 
-It runs the C++ binary (`bench`: mproc's rows and the raw-syscall floors) and every Python anchor
-script (bench/python/anchors_*.py) in the same invocation, in rounds that alternate their order,
-pools the per-repetition samples of each row and reports the median. Rows are grouped by operation
-("lock.uncontended": mproc vs CPython's multiprocessing vs the floor); ratios are ratios of time per
-op, so they hold where absolute times drift. See docs/benchmarks.md.
+The programs (the C++ `bench`: mproc's rows, the raw-syscall floors and the Boost anchor; each
+bench/python/anchors_*.py: CPython's rows) only list their rows and run "N iterations of row X" on
+request (`--serve`, bench/main.cpp). This script owns the whole measurement policy, the same for
+every row of every program: it calibrates the iteration counts, takes the repetitions in turn
+across all the rows of a group (mproc, floor, Python, other anchors, the baseline), repeats that in
+rounds and reports medians. Rows are grouped by operation ("lock.uncontended": mproc vs CPython's
+multiprocessing vs the floor); ratios are ratios of time per op, so they hold where absolute times
+drift. See docs/benchmarks.md.
 
-With --baseline, a `bench` binary built from another commit runs in the same rounds, interleaved
-with the others, and a second table compares each mproc row with the same row of the baseline
-(new/old time per op): a change measured against its parent under the same load.
+With --baseline, a `bench` binary built from another commit runs its mproc rows in the same
+rotation, and a second table compares each with the same row of this build (new/old time per op).
+A baseline from before the serve protocol (which measured on its own: `--json --reps N`) is run
+one repetition per call, in the same place in the rotation.
+
+--smoke runs every row through the same policy with a 1 ms repetition, once: every row must give
+a time, or the run fails (a check that nothing has rotted, not a measurement).
 """
 
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import re
+import select
+import signal
 import statistics
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -34,6 +45,8 @@ IMPLS = ("mproc", "python", "floor")
 # Where a row of each impl is shown: "anchor" rows (another library, e.g. Boost) go in the python
 # column, which holds the anchors, and are compared with mproc as Python's rows are.
 COLUMN = {"mproc": "mproc", "python": "python", "floor": "floor", "anchor": "python"}
+# The order of a group's rows in the table and in the rotation.
+IMPL_RANK = {"mproc": 0, "floor": 1, "python": 2, "anchor": 3}
 OPS = r"(<=|>=|<|>)"
 # Ratios of time per op: "mproc/floor<=1.5", "python/mproc>=8", and "mproc/manual<=1.5": mproc's main
 # row (an automatic chunksize) against the fastest of the group's manual-chunksize rows, the mproc
@@ -47,66 +60,265 @@ TIME_UNITS = {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
 PREFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
 
 
-# ----------------------------------------------------------------------------- sources
-
-
-class Source:
-    """One program that speaks the harness's command line: the C++ binary or an anchor script."""
-
-    def __init__(self, name, argv):
-        self.name = name
-        self.argv = argv
-
-    def json_lines(self, args, timeout):
-        """Runs argv + args; returns (the JSON objects it printed, None or what went wrong)."""
-        try:
-            p = subprocess.run(
-                self.argv + args,
-                stdout=subprocess.PIPE,
-                stderr=None,  # progress lines go straight to the terminal
-                text=True,
-                timeout=timeout,
-                cwd=ROOT,
-            )
-        except subprocess.TimeoutExpired:
-            return [], "timed out after %ds" % timeout
-        out = []
-        for line in p.stdout.splitlines():
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass
-        return out, None if p.returncode == 0 else "exit status %d" % p.returncode
-
-
-def resolve_bins(paths):
-    """--bin takes the executable or the build folder that holds it (build/bench/bench is both the
-    folder CMake builds bench/ in and where `make bench` points). A folder without `bench` falls back
-    to `bench_floors` (the floors alone), with a note."""
-    out = []
-    for path in paths:
-        if os.path.isdir(path):
-            for exe in ("bench", "bench_floors"):
-                cand = os.path.join(path, exe)
-                if os.path.isfile(cand) and os.access(cand, os.X_OK):
-                    if exe == "bench_floors":
-                        note("%s has no `bench` binary; using bench_floors (no mproc rows)" % path)
-                    out.append(cand)
-                    break
-            else:
-                sys.exit("compare.py: no bench or bench_floors executable in %s (build it first)" % path)
-        elif os.path.isfile(path) and os.access(path, os.X_OK):
-            out.append(path)
-        else:
-            sys.exit("compare.py: %s is not an executable or a build folder (build it first)" % path)
-    return out
-
-
 def note(msg):
     sys.stderr.write("compare.py: %s\n" % msg)
     sys.stderr.flush()
+
+
+class Failed(Exception):
+    """A row failed: what its program said, or that it did not answer."""
+
+
+# ----------------------------------------------------------------------------- programs
+
+
+class Program:
+    """One program with rows: the C++ binary, the baseline binary or an anchor script."""
+
+    def __init__(self, name, argv, baseline=False):
+        self.name, self.argv, self.baseline = name, argv, baseline
+        self.legacy = False  # speaks the old protocol (measures on its own), not --serve
+        self.info, self.groups, self.workloads = {}, [], []
+
+    def load(self, is_binary):
+        try:
+            self._load(is_binary)
+        except Failed as e:
+            sys.exit("compare.py: %s" % e)
+        return self
+
+    def _load(self, is_binary):
+        if is_binary:
+            info = [o for o in json_lines(self.argv + ["--info"]) if o.get("kind") == "info"]
+            self.info = info[0] if info else {}
+            self.legacy = self.info.get("protocol") != "serve"
+        listing = json_lines(self.argv + ["--list"] + (["--json"] if self.legacy else []))
+        self.groups = [o for o in listing if o.get("kind") == "group"]
+        self.workloads = [o for o in listing if o.get("kind") == "workload"]
+        if not self.workloads:
+            note("%s lists no workload; left out" % self.name)
+
+
+def json_lines(argv, timeout=60):
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        raise Failed("%s timed out after %d s" % (" ".join(argv), timeout))
+    out = []
+    for line in p.stdout.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def display_path(path):
+    """A path as the user reads it: relative to the repository when it lies inside."""
+    rel = os.path.relpath(path, ROOT)
+    return path if rel.startswith("..") else rel
+
+
+def resolve_bin(path):
+    """--bin and --baseline take the executable or the build folder that holds it (build/bench/bench
+    is both the folder CMake builds bench/ in and where `make bench` points)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "bench")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        sys.exit("compare.py: %s is not a bench executable or its build folder (build it first)" % path)
+    return path
+
+
+class Server:
+    """A program in --serve mode, in a process group of its own (so that a watchdog kill takes its
+    partners and pool workers with it)."""
+
+    def __init__(self, program, pin):
+        self.program, self.buf = program, b""
+        self.proc = subprocess.Popen(program.argv + ["--serve", "--pin", pin], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, cwd=ROOT, start_new_session=True)
+
+    def ask(self, line, timeout):
+        """Sends one command; returns its answer (a dict) or raises Failed."""
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError as e:
+            raise Failed("%s (exit status %s): %s" % (self.program.name, self.proc.poll(), e))
+        deadline = time.monotonic() + timeout
+        while True:
+            text, nl, rest = self.buf.partition(b"\n")
+            if nl:
+                self.buf = rest
+                try:
+                    answer = json.loads(text)
+                except ValueError:
+                    continue  # not ours: something a workload printed
+                if answer.get("kind") == "error":
+                    raise Failed(answer.get("error", "?"))
+                return answer
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                self.kill()
+                raise Failed("watchdog: no answer to '%s' in %d s (a stuck primitive?); %s killed"
+                             % (line, timeout, self.program.name))
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                self.proc.wait()
+                raise Failed("%s exited (status %s) during '%s'" % (self.program.name, self.proc.returncode, line))
+            self.buf += chunk
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait()
+
+    def close(self):
+        """End of input: the program destroys its runners and exits."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass  # it is gone already
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            note("%s did not exit within 60 s of the end of its input; killed" % self.program.name)
+            self.kill()
+
+
+# ----------------------------------------------------------------------------- policy
+
+
+class Policy:
+    def __init__(self, rounds, reps, min_time, pin):
+        self.rounds, self.reps, self.min_time, self.pin = rounds, reps, min_time, pin
+
+    def scale(self, n, t):
+        """Iterations for one repetition of at least min_time (+5%), from a trial of n that took t s."""
+        return max(1, math.ceil(n * self.min_time / t * 1.05)) if t > 0 else n * 100
+
+    def timeout(self):
+        """The watchdog of one command: a stuck primitive shows as a failure, not as a hang."""
+        return 60 + 20 * self.min_time
+
+
+class Slot:
+    """One row of a --serve program being measured (Slot.rows: the row's name)."""
+
+    def __init__(self, server, w):
+        self.server, self.rows = server, [w]
+        self.n, self.dropped, self.error = 1, 0, None
+        self.samples = {w["name"]: []}  # ns per op, one per repetition
+        self.iters = {w["name"]: []}
+
+    def done(self, policy):
+        return self.error is not None or len(self.samples[self.rows[0]["name"]]) >= policy.reps
+
+    def run(self, n, policy):
+        name = self.rows[0]["name"]
+        return self.server.ask("run %s %d" % (name, n), policy.timeout())["seconds"]
+
+    def start(self, policy):
+        """Makes the runner, then calibrates: 1 iteration, then more (growing up to 100x per step)
+        until a trial lasts min_time / 5, then scaled to min_time + 5%."""
+        self.server.ask("make %s" % self.rows[0]["name"], 120 + policy.timeout())
+        n = 1
+        while True:
+            t = self.run(n, policy)
+            if t >= policy.min_time / 5:
+                self.n = policy.scale(n, t)
+                return
+            grow = (policy.min_time / 5) / t * 1.5 if t > 0 else 100.0
+            n = int(n * min(max(grow, 2.0), 100.0))
+
+    def repeat(self, policy):
+        """One repetition. One that lasted under half of min_time (calibrated in a slow moment) is
+        dropped with those before it and n scaled up, at most 5 times; one over 4x min_time
+        (calibrated in a fast moment) counts, and later ones get a smaller n."""
+        name = self.rows[0]["name"]
+        t = self.run(self.n, policy)
+        if t < policy.min_time / 2 and self.dropped < 5:
+            self.dropped += 1
+            self.n = policy.scale(self.n, t)
+            self.samples[name].clear()
+            self.iters[name].clear()
+            return
+        self.samples[name].append(t * 1e9 / self.n)
+        self.iters[name].append(self.n)
+        if t > 4 * policy.min_time:
+            self.n = policy.scale(self.n, t)
+
+
+class LegacySlot:
+    """Rows of a baseline binary from before --serve: each repetition is one call of
+    `BIN --json --only ^(rows)$ --reps 1 --min-time S`, which makes, calibrates and times them
+    itself with the same policy (bench/main.cpp of that commit)."""
+
+    def __init__(self, program, rows):
+        self.program, self.rows = program, rows
+        self.samples = {w["name"]: [] for w in rows}
+        self.iters = {w["name"]: [] for w in rows}
+        self.error = None
+
+    def done(self, policy):
+        return self.error is not None or all(len(s) >= policy.reps for s in self.samples.values())
+
+    def start(self, policy):
+        pass
+
+    def repeat(self, policy):
+        only = "^(%s)$" % "|".join(re.escape(w["name"]) for w in self.rows)
+        argv = self.program.argv + ["--json", "--only", only, "--reps", "1", "--min-time", repr(policy.min_time),
+                                    "--pin", policy.pin]
+        out = json_lines(argv, timeout=300 + 20 * policy.min_time * len(self.rows))
+        for o in out:
+            if o.get("kind") == "error":
+                raise Failed(o.get("error", "?"))
+            if o.get("kind") == "result" and o.get("name") in self.samples:
+                self.samples[o["name"]].extend(o["samples"])
+                self.iters[o["name"]].append(o["iters"])
+        missing = [n for n, s in self.samples.items() if not s]
+        if missing:
+            raise Failed("%s gave no result for %s" % (self.program.name, ", ".join(missing)))
+
+
+def measure_group(group, rows, policy, rnd, isolate):
+    """Measures the rows of one group ([(program, workload)]) in one round: each program in a
+    server of its own (an isolated group: each row in its own), every runner made and calibrated
+    first, then the repetitions go round all the rows in turn, so that a slow spell of the machine
+    falls on them all alike; the rotation runs the other way in every other round."""
+    units = {}
+    for prog, w in rows:
+        units.setdefault((prog, w["name"] if isolate else ""), []).append(w)
+    servers, slots = [], []
+    try:
+        for (prog, _), ws in units.items():
+            if prog.legacy:
+                slots.append(LegacySlot(prog, ws))
+                continue
+            servers.append(Server(prog, policy.pin))
+            slots.extend(Slot(servers[-1], w) for w in ws)
+        if rnd % 2 == 1:
+            slots.reverse()
+        for s in slots:
+            try:
+                s.start(policy)
+            except Failed as e:
+                s.error = str(e)
+        while not all(s.done(policy) for s in slots):
+            for s in slots:
+                if s.done(policy):
+                    continue
+                try:
+                    s.repeat(policy)
+                except Failed as e:
+                    s.error = str(e)
+    finally:
+        for srv in reversed(servers):
+            srv.close()
+    return slots
 
 
 # ----------------------------------------------------------------------------- machine
@@ -169,15 +381,8 @@ def machine(info):
 
 
 # ----------------------------------------------------------------------------- formatting
-
-
-def cost(value, unit):
-    """Time per op in ns, whatever the unit: ratios are always ratios of cost."""
-    if value is None:
-        return None
-    if unit == "ops/s":
-        return 1e9 / value if value > 0 else None
-    return value
+#
+# Every figure is a time per op in ns; a throughput group (group["rate"]) also shows the rate.
 
 
 def fmt_rate(per_s, unit):
@@ -189,28 +394,21 @@ def fmt_rate(per_s, unit):
     return "%.3g %s" % (per_s, unit)
 
 
-def fmt_value(value, unit, group=None):
-    """A row's figure; in a throughput group (group["rate"]), the rate it makes follows."""
-    if value is None:
+def fmt_value(ns, group=None):
+    """A row's figure; in a throughput group, the rate it makes follows."""
+    if ns is None:
         return "—"
-    text = fmt_time(value, unit)
-    c = cost(value, unit)
+    text = fmt_time(ns)
     rate = (group or {}).get("rate", "")
-    if rate and c:
-        if rate == "bytes" and (group or {}).get("bytes_per_op"):
-            text += " · " + fmt_rate(group["bytes_per_op"] * 1e9 / c, "B/s")
+    if rate and ns > 0:
+        if rate == "bytes" and group.get("bytes_per_op"):
+            text += " · " + fmt_rate(group["bytes_per_op"] * 1e9 / ns, "B/s")
         else:
-            text += " · " + fmt_rate(1e9 / c, "msg/s")
+            text += " · " + fmt_rate(1e9 / ns, "msg/s")
     return text
 
 
-def fmt_time(value, unit):
-    if unit == "ops/s":
-        for div, suffix in ((1e9, " G/s"), (1e6, " M/s"), (1e3, " k/s")):
-            if value >= div:
-                return "%.3g%s" % (value / div, suffix)
-        return "%.3g /s" % value
-    ns = value
+def fmt_time(ns):
     if ns < 1e3:
         return "%.3g ns" % ns if ns < 100 else "%.0f ns" % ns
     if ns < 1e6:
@@ -241,7 +439,7 @@ def ratio(num, den):
 
 
 def parse_abs_target(target, group):
-    """For "mproc<=100ns" and the like: (shown text, op, bound, function of mproc's cost in ns that
+    """For "mproc<=100ns" and the like: (shown text, op, bound, function of mproc's ns per op that
     gives the figure the bound applies to); None if `target` is not of that form."""
     m = ABS_TARGET_RE.match(target)
     if not m:
@@ -259,14 +457,9 @@ def parse_abs_target(target, group):
 
 
 def best_manual(members):
-    """The fastest manual-chunksize row of a group's rows (MANUAL_ROW_RE) and its cost, or None."""
-    manual = [(cost(r["value"], r["unit"]), r) for r in members
-              if r["impl"] == "mproc" and MANUAL_ROW_RE.search(r["name"]) and r.get("value") is not None]
-    manual = [(c, r) for c, r in manual if c]
-    if not manual:
-        return None
-    c, r = min(manual, key=lambda x: x[0])
-    return r, c
+    """The fastest manual-chunksize row of a group's rows (MANUAL_ROW_RE), or None."""
+    manual = [r for r in members if r["impl"] == "mproc" and MANUAL_ROW_RE.search(r["name"]) and r.get("value")]
+    return min(manual, key=lambda r: r["value"]) if manual else None
 
 
 def check_target(target, mproc_floor, python_mproc, mproc_cost=None, group=None, mproc_manual=None):
@@ -297,39 +490,43 @@ def check_target(target, mproc_floor, python_mproc, mproc_cost=None, group=None,
 # ----------------------------------------------------------------------------- table
 
 
+def by_group(groups, rows):
+    """[(group name, its rows)] in table order: the C++ binary's group order, then the others."""
+    out = {}
+    for r in sorted(rows.values(), key=row_key):
+        out.setdefault(r["group"], []).append(r)
+    order = [g for g in groups if g in out] + sorted(g for g in out if g not in groups)
+    return [(g, out[g]) for g in order]
+
+
 def build_table(groups, rows):
-    """groups: ordered {name: {"op", "target"}}; rows: {name: aggregated row}. Returns (lines, verdicts)."""
-    by_group = {}
-    for r in rows.values():
-        by_group.setdefault(r["group"], []).append(r)
-    order = [g for g in groups if g in by_group] + sorted(g for g in by_group if g not in groups)
+    """groups: ordered {name: {"op", "target", ...}}; rows: {name: aggregated row}. Returns (lines, verdicts)."""
     lines = [
         "| workload | mproc | python | floor | mproc/floor | python/mproc | target | met? |",
         "|---|--:|--:|--:|--:|--:|---|:-:|",
     ]
     verdicts = []
-    for g in order:
-        members = by_group[g]
+    for g, members in by_group(groups, rows):
         main = {}
         for r in members:
             if r["primary"] and r["impl"] in IMPLS and r["impl"] not in main:
                 main[r["impl"]] = r
-        c = {i: cost(main[i]["value"], main[i]["unit"]) if i in main else None for i in IMPLS}
+        c = {i: main[i]["value"] if i in main else None for i in IMPLS}
         mf, pm = ratio(c["mproc"], c["floor"]), ratio(c["python"], c["mproc"])
         grp = groups.get(g, {})
         best = best_manual(members)
-        mm = ratio(c["mproc"], best[1]) if best else None
+        mm = ratio(c["mproc"], best["value"]) if best else None
         shown, met = check_target(grp.get("target", ""), mf, pm, c["mproc"], grp, mm)
         if met:
             verdicts.append((g, met))
-        cells = [fmt_value(main[i]["value"], main[i]["unit"], grp) if i in main else "—" for i in IMPLS]
+        cells = [fmt_value(main[i]["value"], grp) if i in main else "—" for i in IMPLS]
         lines.append("| **%s** | %s | %s | %s | %s | %s | %s | %s |" % (g, *cells, fmt_ratio(mf), fmt_ratio(pm), shown, met))
         for r in members:
             if any(r is m for m in main.values()):
                 continue
-            rc = cost(r["value"], r["unit"])
+            rc = r["value"]
             col = COLUMN.get(r["impl"])
-            cells = [fmt_value(r["value"], r["unit"], grp) if col == i else "" for i in IMPLS]
+            cells = [fmt_value(rc, grp) if col == i else "" for i in IMPLS]
             rmf = ratio(rc, c["floor"]) if r["impl"] == "mproc" else (ratio(c["mproc"], rc) if r["impl"] == "floor" else None)
             rpm = ratio(rc, c["mproc"]) if col == "python" else (ratio(c["python"], rc) if r["impl"] == "mproc" else None)
             lines.append(
@@ -342,23 +539,17 @@ def build_table(groups, rows):
 def manual_table(groups, rows):
     """For each group with manual-chunksize rows: its main mproc row (the automatic chunksize)
     against the fastest of them, auto/best of time per op (the target "mproc/manual")."""
-    by_group = {}
-    for r in rows.values():
-        by_group.setdefault(r["group"], []).append(r)
-    order = [g for g in groups if g in by_group] + sorted(g for g in by_group if g not in groups)
     lines = []
-    for g in order:
-        best = best_manual(by_group[g])
-        auto = [r for r in by_group[g] if r["impl"] == "mproc" and r["primary"]]
+    for g, members in by_group(groups, rows):
+        best = best_manual(members)
+        auto = [r for r in members if r["impl"] == "mproc" and r["primary"]]
         if not best or not auto:
             continue
         grp = groups.get(g, {})
-        a = auto[0]
-        mm = ratio(cost(a["value"], a["unit"]), best[1])
         target = grp.get("target", "")
         lines.append("| %s | %s | %s (chunksize %s) | %s | %s |" % (
-            g, fmt_value(a["value"], a["unit"], grp), fmt_value(best[0]["value"], best[0]["unit"], grp),
-            MANUAL_ROW_RE.search(best[0]["name"]).group(1), fmt_ratio(mm),
+            g, fmt_value(auto[0]["value"], grp), fmt_value(best["value"], grp),
+            MANUAL_ROW_RE.search(best["name"]).group(1), fmt_ratio(ratio(auto[0]["value"], best["value"])),
             target if target.replace(" ", "").startswith("mproc/manual") else "—"))
     if not lines:
         return []
@@ -367,35 +558,35 @@ def manual_table(groups, rows):
 
 
 def detail_table(groups, rows):
-    order = {g: i for i, g in enumerate(groups)}
     lines = [
         "| row | how | median | min | max | samples | iters/rep |",
         "|---|---|--:|--:|--:|--:|--:|",
     ]
-    key = lambda r: (order.get(r["group"], len(order)), r["group"], not r["primary"], IMPLS.index(r["impl"]) if r["impl"] in IMPLS else 9, r["name"])
-    for r in sorted(rows.values(), key=key):
-        u = r["unit"]
-        lines.append(
-            "| `%s` | %s | %s | %s | %s | %d | %s |"
-            % (r["name"], md(r["label"]), fmt_value(r["value"], u), fmt_value(r["min"], u), fmt_value(r["max"], u), len(r["samples"]), "/".join(str(i) for i in r["iters"]))
-        )
+    for _, members in by_group(groups, rows):
+        for r in members:
+            lines.append(
+                "| `%s` | %s | %s | %s | %s | %d | %s |"
+                % (r["name"], md(r["label"]), fmt_value(r["value"]), fmt_value(r["min"]), fmt_value(r["max"]),
+                   len(r["samples"]), "/".join(str(i) for i in r["iters"]))
+            )
     return lines
+
+
+def row_key(r):
+    return (not r["primary"], IMPL_RANK.get(r["impl"], 9), r["name"])
 
 
 def render(groups, rows, mach, settings, load_before, load_after, usage, errors):
     table, verdicts = build_table(groups, rows)
-    out = []
-    out.append(
+    out = [
         "Machine: %s, %s logical CPUs (%s usable) · Linux %s · %s · %s"
-        % (mach["cpu"], mach["cpus"], mach["cpus_usable"], mach["kernel"], mach["compiler"], mach["python"])
-    )
-    out.append("")
-    out.append(
+        % (mach["cpu"], mach["cpus"], mach["cpus_usable"], mach["kernel"], mach["compiler"], mach["python"]),
+        "",
         "Run: %s · %s · load average (1/5/15 min) %s before, %s after%s"
         % (mach["date"], settings, load_before, load_after,
-           " · CPU time stolen by the hypervisor during the run: %.1f%%" % usage[1] if usage else "")
-    )
-    out.append("")
+           " · CPU time stolen by the hypervisor during the run: %.1f%%" % usage[1] if usage else ""),
+        "",
+    ]
     out.extend(table)
     out.append("")
     out.append("Each value is the median over every repetition of every round; ratios are ratios of those medians.")
@@ -432,18 +623,15 @@ def write_docs(path, lines):
 
 
 def baseline_table(rows, base_rows):
-    """mproc's rows against the same rows of the --baseline binary, measured in the same rounds."""
+    """mproc's rows against the same rows of the --baseline binary, measured in the same rotation."""
     out = ["Against the baseline (same rounds; new/old of time per op, < 1 is faster):", "",
            "| row | baseline | this build | new/old |", "|---|---|---|---|"]
     for name in sorted(base_rows):
         new = rows.get(name)
-        if not new:
-            continue
-        old = base_rows[name]
-        old_v = statistics.median(old["samples"])
-        u = new.get("unit", "ns")
-        out.append("| %s | %s | %s | %s |" % (name, fmt_time(old_v, u), fmt_time(new["value"], u),
-                                             fmt_ratio(ratio(cost(new["value"], u), cost(old_v, u)))))
+        if new:
+            old = base_rows[name]["value"]
+            out.append("| %s | %s | %s | %s |" % (name, fmt_time(old), fmt_time(new["value"]),
+                                                 fmt_ratio(ratio(new["value"], old))))
     return out
 
 
@@ -452,121 +640,95 @@ def baseline_table(rows, base_rows):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bin", action="append", default=[], help="the C++ `bench` binary or its build folder (repeatable)")
-    p.add_argument("--python-dir", default=os.path.join(HERE, "python"), help="where the anchors_*.py scripts are")
+    p.add_argument("--bin", required=True, help="the C++ `bench` binary or its build folder")
     p.add_argument("--only", default="", metavar="REGEX", help="run only the workloads whose name matches")
-    p.add_argument("--quick", action="store_true", help="1 round of 1 repetition of 0.05 s: a smoke run")
-    p.add_argument("--rounds", type=int, default=None, help="rounds over all programs (default 3)")
-    p.add_argument("--reps", type=int, default=None, help="repetitions per workload per round (default 3)")
+    p.add_argument("--quick", action="store_true", help="1 round of 1 repetition of 0.05 s: a rough look")
+    p.add_argument("--smoke", action="store_true",
+                   help="every row once, 1 round of 1 repetition of 1 ms; fails unless every row gives a time")
+    p.add_argument("--rounds", type=int, default=None, help="rounds over all groups (default 3)")
+    p.add_argument("--reps", type=int, default=None, help="repetitions per row per round (default 3)")
     p.add_argument("--min-time", type=float, default=None, help="seconds per repetition (default 0.2)")
     p.add_argument("--pin", choices=("default", "split", "same", "none"), default="default",
                    help="where two-process rows run: each workload's own (default), 2 CPUs, 1 CPU, or the scheduler's choice")
-    p.add_argument("--list", action="store_true", help="list the groups and workloads, run nothing")
+    p.add_argument("--list", action="store_true", help="list the workloads of every program, run nothing")
     p.add_argument("--json-out", metavar="FILE", help="also write every row and its samples as JSON")
     p.add_argument("--write-docs", nargs="?", const=DOCS, metavar="FILE", help="write the table into docs/benchmarks.md between its markers")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
     p.add_argument("--baseline", metavar="BIN", help="a `bench` binary (or its build folder) of another commit: "
-                   "its mproc rows run in the same rounds and are compared with this build's")
+                   "its mproc rows run in the same rotation and are compared with this build's")
     a = p.parse_args(argv)
-    rounds = a.rounds or (1 if a.quick else 3)
-    reps = a.reps or (1 if a.quick else 3)
-    min_time = a.min_time or (0.05 if a.quick else 0.2)
+    short = a.smoke or a.quick
+    policy = Policy(a.rounds or (1 if short else 3), a.reps or (1 if short else 3),
+                    a.min_time or (0.001 if a.smoke else 0.05 if a.quick else 0.2), a.pin)
 
-    bins = resolve_bins(a.bin)
-    scripts = sorted(
-        os.path.join(a.python_dir, f) for f in os.listdir(a.python_dir) if f.startswith("anchors_") and f.endswith(".py")
-    )
-    sources = [Source(os.path.relpath(b, ROOT), [b]) for b in bins]
+    binary = resolve_bin(a.bin)
+    programs = [Program(display_path(binary), [binary]).load(True)]
     if a.baseline:
-        base = Source("baseline " + os.path.relpath(resolve_bins([a.baseline])[0], ROOT), resolve_bins([a.baseline]))
-        base.baseline = True
-        sources.append(base)
-    sources += [Source(os.path.relpath(s, ROOT), [sys.executable, s]) for s in scripts]
-    if not sources:
-        sys.exit("compare.py: nothing to run (no --bin, no anchors)")
+        base = resolve_bin(a.baseline)
+        programs.append(Program("baseline " + display_path(base), [base], baseline=True).load(True))
+    scripts = sorted(f for f in os.listdir(os.path.join(HERE, "python")) if f.startswith("anchors_") and f.endswith(".py"))
+    programs += [Program("python/" + f, [sys.executable, os.path.join(HERE, "python", f)]).load(False) for f in scripts]
 
-    # Groups (order, targets) and the compiler come from the C++ binaries.
-    groups, info = {}, {}
-    for b in bins:
-        listing, err = Source(b, [b]).json_lines(["--list", "--json"], 60)
-        for o in listing:
-            if o.get("kind") == "group" and o["group"] not in groups:
-                groups[o["group"]] = {"op": o.get("op", ""), "target": o.get("target", ""),
-                                      "isolate": bool(o.get("isolate", False)),
-                                      "rate": o.get("rate", ""), "bytes_per_op": o.get("bytes_per_op", 0)}
-        got, _ = Source(b, [b]).json_lines(["--info"], 60)
-        if got and not info:
-            info = got[0]
-    only = ["--only", a.only] if a.only else []
-
-    # Each program lists what it would run; one with nothing selected is left out.
-    # Rows of an isolated group run in an invocation of their own (`--only ^row$`); the others
-    # run together, so that a program interleaves them.
-    listed = []
-    for s in sources:
-        listing, err = s.json_lines(["--list", "--json"] + only, 60)
-        names = [o for o in listing if o.get("kind") == "workload"]
-        if err and not names:
-            note("%s --list failed (%s); left out" % (s.name, err))
-        if not names:
-            continue
-        isolated = [o for o in names if groups.get(o.get("group"), {}).get("isolate")]
-        shared = [o for o in names if o not in isolated]
-        if shared:
-            listed.append((s, shared, None))
-        for o in isolated:
-            listed.append((s, [o], "^%s$" % re.escape(o["name"])))
+    # Groups (order, targets) and the compiler come from the C++ binary.
+    info = programs[0].info
+    groups = {o["group"]: o for o in programs[0].groups}
+    only = re.compile(a.only)
+    selected = [(prog, w) for prog in programs for w in prog.workloads
+                if only.search(w["name"]) and not (prog.baseline and w["impl"] != "mproc")]
     if a.list:
-        for s, names, _ in listed:
-            for o in names:
-                print("%-42s %-7s %-32s %s" % (o["name"], o["impl"], s.name, o["label"]))
+        rank = {g: i for i, g in enumerate(groups)}
+        for prog, w in sorted(selected, key=lambda pw: (rank.get(pw[1]["group"], len(rank)), pw[1]["group"], row_key(pw[1]))):
+            print("%-42s %-7s %-32s %s" % (w["name"], w["impl"], prog.name, w["label"]))
         return 0
-    if not listed:
+    if not selected:
         sys.exit("compare.py: no workload matches %r" % a.only)
-    runs = [(s, ["--only", sel] if sel else only) for s, _, sel in listed]
+    group_order = [g for g in groups if any(w["group"] == g for _, w in selected)]
+    group_order += sorted({w["group"] for _, w in selected} - set(group_order))
 
+    started = time.monotonic()
     load_before, times_before = loadavg(), cpu_times()
     rows, base_rows, errors = {}, {}, []
-    args = ["--json", "--reps", str(reps), "--min-time", repr(min_time), "--pin", a.pin]
-    for rnd in range(rounds):
-        order = runs if rnd % 2 == 0 else list(reversed(runs))
-        for s, sel in order:
-            note("round %d/%d: %s %s" % (rnd + 1, rounds, s.name, " ".join(sel)))
-            out, err = s.json_lines(args + sel, timeout=900)
-            for o in out:
-                if o.get("kind") == "error":
-                    errors.append("%s (%s): %s" % (o.get("name"), s.name, o.get("error")))
-                if o.get("kind") != "result":
-                    continue
-                if getattr(s, "baseline", False):
-                    if o.get("impl") != "mproc":
-                        continue
-                    r = base_rows.setdefault(o["name"], dict(o, samples=[], iters=[]))
-                    r["samples"].extend(o["samples"])
-                    continue
-                r = rows.setdefault(o["name"], dict(o, samples=[], iters=[]))
-                r["samples"].extend(o["samples"])
-                r["iters"].append(o["iters"])
-            if err:
-                errors.append("%s: %s" % (s.name, err))
+    for rnd in range(policy.rounds):
+        for g in group_order:
+            members = sorted([(prog, w) for prog, w in selected if w["group"] == g],
+                             key=lambda pw: (pw[0].baseline, row_key(pw[1])))
+            note("round %d/%d: %s (%d rows)" % (rnd + 1, policy.rounds, g, len(members)))
+            for s in measure_group(g, members, policy, rnd, groups.get(g, {}).get("isolate", False)):
+                prog = s.program if isinstance(s, LegacySlot) else s.server.program
+                if s.error:
+                    errors.append("%s (%s): %s" % (", ".join(w["name"] for w in s.rows), prog.name, s.error))
+                for w in s.rows:
+                    r = (base_rows if prog.baseline else rows).setdefault(w["name"], dict(w, samples=[], iters=[]))
+                    r["samples"].extend(s.samples[w["name"]])
+                    if s.iters[w["name"]]:
+                        r["iters"].append(s.iters[w["name"]][-1])
     load_after, usage = loadavg(), busy_and_steal(times_before, cpu_times())
-    for r in rows.values():
-        r["value"] = statistics.median(r["samples"])
-        r["min"], r["max"] = min(r["samples"]), max(r["samples"])
-        r["stat"] = "median"
+    for table in (rows, base_rows):
+        for name in [n for n, r in table.items() if not r["samples"]]:
+            del table[name]
+        for r in table.values():
+            r["value"] = statistics.median(r["samples"])
+            r["min"], r["max"] = min(r["samples"]), max(r["samples"])
+    errors = sorted(set(errors))
+
+    if a.smoke:
+        ran = len(rows) + len(base_rows)
+        for e in errors:
+            print("FAILED: %s" % e)
+        print("smoke: %d of %d rows gave a time (%d programs, %.0f s)%s" % (
+            ran, len(selected), len(programs), time.monotonic() - started, "" if ran == len(selected) else "; FAILED"))
+        return 0 if ran == len(selected) and not errors else 1
 
     mach = machine(info)
     settings = "%d round%s × %d repetition%s × ≥ %g s per row, median%s" % (
-        rounds, "s" if rounds != 1 else "", reps, "s" if reps != 1 else "", min_time,
-        "" if a.pin == "default" else ", --pin %s" % a.pin)
-    lines, verdicts = render(groups, rows, mach, settings, load_before, load_after, usage, sorted(set(errors)))
+        policy.rounds, "s" if policy.rounds != 1 else "", policy.reps, "s" if policy.reps != 1 else "",
+        policy.min_time, "" if a.pin == "default" else ", --pin %s" % a.pin)
+    lines, verdicts = render(groups, rows, mach, settings, load_before, load_after, usage, errors)
     print()
     print("\n".join(lines))
     if a.baseline:
         print()
         print("\n".join(baseline_table(rows, base_rows)))
-        for r in base_rows.values():
-            r["value"] = statistics.median(r["samples"])
         manual = manual_table(groups, base_rows)
         if manual:
             print()
@@ -575,10 +737,10 @@ def main(argv=None):
     if a.json_out:
         with open(a.json_out, "w") as f:
             json.dump({"machine": mach, "settings": settings, "load": [load_before, load_after], "usage": usage,
-                       "groups": groups, "rows": rows}, f, indent=1)
+                       "groups": groups, "rows": rows, "baseline_rows": base_rows}, f, indent=1)
     if a.write_docs:
-        if a.quick or a.only:
-            note("--write-docs with --quick or --only: the page now shows a partial run")
+        if short or a.only:
+            note("--write-docs with --quick, --smoke or --only: the page now shows a partial run")
         write_docs(a.write_docs, lines)
     if a.check and any(v != "yes" for _, v in verdicts):
         return 1

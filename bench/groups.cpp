@@ -2,7 +2,7 @@
 //
 // The order here is the order of the table. A group is one operation done several ways (mproc, the
 // raw-syscall floor, CPython's multiprocessing); bench/compare.py reads this list from
-// `bench --list --json`. Targets are cost ratios or bounds on mproc's figure, see harness.hpp
+// `bench --list`. Targets are cost ratios or bounds on mproc's figure, see harness.hpp
 // (and "mproc/manual", the main row against the group's best manual-chunksize row, in compare.py).
 #include "harness.hpp"
 

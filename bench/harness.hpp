@@ -3,9 +3,10 @@
 // A workload is one named way to do one operation ("lock.uncontended/mproc"): it belongs to a
 // group ("lock.uncontended") that holds every implementation of the same operation (mproc, the
 // raw-syscall floor here, CPython's anchor in bench/python/), so that bench/compare.py can put
-// them side by side. A workload makes a `Runner` once; the harness then calibrates an iteration
-// count so that one repetition lasts at least `--min-time`, runs `--reps` repetitions and reports
-// the median time per operation (see docs/benchmarks.md for the policy).
+// them side by side. A workload makes a `Runner` once; `bench --serve` (main.cpp) then runs it for
+// as many iterations as bench/compare.py asks, as often as it asks, and reports the seconds each
+// run took: the calibration, repetition and ordering policy is compare.py's alone
+// (docs/benchmarks.md).
 //
 // Workloads register themselves at static-initialisation time:
 //
@@ -68,7 +69,6 @@ struct Workload {
                         // bench/python/
   std::string label;    // a few words on how it is done
   bool primary = true;  // false: an extra row shown under the group's main row
-  std::string unit = "ns/op";
   std::function<std::unique_ptr<Runner>()> make;
 };
 

@@ -11,7 +11,7 @@ import itertools
 import os
 import time
 
-from harness import CTX, ClosingRunner, LoopRunner, main, workload
+from harness import CTX, LoopRunner, ScaledRunner, main, workload
 
 PROCESSES = len(os.sched_getaffinity(0))
 MAP_ITEMS = 10**6  # pool.map_noop_1e6: items per map
@@ -47,25 +47,6 @@ def _shutdown(pool):
         pool.join()
 
 
-def _closing_pool(runner, pool):
-    """A runner that also shuts its pool down when it is closed."""
-    return ClosingRunner(runner, lambda: _shutdown(pool))
-
-
-class ScaledRunner:
-    """protocols.hpp's scaled_runner: once() does `per` ops and returns the seconds to count; run(n)
-    makes ceil(n / per) calls, at most `cap`, and scales the counted time to n ops."""
-
-    def __init__(self, per, cap, once):
-        self._per, self._cap, self._once = per, cap, once
-
-    def run(self, n):
-        calls = min(max(1, -(-n // self._per)), self._cap)
-        t = sum(self._once() for _ in range(calls))
-        return t * n / (calls * self._per)
-
-    def close(self):
-        pass
 
 
 def _pool():
@@ -81,7 +62,7 @@ def apply_async_noop():
         for r in results:
             r.get()
 
-    return _closing_pool(LoopRunner(body), pool)
+    return LoopRunner(body, cleanup=lambda: _shutdown(pool))
 
 
 @workload(
@@ -99,7 +80,7 @@ def executor_submit_noop():
         for f in futures:
             f.result()
 
-    return _closing_pool(LoopRunner(body), ex)
+    return LoopRunner(body, cleanup=lambda: _shutdown(ex))
 
 
 def _imap_identity(chunksize):
@@ -115,7 +96,7 @@ def _imap_identity(chunksize):
         if expect != n:
             raise RuntimeError("results missing")
 
-    return _closing_pool(LoopRunner(body), pool)
+    return LoopRunner(body, cleanup=lambda: _shutdown(pool))
 
 
 @workload("pool.imap_chunk1/python", "pool.imap_chunk1", "multiprocessing.Pool imap(identity, range(n), 1), consumed in order")
@@ -144,7 +125,7 @@ def map_noop_1e6():
             raise RuntimeError("wrong results")
         return t
 
-    return _closing_pool(ScaledRunner(MAP_ITEMS, 1 << 62, once), pool)
+    return ScaledRunner(MAP_ITEMS, 1 << 62, once, cleanup=lambda: _shutdown(pool))
 
 
 def _cpu_bound(tasks):
@@ -159,7 +140,7 @@ def _cpu_bound(tasks):
             raise RuntimeError("results missing")
         return t
 
-    return _closing_pool(ScaledRunner(len(tasks), 1 << 62, once), pool)
+    return ScaledRunner(len(tasks), 1 << 62, once, cleanup=lambda: _shutdown(pool))
 
 
 @workload("pool.cpu_bound/python", "pool.cpu_bound", "multiprocessing.Pool map(burn 5 ms, 64 tasks, chunksize=1)")
@@ -194,7 +175,7 @@ def imap_uneven():
             raise RuntimeError("results missing")
         return t
 
-    return _closing_pool(ScaledRunner(len(tasks), 1 << 62, once), pool)
+    return ScaledRunner(len(tasks), 1 << 62, once, cleanup=lambda: _shutdown(pool))
 
 
 @workload(
@@ -227,7 +208,7 @@ def imap_first_result():
             pass
         return t
 
-    return _closing_pool(ScaledRunner(1, FIRST_RESULT_CALLS, once), pool)
+    return ScaledRunner(1, FIRST_RESULT_CALLS, once, cleanup=lambda: _shutdown(pool))
 
 
 if __name__ == "__main__":

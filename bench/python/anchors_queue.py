@@ -8,7 +8,7 @@ message a 65536-byte one. Run it alone with `python3 bench/python/anchors_queue.
 bench/compare.py.
 """
 
-from harness import CTX, ClosingRunner, PairRunner, TeamRunner, main, workload
+from harness import CTX, PairRunner, TeamRunner, main, workload
 
 MSG64 = bytes(64)
 MSG64K = bytes(64 * 1024)
@@ -21,16 +21,16 @@ def _share(n, index, count):
     return n // count + (1 if index < n % count else 0)
 
 
-def _close_queues(queues):
-    for q in queues:
-        q.close()
-        if hasattr(q, "join_thread"):
-            q.join_thread()
+def _closing(*queues):
+    """The cleanup of a runner: closes its queues and joins their feeder threads."""
 
+    def cleanup():
+        for q in queues:
+            q.close()
+            if hasattr(q, "join_thread"):
+                q.join_thread()
 
-def _closing_queues(runner, queues):
-    """A runner that also closes its queues (and joins their feeder threads) when it is closed."""
-    return ClosingRunner(runner, lambda: _close_queues(queues))
+    return cleanup
 
 
 def _produce(q, msg):
@@ -54,7 +54,7 @@ def _consume(q, size):
 
 
 def _spsc(q, msg):
-    return _closing_queues(PairRunner(self_=_consume(q, len(msg)), partner=_produce(q, msg), pin="split"), [q])
+    return PairRunner(self_=_consume(q, len(msg)), partner=_produce(q, msg), pin="split", cleanup=_closing(q))
 
 
 @workload("queue.spsc_64B/python", "queue.spsc_64B", "multiprocessing.Queue put / get of 64-byte bytes")
@@ -96,7 +96,7 @@ def spsc_64_batch():
         if i != n:
             raise RuntimeError("got %d messages, not %d" % (i, n))
 
-    return _closing_queues(PairRunner(self_=consume, partner=produce, pin="split"), [q])
+    return PairRunner(self_=consume, partner=produce, pin="split", cleanup=_closing(q))
 
 
 @workload("queue.mpsc_64B/python", "queue.mpsc_64B", "multiprocessing.Queue put / get, 4 producers")
@@ -104,20 +104,16 @@ def mpsc_64():
     q = CTX.Queue()
     consume = _consume(q, len(MSG64))
     put = _produce(q, MSG64)
-    return _closing_queues(
-        TeamRunner(self_=consume, partner=lambda i, n: put(_share(n, i, FANOUT)), partners=FANOUT, pin="none"),
-        [q],
-    )
+    return TeamRunner(self_=consume, partner=lambda i, n: put(_share(n, i, FANOUT)), partners=FANOUT, pin="none",
+                      cleanup=_closing(q))
 
 
 @workload("queue.spmc_64B/python", "queue.spmc_64B", "multiprocessing.Queue put / get, 4 consumers")
 def spmc_64():
     q = CTX.Queue()
     get = _consume(q, len(MSG64))
-    return _closing_queues(
-        TeamRunner(self_=_produce(q, MSG64), partner=lambda i, n: get(_share(n, i, FANOUT)), partners=FANOUT, pin="none"),
-        [q],
-    )
+    return TeamRunner(self_=_produce(q, MSG64), partner=lambda i, n: get(_share(n, i, FANOUT)), partners=FANOUT,
+                      pin="none", cleanup=_closing(q))
 
 
 @workload("queue.spsc_64KiB/python", "queue.spsc_64KiB", "multiprocessing.Queue put / get of 64 KiB bytes")
@@ -142,7 +138,7 @@ def queue_roundtrip():
         for _ in range(n):
             q2.put(q1.get())
 
-    return _closing_queues(PairRunner(self_=a, partner=b, pin="same"), [q1, q2])
+    return PairRunner(self_=a, partner=b, pin="same", cleanup=_closing(q1, q2))
 
 
 @workload("pipe.roundtrip/python", "pipe.roundtrip", "multiprocessing.Pipe() send / recv of an int")
@@ -159,13 +155,7 @@ def pipe_roundtrip():
         for _ in range(n):
             cb.send(cb.recv())
 
-    class Runner(PairRunner):
-        def close(self):
-            super().close()
-            ca.close()
-            cb.close()
-
-    return Runner(self_=a, partner=b, pin="same")
+    return PairRunner(self_=a, partner=b, pin="same", cleanup=_closing(ca, cb))
 
 
 if __name__ == "__main__":

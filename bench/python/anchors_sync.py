@@ -88,16 +88,10 @@ def event_pingpong():
     return PairRunner(self_=a, partner=b, pin="same")
 
 
-class _QueueRunner(PairRunner):
-    def __init__(self, queues, **kw):
-        super().__init__(**kw)
-        self._queues = queues
-
-    def close(self):
-        super().close()
-        for q in self._queues:
-            q.close()
-            q.join_thread()
+def _close_queues(*queues):
+    for q in queues:
+        q.close()
+        q.join_thread()
 
 
 @workload(
@@ -119,7 +113,7 @@ def queue_pingpong():
             q1.get()
             q2.put(1)
 
-    return _QueueRunner((q1, q2), self_=a, partner=b, pin="same")
+    return PairRunner(self_=a, partner=b, pin="same", cleanup=lambda: _close_queues(q1, q2))
 
 
 if __name__ == "__main__":
