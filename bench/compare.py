@@ -186,6 +186,7 @@ class Server:
         except subprocess.TimeoutExpired:
             note("%s did not exit within 60 s of the end of its input; killed" % self.program.name)
             self.kill()
+        self.proc.stdout.close()
 
 
 # ----------------------------------------------------------------------------- policy
