@@ -83,14 +83,16 @@ bench: deps-bench
 	$(CMAKE) --build build/bench -j $(JOBS)
 	python3 bench/compare.py --bin build/bench/bench
 
-# Every benchmark row (mproc, floors, Python and Boost anchors) once, with 1 ms repetitions, through
-# the same driver as `make bench`: fails on a compiler warning, any error or a row without a time
-# (CI; a check that bench/ still builds and runs, not a measurement).
+# The driver's policy tested against fake programs (bench/test_compare.py), then every benchmark row
+# (mproc, floors, Python and Boost anchors) once, with 1 ms repetitions, through the same driver as
+# `make bench`: fails on a compiler warning, a failed test, any error or a row without a time (CI; a
+# check that bench/ still builds and runs, not a measurement).
 .PHONY: bench-smoke
 bench-smoke: deps-bench
 	$(CMAKE) -S . -B build/benchsmoke -DCMAKE_BUILD_TYPE=Release -DMPROC_DEVELOP=ON \
 	  -DMPROC_BUILD_TESTS=OFF -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCHMARKS=ON
 	$(CMAKE) --build build/benchsmoke -j $(JOBS) --target bench
+	python3 bench/test_compare.py
 	python3 bench/compare.py --bin build/benchsmoke/bench/bench --smoke
 
 # Installs into a scratch prefix and builds docs/consumer against it with find_package(mproc).
