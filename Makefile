@@ -2,6 +2,8 @@
 #   make demo   Release build, then runs the examples tour
 #   make test   builds and runs every test (ctest)
 #   make bench  builds the benchmarks and prints mproc against its anchors, with ratios
+#               (BASELINE=BIN: also against a bench binary of another commit; BENCH_ARGS: more
+#               options of bench/compare.py, e.g. BENCH_ARGS=--write-docs)
 #   make bench-smoke  builds the benchmarks and runs every row once, briefly; fails on any error
 #   make soak   the chaos soak for SECONDS seconds (default 60, docs/soak.md); STRESS=1 adds the
 #               long kill tests
@@ -81,7 +83,7 @@ bench: deps-bench
 	$(CMAKE) -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \
 	  -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCHMARKS=ON
 	$(CMAKE) --build build/bench -j $(JOBS)
-	python3 bench/compare.py --bin build/bench/bench
+	python3 bench/compare.py --bin build/bench/bench $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
 
 # The driver's policy tested against fake programs (bench/test_compare.py), then every benchmark row
 # (mproc, floors, Python and Boost anchors) once, with 1 ms repetitions, through the same driver as
