@@ -6,7 +6,6 @@ iteration of row X takes COST[X] seconds), so that calibration, the rotation and
 be checked exactly, in a second, without measuring anything.
 """
 
-import json
 import os
 import sys
 import tempfile

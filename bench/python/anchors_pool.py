@@ -47,8 +47,6 @@ def _shutdown(pool):
         pool.join()
 
 
-
-
 def _pool():
     return CTX.Pool(PROCESSES)
 
