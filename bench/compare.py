@@ -574,7 +574,9 @@ def detail_table(groups, rows):
 
 
 def row_key(r):
-    return (not r["primary"], IMPL_RANK.get(r["impl"], 9), r["name"])
+    """Main rows first, then mproc, floor, python, anchor; the programs' own order after that (sorts
+    are stable)."""
+    return (not r["primary"], IMPL_RANK.get(r["impl"], 9))
 
 
 def render(groups, rows, mach, settings, load_before, load_after, usage, errors):
