@@ -27,6 +27,8 @@
 
 #include "posix/error.hpp"
 #include "posix/pidfd.hpp"
+#include "posix/poll.hpp"
+#include "posix/socket.hpp"
 
 namespace mproc {
 
@@ -39,15 +41,9 @@ namespace {
                           "mproc::Connection: send to a peer that closed the connection");
 }
 
-// Waits (without limit) until `fd` is ready for `events`. Only a descriptor the user made
-// non-blocking needs it.
-int await_fd(int fd, short events) noexcept {
-  pollfd p{fd, events, 0};
-  for (;;) {
-    if (::poll(&p, 1, -1) >= 0) return 0;
-    if (errno != EINTR) return errno;
-  }
-}
+// Waits (without limit) until `fd` is ready for `events`; 0 or the errno. Only a descriptor the
+// user made non-blocking needs it.
+int await_fd(int fd, short events) noexcept { return detail::await_fd(fd, events).value(); }
 
 // Reads up to `n` bytes (at least one, blocking). Returns the count, 0 at EOF; `err` is set (and
 // 0 returned) on an error. A connection reset by the peer is its EOF.
@@ -509,13 +505,14 @@ std::size_t Connection::recv_bytes_into(std::span<std::byte> buf) {
 
 std::pair<Connection, Connection> Pipe(bool duplex) {
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-    detail::throw_errno(errno, "mproc::Pipe: socketpair");
-  if (!duplex && ::shutdown(fds[1], SHUT_RD) != 0) {  // also shuts fds[0] for writing
-    const int e = errno;
-    detail::close_fd(fds[0]);
-    detail::close_fd(fds[1]);
-    detail::throw_errno(e, "mproc::Pipe: shutdown");
+  if (auto ec = detail::socket_pair(SOCK_STREAM, fds))
+    detail::throw_system_error(ec, "mproc::Pipe: socketpair");
+  if (!duplex) {
+    if (auto ec = detail::shutdown_socket(fds[1], SHUT_RD)) {  // also shuts fds[0] for writing
+      detail::close_fd(fds[0]);
+      detail::close_fd(fds[1]);
+      detail::throw_system_error(ec, "mproc::Pipe: shutdown");
+    }
   }
   Connection first;
   try {
@@ -551,24 +548,12 @@ Waitable::Waitable(const detail::QueueCore& queue) : queue_(&queue) {
 
 namespace {
 
-// ppoll over `fds` until `deadline`; returns ppoll's count (0: timed out). EINTR resumes for the
-// time left.
+// detail::poll_until for mproc::wait; returns ppoll's count (0: timed out).
 int poll_until(pollfd* fds, std::size_t n, const detail::Expiry& deadline) {
-  for (;;) {
-    timespec ts{};
-    timespec* tsp = nullptr;
-    if (deadline && *deadline != detail::Clock::time_point::max()) {
-      auto left = *deadline - detail::Clock::now();
-      if (left < detail::Clock::duration::zero()) left = detail::Clock::duration::zero();
-      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-      ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-      ts.tv_nsec = static_cast<long>(ns % 1000000000);
-      tsp = &ts;
-    }
-    const int r = ::ppoll(fds, n, tsp, nullptr);
-    if (r >= 0) return r;
-    if (errno != EINTR) detail::throw_errno(errno, "mproc::wait");
-  }
+  int ready = 0;
+  if (auto ec = detail::poll_until(fds, n, deadline, ready))
+    detail::throw_system_error(ec, "mproc::wait");
+  return ready;
 }
 
 // The answer: the descriptors ppoll found ready, and the queues in `queue_ready` (a queue's

@@ -5,7 +5,6 @@
 // a child happens outside it (poll on the pidfd), and reaping happens under it, so a child is
 // reaped exactly once however many threads wait for it. A pthread_atfork handler holds `g_mu`
 // across every fork of the process, so the child never inherits it locked.
-#include <cxxabi.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -13,6 +12,8 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cstdio>  // before the test below: a standard header defines __GLIBCXX__
 
 #if defined(__GLIBCXX__)
 #include <ext/stdio_sync_filebuf.h>
@@ -33,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "posix/demangle.hpp"
 #include "posix/error.hpp"
 #include "posix/launch.hpp"
 #include "posix/pidfd.hpp"
@@ -341,17 +343,17 @@ void at_exit() { finish_children(); }
 
 // Prints an escaping exception the way Python prints a child's traceback header and last line.
 void report_exception(const std::string& name, const char* what) noexcept {
-  const std::type_info* ti = abi::__cxa_current_exception_type();
-  const char* raw = ti ? ti->name() : nullptr;
-  int status = -1;
-  char* demangled = raw ? abi::__cxa_demangle(raw, nullptr, nullptr, &status) : nullptr;
-  const char* type = (demangled && status == 0) ? demangled : (raw ? raw : "unknown exception");
+  std::string type_name;
+  try {
+    type_name = current_exception_type_name();
+  } catch (...) {  // no memory for the name
+  }
+  const char* type = type_name.empty() ? "unknown exception" : type_name.c_str();
   if (what) {
     std::fprintf(stderr, "Process %s:\n%s: %s\n", name.c_str(), type, what);
   } else {
     std::fprintf(stderr, "Process %s:\n%s\n", name.c_str(), type);
   }
-  std::free(demangled);
 }
 
 int run_target(ProcessTarget& target, const std::string& name) noexcept {

@@ -72,6 +72,7 @@
 #include "posix/error.hpp"
 #include "posix/futex.hpp"
 #include "posix/region.hpp"
+#include "posix/robust_mutex.hpp"
 #include "queue_shared.hpp"
 #include "sync_state.hpp"
 
@@ -87,15 +88,6 @@ struct PutTimedOut {};
 struct StreamAborted {};
 
 constexpr auto kProbe = std::chrono::milliseconds(50);
-
-// A robust mutex's lock word (glibc): the owner's thread id, FUTEX_OWNER_DIED once the kernel
-// found the owner dead, FUTEX_WAITERS.
-constexpr int kTidMask = 0x3fffffff;
-constexpr int kOwnerDiedBit = 0x40000000;
-
-int lock_word(const MutexState* m) {
-  return __atomic_load_n(&m->mutex.__data.__lock, __ATOMIC_RELAXED);
-}
 
 [[noreturn]] void throw_corrupt(const char* what) {
   throw Error(std::string("mproc::Queue: corrupt ring: ") + what);
@@ -158,7 +150,7 @@ int lock_side(MutexState* m, const Expiry& deadline, std::uint32_t spin) {
   // Test and test-and-set: watch the lock word with plain loads, try only when it looks free.
   for (std::uint32_t i = 0; r == EBUSY && i < spin; ++i) {
     cpu_relax();
-    if ((lock_word(m) & kTidMask) == 0) r = mutex_try_acquire(m);  // free, or its owner died
+    if (robust_mutex_word(m->mutex).owner == 0) r = mutex_try_acquire(m);  // free, or owner died
   }
   if (r == EBUSY) r = mutex_acquire(m, deadline);
   if (r == 0 || r == EOWNERDEAD || r == ETIMEDOUT) return r;
@@ -752,9 +744,9 @@ class Consumer {
 // True when the record at head is a chunk of a stream nobody receives, or the consumer lock's
 // owner died: the consumer side's count may then be behind until someone passes on.
 bool consumer_side_unsettled(const QueueShared* s, const std::byte* ring, const QueueConfig& c) {
-  const int word = lock_word(&s->get_lock);
-  if ((word & kOwnerDiedBit) != 0) return true;
-  if ((word & kTidMask) != 0) return false;  // a live consumer holds it and will pass on
+  const RobustMutexWord word = robust_mutex_word(s->get_lock.mutex);
+  if (word.owner_died) return true;
+  if (word.owner != 0) return false;  // a live consumer holds it and will pass on
   const std::uint64_t h = s->head.load(std::memory_order_acquire);
   const std::uint64_t t = s->tail.load(std::memory_order_acquire);
   if (h == t || (h & 7) != 0 || t - h > c.capacity) return false;
@@ -783,7 +775,7 @@ void settle_consumer(QueueShared* s, std::byte* ring, const QueueConfig& c) noex
 
 // Replays the producer side's journal if its lock's owner died (and nobody took it since).
 void settle_producer(QueueShared* s) noexcept {
-  if ((lock_word(&s->put_lock) & kOwnerDiedBit) == 0) return;
+  if (!robust_mutex_word(s->put_lock.mutex).owner_died) return;
   const int r = mutex_try_acquire(&s->put_lock);
   if (r != 0 && r != EOWNERDEAD) return;
   Unlock unlock(&s->put_lock);

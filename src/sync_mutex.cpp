@@ -1,30 +1,23 @@
 // The robust mutex underneath Lock, RLock, Condition and Barrier.
 #include <errno.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <new>
 
 #include "posix/region.hpp"
+#include "posix/robust_mutex.hpp"
 #include "posix/thread_id.hpp"
 #include "sync_state.hpp"
 
 namespace mproc::detail {
 namespace {
 
-// glibc keeps the owner's thread id in the lock word of a robust mutex (the kernel clears it and
-// sets FUTEX_OWNER_DIED when the owner dies), so ownership is a single relaxed load.
-constexpr int kTidMask = 0x3fffffff;
-
 int finish(MutexState* s, int r) noexcept {
   if (r == 0) {
     s->owner_died = 0;
     s->depth = 1;
   } else if (r == EOWNERDEAD) {
-    pthread_mutex_consistent(&s->mutex);
+    robust_mutex_make_consistent(s->mutex);
     s->owner_died = 1;
     s->depth = 1;
   }
@@ -34,18 +27,12 @@ int finish(MutexState* s, int r) noexcept {
 }  // namespace
 
 MutexState::MutexState(bool is_recursive) noexcept : recursive(is_recursive) {
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-  pthread_mutex_init(&mutex, &attr);
-  pthread_mutexattr_destroy(&attr);
+  robust_mutex_init(mutex);
 }
 
+// The lock word carries the owner's thread id, so ownership is a single relaxed load.
 bool mutex_owned(const MutexState* s) noexcept {
-  int word = __atomic_load_n(&s->mutex.__data.__lock, __ATOMIC_RELAXED);
-  return (word & kTidMask) == this_thread_id();
+  return robust_mutex_word(s->mutex).owner == this_thread_id();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -57,15 +44,13 @@ bool mutex_owned(const MutexState* s) noexcept {
 namespace {
 
 // True while a thread of this process holds `s`: the lock word carries the owner's thread id
-// (cleared by the kernel, with FUTEX_OWNER_DIED set, when the owner dies), and tgkill with signal 0
-// tells whether that id is a live thread of this process. A thread that has exited has had its
-// robust list processed already (at exit, before it leaves the thread group).
+// (cleared by the kernel, with FUTEX_OWNER_DIED set, when the owner dies), and that id is a live
+// thread of this process.
 bool held_in_this_process(const MutexState* s) noexcept {
-  const int word = __atomic_load_n(&s->mutex.__data.__lock, __ATOMIC_RELAXED);
-  const pid_t owner = word & kTidMask;
+  const pid_t owner = robust_mutex_word(s->mutex).owner;
   if (owner == 0) return false;
   if (owner == this_thread_id()) return true;
-  return syscall(SYS_tgkill, getpid(), owner, 0) == 0;
+  return thread_alive_in_this_process(owner);
 }
 
 struct Parked {
@@ -134,28 +119,17 @@ std::shared_ptr<MutexState> make_mutex_state(bool recursive) {
 // at most this much instead of blocking them until someone else touches the lock.
 constexpr auto kRecheck = std::chrono::milliseconds(100);
 
-timespec to_timespec(Clock::time_point t) noexcept {
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
-  timespec ts{};
-  if (ns.count() > 0) {
-    ts.tv_sec = static_cast<time_t>(ns.count() / 1000000000);
-    ts.tv_nsec = static_cast<long>(ns.count() % 1000000000);
-  }
-  return ts;
-}
-
 int mutex_acquire(MutexState* s, const Expiry& deadline) noexcept {
   if (s->recursive && mutex_owned(s)) {
     ++s->depth;
     return 0;
   }
-  int r = pthread_mutex_trylock(&s->mutex);  // the uncontended case: no clock read
+  int r = robust_mutex_trylock(s->mutex);  // the uncontended case: no clock read
   if (r == EBUSY && mutex_owned(s)) r = EDEADLK;
   while (r == EBUSY) {
     const Clock::time_point slice_end = Clock::now() + kRecheck;
     const bool last = deadline && *deadline <= slice_end;
-    const timespec ts = to_timespec(last ? *deadline : slice_end);
-    r = pthread_mutex_clocklock(&s->mutex, CLOCK_MONOTONIC, &ts);
+    r = robust_mutex_lock_until(s->mutex, last ? *deadline : slice_end);
     if (r == ETIMEDOUT && !last) r = EBUSY;  // not our deadline yet: look again
   }
   return finish(s, r);
@@ -166,7 +140,7 @@ int mutex_try_acquire(MutexState* s) noexcept {
     ++s->depth;
     return 0;
   }
-  int r = pthread_mutex_trylock(&s->mutex);
+  int r = robust_mutex_trylock(s->mutex);
   if (r == EBUSY && mutex_owned(s)) r = EDEADLK;
   return finish(s, r);
 }
@@ -181,7 +155,7 @@ int mutex_release(MutexState* s) noexcept {
   }
   // pthread checks ownership itself (EPERM) for robust mutexes; depth and owner_died are reset by
   // the next acquirer, so nothing here touches the state of a lock the caller does not hold.
-  return pthread_mutex_unlock(&s->mutex);
+  return robust_mutex_unlock(s->mutex);
 }
 
 }  // namespace mproc::detail

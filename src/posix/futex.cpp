@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <climits>
 
+#include "posix/timespec.hpp"
+
 namespace mproc::detail {
 
 static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
@@ -16,19 +18,8 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == 4 &&
 
 int futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
                const Expiry& deadline) noexcept {
-  timespec ts{};
-  timespec* tsp = nullptr;
-  if (deadline) {
-    if (*deadline == Clock::time_point::max()) {
-      tsp = nullptr;
-    } else {
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch());
-      if (ns.count() < 0) ns = std::chrono::nanoseconds::zero();
-      ts.tv_sec = static_cast<time_t>(ns.count() / 1000000000);
-      ts.tv_nsec = static_cast<long>(ns.count() % 1000000000);
-      tsp = &ts;
-    }
-  }
+  timespec storage{};
+  timespec* tsp = deadline_timespec(deadline, storage);
   long r =
       syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
   if (r == 0) return 0;

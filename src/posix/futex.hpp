@@ -23,7 +23,22 @@ inline int futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept {
   return futex_wake(word, 0x7fffffff);
 }
 
-// Brief busy-wait hint for spin loops.
-inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+// Brief busy-wait hint for spin loops (the queue's and the locks' spin phases, whose lengths are
+// counted in these hints). x86: `pause`, which also yields the core to a sibling hardware thread.
+// aarch64: `isb`, not `yield`: `yield` is a no-op on cores without SMT (every current Arm server
+// core), so a spin of N hints would take almost no time, while `isb` stalls for a few tens of
+// nanoseconds, close to `pause` on recent x86 (Rust's spin_loop() chose `isb` for the same reason,
+// rust-lang/rust#84725). Elsewhere: a compiler barrier, so the loop still re-reads memory.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("isb" ::: "memory");
+#elif defined(__arm__)
+  asm volatile("yield" ::: "memory");
+#else
+  asm volatile("" ::: "memory");
+#endif
+}
 
 }  // namespace mproc::detail

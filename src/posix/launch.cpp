@@ -1,12 +1,10 @@
 #include "posix/launch.hpp"
 
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
-
 #include "posix/error.hpp"
+#include "posix/exit_status.hpp"
 #include "posix/pidfd.hpp"
 
 namespace mproc::detail {
@@ -37,9 +35,8 @@ std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcep
   if (ec) {
     out.failed_call = "pidfd_open";
     ::kill(pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    int code = 0;
+    (void)reap_blocking(pid, code);
     return ec;
   }
   out.pid = pid;

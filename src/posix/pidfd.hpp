@@ -7,8 +7,9 @@
 
 #include <sys/types.h>
 
-#include <mproc/detail/expiry.hpp>
 #include <system_error>
+
+#include "posix/poll.hpp"  // wait_readable, for a pidfd as for any descriptor
 
 namespace mproc::detail {
 
@@ -18,10 +19,6 @@ std::error_code open_pidfd(pid_t pid, int& fd) noexcept;
 // Sends `sig` to the process behind `pidfd`. A process that has already exited (ESRCH) is not an
 // error: signalling it does nothing.
 std::error_code send_signal(int pidfd, int sig) noexcept;
-
-// Blocks until `fd` polls readable or `deadline` passes (nullopt: no deadline). `ready` tells
-// which. Interrupted waits (EINTR) resume with the time left on CLOCK_MONOTONIC.
-std::error_code wait_readable(int fd, const Expiry& deadline, bool& ready) noexcept;
 
 // Reaps the child behind `pidfd` if it has exited, without blocking (waitid(P_PIDFD, WNOHANG)).
 // On success `exited` says whether it was reaped; if so `exitcode` is its exit status, or -N when

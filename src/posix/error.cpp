@@ -1,13 +1,13 @@
 // The throwers of OS errors declared in posix/error.hpp: one std::system_error whose what() names
 // the operation, the resource and the errno by name ("shm_open /mproc-1: ... (EACCES)").
+#include "posix/error.hpp"
+
 #include <string.h>
 
 #include <mproc/errors.hpp>
 #include <stdexcept>
 #include <string>
 #include <system_error>
-
-#include "posix/error.hpp"
 
 namespace mproc::detail {
 
