@@ -57,7 +57,8 @@ inline std::uint64_t span_count(const Spans& spans) noexcept {
   return n;
 }
 
-// What the code that runs a task in a worker sees of it (made by the worker loop, src/pool.cpp).
+// What the code that runs a task in a worker sees of it (made by the worker loop,
+// src/pool/worker.cpp; its non-inline members are in src/pool/task_context.cpp).
 //
 // A chunk of map/imap records its elements' outcomes as it runs them, in a staging area of shared
 // memory that the parent reads if the worker dies: so a death loses no finished work and runs
@@ -70,13 +71,50 @@ inline std::uint64_t span_count(const Spans& spans) noexcept {
 // the end (the task's result). A piece's bytes: the errors area's size (uint64), its error records,
 // then the values of the covered elements that did not fail, in order (so a piece of trivially
 // copyable values decodes as one block). See "Pool" in docs/design.md.
+//
+// The layouts that cross the process boundary here — the staged word and a piece — are defined by
+// the static members below and nowhere else: the worker writes them (inline, on the per-element
+// path), the parent's dispatcher reads the staged word of a dead worker and re-forms its piece
+// (src/pool/protocol.hpp, which holds the rest of the wire protocol), and decode_piece reads a
+// piece.
 class MPROC_API TaskContext {
  public:
+  // The staged word: the count of staged records (bits 0-23), the bytes of their values (24-47)
+  // and of their error records (48-63), published with one store.
+  struct Staged {
+    std::uint64_t records = 0;
+    std::uint64_t value_bytes = 0;
+    std::uint64_t error_bytes = 0;
+  };
+  static constexpr std::uint64_t pack_staged(std::uint64_t records, std::uint64_t value_bytes,
+                                             std::uint64_t error_bytes) noexcept {
+    return records | (value_bytes << 24) | (error_bytes << 48);
+  }
+  static constexpr Staged unpack_staged(std::uint64_t word) noexcept {
+    return Staged{word & 0xffffff, (word >> 24) & 0xffffff, word >> 48};
+  }
+  // A piece: the bytes of its error records (uint64), the error records, then the values.
+  static constexpr std::size_t piece_bytes(std::size_t error_bytes,
+                                           std::size_t value_bytes) noexcept {
+    return sizeof(std::uint64_t) + error_bytes + value_bytes;
+  }
+  static void write_piece(Writer& w, const std::byte* errors, std::size_t error_bytes,
+                          const std::byte* values, std::size_t value_bytes);
+  // Reads a piece's header: the bytes of its error records, which follow. Throws DecodeError when
+  // there are fewer bytes left.
+  static std::uint64_t read_piece_header(Reader& r);
+  // An error record: the element's index in the chunk, its exception's type name and what().
+  static std::size_t error_record_bytes(const std::string& type, const std::string& what);
+  static void write_error_record(Writer& w, std::uint64_t index, const std::string& type,
+                                 const std::string& what);
+  static void read_error_record(Reader& r, std::uint64_t& index, std::string& type,
+                                std::string& what);
+
   // Sends a piece: the outcomes of the elements `covered` (errors and values as above).
   using EmitFn = void (*)(void* owner, const Spans& covered, const std::byte* errors,
                           std::size_t error_bytes, const std::byte* values,
                           std::size_t value_bytes);
-  // `shared`: the worker slot's record and staging areas (see src/pool.cpp).
+  // `shared`: the worker slot's record and staging areas (SlotShared, src/pool/protocol.hpp).
   TaskContext(Spans run, void* shared, EmitFn emit_fn, void* owner) noexcept;
 
   // Chunks: the elements to run, in order (empty: all of them).
@@ -137,11 +175,9 @@ class MPROC_API TaskContext {
     else
       covered_.push_back(Span{index, index + 1});
   }
-  // One store: the staged records, their value and error bytes, packed (see src/pool.cpp).
+  // One store: the staged records, their value and error bytes (pack_staged).
   void publish() noexcept {
-    staged_->store(
-        records_ | (std::uint64_t{value_bytes_} << 24) | (std::uint64_t{error_bytes_} << 48),
-        std::memory_order_relaxed);
+    staged_->store(pack_staged(records_, value_bytes_, error_bytes_), std::memory_order_relaxed);
   }
   bool make_room(std::size_t value_bytes);
   void send_alone(std::uint64_t index, const std::byte* errors, std::size_t error_bytes,
@@ -206,7 +242,8 @@ struct TaskSpec {
   std::uint64_t elements = 0;
 };
 
-// The non-template part of Pool (src/pool.cpp).
+// The non-template part of Pool: a facade over the parent's dispatcher, the worker launcher and
+// the channels between them (src/pool/core.cpp; the parts are described in docs/design.md, "Pool").
 class MPROC_API PoolCore {
  public:
   explicit PoolCore(PoolOptions options);
@@ -236,9 +273,8 @@ class MPROC_API PoolCore {
   // Tasks accepted whose outcome has not been delivered yet (a snapshot).
   [[nodiscard]] std::size_t unfinished() const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,15 +1,16 @@
-// pool_launcher.hpp — how a Pool obtains its worker processes (private to the library).
+// pool/launcher.hpp — how a Pool obtains its worker processes (private to the library).
 //
 // The Pool core never creates a worker itself: it asks a `WorkerLauncher` to start one for a slot
 // and hears of each worker's exit through a callback that runs on the launcher's side. Only the
 // launcher knows how a worker comes to exist, so another start method (spawn, forkserver, an MPI
 // back end) replaces `ZygoteLauncher` without touching the Pool.
 //
-// What a worker needs from the Pool, which the fork launcher passes by inheritance and a launcher
-// that re-executes the program would have to pass explicitly: the descriptors of its mailbox's
-// and of the result queue's memfds (mproc::Queue keeps them for that), the worker end of its
-// slot's fd socket (large payloads), the initializer, and a way to turn invoker addresses into
-// the new image's (ASLR: an offset from a known symbol).
+// What a worker needs from the Pool is WorkerInputs (worker.hpp), which the fork launcher passes
+// by inheritance and a launcher that re-executes the program would have to rebuild: the
+// descriptors of its mailbox's and of the result queue's memfds (mproc::Queue keeps them for
+// that), the worker end of its slot's descriptor channel (large payloads), its slot's staging
+// record, the initializer, and a way to turn invoker addresses into the new image's (ASLR: an
+// offset from a known symbol).
 #pragma once
 
 #include <memory>

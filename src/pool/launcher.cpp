@@ -1,4 +1,5 @@
-// The zygote launcher of Pool workers (see pool_launcher.hpp).
+// The zygote launcher of Pool workers (see launcher.hpp). Runs in the parent (start and the
+// commands) and in the zygote (run() and what it calls); workers leave it through worker_entry.
 //
 // Protocol: the Pool sends 8-byte commands (kind, slot) over a stream socket pair.
 // The zygote is single-threaded: it polls the socket and one pidfd per live worker, forks a worker
@@ -14,16 +15,7 @@
 // worker streaming a large result while the Pool's result thread is busy in a callback) is kept
 // and tried again every kReportRetryMs while the zygote goes on polling its commands, so a Kill
 // is obeyed at once even then.
-#include "pool_launcher.hpp"
-
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "pool/launcher.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -38,9 +30,11 @@
 #include <system_error>
 #include <vector>
 
+#include "pool/os.hpp"
 #include "posix/error.hpp"
 #include "posix/launch.hpp"
 #include "posix/pidfd.hpp"
+#include "posix/thread_id.hpp"
 
 namespace mproc::detail {
 namespace {
@@ -74,9 +68,7 @@ const char* start_call(const std::error_code& ec) noexcept {
 
 // Ends the zygote (or a worker whose main returned). No stdio flush: the zygote writes nothing, and
 // the buffers it inherited were flushed by the parent before it forked.
-[[noreturn]] void leave(int code) noexcept {
-  for (;;) syscall(SYS_exit_group, code);
-}
+[[noreturn]] void leave(int code) noexcept { pool_os::exit_group(code); }
 
 class ZygoteLauncher final : public WorkerLauncher {
  public:
@@ -92,8 +84,8 @@ class ZygoteLauncher final : public WorkerLauncher {
   void start() override {
     // A socket rather than a pipe: send(MSG_NOSIGNAL) to a zygote that has gone raises no SIGPIPE.
     int fds[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-      throw_errno(errno, "mproc::Pool: cannot create the zygote's command channel: socketpair");
+    if (std::error_code ec = pool_os::stream_pair(fds))
+      throw_system_error(ec, "mproc::Pool: cannot create the zygote's command channel: socketpair");
     cmd_rd_ = fds[0];
     cmd_wr_ = fds[1];
     try {
@@ -117,12 +109,7 @@ class ZygoteLauncher final : public WorkerLauncher {
     // thread: from then on the thread may end without taking the Pool with it.
     StartStatus st;
     std::size_t got = 0;
-    while (got < sizeof st) {
-      const ssize_t n = ::recv(cmd_wr_, reinterpret_cast<char*>(&st) + got, sizeof st - got, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<std::size_t>(n);
-    }
+    pool_os::recv_all(cmd_wr_, &st, sizeof st, got);
     if (got != sizeof st) {
       force_end();
       throw ProcessError("mproc::Pool: the pool's zygote process ended before it was ready");
@@ -182,31 +169,56 @@ class ZygoteLauncher final : public WorkerLauncher {
   void send(std::int32_t kind, std::int32_t slot) noexcept {
     if (cmd_wr_ < 0) return;
     Cmd c{kind, slot};
-    while (::send(cmd_wr_, &c, sizeof c, MSG_NOSIGNAL) < 0 && errno == EINTR) {
-    }
+    (void)pool_os::send_all(cmd_wr_, &c, sizeof c);
   }
 
   // --- in the zygote -----------------------------------------------------------------------
   [[noreturn]] void run() noexcept {
     close_fd(cmd_wr_);
     cmd_wr_ = -1;
+    set_up();
+    std::vector<pollfd> fds;
+    std::vector<int> fd_slot;
+    for (;;) {
+      watch_list(fds, fd_slot);
+      if (quitting_ && fds.size() == 2) leave(0);
+      int timeout_ms = -1;
+      if (quitting_) {
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(quit_deadline_ - Clock::now());
+        if (left.count() <= 0) kill_and_leave();
+        timeout_ms = static_cast<int>(left.count()) + 1;
+      }
+      if (!flush_reports())
+        timeout_ms = timeout_ms < 0 ? kReportRetryMs : std::min(timeout_ms, kReportRetryMs);
+      int err = 0;
+      if (pool_os::poll_ms(fds.data(), fds.size(), timeout_ms, err) < 0) {
+        if (err == EINTR) continue;
+        kill_and_leave();
+      }
+      if (fds[1].revents != 0) kill_and_leave();  // the Pool's process is gone
+      for (std::size_t i = 2; i < fds.size(); ++i)
+        if (fds[i].revents != 0) reap_worker(fd_slot[i]);
+      if (fds[0].revents != 0) obey_command();
+    }
+  }
+
+  // Before the loop: the zygote's own setup and the first workers, then start()'s answer.
+  void set_up() noexcept {
     // The zygote must reap its workers itself: with SIGCHLD ignored (or handled by a waitpid(-1)
     // inherited from the program) the kernel would take their exit status away. The workers get
     // the program's setting back.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    (void)sigemptyset(&dfl.sa_mask);
-    (void)sigaction(SIGCHLD, &dfl, &saved_sigchld_);
+    pool_os::default_sigchld(saved_sigchld_);
     // Live as long as the Pool's *process*, not the thread that created it (the death signal an
     // mproc::Process arms fires when the creating thread ends): watch the parent through a pidfd.
-    const pid_t parent = getppid();
+    const pid_t parent = pool_os::parent_pid();
     if (std::error_code ec = open_pidfd(parent, parent_fd_)) {
       answer_start(-1, ec.value(), "pidfd_open");
       leave(0);
     }
-    if (getppid() != parent) kill_and_leave();
-    (void)prctl(PR_SET_PDEATHSIG, 0);
-    if (getppid() != parent) kill_and_leave();  // it died before the pidfd could tell
+    if (pool_os::parent_pid() != parent) kill_and_leave();
+    pool_os::set_parent_death_signal(0);
+    if (pool_os::parent_pid() != parent) kill_and_leave();  // it died before the pidfd could tell
     workers_.assign(static_cast<std::size_t>(slots_), Worker{});
     for (int s = 0; s < slots_; ++s) {
       const char* call = nullptr;
@@ -219,72 +231,59 @@ class ZygoteLauncher final : public WorkerLauncher {
     // Tell start() that every worker exists and that the zygote no longer depends on the
     // creating thread.
     if (!answer_start(-1, 0, "")) kill_and_leave();
-    bool quitting = false;
-    Clock::time_point quit_deadline{};
-    std::vector<pollfd> fds;
-    std::vector<int> fd_slot;
-    for (;;) {
-      fds.clear();
-      fd_slot.clear();
-      fds.push_back(pollfd{cmd_rd_, POLLIN, 0});
-      fd_slot.push_back(-1);
-      fds.push_back(pollfd{parent_fd_, POLLIN, 0});
-      fd_slot.push_back(-2);
-      for (int s = 0; s < slots_; ++s) {
-        const Worker& w = workers_[static_cast<std::size_t>(s)];
-        if (w.pidfd >= 0) {
-          fds.push_back(pollfd{w.pidfd, POLLIN, 0});
-          fd_slot.push_back(s);
-        }
+  }
+
+  // What the zygote polls: the command socket, the Pool's process, then each live worker (its
+  // slot in `fd_slot`).
+  void watch_list(std::vector<pollfd>& fds, std::vector<int>& fd_slot) const {
+    fds.clear();
+    fd_slot.clear();
+    fds.push_back(pollfd{cmd_rd_, POLLIN, 0});
+    fd_slot.push_back(-1);
+    fds.push_back(pollfd{parent_fd_, POLLIN, 0});
+    fd_slot.push_back(-2);
+    for (int s = 0; s < slots_; ++s) {
+      const Worker& w = workers_[static_cast<std::size_t>(s)];
+      if (w.pidfd >= 0) {
+        fds.push_back(pollfd{w.pidfd, POLLIN, 0});
+        fd_slot.push_back(s);
       }
-      if (quitting && fds.size() == 2) leave(0);
-      int timeout_ms = -1;
-      if (quitting) {
-        auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(quit_deadline - Clock::now());
-        if (left.count() <= 0) kill_and_leave();
-        timeout_ms = static_cast<int>(left.count()) + 1;
-      }
-      if (!flush_reports())
-        timeout_ms = timeout_ms < 0 ? kReportRetryMs : std::min(timeout_ms, kReportRetryMs);
-      int r = ::poll(fds.data(), fds.size(), timeout_ms);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        kill_and_leave();
-      }
-      if (fds[1].revents != 0) kill_and_leave();  // the Pool's process is gone
-      for (std::size_t i = 2; i < fds.size(); ++i) {
-        if (fds[i].revents == 0) continue;
-        Worker& w = workers_[static_cast<std::size_t>(fd_slot[i])];
-        bool exited = false;
-        int code = 0;
-        if (try_reap(w.pidfd, exited, code)) {
-          exited = true;  // gone, but its status was taken by someone else
-          code = kExitUnknown;
-        }
-        if (!exited) continue;
-        close_fd(w.pidfd);
-        pid_t pid = w.pid;
-        w = Worker{};
-        send_report(Report{fd_slot[i], static_cast<int>(pid), code, 0, nullptr});
-      }
-      if (fds[0].revents != 0) {
-        Cmd c{};
-        ssize_t n = ::read(cmd_rd_, &c, sizeof c);
-        if (n < 0 && errno == EINTR) continue;
-        if (n != static_cast<ssize_t>(sizeof c)) kill_and_leave();  // EOF: the Pool is gone
-        if (c.kind == kCmdKill) kill_and_leave();
-        if (c.kind == kCmdQuit && !quitting) {
-          quitting = true;
-          quit_deadline = Clock::now() + kQuitGrace;
-        }
-        if (c.kind == kCmdSpawn && !quitting && c.slot >= 0 && c.slot < slots_ &&
-            workers_[static_cast<std::size_t>(c.slot)].pidfd < 0) {
-          const char* call = nullptr;
-          if (std::error_code ec = fork_worker(c.slot, call))
-            send_report(Report{c.slot, 0, kSpawnFailed, ec.value(), call});
-        }
-      }
+    }
+  }
+
+  // The worker of `slot` polled readable: reaps it if it has ended, and reports its exit.
+  void reap_worker(int slot) noexcept {
+    Worker& w = workers_[static_cast<std::size_t>(slot)];
+    bool exited = false;
+    int code = 0;
+    if (try_reap(w.pidfd, exited, code)) {
+      exited = true;  // gone, but its status was taken by someone else
+      code = kExitUnknown;
+    }
+    if (!exited) return;
+    close_fd(w.pidfd);
+    const pid_t pid = w.pid;
+    w = Worker{};
+    send_report(Report{slot, static_cast<int>(pid), code, 0, nullptr});
+  }
+
+  // Reads one command and obeys it. EOF (the Pool is gone) counts as Kill.
+  void obey_command() noexcept {
+    Cmd c{};
+    int err = 0;
+    const ssize_t n = pool_os::read_some(cmd_rd_, &c, sizeof c, err);
+    if (n < 0 && err == EINTR) return;
+    if (n != static_cast<ssize_t>(sizeof c)) kill_and_leave();
+    if (c.kind == kCmdKill) kill_and_leave();
+    if (c.kind == kCmdQuit && !quitting_) {
+      quitting_ = true;
+      quit_deadline_ = Clock::now() + kQuitGrace;
+    }
+    if (c.kind == kCmdSpawn && !quitting_ && c.slot >= 0 && c.slot < slots_ &&
+        workers_[static_cast<std::size_t>(c.slot)].pidfd < 0) {
+      const char* call = nullptr;
+      if (std::error_code ec = fork_worker(c.slot, call))
+        send_report(Report{c.slot, 0, kSpawnFailed, ec.value(), call});
     }
   }
 
@@ -294,11 +293,7 @@ class ZygoteLauncher final : public WorkerLauncher {
     st.slot = slot;
     st.error = error;
     std::strncpy(st.call, call ? call : "", sizeof st.call - 1);
-    ssize_t n;
-    do {
-      n = ::send(cmd_rd_, &st, sizeof st, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n == static_cast<ssize_t>(sizeof st);
+    return !pool_os::send_all(cmd_rd_, &st, sizeof st);
   }
 
   struct Report {
@@ -330,9 +325,9 @@ class ZygoteLauncher final : public WorkerLauncher {
 
   static void worker_entry(void* arg) noexcept {
     auto* self = static_cast<ZygoteLauncher*>(arg);
-    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != self->zygote_pid_) leave(0);  // the zygote died before prctl
-    (void)sigaction(SIGCHLD, &self->saved_sigchld_, nullptr);
+    pool_os::set_parent_death_signal(SIGKILL);
+    if (pool_os::parent_pid() != self->zygote_pid_) leave(0);  // the zygote died before prctl
+    pool_os::restore_sigchld(self->saved_sigchld_);
     close_fd(self->cmd_rd_);
     close_fd(self->parent_fd_);
     for (Worker& w : self->workers_) close_fd(w.pidfd);
@@ -342,7 +337,7 @@ class ZygoteLauncher final : public WorkerLauncher {
 
   // Forks the worker of `slot`; on failure returns the errno and sets `call` to the system call.
   std::error_code fork_worker(int slot, const char*& call) noexcept {
-    zygote_pid_ = getpid();
+    zygote_pid_ = this_process_id();
     spawning_slot_ = slot;
     LaunchedChild child;
     std::error_code ec = launch_fork(ChildEntry{&ZygoteLauncher::worker_entry, this}, child);
@@ -364,9 +359,7 @@ class ZygoteLauncher final : public WorkerLauncher {
       if (w.pidfd >= 0) (void)send_signal(w.pidfd, SIGKILL);
     for (Worker& w : workers_) {
       if (w.pid <= 0) continue;
-      int status = 0;
-      while (waitpid(w.pid, &status, 0) < 0 && errno == EINTR) {
-      }
+      pool_os::reap(w.pid);
       close_fd(w.pidfd);
       w = Worker{};
     }
@@ -392,6 +385,8 @@ class ZygoteLauncher final : public WorkerLauncher {
   int spawning_slot_ = -1;
   struct sigaction saved_sigchld_ {};  // the program's SIGCHLD disposition, for the workers
   std::deque<Report> unsent_;          // exit reports that found the result queue full
+  bool quitting_ = false;              // told to quit: no more spawns, leave once workers are gone
+  Clock::time_point quit_deadline_{};  // then kill the workers that are left
 };
 
 }  // namespace

@@ -1,0 +1,71 @@
+// The channels between a Pool's parent and its workers (see channels.hpp).
+#include "pool/channels.hpp"
+
+#include <new>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "pool/os.hpp"
+#include "posix/error.hpp"
+#include "posix/pidfd.hpp"
+
+namespace mproc::detail {
+namespace {
+
+Queue<EventMsg> make_result_queue() {
+  try {
+    return Queue<EventMsg>(0, QueueOptions{.capacity = kEventBytes});
+  } catch (const std::system_error& e) {
+    throw_system_error(e.code(), "mproc::Pool: cannot create the result queue (" +
+                                     std::to_string(kEventBytes >> 20) + " MiB of shared memory)");
+  }
+}
+
+}  // namespace
+
+PoolChannels::PoolChannels(int n) : events(make_result_queue()) {
+  const auto count = static_cast<std::size_t>(n);
+  const std::string of = " of " + std::to_string(n);
+  mailboxes.reserve(count);
+  for (int i = 0; i < n; ++i) {
+    try {
+      mailboxes.emplace_back(0, QueueOptions{.capacity = kMailboxBytes});
+    } catch (const std::system_error& e) {
+      throw_system_error(
+          e.code(), "mproc::Pool: cannot create the mailbox of worker " + std::to_string(i + 1) +
+                        of + " (" + std::to_string(kMailboxBytes >> 20) + " MiB of shared memory)");
+    }
+  }
+  fd_parent.reserve(count);
+  fd_worker.reserve(count);
+  for (int i = 0; i < n; ++i) {
+    int fds[2];
+    if (std::error_code ec = pool_os::seqpacket_pair(fds))
+      throw_system_error(ec, "mproc::Pool: cannot create the descriptor channel of worker " +
+                                 std::to_string(i + 1) + of + ": socketpair");
+    fd_parent.push_back(fds[0]);
+    fd_worker.push_back(fds[1]);
+  }
+  slot_shared_bytes = sizeof(SlotShared) * count;
+  void* shared = nullptr;
+  if (std::error_code ec = pool_os::map_shared_anonymous(slot_shared_bytes, shared))
+    throw_system_error(ec, "mproc::Pool: cannot map the workers' staging areas (" +
+                               std::to_string(slot_shared_bytes) +
+                               " bytes of shared memory): mmap");
+  slot_shared = static_cast<SlotShared*>(shared);
+  for (std::size_t i = 0; i < count; ++i)
+    new (&slot_shared[i]) SlotShared;  // the staging bytes stay untouched
+}
+
+PoolChannels::~PoolChannels() {
+  for (int fd : fd_parent) close_fd(fd);
+  for (int fd : fd_worker) close_fd(fd);
+  if (slot_shared) pool_os::unmap(slot_shared, slot_shared_bytes);
+}
+
+void PoolChannels::close_worker_ends() noexcept {
+  for (int& fd : fd_worker) close_fd(std::exchange(fd, -1));
+}
+
+}  // namespace mproc::detail

@@ -1,0 +1,129 @@
+// PoolCore: the facade that puts a Pool's parts together (see docs/design.md, "Pool").
+//
+//   channels.{hpp,cpp}    what the parent and its workers share (mailboxes, result queue,
+//                         descriptor channels, staging records); made first, inherited by workers
+//   launcher.{hpp,cpp}    how workers come to exist (the zygote); runs in the parent and the zygote
+//   worker.{hpp,cpp}      the worker loop; runs in a worker, given only its WorkerInputs
+//   task_context.cpp      a chunk's staging in the worker, and the layouts of a piece
+//   protocol.hpp          every message and record that crosses a process boundary
+//   dispatcher.{hpp,cpp}, events.cpp
+//                         the parent's bookkeeping and its result thread
+//   shutdown.cpp          close, join, terminate and the destructors: the shutdown policy
+//   remote_error.cpp      a task's exception, described in the worker and rebuilt in the parent
+#include "pool/core.hpp"
+
+#include <mproc/pool.hpp>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "pool/worker.hpp"
+#include "posix/error.hpp"
+#include "posix/thread_id.hpp"
+
+namespace mproc::detail {
+namespace {
+
+// The encoded size an automatic chunk of map/imap aims at (PoolCore::chunk_bytes()).
+constexpr std::size_t kChunkBytes = std::size_t{64} << 10;
+// How long a constructor that fails waits for the launcher to kill and reap its workers.
+constexpr auto kLauncherAbortGrace = std::chrono::seconds(10);
+
+}  // namespace
+
+PoolCore::Impl::Impl(int processes, std::function<void()> init, int max_tasks)
+    : n(processes),
+      initializer(std::move(init)),
+      maxtasks(max_tasks),
+      creator_pid(this_process_id()),
+      channels(processes),
+      launcher(make_zygote_launcher(processes, &worker_main, this, &report_exit, &channels.events)),
+      dispatcher(processes, max_tasks, static_cast<bool>(initializer), channels, *launcher) {}
+
+void PoolCore::Impl::worker_main(void* ctx, int slot) noexcept {
+  auto& im = *static_cast<Impl*>(ctx);
+  const auto s = static_cast<std::size_t>(slot);
+  WorkerInputs in;
+  in.slot = slot;
+  in.tasks = &im.channels.mailboxes[s];
+  in.results = &im.channels.events;
+  in.descriptors = im.channels.fd_worker[s];
+  in.shared = &im.channels.slot_shared[s];
+  in.initializer = &im.initializer;
+  in.maxtasks = im.maxtasks;
+  run_worker(in);
+}
+
+bool PoolCore::Impl::report_exit(void* ctx, int slot, int pid, int code, int error,
+                                 const char* call) noexcept {
+  try {
+    return static_cast<Queue<EventMsg>*>(ctx)->try_put(
+        EventMsg::exited(slot, pid, code, error, call));
+  } catch (...) {
+    return true;  // it would fail the same way every time
+  }
+}
+
+void PoolCore::Impl::destroy(void* ctx) noexcept { delete static_cast<Impl*>(ctx); }
+
+void PoolCore::Impl::check_owner() const {
+  if (this_process_id() != creator_pid)
+    throw ProcessError("mproc::Pool: a Pool belongs to the process that created it");
+}
+
+// Every failure leaves nothing behind: the queues and descriptors made so far go with `impl_`,
+// and a launcher that started is stopped (with its workers) before the exception leaves.
+PoolCore::PoolCore(PoolOptions options) {
+  int n = options.processes ? *options.processes : process_cpu_count();
+  if (n <= 0) throw ValueError("mproc::Pool: processes must be at least 1");
+  if (options.maxtasksperchild && *options.maxtasksperchild <= 0)
+    throw ValueError("mproc::Pool: maxtasksperchild must be a positive number or empty");
+  impl_ = std::make_unique<Impl>(n, std::move(options.initializer),
+                                 options.maxtasksperchild ? *options.maxtasksperchild : 0);
+  Impl& im = *impl_;
+  im.launcher->start();  // forks the zygote and the workers: before the result thread exists
+  im.channels.close_worker_ends();
+  try {
+    im.dispatcher.start_result_thread(&Impl::destroy, &im);
+  } catch (...) {
+    im.launcher->kill_all();
+    if (!im.launcher->wait(Expiry(deadline_after(kLauncherAbortGrace)))) im.launcher->force_end();
+    im.launcher->force_end();  // reaps it
+    try {
+      throw;
+    } catch (const std::system_error& e) {
+      throw_system_error(e.code(), "mproc::Pool: cannot start the result thread: pthread_create");
+    }
+  }
+}
+
+std::size_t PoolCore::max_task_bytes() const noexcept { return kMailboxBytes / 4 - 256; }
+std::size_t PoolCore::chunk_bytes() noexcept { return kChunkBytes; }
+int PoolCore::processes() const noexcept { return impl_->n; }
+
+void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSink>& sink,
+                      bool continuation) {
+  impl_->check_owner();
+  impl_->dispatcher.submit(specs, sink, continuation, max_task_bytes());
+}
+
+std::size_t PoolCore::unfinished() const { return impl_->dispatcher.unfinished(); }
+
+}  // namespace mproc::detail
+
+namespace mproc {
+
+Pool::Pool(PoolOptions options) : core_(std::make_shared<detail::PoolCore>(std::move(options))) {}
+
+detail::PoolCore& Pool::core() const {
+  if (!core_) throw ValueError("mproc::Pool: moved-from pool");
+  return *core_;
+}
+
+int Pool::processes() const { return core().processes(); }
+void Pool::close() { core().close(); }
+void Pool::terminate() { core().terminate(); }
+void Pool::join() { core().join(); }
+std::size_t Pool::unfinished() const { return core().unfinished(); }
+
+}  // namespace mproc

@@ -1,0 +1,44 @@
+// pool/core.hpp — PoolCore's state: the parts of a Pool, put together (see core.cpp).
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <mproc/detail/pool_core.hpp>
+
+#include "pool/channels.hpp"
+#include "pool/dispatcher.hpp"
+#include "pool/launcher.hpp"
+
+namespace mproc::detail {
+
+// Members in the order of their making; destroyed in reverse: the dispatcher (whose result thread
+// has ended or been detached by then), the launcher (its process is gone by then, or killed), the
+// channels.
+struct PoolCore::Impl {
+  Impl(int processes, std::function<void()> init, int max_tasks);
+
+  // ProcessError unless called in the process that created the Pool.
+  void check_owner() const;
+
+  // The launcher's WorkerMain (`ctx`: this): runs in a new worker process of `slot`, which
+  // inherited the Pool's state, and hands the worker loop its inputs and nothing else.
+  [[noreturn]] static void worker_main(void* ctx, int slot) noexcept;
+  // The launcher's ExitReport (`ctx`: the result queue): runs in the zygote and touches only the
+  // result queue. Never waits: false when the queue has no room now (the launcher tries again).
+  static bool report_exit(void* ctx, int slot, int pid, int code, int error,
+                          const char* call) noexcept;
+  // The result thread's last act when the pool was abandoned in a callback (`ctx`: this).
+  static void destroy(void* ctx) noexcept;
+
+  const int n;
+  const std::function<void()> initializer;
+  const int maxtasks;
+  const pid_t creator_pid;
+  PoolChannels channels;
+  std::unique_ptr<WorkerLauncher> launcher;
+  Dispatcher dispatcher;
+};
+
+}  // namespace mproc::detail

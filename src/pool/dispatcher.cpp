@@ -1,0 +1,387 @@
+// The parent's dispatcher: submission, dispatch to the mailboxes, the result thread and delivery
+// (see dispatcher.hpp). What each event does is in events.cpp; close/join/terminate in
+// shutdown.cpp.
+#include "pool/dispatcher.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <system_error>
+
+#include "posix/error.hpp"
+#include "posix/fd_passing.hpp"
+
+namespace mproc::detail {
+namespace {
+
+// Tasks dispatched to a worker and not answered yet, at most.
+constexpr std::size_t kMailboxDepth = 2;
+// Errors of the result queue itself (not of one event) in a row before the pool is broken, and
+// the pause between two attempts after the first.
+constexpr int kQueueErrorsToBreak = 100;
+constexpr auto kQueueErrorPause = std::chrono::milliseconds(10);
+// How long the result thread waits for events before it checks that the launcher lives.
+constexpr auto kEventWait = std::chrono::milliseconds(200);
+constexpr std::size_t kEventBatch = 64;
+
+}  // namespace
+
+Dispatcher::Dispatcher(int n, int maxtasks, bool has_initializer, PoolChannels& channels,
+                       WorkerLauncher& launcher)
+    : n_(n),
+      maxtasks_(maxtasks),
+      has_initializer_(has_initializer),
+      ch_(channels),
+      launcher_(launcher),
+      slots_(static_cast<std::size_t>(n)) {}
+
+void Dispatcher::start_result_thread(void (*on_orphaned_end)(void*) noexcept, void* arg) {
+  on_orphaned_end_ = on_orphaned_end;
+  orphaned_arg_ = arg;
+  collector_ = std::thread([this] {
+    collect();
+    if (orphaned_) on_orphaned_end_(orphaned_arg_);  // deletes this dispatcher: the last step
+  });
+}
+
+std::size_t Dispatcher::unfinished() const {
+  Guard g(mu_);
+  return undelivered_;
+}
+
+// --- submission and dispatch -------------------------------------------------------------------
+
+void Dispatcher::submit(std::vector<TaskSpec>& specs, const std::shared_ptr<TaskSink>& sink,
+                        bool continuation, std::size_t max_task_bytes) {
+  bool wake = false;  // the dispatcher failed a task that the result thread must deliver
+  {
+    Guard g(mu_);
+    if (!broken_.empty()) throw BrokenPool(broken_);
+    if (stopping_)
+      throw ValueError(continuation ? "mproc::Pool: the pool was joined or terminated before the "
+                                      "imap's input was used up"
+                                    : "mproc::Pool: Pool not running");
+    if (state_ != State::kRunning && !continuation)
+      throw ValueError("mproc::Pool: Pool not running");
+    add_locked(specs, sink, max_task_bytes);
+    undelivered_ += specs.size();
+    dispatch_locked();
+    wake = !stranded_.empty();
+  }
+  // Its outcome is delivered (and its callbacks run) on the result thread: wake it.
+  if (wake) wake_result_thread();
+}
+
+// Records the tasks, all or none: on an allocation failure half-way, what was added is taken back.
+void Dispatcher::add_locked(std::vector<TaskSpec>& specs, const std::shared_ptr<TaskSink>& sink,
+                            std::size_t max_task_bytes) {
+  std::size_t added = 0;
+  try {
+    for (TaskSpec& s : specs) {
+      TaskMsg t;
+      t.id = next_id_;
+      t.invoker = reinterpret_cast<std::uint64_t>(s.invoker);
+      // A payload too large for a mailbox gets its memfd when it is dispatched (dispatch_locked).
+      if (s.payload.size() > max_task_bytes) t.big = s.payload.size();
+      t.payload = std::move(s.payload);
+      pending_.push_back(std::move(t));
+      try {
+        Entry e{sink, s.part, nullptr, 0, 0, {}, 0, {}};
+        if (s.elements != 0) {
+          e.first = s.first;
+          e.elements = s.elements;
+          e.todo.push_back(Span{0, s.elements});
+          e.invoker = t.invoker;
+        }
+        tasks_.emplace(next_id_, std::move(e));
+      } catch (...) {
+        pending_.pop_back();
+        throw;
+      }
+      ++next_id_;
+      ++added;
+    }
+  } catch (...) {
+    for (; added > 0; --added) {
+      tasks_.erase(pending_.back().id);
+      pending_.pop_back();
+    }
+    throw;
+  }
+}
+
+// The slot with the fewest tasks out that can take one more; -1 when none can.
+int Dispatcher::least_loaded_locked() const {
+  int best = -1;
+  for (int s = 0; s < n_; ++s) {
+    const Slot& sl = slots_[static_cast<std::size_t>(s)];
+    if (sl.outstanding.size() >= kMailboxDepth) continue;
+    if (maxtasks_ > 0 && sl.dispatched >= maxtasks_) continue;
+    if (best < 0 ||
+        sl.outstanding.size() < slots_[static_cast<std::size_t>(best)].outstanding.size())
+      best = s;
+  }
+  return best;
+}
+
+// Gives pending tasks to the least-loaded mailboxes. A task whose payload is too large for a
+// mailbox gets its memfd here, when it is first dispatched, not when it is submitted: memfds
+// then exist only for tasks in the mailboxes or being run (at most kMailboxDepth per slot, plus
+// one waiting for room and those drained from a dead worker's mailbox), whatever the number of
+// large tasks submitted, so a map over many large elements holds a bounded number of
+// descriptors. The rest wait in `pending_` as bytes in the parent's heap.
+void Dispatcher::dispatch_locked() {
+  if (stopping_ || !broken_.empty()) return;
+  while (!pending_.empty()) {
+    const int best = least_loaded_locked();
+    if (best < 0) return;
+    const auto slot = static_cast<std::size_t>(best);
+    TaskMsg& t = pending_.front();
+    Region* big = nullptr;
+    if (t.big != 0) {
+      switch (prepare_big_locked(t, big)) {
+        case BigPayload::kReady:
+          break;
+        case BigPayload::kFailed:
+          pending_.pop_front();
+          continue;
+        case BigPayload::kLater:
+          return;
+      }
+    }
+    // Recorded before the put (this may throw std::bad_alloc; nothing after the put does), so
+    // a task in a mailbox is always one the bookkeeping knows.
+    Slot& sl = slots_[slot];
+    sl.outstanding.push_back(t.id);
+    bool put = false;
+    try {
+      put = ch_.mailboxes[slot].try_put(t);
+    } catch (...) {
+      put = false;
+    }
+    if (!put) {  // no room in bytes: retried on the next event
+      sl.outstanding.pop_back();
+      return;
+    }
+    if (big) {
+      // The worker takes the message, then waits for the descriptor: it must follow. The send
+      // does not block in practice (a slot has at most two tasks out, and stale descriptors are
+      // drained by its next worker); if it fails the slot's worker is gone with its socket.
+      (void)send_fd(ch_.fd_parent[slot], t.id, big->fd());
+    }
+    ++sl.dispatched;
+    if (!big) {
+      // A chunk keeps its payload until it is done: a dead worker's unfinished elements run
+      // again from it (a large one keeps its memfd).
+      auto e = tasks_.find(t.id);
+      if (e != tasks_.end() && e->second.elements != 0) e->second.payload = std::move(t.payload);
+    }
+    pending_.pop_front();
+  }
+}
+
+// Makes the memfd of task `t`'s large payload (once: a task drained from a dead worker's mailbox
+// has it already) and frees the heap copy. When the memfd cannot be made the task fails with
+// std::system_error naming it and the errno (kFailed); kLater when even that failure cannot be
+// recorded now (no memory).
+Dispatcher::BigPayload Dispatcher::prepare_big_locked(TaskMsg& t, Region*& big) {
+  auto e = tasks_.find(t.id);
+  if (e == tasks_.end()) return BigPayload::kFailed;  // not expected: its outcome is known
+  if (e->second.big) {
+    big = e->second.big.get();
+    return BigPayload::kReady;
+  }
+  std::error_code ec;
+  std::shared_ptr<Region> region = Region::create(t.payload.size(), "mproc-pool-task", ec);
+  if (region) {
+    std::memcpy(region->data(), t.payload.data(), t.payload.size());
+    std::vector<std::byte>().swap(t.payload);
+    big = region.get();
+    e->second.big = std::move(region);
+    return BigPayload::kReady;
+  }
+  try {
+    std::exception_ptr error;
+    try {
+      throw_system_error(ec, "mproc::Pool: cannot create a memfd of " +
+                                 std::to_string(t.payload.size()) +
+                                 " bytes for a task's arguments");
+    } catch (...) {
+      error = std::current_exception();
+    }
+    stranded_.push_back(fail_all(e->second, std::move(error)));
+  } catch (...) {
+    return BigPayload::kLater;
+  }
+  tasks_.erase(e);
+  return BigPayload::kFailed;
+}
+
+// Moves the tasks the dispatcher failed into `out` (for delivery by the caller).
+void Dispatcher::take_stranded_locked(std::vector<Delivery>& out) {
+  if (stranded_.empty()) return;
+  out.reserve(out.size() + stranded_.size());  // may throw; the moves below do not
+  for (Delivery& d : stranded_) out.push_back(std::move(d));
+  stranded_.clear();
+}
+
+// A small kWake event. If the result queue is full, the result thread is busy and finds the
+// stranded tasks after its batch: nothing is lost by dropping the event (or its error).
+void Dispatcher::wake_result_thread() noexcept {
+  EventMsg w;
+  w.kind = kWake;
+  try {
+    (void)ch_.events.try_put(w);
+  } catch (...) {
+  }
+}
+
+// --- failing tasks -----------------------------------------------------------------------------
+
+// The delivery of every outcome `e` still owes: `e`'s elements without an outcome fail with
+// `error` (a chunk), or the task does.
+Dispatcher::Delivery Dispatcher::fail_all(Entry& e, std::exception_ptr error) {
+  Delivery d{e.sink, e.part, {}, std::move(error), false, true, 0, {}};
+  if (e.elements != 0) {
+    d.chunk = true;
+    d.first = e.first;
+    d.covered = std::move(e.todo);
+  }
+  return d;
+}
+
+void Dispatcher::fail_locked(std::uint64_t id, std::exception_ptr e, std::vector<Delivery>& out) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;
+  out.push_back(fail_all(it->second, std::move(e)));
+  tasks_.erase(it);
+}
+
+// Fails every unfinished task with BrokenPool(`why`) and stops the workers.
+void Dispatcher::break_locked(const std::string& why, std::vector<Delivery>& out) {
+  if (broken_.empty()) broken_ = why;
+  auto e = std::make_exception_ptr(BrokenPool(broken_));
+  for (auto& [id, entry] : tasks_) out.push_back(fail_all(entry, e));
+  tasks_.clear();
+  pending_.clear();
+  for (Slot& s : slots_) s.outstanding.clear();
+  take_stranded_locked(out);
+  launcher_.kill_all();
+}
+
+// --- the result thread -------------------------------------------------------------------------
+
+// Reads events, does the bookkeeping under the lock, and delivers outcomes outside it. It never
+// ends before shut_down() asks, whatever it reads: an event that does not decode fails its task
+// (see the codec of EventMsg); an error of the queue itself is retried after a pause (so a queue
+// that keeps failing does not cost a CPU), and after kQueueErrorsToBreak of them in a row breaks
+// the pool; running out of memory in the bookkeeping fails the event's task, or is retried.
+void Dispatcher::collect() {
+  std::vector<Delivery> out;
+  int queue_errors = 0;  // in a row
+  for (;;) {
+    bool quit = false;
+    try {
+      read_batch(out, quit, queue_errors);
+      deliver(out);
+    } catch (...) {
+      // No memory even for that: what `out` holds is delivered on a later round.
+    }
+    if (quit || quit_requested_.load(std::memory_order_acquire)) return;
+    if (queue_errors > 1) std::this_thread::sleep_for(kQueueErrorPause);
+  }
+}
+
+// One round of the result thread: a batch of events and what it does to the bookkeeping; the
+// outcomes to deliver go to `out`.
+void Dispatcher::read_batch(std::vector<Delivery>& out, bool& quit, int& queue_errors) {
+  std::vector<EventMsg> batch;
+  std::string queue_error;
+  try {
+    batch = ch_.events.get_many(kEventBatch, kEventWait);
+    queue_errors = 0;
+  } catch (...) {
+    batch.clear();
+    std::string type, what;
+    describe_current(type, what);
+    queue_error = type + ": " + what;
+    ++queue_errors;
+  }
+  Guard g(mu_);
+  for (EventMsg& m : batch) {
+    try {
+      handle_locked(m, out, quit);
+    } catch (...) {
+      // Out of memory while bookkeeping: the event's task, if any, fails with that error.
+      if (m.kind == kOk || m.kind == kPart || m.kind == kFailed || m.kind == kUndecodable) {
+        try {
+          fail_locked(m.id, std::current_exception(), out);
+        } catch (...) {
+        }
+      }
+    }
+  }
+  if (queue_errors >= kQueueErrorsToBreak && broken_.empty() && !stopping_)
+    break_locked("mproc::Pool: the result queue cannot be read (" + queue_error + ")", out);
+  if (batch.empty() && !stopping_ && broken_.empty() && !launcher_.alive())
+    break_locked("mproc::Pool: the pool's zygote process died", out);
+  dispatch_locked();
+  take_stranded_locked(out);
+}
+
+// Delivers the outcomes in `out` (outside the lock), then clears it. A result that does not
+// decode fails its task with DecodeError (an allocation failure too: the result is too large
+// for this process).
+void Dispatcher::deliver(std::vector<Delivery>& out) {
+  std::size_t ended = 0;
+  for (Delivery& d : out) {
+    auto fail = [&](std::exception_ptr e) {
+      if (d.chunk)
+        d.sink->on_elements_error(d.part, d.first, d.covered, std::move(e));
+      else
+        d.sink->on_error(d.part, std::move(e));
+    };
+    if (!d.error) {
+      try {
+        Reader r(d.payload.data(), d.payload.size());
+        if (d.chunk)
+          d.sink->on_elements(d.part, d.first, d.covered, d.pid, d.ns, r);
+        else
+          d.sink->on_ok(d.part, r);
+      } catch (const DecodeError&) {
+        fail(std::current_exception());
+      } catch (...) {
+        fail(undecodable(d.payload.size()));
+      }
+    } else {
+      fail(d.error);
+    }
+    d.sink.reset();
+    std::vector<std::byte>().swap(d.payload);
+    if (d.last) ++ended;
+  }
+  if (out.empty()) return;
+  if (ended != 0) {
+    {
+      Guard g(mu_);
+      undelivered_ -= ended;
+    }
+    idle_cv_.notify_all();
+  }
+  out.clear();
+}
+
+// The DecodeError for a result of `bytes` bytes whose decoding threw the current exception.
+std::exception_ptr Dispatcher::undecodable(std::size_t bytes) noexcept {
+  try {
+    std::string type, what;
+    describe_current(type, what);
+    return std::make_exception_ptr(DecodeError("mproc::Pool: cannot decode the task's result (" +
+                                               std::to_string(bytes) +
+                                               " bytes) in this process: " + type + ": " + what));
+  } catch (...) {
+    return std::current_exception();  // std::bad_alloc
+  }
+}
+
+}  // namespace mproc::detail

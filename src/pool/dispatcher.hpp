@@ -1,0 +1,177 @@
+// pool/dispatcher.hpp — the parent's side of a Pool: the bookkeeping of tasks and worker slots,
+// and the result thread.
+//
+// One mutex (`mu_`) guards the bookkeeping: the tasks not yet dispatched (`pending_`), the tasks
+// accepted and not yet answered (`tasks_`, each with the elements of a chunk still without an
+// outcome, `todo`), and per worker slot the ids dispatched to it in order (`Slot::outstanding`).
+// It is held for short bookkeeping and non-blocking queue calls only (try_put to a mailbox,
+// try_get from a dead worker's mailbox); decoding results and running callbacks happen outside it,
+// on the result thread (deliver()).
+//
+// Files: dispatcher.cpp (submission, dispatch, the result thread, delivery), events.cpp (what
+// each event from a worker or the launcher does to the bookkeeping), shutdown.cpp (close, join,
+// terminate: the shutdown policy).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "pool/channels.hpp"
+#include "pool/launcher.hpp"
+#include "pool/protocol.hpp"
+#include "posix/region.hpp"
+#include "thread_annotations.hpp"
+
+namespace mproc::detail {
+
+class Dispatcher {
+ public:
+  // `n` worker slots over `channels`, whose workers `launcher` starts (already started). Every
+  // worker takes at most `maxtasks` tasks (0: no limit). `has_initializer`: a worker that dies
+  // before "ready" breaks the pool (otherwise it is replaced, a few times in a row).
+  Dispatcher(int n, int maxtasks, bool has_initializer, PoolChannels& channels,
+             WorkerLauncher& launcher);
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Starts the result thread; `on_orphaned_end(arg)` runs on it after its loop when the pool was
+  // abandoned from a callback (abandon()). Throws std::system_error when no thread can be made.
+  void start_result_thread(void (*on_orphaned_end)(void*) noexcept, void* arg);
+
+  // PoolCore::submit: queues the tasks (all or none) and dispatches what fits.
+  void submit(std::vector<TaskSpec>& specs, const std::shared_ptr<TaskSink>& sink,
+              bool continuation, std::size_t max_task_bytes);
+  [[nodiscard]] std::size_t unfinished() const;
+
+  // The shutdown policy (shutdown.cpp).
+  void close();
+  void terminate();
+  void join();
+  // The last handle went away on the result thread (in a callback): terminate, then let the
+  // result thread end by itself and run `on_orphaned_end`.
+  void abandon() noexcept;
+  // Waits for the result thread, if it still runs (the destructor's last step).
+  void join_result_thread() noexcept;
+
+  [[nodiscard]] bool on_result_thread() const noexcept {
+    return std::this_thread::get_id() == collector_.get_id();
+  }
+
+ private:
+  struct Entry {
+    std::shared_ptr<TaskSink> sink;
+    std::uint64_t part;
+    std::shared_ptr<Region> big;  // the payload, when it travels in a memfd
+    // Chunks of map/imap (elements > 0): the input's position of element 0, and the elements
+    // without an outcome yet; the invoker and, while the chunk is dispatched, its payload, so that
+    // what a dead worker did not finish can run again.
+    std::uint64_t first = 0;
+    std::uint64_t elements = 0;
+    Spans todo;
+    std::uint64_t invoker = 0;
+    std::vector<std::byte> payload;
+  };
+  using Tasks = std::unordered_map<std::uint64_t, Entry>;
+  struct Slot {
+    std::deque<std::uint64_t> outstanding;  // dispatched, unanswered, in dispatch order
+    int dispatched = 0;                     // tasks given to the current worker
+    bool ready = false;                     // its initializer has finished
+    int pid = 0;
+    std::string init_error;
+    int early_deaths = 0;  // workers of this slot that died before "ready", in a row
+  };
+  // An outcome to deliver outside the lock: of a whole task, or (chunk) of the elements
+  // `covered`. `last`: the task has no outcome left to deliver after this one.
+  struct Delivery {
+    std::shared_ptr<TaskSink> sink;
+    std::uint64_t part;
+    std::vector<std::byte> payload;
+    std::exception_ptr error;
+    bool chunk = false;
+    bool last = true;
+    std::uint64_t first = 0;
+    Spans covered;
+    std::int32_t pid = 0;
+    std::uint64_t ns = 0;
+  };
+  enum class State { kRunning, kClosed, kTerminated };
+  enum class BigPayload { kReady, kFailed, kLater };
+
+  // dispatcher.cpp
+  void add_locked(std::vector<TaskSpec>& specs, const std::shared_ptr<TaskSink>& sink,
+                  std::size_t max_task_bytes) MPROC_REQUIRES(mu_);
+  void dispatch_locked() MPROC_REQUIRES(mu_);
+  int least_loaded_locked() const MPROC_REQUIRES(mu_);
+  BigPayload prepare_big_locked(TaskMsg& t, Region*& big) MPROC_REQUIRES(mu_);
+  void take_stranded_locked(std::vector<Delivery>& out) MPROC_REQUIRES(mu_);
+  void wake_result_thread() noexcept;
+  void collect();
+  void read_batch(std::vector<Delivery>& out, bool& quit, int& queue_errors);
+  void deliver(std::vector<Delivery>& out);
+  static std::exception_ptr undecodable(std::size_t bytes) noexcept;
+  static Delivery fail_all(Entry& e, std::exception_ptr error);
+  void fail_locked(std::uint64_t id, std::exception_ptr e, std::vector<Delivery>& out)
+      MPROC_REQUIRES(mu_);
+  void break_locked(const std::string& why, std::vector<Delivery>& out) MPROC_REQUIRES(mu_);
+
+  // events.cpp
+  void handle_locked(EventMsg& m, std::vector<Delivery>& out, bool& quit) MPROC_REQUIRES(mu_);
+  void on_result_locked(EventMsg& m, std::vector<Delivery>& out) MPROC_REQUIRES(mu_);
+  void on_chunk_result_locked(Tasks::iterator it, EventMsg& m, bool final,
+                              std::vector<Delivery>& out) MPROC_REQUIRES(mu_);
+  void on_chunk_lost_locked(std::uint64_t id, const EventMsg& m, std::vector<Delivery>& out)
+      MPROC_REQUIRES(mu_);
+  bool settle_staged_locked(Tasks::iterator it, const EventMsg& m, std::vector<Delivery>& out)
+      MPROC_REQUIRES(mu_);
+  bool settle_locked(Tasks::iterator it, Delivery d, std::vector<Delivery>& out)
+      MPROC_REQUIRES(mu_);
+  void on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) MPROC_REQUIRES(mu_);
+  std::vector<std::uint64_t> drain_mailbox_locked(int slot) MPROC_REQUIRES(mu_);
+  std::string broken_by_exit_locked(const EventMsg& m) MPROC_REQUIRES(mu_);
+  static std::exception_ptr undecodable_error(const EventMsg& m);
+
+  // shutdown.cpp
+  void shut_down(bool kill);
+
+  const int n_;
+  const int maxtasks_;
+  const bool has_initializer_;
+  PoolChannels& ch_;
+  WorkerLauncher& launcher_;
+  std::thread collector_;
+  void (*on_orphaned_end_)(void*) noexcept = nullptr;
+  void* orphaned_arg_ = nullptr;
+  // Set (on the result thread) when the Pool was destroyed from one of its callbacks: the result
+  // thread then runs on_orphaned_end_ when it ends.
+  bool orphaned_ = false;
+  // Set by shut_down() once the workers and the launcher are gone: the result thread ends after its
+  // current batch (the kQuit event also wakes it, when the result queue has room for it).
+  std::atomic<bool> quit_requested_{false};
+
+  mutable Mutex mu_;
+  std::condition_variable idle_cv_;  // with mu_: undelivered_ reached 0, terminated, or finished
+  State state_ MPROC_GUARDED_BY(mu_) = State::kRunning;
+  bool stopping_ MPROC_GUARDED_BY(mu_) = false;  // join/terminate is shutting the workers down
+  bool finished_ MPROC_GUARDED_BY(mu_) = false;  // workers, launcher and result thread are gone
+  std::string broken_ MPROC_GUARDED_BY(mu_);     // why the pool is broken (empty: it is not)
+  std::uint64_t next_id_ MPROC_GUARDED_BY(mu_) = 1;
+  std::deque<TaskMsg> pending_ MPROC_GUARDED_BY(mu_);
+  Tasks tasks_ MPROC_GUARDED_BY(mu_);
+  // Accepted tasks whose outcome has not been delivered yet.
+  std::size_t undelivered_ MPROC_GUARDED_BY(mu_) = 0;
+  std::vector<Slot> slots_ MPROC_GUARDED_BY(mu_);
+  // Tasks failed by the dispatcher (their memfd could not be made) on a thread other than the
+  // result thread, which delivers them (callbacks run there).
+  std::vector<Delivery> stranded_ MPROC_GUARDED_BY(mu_);
+  Mutex shutdown_mu_;  // serialises join() and terminate()
+};
+
+}  // namespace mproc::detail

@@ -1,0 +1,334 @@
+// What each event that reaches the parent's result thread does to the dispatcher's bookkeeping
+// (see dispatcher.hpp): results and pieces of results, worker life events, and a worker's death —
+// which tasks it held, which element of a chunk it was running, what it had staged and not sent.
+// Everything here runs on the result thread, under the dispatcher's mutex.
+#include <algorithm>
+#include <unordered_set>
+
+#include "pool/dispatcher.hpp"
+#include "posix/error.hpp"
+
+namespace mproc::detail {
+namespace {
+
+// Workers of one slot that may die before "ready" in a row (no initializer) before the pool breaks.
+constexpr int kEarlyDeathRetries = 3;
+
+std::string describe_exit(int code) {
+  if (code == kSpawnFailed) return "could not be started";
+  if (code == kExitUnknown)
+    return "ended; its exit status is unknown (SIGCHLD is ignored or another waiter reaped it)";
+  if (code < 0) {
+    std::string s = "killed by signal " + std::to_string(-code);
+    if (const char* abbrev = sigabbrev_np(-code)) s += std::string(" (SIG") + abbrev + ")";
+    return s;
+  }
+  return "exited with code " + std::to_string(code);
+}
+
+// Elements of a chunk as sorted, disjoint, non-empty spans.
+bool spans_contain(const Spans& spans, std::uint64_t i) noexcept {
+  for (const Span& s : spans)
+    if (i >= s.begin && i < s.end) return true;
+  return false;
+}
+
+// Takes `part` out of `from`; false (and `from` unchanged) unless `part` lies wholly inside it.
+bool spans_remove(Spans& from, const Spans& part) {
+  // The common case: a piece that starts where the elements waiting start.
+  if (part.size() == 1 && !from.empty() && part[0].begin == from[0].begin &&
+      part[0].begin < part[0].end && part[0].end <= from[0].end) {
+    if (part[0].end == from[0].end)
+      from.erase(from.begin());
+    else
+      from[0].begin = part[0].end;
+    return true;
+  }
+  Spans out = from;
+  for (const Span& p : part) {
+    if (p.begin >= p.end) return false;
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const Span& s) { return p.begin >= s.begin && p.end <= s.end; });
+    if (it == out.end()) return false;
+    const Span s = *it;
+    it = out.erase(it);
+    if (p.end < s.end) it = out.insert(it, Span{p.end, s.end});
+    if (s.begin < p.begin) out.insert(it, Span{s.begin, p.begin});
+  }
+  from = std::move(out);
+  return true;
+}
+
+}  // namespace
+
+void Dispatcher::handle_locked(EventMsg& m, std::vector<Delivery>& out, bool& quit) {
+  if (m.kind == kQuit) {
+    quit = true;
+    return;
+  }
+  if (m.slot < 0 || m.slot >= n_) return;
+  Slot& s = slots_[static_cast<std::size_t>(m.slot)];
+  switch (m.kind) {
+    case kOk:
+    case kPart:
+    case kFailed:
+    case kUndecodable:
+      on_result_locked(m, out);
+      return;
+    case kReady:
+      s.ready = true;
+      s.pid = m.pid;
+      s.early_deaths = 0;
+      return;
+    case kInitFailed:
+      s.init_error = m.type + ": " + m.what;
+      return;
+    case kExited:
+      on_exit_locked(m, out);
+      return;
+    default:
+      return;
+  }
+}
+
+// A task's outcome (kOk, kFailed, kUndecodable) or a piece of a chunk's (kPart).
+void Dispatcher::on_result_locked(EventMsg& m, std::vector<Delivery>& out) {
+  Slot& s = slots_[static_cast<std::size_t>(m.slot)];
+  const bool final = m.kind != kPart && !(m.kind == kUndecodable && m.sent_kind == kPart);
+  if (final) {
+    auto pos = std::find(s.outstanding.begin(), s.outstanding.end(), m.id);
+    if (pos != s.outstanding.end()) s.outstanding.erase(pos);
+  }
+  auto it = tasks_.find(m.id);
+  if (it == tasks_.end()) return;  // cancelled by terminate or a broken pool
+  if (it->second.elements != 0) {
+    on_chunk_result_locked(it, m, final, out);
+    return;
+  }
+  if (!final) return;  // not expected of a single task
+  Delivery d{std::move(it->second.sink), it->second.part, {}, nullptr, false, true, 0, {}};
+  const TaskOrigin origin{.task = m.id};
+  tasks_.erase(it);
+  if (m.kind == kOk) {
+    d.payload = std::move(m.payload);
+  } else if (m.kind == kFailed) {
+    d.error = remote_error(m.type, m.what, m.pid, origin);
+  } else {
+    d.error = undecodable_error(m);
+  }
+  out.push_back(std::move(d));
+}
+
+std::exception_ptr Dispatcher::undecodable_error(const EventMsg& m) {
+  return std::make_exception_ptr(DecodeError("mproc::Pool: cannot decode the task's result (" +
+                                             std::to_string(m.bytes) +
+                                             " bytes) in this process: " + m.type + ": " + m.what));
+}
+
+// A piece of a chunk's outcomes (kPart, or the final kOk), or its failure as a whole (kFailed:
+// the invoker threw outside the elements; kUndecodable). Each element gets exactly one outcome:
+// a piece that names elements which are not (or no longer) waiting for one is dropped, and a
+// final event leaves none waiting.
+void Dispatcher::on_chunk_result_locked(Tasks::iterator it, EventMsg& m, bool final,
+                                        std::vector<Delivery>& out) {
+  Entry& e = it->second;
+  Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, {}};
+  if (m.kind == kOk || m.kind == kPart || m.kind == kUndecodable) {
+    if (!m.covered.empty() && spans_remove(e.todo, m.covered)) {
+      d.covered = std::move(m.covered);
+      d.pid = m.pid;
+      d.ns = m.ns;
+      if (m.kind == kUndecodable)
+        d.error = undecodable_error(m);
+      else
+        d.payload = std::move(m.payload);
+      d.last = e.todo.empty();
+      const bool last = d.last;
+      out.push_back(std::move(d));
+      if (last) {
+        tasks_.erase(it);
+        return;
+      }
+    }
+  }
+  if (!final) return;
+  // The task ended: elements still without an outcome fail (none, normally).
+  std::exception_ptr error;
+  if (m.kind == kFailed) {
+    const TaskOrigin origin{.position = static_cast<std::size_t>(
+                                e.first + (e.todo.empty() ? 0 : e.todo.front().begin))};
+    error = remote_error(m.type, m.what, m.pid, origin);
+  } else if (m.kind == kUndecodable) {
+    error = undecodable_error(m);
+  } else {
+    error = std::make_exception_ptr(
+        DecodeError("mproc::Pool: a worker ended a chunk without the outcomes of " +
+                    std::to_string(span_count(e.todo)) + " of its elements"));
+  }
+  out.push_back(fail_all(e, std::move(error)));
+  tasks_.erase(it);
+}
+
+// Delivers `d`, whose elements now have their outcome; true when none of the chunk waits any more
+// (it is then gone).
+bool Dispatcher::settle_locked(Tasks::iterator it, Delivery d, std::vector<Delivery>& out) {
+  Entry& e = it->second;
+  (void)spans_remove(e.todo, d.covered);
+  d.last = e.todo.empty();
+  const bool ended = d.last;
+  out.push_back(std::move(d));
+  if (ended) tasks_.erase(it);
+  return ended;
+}
+
+// The outcomes the dead worker of `m.slot` staged for the chunk `it` and had not sent: they are
+// the next elements waiting, in order (unless they were sent after all, just before the death:
+// then the piece came first, and they wait no more). Delivers them as the piece the worker would
+// have sent; true when that ends the chunk.
+bool Dispatcher::settle_staged_locked(Tasks::iterator it, const EventMsg& m,
+                                      std::vector<Delivery>& out) {
+  Entry& e = it->second;
+  const SlotShared& sh = ch_.slot_shared[m.slot];
+  const TaskContext::Staged st =
+      TaskContext::unpack_staged(sh.staged.load(std::memory_order_relaxed));
+  if (st.records == 0 || st.value_bytes > kStageValueBytes || st.error_bytes > kStageErrorBytes ||
+      sh.staged_first.load(std::memory_order_relaxed) != e.todo.front().begin ||
+      st.records > span_count(e.todo))
+    return false;
+  Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, {}};
+  d.pid = m.pid;
+  std::uint64_t want = st.records;
+  for (const Span& s : e.todo) {
+    const std::uint64_t take = std::min(want, s.end - s.begin);
+    d.covered.push_back(Span{s.begin, s.begin + take});
+    want -= take;
+    if (want == 0) break;
+  }
+  d.payload.resize(TaskContext::piece_bytes(st.error_bytes, st.value_bytes));
+  Writer w(d.payload.data(), d.payload.data() + d.payload.size());
+  TaskContext::write_piece(w, sh.errors, st.error_bytes, sh.values, st.value_bytes);
+  return settle_locked(it, std::move(d), out);
+}
+
+// The worker that ran chunk `id` died: the element it was running (the last one it began; the
+// first one waiting if it had begun none) fails with WorkerLost, and the chunk's other elements
+// without an outcome run again in another worker. Each death settles one element at least, so
+// a chunk whose elements all kill their worker ends too.
+void Dispatcher::on_chunk_lost_locked(std::uint64_t id, const EventMsg& m,
+                                      std::vector<Delivery>& out) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;
+  Entry& e = it->second;
+  if (e.todo.empty()) {  // not expected: it would have ended
+    tasks_.erase(it);
+    return;
+  }
+  const SlotShared& sh = ch_.slot_shared[m.slot];
+  const bool ours = sh.task.load(std::memory_order_relaxed) == id;
+  if (ours && settle_staged_locked(it, m, out)) return;
+  const std::uint64_t began = sh.element.load(std::memory_order_relaxed);
+  std::uint64_t lost = e.todo.front().begin;
+  if (ours && began != 0 && spans_contain(e.todo, began - 1)) lost = began - 1;
+  const std::size_t position = static_cast<std::size_t>(e.first + lost);
+  std::string msg = "mproc::Pool: worker " + std::to_string(m.pid) + " died (" +
+                    describe_exit(m.status) + ") while running input element " +
+                    std::to_string(position);
+  Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, Spans{Span{lost, lost + 1}}};
+  d.error =
+      std::make_exception_ptr(WorkerLost(msg, m.pid, m.status, TaskOrigin{.position = position}));
+  if (settle_locked(it, std::move(d), out)) return;
+  TaskMsg again;
+  again.id = id;
+  again.invoker = e.invoker;
+  again.run = e.todo;
+  if (e.big) {
+    again.big = e.big->size();
+  } else {
+    again.payload = e.payload;
+  }
+  pending_.push_front(std::move(again));
+}
+
+// What the dead worker of `slot` never took is still in its mailbox (the parent is now its only
+// reader): those tasks go back to the front of `pending_`, in order. Returns the ids dispatched
+// to the slot that were neither answered nor drained: the task the worker was running, at most.
+std::vector<std::uint64_t> Dispatcher::drain_mailbox_locked(int slot) {
+  Slot& s = slots_[static_cast<std::size_t>(slot)];
+  std::vector<TaskMsg> unstarted;
+  for (;;) {
+    std::optional<TaskMsg> t;
+    try {
+      t = ch_.mailboxes[static_cast<std::size_t>(slot)].try_get();
+    } catch (...) {
+      continue;  // a message that does not decode is dropped; its task fails as lost
+    }
+    if (!t) break;
+    if (t->invoker != 0) unstarted.push_back(std::move(*t));
+  }
+  std::unordered_set<std::uint64_t> back;
+  for (const TaskMsg& t : unstarted) back.insert(t.id);
+  std::vector<std::uint64_t> lost;
+  for (std::uint64_t id : s.outstanding)
+    if (!back.count(id)) lost.push_back(id);
+  s.outstanding.clear();
+  s.dispatched = 0;
+  for (auto it = unstarted.rbegin(); it != unstarted.rend(); ++it)
+    pending_.push_front(std::move(*it));
+  return lost;
+}
+
+// Why the pool breaks when the worker of `m.slot` ended before it reported "ready".
+std::string Dispatcher::broken_by_exit_locked(const EventMsg& m) {
+  const Slot& s = slots_[static_cast<std::size_t>(m.slot)];
+  std::string why = "mproc::Pool: a worker";
+  if (m.pid > 0) why += " (pid " + std::to_string(m.pid) + ")";
+  if (m.status == kSpawnFailed) {
+    const int err = static_cast<int>(m.id);
+    return "mproc::Pool: cannot start a new worker " + std::to_string(m.slot + 1) + " of " +
+           std::to_string(n_) +
+           " (replacing one that ended): " + (m.type.empty() ? std::string("fork") : m.type) +
+           ": " + std::generic_category().message(err) + " (" + errno_name(err) + ")";
+  }
+  if (!s.init_error.empty()) return why + " failed in the initializer: " + s.init_error;
+  if (has_initializer_)
+    return why + " died before its initializer finished (" + describe_exit(m.status) + ")";
+  return why + " died before it could take a task, " + std::to_string(s.early_deaths) +
+         " times in a row (" + describe_exit(m.status) + ")";
+}
+
+// A worker ended (reported by the launcher after it reaped it, so after every result the worker
+// sent): its unstarted tasks are dispatched again, the one it was running fails with WorkerLost
+// (a chunk: one element), and a replacement is requested — or the pool breaks when the worker
+// never became ready.
+void Dispatcher::on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) {
+  if (stopping_ || !broken_.empty()) return;
+  Slot& s = slots_[static_cast<std::size_t>(m.slot)];
+  const std::vector<std::uint64_t> lost = drain_mailbox_locked(m.slot);
+  // Without an initializer a worker reports "ready" before it takes anything, so one that dies
+  // earlier was killed from outside (or by the OOM killer) and is simply replaced — a few times
+  // in a row at most, so that a slot whose workers cannot live does not respawn forever.
+  const bool retry = !s.ready && !has_initializer_ && m.status != kSpawnFailed &&
+                     ++s.early_deaths <= kEarlyDeathRetries;
+  if (!s.ready && !retry) {
+    break_locked(broken_by_exit_locked(m), out);
+    return;
+  }
+  for (std::uint64_t id : lost) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end()) continue;
+    if (it->second.elements != 0) {
+      on_chunk_lost_locked(id, m, out);
+      continue;
+    }
+    std::string msg = "mproc::Pool: worker " + std::to_string(m.pid) + " died (" +
+                      describe_exit(m.status) + ") while running task " + std::to_string(id);
+    fail_locked(
+        id, std::make_exception_ptr(WorkerLost(msg, m.pid, m.status, TaskOrigin{.task = id})), out);
+  }
+  s.ready = false;
+  s.pid = 0;
+  s.init_error.clear();
+  launcher_.spawn(m.slot);
+}
+
+}  // namespace mproc::detail

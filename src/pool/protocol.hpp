@@ -1,0 +1,203 @@
+// pool/protocol.hpp — the wire protocol between a Pool's parent, its workers and its launcher.
+//
+// Everything that crosses a process boundary is defined here, once:
+//   * TaskMsg: parent -> worker, through the slot's mailbox (an mproc::Queue). Invoker 0 is the
+//     stop message. A large payload travels in a memfd whose descriptor follows over the slot's
+//     descriptor channel, tagged with the task's id.
+//   * EventMsg: worker (results, life events), launcher (exit reports) and parent (kQuit, kWake)
+//     -> the parent's result thread, through the one result queue. Its codec is below.
+//   * SlotShared: the record a worker slot shares with the parent (the task it runs, the element
+//     it began last, the outcomes it staged and has not sent), read by the parent once the worker
+//     is dead. The staged word's packing and a piece's layout (the chunk result) are TaskContext's
+//     static members (include/mproc/detail/pool_core.hpp), because the worker's per-element path
+//     inlines them; every reader and writer uses those.
+// Both ends include this header; nothing here is decoded by hand anywhere else.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mproc/byte_stream.hpp>
+#include <mproc/codec.hpp>
+#include <mproc/detail/pool_core.hpp>
+#include <string>
+#include <vector>
+
+namespace mproc::detail {
+
+// The capacity of each worker slot's mailbox and of the result queue.
+inline constexpr std::size_t kMailboxBytes = std::size_t{1} << 20;
+inline constexpr std::size_t kEventBytes = std::size_t{4} << 20;
+
+// The staging areas of a slot: values and error records (see TaskContext).
+inline constexpr std::size_t kStageValueBytes = std::size_t{1} << 20;
+inline constexpr std::size_t kStageErrorBytes = std::size_t{32} << 10;
+
+// What a worker slot shares with the parent, which reads it once the worker is dead (see
+// TaskContext): the task it runs, 1 + the index of the element it began last (0: none yet), and
+// the outcomes it staged and has not sent: `staged` is TaskContext::pack_staged's word;
+// `staged_first` is the first one's element. The workers inherit it (shared memory made before the
+// launcher starts).
+struct alignas(64) SlotShared {
+  std::atomic<std::uint64_t> task{0};
+  std::atomic<std::uint64_t> element{0};
+  std::atomic<std::uint64_t> staged{0};
+  std::atomic<std::uint64_t> staged_first{0};
+  alignas(64) std::byte values[kStageValueBytes];
+  std::byte errors[kStageErrorBytes];
+};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(kStageValueBytes < (std::uint64_t{1} << 24) && kStageErrorBytes < (1u << 16),
+              "the staged word holds the areas' byte counts in 24 and 16 bits");
+
+// A message to a worker's mailbox; invoker 0 tells the worker to leave. A payload larger than
+// PoolCore::max_task_bytes() does not travel in the message: it is in a memfd (`big` bytes) whose
+// descriptor the parent sends over the slot's descriptor channel, tagged with the task's id.
+// `run`: for a chunk of map/imap, the elements still to run (empty: all of them).
+struct TaskMsg {
+  std::uint64_t id = 0;
+  std::uint64_t invoker = 0;
+  std::uint64_t big = 0;
+  Spans run;
+  std::vector<std::byte> payload;
+  template <class A>
+  void serialize(A& ar) {
+    ar(id, invoker, big, run, payload);
+  }
+};
+
+enum EventKind : std::uint8_t {
+  kOk = 1,           // a task's result (payload)
+  kFailed = 2,       // a task threw (type, what)
+  kReady = 3,        // a worker finished its initializer
+  kInitFailed = 4,   // a worker's initializer threw (type, what); the worker then exits
+  kExited = 5,       // (from the launcher) a worker ended and was reaped; status = exit code; for
+                     // kSpawnFailed, id = the errno and type = the system call that failed
+  kQuit = 6,         // (from the parent) the result thread should end
+  kUndecodable = 7,  // (in the parent) a result whose payload could not be decoded (type, what)
+  kWake = 8,         // (from the parent) tasks failed outside the result thread wait for it
+  kPart = 9,         // outcomes of some elements of a chunk still running (covered, payload)
+};
+
+// Everything that reaches the parent: results and worker life events. Encoded by the codec
+// below: the header (kind, slot, pid, status, id, ns), then covered, payload, type and what.
+struct EventMsg {
+  std::uint8_t kind = 0;
+  std::int32_t slot = -1;
+  std::int32_t pid = 0;
+  std::int32_t status = 0;
+  std::uint64_t id = 0;
+  Spans covered;  // kOk, kPart of a chunk: the elements whose outcomes the payload holds
+  std::vector<std::byte> payload;
+  std::string type;
+  std::string what;
+  std::uint64_t ns = 0;  // kOk, kPart of a chunk: how long the piece took in the worker
+  // Not sent: kUndecodable: the size of what could not be decoded, and the kind that was sent.
+  std::uint64_t bytes = 0;
+  std::uint8_t sent_kind = 0;
+  // When sending a chunk's piece straight from a worker's staging areas (see TaskContext): the
+  // payload is written from these (TaskContext::write_piece) instead of `payload`.
+  bool piece = false;
+  const std::byte* piece_errors = nullptr;
+  std::size_t piece_error_bytes = 0;
+  const std::byte* piece_values = nullptr;
+  std::size_t piece_value_bytes = 0;
+
+  // Makes this event carry the piece of the elements `covered` from the staging areas.
+  void set_piece(const Spans& elements, const std::byte* errors, std::size_t error_bytes,
+                 const std::byte* values, std::size_t value_bytes) {
+    covered = elements;
+    piece = true;
+    piece_errors = errors;
+    piece_error_bytes = error_bytes;
+    piece_values = values;
+    piece_value_bytes = value_bytes;
+  }
+  // The launcher's report that the worker of `slot` ended (see ExitReport in launcher.hpp).
+  static EventMsg exited(int slot, int pid, int code, int error, const char* call) {
+    EventMsg ev;
+    ev.kind = kExited;
+    ev.slot = slot;
+    ev.pid = pid;
+    ev.status = code;
+    ev.id = static_cast<std::uint64_t>(error);
+    if (call) ev.type = call;
+    return ev;
+  }
+};
+
+// The type name and what() of the exception being handled (src/pool/remote_error.cpp).
+void describe_current(std::string& type, std::string& what) noexcept;
+
+}  // namespace mproc::detail
+
+// A result the parent cannot take (too large for its memory: std::bad_alloc, std::length_error;
+// corrupt: DecodeError) must fail its own task, and neither vanish nor stop the result thread: the
+// header is decoded first, and when the rest does not decode, the event becomes kUndecodable
+// (naming the error) and the rest of the message is skipped, so the queue consumes it whole, a
+// streamed one included. Only std::exception is caught: what the queue throws through a
+// streamed message's refill when its producer died is no std::exception, and must reach the
+// queue, which then resumes at the record that ended the stream.
+template <>
+struct mproc::codec<mproc::detail::EventMsg> {
+  using EventMsg = mproc::detail::EventMsg;
+  using TaskContext = mproc::detail::TaskContext;
+  static constexpr std::size_t kHeader =
+      sizeof(std::uint8_t) + 3 * sizeof(std::int32_t) + 2 * sizeof(std::uint64_t);
+  // A piece is written as the std::vector<std::byte> of its bytes would be: count, then bytes.
+  static std::size_t payload_size(const EventMsg& m) {
+    return m.piece ? mproc::detail::kCountBytes +
+                         TaskContext::piece_bytes(m.piece_error_bytes, m.piece_value_bytes)
+                   : mproc::encoded_size(m.payload);
+  }
+  static std::size_t size(const EventMsg& m) {
+    return kHeader + mproc::encoded_size(m.covered) + payload_size(m) +
+           mproc::encoded_size(m.type) + mproc::encoded_size(m.what);
+  }
+  static void encode(Writer& w, const EventMsg& m) {
+    w.write_value(m.kind);
+    w.write_value(m.slot);
+    w.write_value(m.pid);
+    w.write_value(m.status);
+    w.write_value(m.id);
+    w.write_value(m.ns);
+    mproc::encode(w, m.covered);
+    if (m.piece) {
+      mproc::detail::write_count(
+          w, TaskContext::piece_bytes(m.piece_error_bytes, m.piece_value_bytes));
+      TaskContext::write_piece(w, m.piece_errors, m.piece_error_bytes, m.piece_values,
+                               m.piece_value_bytes);
+    } else {
+      mproc::encode(w, m.payload);
+    }
+    mproc::encode(w, m.type);
+    mproc::encode(w, m.what);
+  }
+  static EventMsg decode(Reader& r) {
+    EventMsg m;
+    m.kind = r.read_value<std::uint8_t>();
+    m.slot = r.read_value<std::int32_t>();
+    m.pid = r.read_value<std::int32_t>();
+    m.status = r.read_value<std::int32_t>();
+    m.id = r.read_value<std::uint64_t>();
+    m.ns = r.read_value<std::uint64_t>();
+    const std::size_t rest = r.remaining();
+    try {
+      m.covered = mproc::decode<mproc::detail::Spans>(r);
+      m.payload = mproc::decode<std::vector<std::byte>>(r);
+      m.type = mproc::decode<std::string>(r);
+      m.what = mproc::decode<std::string>(r);
+    } catch (const std::exception&) {
+      std::vector<std::byte>().swap(m.payload);
+      mproc::detail::Spans().swap(m.covered);
+      m.type.clear();
+      m.what.clear();
+      mproc::detail::describe_current(m.type, m.what);
+      m.sent_kind = m.kind;
+      m.kind = mproc::detail::kUndecodable;
+      m.bytes = rest;
+      r.skip(r.remaining());
+    }
+    return m;
+  }
+};

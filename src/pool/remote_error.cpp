@@ -1,0 +1,95 @@
+// How a task's exception crosses the process boundary: described in the worker (demangled type
+// name, what()), rebuilt in the parent (RemoteError, or a registered type with it nested). Also
+// TaskSink's default members.
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <mproc/detail/pool_core.hpp>
+#include <mutex>
+#include <string>
+#include <typeinfo>
+#include <unordered_map>
+
+#include "pool/protocol.hpp"
+#include "posix/thread_id.hpp"
+
+namespace mproc::detail {
+
+TaskSink::~TaskSink() = default;
+// A sink gets the calls of its kind of task only (see TaskSink); the others are never made.
+void TaskSink::on_ok(std::uint64_t, Reader&) {
+  throw DecodeError("mproc::Pool: a task's result reached a sink of chunks");
+}
+void TaskSink::on_error(std::uint64_t, std::exception_ptr) noexcept {}
+void TaskSink::on_elements(std::uint64_t, std::uint64_t, const Spans&, std::int32_t, std::uint64_t,
+                           Reader&) {
+  throw DecodeError("mproc::Pool: a chunk's result reached a sink of single tasks");
+}
+void TaskSink::on_elements_error(std::uint64_t, std::uint64_t, const Spans&,
+                                 std::exception_ptr) noexcept {}
+
+namespace {
+
+std::string demangle(const char* name) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string out = (status == 0 && d) ? d : name;
+  std::free(d);
+  return out;
+}
+
+std::mutex g_remote_mu;
+std::unordered_map<std::string, RemoteFactory>& remote_factories() {
+  static auto* m = new std::unordered_map<std::string, RemoteFactory>();  // never destroyed
+  return *m;
+}
+
+}  // namespace
+
+void describe_current(std::string& type, std::string& what) noexcept {
+  try {
+    const std::type_info* ti = abi::__cxa_current_exception_type();
+    type = ti ? demangle(ti->name()) : "unknown exception";
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what.clear();
+    }
+  } catch (...) {
+  }
+}
+
+void describe_current_exception(std::string& type, std::string& what) noexcept {
+  describe_current(type, what);
+}
+
+void register_remote_exception(const std::type_info& type, RemoteFactory make) {
+  const std::string name = demangle(type.name());
+  std::lock_guard<std::mutex> g(g_remote_mu);
+  remote_factories()[name] = make;
+}
+
+std::exception_ptr remote_error(const std::string& type, const std::string& what, std::int32_t pid,
+                                TaskOrigin origin) {
+  RemoteFactory make = nullptr;
+  {
+    std::lock_guard<std::mutex> g(g_remote_mu);
+    auto& m = remote_factories();
+    if (auto it = m.find(type); it != m.end()) make = it->second;
+  }
+  RemoteError info(type, what, pid, origin);
+  if (make) {
+    try {
+      return make(what, info);
+    } catch (...) {
+      // A factory that throws (its constructor did): fall back to the RemoteError.
+    }
+  }
+  return std::make_exception_ptr(std::move(info));
+}
+
+std::int32_t current_process_id() noexcept { return static_cast<std::int32_t>(this_process_id()); }
+
+}  // namespace mproc::detail

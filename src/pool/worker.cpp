@@ -1,0 +1,179 @@
+// The worker loop (see worker.hpp). Runs in a worker process only.
+//
+// Per task: take a TaskMsg from the mailbox, reset the slot's record (task id, no element begun,
+// nothing staged), map the payload (from the message, or from the memfd received over the
+// descriptor channel), call the invoker, and put one EventMsg with the outcome on the result
+// queue. A chunk of map/imap also sends pieces (kPart) while it runs, straight from the staging
+// areas (TaskContext); its last piece is the task's own kOk event.
+#include "pool/worker.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <system_error>
+
+#include "posix/fd_passing.hpp"
+#include "posix/pidfd.hpp"
+#include "posix/region.hpp"
+#include "posix/thread_id.hpp"
+
+namespace mproc::detail {
+namespace {
+
+// Exit codes of a worker whose channel failed (the parent reports the code with the death).
+constexpr int kExitResultQueue = 70;
+constexpr int kExitMailbox = 71;
+constexpr int kExitDescriptors = 72;
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+[[noreturn]] void leave(int code) noexcept {
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+class Worker {
+ public:
+  explicit Worker(const WorkerInputs& in) noexcept
+      : in_(in), pid_(static_cast<std::int32_t>(this_process_id())) {}
+
+  [[noreturn]] void run() noexcept {
+    initialize();
+    int done = 0;
+    for (;;) {
+      TaskMsg t;
+      try {
+        t = in_.tasks->get();
+      } catch (...) {
+        leave(kExitMailbox);
+      }
+      if (t.invoker == 0) leave(0);
+      EventMsg ev = run_task(t);
+      post(ev);
+      if (in_.maxtasks > 0 && ++done >= in_.maxtasks) leave(0);
+    }
+  }
+
+ private:
+  // A piece of a chunk's outcomes, sent while the chunk runs on (TaskContext's EmitFn).
+  struct Poster {
+    Worker* self;
+    std::uint64_t id;
+    std::int64_t since;  // when the piece being staged began
+  };
+  // A chunk's last piece goes in the task's own result event.
+  struct Final {
+    EventMsg* ev;
+    std::int64_t since;
+  };
+
+  EventMsg event(EventKind kind, std::uint64_t id = 0) const {
+    EventMsg ev;
+    ev.kind = kind;
+    ev.slot = in_.slot;
+    ev.pid = pid_;
+    ev.id = id;
+    return ev;
+  }
+
+  void post(const EventMsg& ev) noexcept {
+    try {
+      in_.results->put(ev);
+    } catch (...) {
+      leave(kExitResultQueue);
+    }
+  }
+
+  void initialize() noexcept {
+    if (in_.initializer && *in_.initializer) {
+      try {
+        (*in_.initializer)();
+      } catch (...) {
+        EventMsg ev = event(kInitFailed);
+        describe_current(ev.type, ev.what);
+        post(ev);
+        leave(1);
+      }
+    }
+    post(event(kReady));
+  }
+
+  static void emit_part(void* owner, const Spans& covered, const std::byte* errors,
+                        std::size_t error_bytes, const std::byte* values, std::size_t value_bytes) {
+    auto* p = static_cast<Poster*>(owner);
+    EventMsg part = p->self->event(kPart, p->id);
+    const std::int64_t now = now_ns();
+    part.ns = static_cast<std::uint64_t>(now - p->since);
+    p->since = now;
+    part.set_piece(covered, errors, error_bytes, values, value_bytes);
+    p->self->post(part);
+  }
+
+  static void emit_final(void* owner, const Spans& covered, const std::byte* errors,
+                         std::size_t error_bytes, const std::byte* values,
+                         std::size_t value_bytes) {
+    auto* f = static_cast<Final*>(owner);
+    f->ev->ns = static_cast<std::uint64_t>(now_ns() - f->since);
+    f->ev->set_piece(covered, errors, error_bytes, values, value_bytes);
+  }
+
+  // Runs task `t`; the event that carries its outcome (a chunk's points into the staging areas).
+  EventMsg run_task(TaskMsg& t) noexcept {
+    SlotShared& shared = *in_.shared;
+    shared.element.store(0, std::memory_order_relaxed);
+    shared.staged.store(0, std::memory_order_relaxed);
+    shared.task.store(t.id, std::memory_order_relaxed);
+    EventMsg ev = event(kOk, t.id);
+    Poster poster{this, t.id, now_ns()};
+    TaskContext ctx(std::move(t.run), &shared, &Worker::emit_part, &poster);
+    try {
+      std::shared_ptr<Region> big;
+      if (t.big != 0) big = receive_payload(t);
+      Reader r = big ? Reader(static_cast<const std::byte*>(big->data()), t.big)
+                     : Reader(t.payload.data(), t.payload.size());
+      reinterpret_cast<Invoker>(t.invoker)(r, ctx);
+      if (ctx.chunk()) {  // its last piece
+        Final f{&ev, poster.since};
+        ctx.finish(&Worker::emit_final, &f);
+      } else {
+        ev.payload = std::move(ctx.out());
+      }
+    } catch (...) {
+      ev = event(kFailed, t.id);
+      describe_current(ev.type, ev.what);
+    }
+    return ev;
+  }
+
+  // Maps the memfd that holds task `t`'s payload. Descriptors tagged with another id are left over
+  // from a worker of this slot that died before it took them: they are dropped.
+  std::shared_ptr<Region> receive_payload(const TaskMsg& t) {
+    for (;;) {
+      std::uint64_t tag = 0;
+      int fd = -1;
+      if (recv_fd(in_.descriptors, tag, fd)) leave(kExitDescriptors);
+      if (tag != t.id) {
+        close_fd(fd);
+        continue;
+      }
+      std::error_code ec;
+      auto region = Region::map_fd(fd, static_cast<std::size_t>(t.big), ec);
+      if (!region) throw std::system_error(ec, "mproc::Pool: mapping a task's payload failed");
+      return region;
+    }
+  }
+
+  const WorkerInputs in_;
+  const std::int32_t pid_;
+};
+
+}  // namespace
+
+void run_worker(const WorkerInputs& in) noexcept { Worker(in).run(); }
+
+}  // namespace mproc::detail

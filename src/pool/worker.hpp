@@ -1,0 +1,34 @@
+// pool/worker.hpp — the worker loop: runs in a worker process, whatever started it.
+//
+// The loop needs only its inputs: where tasks come from, where results go, the channel that
+// carries the descriptors of large payloads, its slot's staging record, and the initializer. It
+// reads nothing of the parent's bookkeeping and no global of the Pool, so the same loop runs in a
+// worker forked by the zygote (today), in a re-executed program (spawn) or in an MPI rank, once
+// that start method has rebuilt these inputs.
+#pragma once
+
+#include <functional>
+#include <mproc/queue.hpp>
+
+#include "pool/protocol.hpp"
+
+namespace mproc::detail {
+
+struct WorkerInputs {
+  int slot = -1;                       // the worker slot, named in every event it sends
+  Queue<TaskMsg>* tasks = nullptr;     // task source: the slot's mailbox
+  Queue<EventMsg>* results = nullptr;  // result sink: the Pool's result queue
+  int descriptors = -1;                // descriptor channel: the worker end of the slot's pair
+  SlotShared* shared = nullptr;        // the slot's record and staging areas
+  const std::function<void()>* initializer =
+      nullptr;       // runs once before the first task; may be empty
+  int maxtasks = 0;  // leave after this many tasks (0: never)
+};
+
+// Runs the initializer, reports kReady (or kInitFailed and leaves), then runs tasks from `in.tasks`
+// one at a time until the stop message, a broken channel, or `maxtasks`. Never returns: the
+// process ends with _exit after stdio is flushed (0: stopped or maxtasks; 1: the initializer
+// threw; 70-72: a channel failed).
+[[noreturn]] void run_worker(const WorkerInputs& in) noexcept;
+
+}  // namespace mproc::detail
