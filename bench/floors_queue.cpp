@@ -29,8 +29,6 @@ namespace {
 
 // The size of a pipe's buffer in the pipe floors: that of mproc's default queue ring.
 constexpr int kPipeBytes = 1 << 20;
-// The message size of queue.spsc_64KiB.
-constexpr std::size_t kBulkBytes = 64 * 1024;
 
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);

@@ -5,6 +5,7 @@
 // `bench --list`. Targets are cost ratios or bounds on mproc's figure, see harness.hpp
 // (and "mproc/manual", the main row against the group's best manual-chunksize row, in compare.py).
 #include "harness.hpp"
+#include "protocols.hpp"
 
 namespace mproc_bench {
 
@@ -48,7 +49,7 @@ const std::vector<Group>& groups() {
        .op = "one 64 KiB message from 1 producer to 1 consumer on 2 CPUs",
        .target = "mproc>=5GB/s",
        .rate = Rate::kBytes,
-       .bytes_per_op = 64 * 1024},
+       .bytes_per_op = kBulkBytes},
       {.name = "queue.roundtrip",
        .op = "one round trip of a 64-byte message between 2 processes on 1 CPU through 2 queues "
              "that sleep at once (A: put q1, get q2; B: get q1, put q2)",

@@ -108,6 +108,9 @@ static_assert(sizeof(Msg64) == 64 && std::is_trivially_copyable_v<Msg64>,
 // Messages per put_many / get_many in the batch protocols.
 inline constexpr std::size_t kBatch = 256;
 
+// The message size of queue.spsc_64KiB (its rows and its group's bytes per op).
+inline constexpr std::size_t kBulkBytes = 64 * 1024;
+
 // queue.spsc_64B: the producer puts messages 0 ... n-1; the consumer gets n and checks the order.
 template <class Channel>
 void spsc_produce(Channel& ch, std::uint64_t n) {

@@ -19,7 +19,6 @@
 namespace mproc_bench {
 namespace {
 
-constexpr std::size_t kBulkBytes = 64 * 1024;
 constexpr unsigned kFanout = 4;  // producers of mpsc, consumers of spmc
 
 using MsgQueue = mproc::Queue<Msg64>;
