@@ -719,7 +719,7 @@ def main(argv=None):
         for e in errors:
             print("FAILED: %s" % e)
         print("smoke: %d of %d rows gave a time (%d programs, %.0f s)%s" % (
-            ran, len(selected), len(programs), time.monotonic() - started, "" if ran == len(selected) else "; FAILED"))
+            ran, len(selected), len({prog for prog, _ in selected}), time.monotonic() - started, "" if ran == len(selected) else "; FAILED"))
         return 0 if ran == len(selected) and not errors else 1
 
     mach = machine(info)
