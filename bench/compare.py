@@ -206,7 +206,7 @@ class Policy:
 
 
 class Slot:
-    """One row of a --serve program being measured (Slot.rows: the row's name)."""
+    """One row of a --serve program being measured (rows: [its workload])."""
 
     def __init__(self, server, w):
         self.server, self.rows = server, [w]
@@ -285,7 +285,7 @@ class LegacySlot:
             raise Failed("%s gave no result for %s" % (self.program.name, ", ".join(missing)))
 
 
-def measure_group(group, rows, policy, rnd, isolate):
+def measure_group(rows, policy, rnd, isolate):
     """Measures the rows of one group ([(program, workload)]) in one round: each program in a
     server of its own (an isolated group: each row in its own), every runner made and calibrated
     first, then the repetitions go round all the rows in turn, so that a slow spell of the machine
@@ -696,7 +696,7 @@ def main(argv=None):
             members = sorted([(prog, w) for prog, w in selected if w["group"] == g],
                              key=lambda pw: (pw[0].baseline, row_key(pw[1])))
             note("round %d/%d: %s (%d rows)" % (rnd + 1, policy.rounds, g, len(members)))
-            for s in measure_group(g, members, policy, rnd, groups.get(g, {}).get("isolate", False)):
+            for s in measure_group(members, policy, rnd, groups.get(g, {}).get("isolate", False)):
                 prog = s.program if isinstance(s, LegacySlot) else s.server.program
                 if s.error:
                     errors.append("%s (%s): %s" % (", ".join(w["name"] for w in s.rows), prog.name, s.error))

@@ -79,7 +79,7 @@ class ComparePolicyTest(unittest.TestCase):
         prog = self.program(FAKE_SERVE)
         policy = compare.Policy(rounds=1, reps=3, min_time=0.01, pin="default")
         rows = [(prog, {"name": "g/a"}), (prog, {"name": "g/b"})]
-        slots = compare.measure_group("g", rows, policy, 0, isolate=False)
+        slots = compare.measure_group(rows, policy, 0, isolate=False)
         self.assertEqual([s.error for s in slots], [None, None])
         # 1 iteration, then x100, x30 until a trial lasts min_time / 5, then min_time + 5%.
         self.assertIn(slots[0].n, (10500, 10501))
@@ -91,14 +91,14 @@ class ComparePolicyTest(unittest.TestCase):
     def test_odd_rounds_rotate_the_other_way(self):
         prog = self.program(FAKE_SERVE)
         policy = compare.Policy(rounds=2, reps=1, min_time=0.01, pin="default")
-        slots = compare.measure_group("g", [(prog, {"name": "g/a"}), (prog, {"name": "g/b"})], policy, 1, False)
+        slots = compare.measure_group([(prog, {"name": "g/a"}), (prog, {"name": "g/b"})], policy, 1, False)
         self.assertEqual([s.rows[0]["name"] for s in slots], ["g/b", "g/a"])
         self.assertEqual([c[1] for c in self.commands() if c[0] == "make"], ["g/b", "g/a"])
 
     def test_a_failing_row_fails_alone(self):
         prog = self.program(FAKE_SERVE)
         policy = compare.Policy(rounds=1, reps=1, min_time=0.01, pin="default")
-        slots = compare.measure_group("g", [(prog, {"name": "g/broken"}), (prog, {"name": "g/a"})], policy, 0, False)
+        slots = compare.measure_group([(prog, {"name": "g/broken"}), (prog, {"name": "g/a"})], policy, 0, False)
         self.assertEqual(slots[0].error, "broken")
         self.assertIsNone(slots[1].error)
 
@@ -107,7 +107,7 @@ class ComparePolicyTest(unittest.TestCase):
         policy = compare.Policy(rounds=1, reps=1, min_time=0.01, pin="default")
         policy.timeout = lambda: 1
         rows = [(prog, {"name": "g/hang"}), (prog, {"name": "g/exit"}), (prog, {"name": "g/a"})]
-        slots = compare.measure_group("g", rows, policy, 0, isolate=True)
+        slots = compare.measure_group(rows, policy, 0, isolate=True)
         self.assertIn("watchdog: no answer to 'run g/hang 1'", slots[0].error)
         self.assertIn("exited (status 3)", slots[1].error)
         self.assertIsNone(slots[2].error)
@@ -117,7 +117,7 @@ class ComparePolicyTest(unittest.TestCase):
         prog.load(True)
         self.assertTrue(prog.legacy)
         policy = compare.Policy(rounds=1, reps=3, min_time=0.01, pin="same")
-        slots = compare.measure_group("g", [(prog, w) for w in prog.workloads], policy, 0, False)
+        slots = compare.measure_group([(prog, w) for w in prog.workloads], policy, 0, False)
         self.assertIsNone(slots[0].error)
         self.assertEqual(slots[0].samples["g/mproc"], [500.0] * 3)
         runs = [c for c in self.commands() if "--reps" in c]
