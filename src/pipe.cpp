@@ -312,7 +312,7 @@ void Connection::check_writable() const {
   if (!writable_) throw ValueError("connection is read-only");
 }
 
-bool Connection::poll_until(const detail::Expiry& deadline) {
+bool Connection::poll_at(const detail::Expiry& deadline) {
   check_readable();
   bool ready = false;
   if (auto ec = detail::wait_readable(fd_, deadline, ready))
@@ -649,8 +649,8 @@ class FdCloser {
 
 }  // namespace
 
-std::vector<std::size_t> wait_until(std::span<const Waitable> objects,
-                                    const detail::Expiry& deadline) {
+std::vector<std::size_t> Waitable::wait_at(std::span<const Waitable> objects,
+                                           const detail::Expiry& deadline) {
   constexpr std::size_t kOnStack = 16;
   const std::size_t n = objects.size();
   pollfd on_stack[kOnStack + 1];

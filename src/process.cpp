@@ -544,7 +544,7 @@ void Process::start() {
   p.target.reset();  // the parent's copies of the target and arguments are no longer needed
 }
 
-bool Process::join_until(const detail::Expiry& deadline) {
+bool Process::join_at(const detail::Expiry& deadline) {
   ProcessImpl& p = impl();
   {
     Guard g(g_mu);
@@ -696,9 +696,9 @@ std::optional<ParentProcess> parent_process() {
   return ParentProcess(s.parent->name, s.parent->pid, s.parent->sentinel);
 }
 
-bool ParentProcess::is_alive() const { return !join_until(detail::Clock::now()); }
+bool ParentProcess::is_alive() const { return !join_at(detail::Clock::now()); }
 
-bool ParentProcess::join_until(const detail::Expiry& deadline) const {
+bool ParentProcess::join_at(const detail::Expiry& deadline) const {
   bool ready = false;
   std::error_code ec = detail::wait_readable(sentinel_, deadline, ready);
   if (ec) {

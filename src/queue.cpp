@@ -65,6 +65,7 @@
 #include <cstring>
 #include <mproc/detail/queue_core.hpp>
 #include <mproc/errors.hpp>
+#include <mproc/queue.hpp>  // QueueOptions
 #include <new>
 #include <optional>
 #include <string>
@@ -800,7 +801,6 @@ QueueCore::QueueCore(std::size_t maxsize, const QueueOptions& options, bool join
   config_.max_record = g.max_record;
   config_.chunk = g.chunk;
   config_.spin = options.spin < 0 ? 0u : static_cast<std::uint32_t>(options.spin);
-  config_.joinable = joinable;
   auto* s = ::new (region->data()) QueueShared();
   s->capacity = cap;
   s->mask = cap - 1;

@@ -40,7 +40,7 @@ bool acquired(int r, const MutexState* s) {
 
 MutexHandle::MutexHandle(bool recursive) : state_(make_mutex_state(recursive)) {}
 
-bool MutexHandle::acquire_until(const Expiry& deadline) {
+bool MutexHandle::acquire_at(const Expiry& deadline) {
   return acquired(mutex_acquire(state_.get(), deadline), state_.get());
 }
 
@@ -105,7 +105,7 @@ bool Semaphore::try_acquire() noexcept {
   return false;
 }
 
-bool Semaphore::acquire_until(const detail::Expiry& deadline) {
+bool Semaphore::acquire_at(const detail::Expiry& deadline) {
   auto* s = state_.get();
   for (;;) {
     if (try_acquire()) return true;
@@ -149,7 +149,7 @@ void Event::set() {
 
 void Event::clear() noexcept { state_->flag.store(0, std::memory_order_relaxed); }
 
-bool Event::wait_until(const detail::Expiry& deadline) {
+bool Event::wait_at(const detail::Expiry& deadline) {
   auto* s = state_.get();
   if (s->flag.load(std::memory_order_acquire) != 0) return true;
   s->waiters.fetch_add(1, std::memory_order_seq_cst);
@@ -175,7 +175,7 @@ void Condition::check_owned(const char* what) const {
   if (!mutex_.is_owned()) throw LockError(what);
 }
 
-bool Condition::wait_until(const detail::Expiry& deadline) {
+bool Condition::wait_at(const detail::Expiry& deadline) {
   check_owned("mproc::Condition: cannot wait on un-acquired lock");
   auto* s = state_.get();
   std::uint32_t seq = s->seq.load(std::memory_order_seq_cst);
@@ -249,10 +249,10 @@ Barrier::Barrier(int parties, std::function<void()> action,
 
 int Barrier::wait() {
   if (timeout_) return wait(*timeout_);
-  return wait_until(detail::Expiry());
+  return wait_at(detail::Expiry());
 }
 
-int Barrier::wait_until(const detail::Expiry& deadline) {
+int Barrier::wait_at(const detail::Expiry& deadline) {
   auto* s = state_.get();
   std::uint32_t g;
   std::uint32_t index;

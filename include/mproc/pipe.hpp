@@ -58,14 +58,13 @@
 // resumed); where a peer must not be able to hold a receiver, receive in a process of its own
 // that can be killed.
 //
-// Timeouts, once for all: `poll`, typed `recv` and `wait` have a form without timeout where it
-// makes sense, a `std::chrono` duration form, and a deadline form (`*_until`, any clock; a
-// non-steady clock is converted by the time left at the call). Negative timeouts are equivalent to
-// a zero timeout. Deadlines in the past are equivalent to an immediate deadline: the call still
-// reports what is ready without blocking. Waits run on CLOCK_MONOTONIC, and a signal interrupting
-// a wait resumes it for the time left. A timeout bounds the wait for a message to *begin*: a
-// message whose first bytes have arrived is received whole, for as long as its sender sends it
-// (a sender that dies ends that wait with EOFError).
+// Timeouts: `poll`, typed `recv` and `wait` come in the forms of mproc/timeout.hpp, which states
+// their semantics once: `x(Timeout)` waits at most a duration, `x_until(Deadline)` at most until a
+// time point of any clock, and `recv<T>()` and `wait(objects)` wait as long as it takes (`poll()`
+// without an argument is Python's poll(): it only checks). A zero timeout or a past deadline
+// still reports what is ready without blocking. Here a timeout bounds the wait for a message to
+// *begin*: a message whose first bytes have arrived is received whole, for as long as its sender
+// sends it (a sender that dies ends that wait with EOFError).
 //
 // Differences from Python (see also each method):
 //   * `Connection` is move-only and owns its descriptor: the destructor closes it (Python's
@@ -106,6 +105,7 @@
 #include <mproc/detail/expiry.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
+#include <mproc/timeout.hpp>
 #include <new>
 #include <optional>
 #include <ranges>
@@ -334,25 +334,16 @@ class MPROC_API Connection {
       throw;
     }
   }
-  // As recv<T>(maxlength), waiting at most `timeout` for a message to begin; empty if none did
-  // (the timeout rules of the header comment: a message that began is received whole, however
-  // long its sender takes). Python spells this `if conn.poll(timeout): conn.recv()`.
-  template <class T, class R, class P>
-  [[nodiscard]] std::optional<T> recv(std::chrono::duration<R, P> timeout,
-                                      std::size_t maxlength = kUnlimited) {
-    return recv_until<T>(detail::Expiry(detail::deadline_after(timeout)), maxlength);
-  }
-  template <class T, class C, class D>
-  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<C, D> deadline,
-                                            std::size_t maxlength = kUnlimited) {
-    return recv_until<T>(detail::Expiry(detail::to_steady(deadline)), maxlength);
-  }
-  // The deadline form the others use: nullopt waits without limit.
+  // As recv<T>(maxlength), waiting at most a duration / until a time point (timeout.hpp) for a
+  // message to begin; empty if none did (a message that began is received whole, however long its
+  // sender takes). Python spells this `if conn.poll(timeout): conn.recv()`.
   template <class T>
-  [[nodiscard]] std::optional<T> recv_until(const detail::Expiry& deadline,
-                                            std::size_t maxlength = kUnlimited) {
-    if (!poll_until(deadline)) return std::nullopt;
-    return recv<T>(maxlength);
+  [[nodiscard]] std::optional<T> recv(Timeout timeout, std::size_t maxlength = kUnlimited) {
+    return recv_at<T>(timeout.when(), maxlength);
+  }
+  template <class T>
+  [[nodiscard]] std::optional<T> recv_until(Deadline deadline, std::size_t maxlength = kUnlimited) {
+    return recv_at<T>(deadline.when(), maxlength);
   }
 
   // Sends the bytes of `buf` as one message (header and payload in one system call). Blocks while
@@ -389,19 +380,12 @@ class MPROC_API Connection {
   // Whether a message (or EOF: the peer closed its end, so that recv would throw EOFError) can be
   // read now; does not block. Readable means at least the first bytes of a message have arrived.
   // Mirrors Connection.poll() (timeout 0).
-  [[nodiscard]] bool poll() { return poll_until(detail::Expiry(detail::Clock::now())); }
-  // As poll(), waiting at most `timeout` (negative: zero; `duration::max()`: without limit).
-  // Mirrors Connection.poll(timeout).
-  template <class R, class P>
-  [[nodiscard]] bool poll(std::chrono::duration<R, P> timeout) {
-    return poll_until(detail::Expiry(detail::deadline_after(timeout)));
-  }
-  template <class C, class D>
-  [[nodiscard]] bool poll_until(std::chrono::time_point<C, D> deadline) {
-    return poll_until(detail::Expiry(detail::to_steady(deadline)));
-  }
-  // The deadline form the others use: nullopt waits without limit (Python's poll(None)).
-  [[nodiscard]] bool poll_until(const detail::Expiry& deadline);
+  [[nodiscard]] bool poll() { return poll_at(detail::Clock::now()); }
+  // As poll(), waiting at most a duration / until a time point (timeout.hpp). Python's
+  // poll(None), without limit, is `poll(std::chrono::seconds::max())` (a huge timeout means
+  // "never"). Mirrors Connection.poll(timeout).
+  [[nodiscard]] bool poll(Timeout timeout) { return poll_at(timeout.when()); }
+  [[nodiscard]] bool poll_until(Deadline deadline) { return poll_at(deadline.when()); }
 
   // Closes the descriptor; later calls throw Closed. Closing again does nothing. Never blocks and
   // never throws. The peer sees EOF once every process has closed this end.
@@ -425,6 +409,14 @@ class MPROC_API Connection {
  private:
   friend class detail::FrameSender;
   friend class detail::FrameReceiver;
+
+  // The implementations of the timed forms (nullopt: no limit).
+  bool poll_at(const detail::Expiry& deadline);
+  template <class T>
+  std::optional<T> recv_at(const detail::Expiry& deadline, std::size_t maxlength) {
+    if (!poll_at(deadline)) return std::nullopt;
+    return recv<T>(maxlength);
+  }
 
   // The stream can no longer be framed (part of a frame was sent or skipped): from now on the
   // connection counts as closed, and the peer sees EOF.
@@ -469,6 +461,7 @@ template <class T>
 class SimpleQueue;
 namespace detail {
 class QueueCore;
+struct WaitOn;
 }  // namespace detail
 
 // Something `wait` can wait for: a Connection (ready when a message or EOF can be read), a Process
@@ -493,15 +486,44 @@ class MPROC_API Waitable {
       : Waitable(queue.q_) {}
   // The descriptor; -1 for a queue.
   [[nodiscard]] int fd() const noexcept { return fd_; }
-  // The queue; nullptr for a descriptor.
-  [[nodiscard]] const detail::QueueCore* queue() const noexcept { return queue_; }
 
  private:
+  friend struct detail::WaitOn;
   explicit Waitable(const detail::QueueCore& queue);
+  // The queue; nullptr for a descriptor.
+  [[nodiscard]] const detail::QueueCore* queue() const noexcept { return queue_; }
+  // The one implementation of every `wait` form (src/pipe.cpp); nullopt: no limit.
+  static std::vector<std::size_t> wait_at(std::span<const Waitable> objects,
+                                          const detail::Expiry& deadline);
 
   int fd_ = -1;
   const detail::QueueCore* queue_ = nullptr;
 };
+
+namespace detail {
+template <class R>
+concept WaitableRange =
+    std::ranges::input_range<R> && std::convertible_to<std::ranges::range_reference_t<R>, Waitable>;
+
+// Hands any range of waitables to Waitable::wait_at as the span it takes (as it is when it is
+// already contiguous Waitables, else converted into a vector).
+struct WaitOn {
+  template <class R>
+  static std::vector<std::size_t> range(R& objects, const Expiry& deadline) {
+    using V = std::remove_cvref_t<std::ranges::range_reference_t<R>>;
+    if constexpr (std::ranges::contiguous_range<R> && std::is_same_v<V, Waitable>) {
+      return Waitable::wait_at(
+          std::span<const Waitable>(std::ranges::data(objects), std::ranges::size(objects)),
+          deadline);
+    } else {
+      std::vector<Waitable> all;
+      if constexpr (std::ranges::sized_range<R>) all.reserve(std::ranges::size(objects));
+      for (auto&& o : objects) all.emplace_back(o);
+      return Waitable::wait_at(std::span<const Waitable>(all), deadline);
+    }
+  }
+};
+}  // namespace detail
 
 // Waits until at least one of `objects` is ready, or the deadline passes; returns the indices of
 // the ready ones in increasing order (empty if none became ready in time). `objects` is a range
@@ -544,64 +566,28 @@ class MPROC_API Waitable {
 // while nobody waits on the queue this way; a message published while someone waits costs its
 // producer one futex wake (shared by every waiter). See docs/design.md, "Queues".
 //
-// Timeouts as in the header comment (without one, waits without limit; with an empty list it then
-// never returns, as Python's wait([])). Throws std::system_error(`std::errc::bad_file_descriptor`)
-// if a descriptor is not open, std::system_error if a helper thread or its eventfd cannot be
-// made, and what the Waitable conversions throw.
+// Timeouts: `wait(objects)` waits without limit (with an empty list it then never returns, as
+// Python's wait([])); `wait(objects, Timeout)` and `wait_until(objects, Deadline)` as in
+// timeout.hpp, returning an empty vector when the time passed first. Throws
+// std::system_error(`std::errc::bad_file_descriptor`) if a descriptor is not open,
+// std::system_error if a helper thread or its eventfd cannot be made, and what the Waitable
+// conversions throw.
 // Mirrors multiprocessing.connection.wait(object_list, timeout), which returns the objects (and
 // waits for Python's Queue through its pipe's reader, `q._reader`).
-[[nodiscard]] MPROC_API std::vector<std::size_t> wait_until(std::span<const Waitable> objects,
-                                                            const detail::Expiry& deadline);
-
-namespace detail {
-template <class R>
-concept WaitableRange =
-    std::ranges::input_range<R> && std::convertible_to<std::ranges::range_reference_t<R>, Waitable>;
-}  // namespace detail
-
-template <detail::WaitableRange R>
-[[nodiscard]] std::vector<std::size_t> wait_until(R&& objects, const detail::Expiry& deadline) {
-  using V = std::remove_cvref_t<std::ranges::range_reference_t<R>>;
-  if constexpr (std::ranges::contiguous_range<R> && std::is_same_v<V, Waitable>) {
-    return wait_until(
-        std::span<const Waitable>(std::ranges::data(objects), std::ranges::size(objects)),
-        deadline);
-  } else {
-    std::vector<Waitable> fds;
-    if constexpr (std::ranges::sized_range<R>) fds.reserve(std::ranges::size(objects));
-    for (auto&& o : objects) fds.emplace_back(o);
-    return wait_until(std::span<const Waitable>(fds), deadline);
-  }
-}
-template <detail::WaitableRange R>
+//
+// `objects` may also be a braced list of objects of different kinds, `wait({conn, process, q})`:
+// the range parameter then defaults to std::initializer_list<Waitable>.
+template <detail::WaitableRange R = std::initializer_list<Waitable>>
 [[nodiscard]] std::vector<std::size_t> wait(R&& objects) {
-  return wait_until(std::forward<R>(objects), detail::Expiry());
+  return detail::WaitOn::range(objects, detail::Expiry());
 }
-template <detail::WaitableRange R, class Rep, class P>
-[[nodiscard]] std::vector<std::size_t> wait(R&& objects, std::chrono::duration<Rep, P> timeout) {
-  return wait_until(std::forward<R>(objects), detail::Expiry(detail::deadline_after(timeout)));
+template <detail::WaitableRange R = std::initializer_list<Waitable>>
+[[nodiscard]] std::vector<std::size_t> wait(R&& objects, Timeout timeout) {
+  return detail::WaitOn::range(objects, timeout.when());
 }
-template <detail::WaitableRange R, class C, class D>
-[[nodiscard]] std::vector<std::size_t> wait_until(R&& objects,
-                                                  std::chrono::time_point<C, D> deadline) {
-  return wait_until(std::forward<R>(objects), detail::Expiry(detail::to_steady(deadline)));
-}
-
-// The braced-list forms: `mproc::wait({a, b, p}, 1s)`.
-[[nodiscard]] inline std::vector<std::size_t> wait(std::initializer_list<Waitable> objects) {
-  return wait_until(std::span<const Waitable>(objects.begin(), objects.size()), detail::Expiry());
-}
-template <class Rep, class P>
-[[nodiscard]] std::vector<std::size_t> wait(std::initializer_list<Waitable> objects,
-                                            std::chrono::duration<Rep, P> timeout) {
-  return wait_until(std::span<const Waitable>(objects.begin(), objects.size()),
-                    detail::Expiry(detail::deadline_after(timeout)));
-}
-template <class C, class D>
-[[nodiscard]] std::vector<std::size_t> wait_until(std::initializer_list<Waitable> objects,
-                                                  std::chrono::time_point<C, D> deadline) {
-  return wait_until(std::span<const Waitable>(objects.begin(), objects.size()),
-                    detail::Expiry(detail::to_steady(deadline)));
+template <detail::WaitableRange R = std::initializer_list<Waitable>>
+[[nodiscard]] std::vector<std::size_t> wait_until(R&& objects, Deadline deadline) {
+  return detail::WaitOn::range(objects, deadline.when());
 }
 
 }  // namespace mproc

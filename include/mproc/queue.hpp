@@ -20,12 +20,14 @@
 // of different producers interleave in the order they took the producer lock. Items put before a
 // child starts are there for it to get.
 //
-// Timeouts, once for all: every blocking call has a form without timeout (blocks), a
-// `std::chrono` duration form and a deadline form (`*_until`, any clock). Negative timeouts are
-// equivalent to zero; deadlines in the past are equivalent to an immediate deadline (the call still
-// succeeds if it can without waiting). Waits run on CLOCK_MONOTONIC. A `get` that has begun
-// receiving a message streamed in chunks finishes receiving it (while its producer lives) even past
-// its deadline: a message is never half taken.
+// Timeouts: every blocking call comes in the forms of mproc/timeout.hpp, which states their
+// semantics once: `x()` waits as long as it takes, `x(Timeout)` at most a duration,
+// `x_until(Deadline)` at most until a time point of any clock, and `try_x()` / `x_nowait()` do
+// not wait. When the time passes first, put throws Full and get throws Empty (Python's queue.Full
+// and queue.Empty), put_many returns how many it put, get_many an empty vector, and
+// JoinableQueue::join false. A zero timeout or a past deadline still succeeds if the call can
+// without waiting. A `get` that has begun receiving a message streamed in chunks finishes
+// receiving it (while its producer lives) even past its deadline: a message is never half taken.
 //
 // Failure model (a process SIGKILLed at any instant):
 //   * A producer killed while writing a message: the message is dropped; it was never visible, or
@@ -100,6 +102,7 @@
 #include <mproc/detail/expiry.hpp>
 #include <mproc/detail/queue_core.hpp>
 #include <mproc/errors.hpp>
+#include <mproc/timeout.hpp>
 #include <optional>
 #include <ranges>
 #include <utility>
@@ -108,6 +111,25 @@
 namespace mproc {
 
 class Waitable;
+template <class T>
+class JoinableQueue;
+
+// How a queue is built (the optional second argument of Queue, JoinableQueue and SimpleQueue).
+// Mirrors nothing in Python (whose queues grow without bound in the sender's memory); here memory
+// is bounded by `capacity`.
+//
+//   mproc::Queue<Frame> frames(0, {.capacity = 64 << 20, .spin = 0});
+struct QueueOptions {
+  // Bytes of the shared ring (rounded up to a power of two, at least 4 KiB, at most 2^63; a
+  // larger value is a ValueError, and a ring the machine cannot hold a std::system_error when the
+  // queue is created). A message larger than a quarter of the ring (or than 2 GiB) streams
+  // through it in chunks; any size up to 2^62 bytes goes through.
+  std::size_t capacity = std::size_t{1} << 20;
+  // How long a blocked put/get spins before it sleeps on a futex: iterations of one pause
+  // instruction (some tens of nanoseconds on current x86) and one check for progress. 0: sleep
+  // at once (the lowest CPU use; the round trip then costs two futex wake-ups).
+  int spin = 1000;
+};
 
 namespace detail {
 
@@ -153,15 +175,13 @@ class Queue {
   // ValueError for an encoded size above 2^62 bytes, Closed after close(), and what the codec
   // throws (the message is then not put).
   void put(const T& v) { (void)put_at(v, detail::Expiry()); }
-  // Puts `v`, blocking at most `timeout`; throws Full if the queue stayed full.
-  // Mirrors Queue.put(obj, timeout=...).
-  template <class R, class P>
-  void put(const T& v, std::chrono::duration<R, P> timeout) {
-    if (!put_at(v, detail::Expiry(detail::deadline_after(timeout)))) throw_full();
+  // Puts `v`, blocking at most a duration / until a time point (timeout.hpp); throws Full if the
+  // queue stayed full. Mirrors Queue.put(obj, timeout=...).
+  void put(const T& v, Timeout timeout) {
+    if (!put_at(v, timeout.when())) throw_full();
   }
-  template <class C, class D>
-  void put_until(const T& v, std::chrono::time_point<C, D> deadline) {
-    if (!put_at(v, detail::Expiry(detail::to_steady(deadline)))) throw_full();
+  void put_until(const T& v, Deadline deadline) {
+    if (!put_at(v, deadline.when())) throw_full();
   }
   // Puts `v` if there is room now; throws Full otherwise. Mirrors Queue.put_nowait(obj).
   void put_nowait(const T& v) {
@@ -172,49 +192,41 @@ class Queue {
 
   // Puts every element of `range` in order, blocking while the queue is full; the producer side is
   // taken once per batch of elements, which is far cheaper than one put each. Returns the count.
+  // The timed forms give up when the time passes (timeout.hpp) and return how many were put (a
+  // prefix of the range). Throws as put.
   template <std::ranges::input_range Range>
   std::size_t put_many(Range&& range) {
-    return put_many_until(std::forward<Range>(range), detail::Expiry());
+    return put_many_at(std::forward<Range>(range), detail::Expiry());
   }
-  // As above, giving up at the timeout: returns how many were put (a prefix of the range).
-  template <std::ranges::input_range Range, class R, class P>
-  std::size_t put_many(Range&& range, std::chrono::duration<R, P> timeout) {
-    return put_many_until(std::forward<Range>(range),
-                          detail::Expiry(detail::deadline_after(timeout)));
+  template <std::ranges::input_range Range>
+  std::size_t put_many(Range&& range, Timeout timeout) {
+    return put_many_at(std::forward<Range>(range), timeout.when());
+  }
+  template <std::ranges::input_range Range>
+  std::size_t put_many_until(Range&& range, Deadline deadline) {
+    return put_many_at(std::forward<Range>(range), deadline.when());
   }
 
   // Removes and returns the oldest item, blocking while the queue is empty. Mirrors Queue.get().
   // Every get form throws DecodeError (or what the codec throws) for a message that does not
-  // decode, consuming it (see the header comment), and mproc::Error "corrupt ring" when the
-  // shared region holds what no queue writes.
+  // decode, consuming it (see the header comment), Closed after close(), and mproc::Error
+  // "corrupt ring" when the shared region holds what no queue writes.
   T get() { return *get_at(detail::Expiry()); }
-  // Blocks at most `timeout`; throws Empty if nothing came. Mirrors Queue.get(timeout=...).
-  template <class R, class P>
-  T get(std::chrono::duration<R, P> timeout) {
-    auto v = get_at(detail::Expiry(detail::deadline_after(timeout)));
-    if (!v) throw_empty();
-    return std::move(*v);
-  }
-  template <class C, class D>
-  T get_until(std::chrono::time_point<C, D> deadline) {
-    auto v = get_at(detail::Expiry(detail::to_steady(deadline)));
-    if (!v) throw_empty();
-    return std::move(*v);
-  }
+  // Blocks at most a duration / until a time point (timeout.hpp); throws Empty if nothing came.
+  // Mirrors Queue.get(timeout=...).
+  T get(Timeout timeout) { return value_or_empty(get_at(timeout.when())); }
+  T get_until(Deadline deadline) { return value_or_empty(get_at(deadline.when())); }
   // Takes an item if one is there now; throws Empty otherwise. Mirrors Queue.get_nowait().
-  T get_nowait() {
-    auto v = try_get();
-    if (!v) throw_empty();
-    return std::move(*v);
-  }
+  T get_nowait() { return value_or_empty(try_get()); }
   // Non-throwing get_nowait.
   [[nodiscard]] std::optional<T> try_get() { return get_at(detail::Clock::now()); }
 
-  // Takes up to `max` items, waiting (at most `timeout`) only for the first; returns them in
-  // order (empty if nothing came in time). The consumer side is taken once for the whole batch.
-  // A message that does not decode ends a batch without loss: the items before it are returned,
-  // and the next call throws its error (the message is then consumed, as by get()). A message
-  // streamed in chunks (larger than a quarter of the ring) starts a batch of its own.
+  // Takes up to `max` items, waiting only for the first (without limit, or at most a duration /
+  // until a time point: timeout.hpp); returns them in order (empty if nothing came in time). The
+  // consumer side is taken once for the whole batch. A message that does not decode ends a batch
+  // without loss: the items before it are returned, and the next call throws its error (the
+  // message is then consumed, as by get()). A message streamed in chunks (larger than a quarter
+  // of the ring) starts a batch of its own. Throws as get.
   //
   // Sentinels: a batch is whatever is queued, up to `max`; get_many knows no sentinel values, so
   // one call can take several sentinels, and items queued after one. Python's pattern of one
@@ -233,11 +245,13 @@ class Queue {
   //       break;
   //     }
   //   }
-  template <class R, class P>
-  std::vector<T> get_many(std::size_t max, std::chrono::duration<R, P> timeout) {
-    return get_many_until(max, detail::Expiry(detail::deadline_after(timeout)));
+  std::vector<T> get_many(std::size_t max) { return get_many_at(max, detail::Expiry()); }
+  std::vector<T> get_many(std::size_t max, Timeout timeout) {
+    return get_many_at(max, timeout.when());
   }
-  std::vector<T> get_many(std::size_t max) { return get_many_until(max, detail::Expiry()); }
+  std::vector<T> get_many_until(std::size_t max, Deadline deadline) {
+    return get_many_at(max, deadline.when());
+  }
 
   // The number of items in the queue (a snapshot). Mirrors Queue.qsize().
   [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
@@ -252,7 +266,20 @@ class Queue {
   // Mirrors Queue.close() (see the header comment for the difference).
   void close() noexcept { core_.close(); }
 
-  // The core calls, for the deadline forms above and for JoinableQueue.
+ private:
+  friend class Waitable;                      // mproc::wait waits on core_
+  friend class JoinableQueue<T>;              // counts tasks in core_
+  friend struct detail::QueueCoreTestAccess;  // tests/helpers/queue_access.hpp
+  Queue(std::size_t maxsize, const QueueOptions& options, bool joinable)
+      : core_(maxsize, options, joinable) {}
+  [[noreturn]] static void throw_full() { throw Full("mproc::Queue: the queue is full"); }
+  [[noreturn]] static void throw_empty() { throw Empty("mproc::Queue: the queue is empty"); }
+  static T value_or_empty(std::optional<T>&& v) {
+    if (!v) throw_empty();
+    return std::move(*v);
+  }
+
+  // The one implementation of each call, behind its forms (nullopt: no limit).
   bool put_at(const T& v, const detail::Expiry& deadline) {
     detail::EncodeJob job{encoded_size(v), &detail::encode_erased<T>, &v};
     return core_.put(job, deadline);
@@ -263,7 +290,7 @@ class Queue {
     return out;
   }
   template <class Range>
-  std::size_t put_many_until(Range&& range, const detail::Expiry& deadline) {
+  std::size_t put_many_at(Range&& range, const detail::Expiry& deadline) {
     constexpr std::size_t kBatch = 64;
     detail::EncodeJob jobs[kBatch];
     std::size_t total = 0, n = 0;
@@ -290,7 +317,7 @@ class Queue {
     if (n) flush();
     return total;
   }
-  std::vector<T> get_many_until(std::size_t max, const detail::Expiry& deadline) {
+  std::vector<T> get_many_at(std::size_t max, const detail::Expiry& deadline) {
     std::vector<T> out;
     if (max == 0) return out;
     out.reserve(max < 1024 ? max : 1024);
@@ -298,24 +325,23 @@ class Queue {
     return out;
   }
 
- protected:
-  friend class Waitable;  // mproc::wait waits on core_
-  Queue(std::size_t maxsize, const QueueOptions& options, bool joinable)
-      : core_(maxsize, options, joinable) {}
-  [[noreturn]] static void throw_full() { throw Full("mproc::Queue: the queue is full"); }
-  [[noreturn]] static void throw_empty() { throw Empty("mproc::Queue: the queue is empty"); }
-
   detail::QueueCore core_;
 };
 
 // A queue without an item limit and with only put/get/empty/close. Mirrors
-// multiprocessing.SimpleQueue (which also has no timeouts).
+// multiprocessing.SimpleQueue. The timed forms of put and get (timeout.hpp; Full / Empty when the
+// time passes first) are an addition: every blocking call of mproc has them, Python's
+// SimpleQueue has none.
 template <class T>
 class SimpleQueue {
  public:
   explicit SimpleQueue(const QueueOptions& options = {}) : q_(0, options) {}
   void put(const T& v) { q_.put(v); }
+  void put(const T& v, Timeout timeout) { q_.put(v, timeout); }
+  void put_until(const T& v, Deadline deadline) { q_.put_until(v, deadline); }
   T get() { return q_.get(); }
+  T get(Timeout timeout) { return q_.get(timeout); }
+  T get_until(Deadline deadline) { return q_.get_until(deadline); }
   [[nodiscard]] bool empty() const noexcept { return q_.empty(); }
   void close() noexcept { q_.close(); }
 
@@ -342,11 +368,11 @@ class JoinableQueue : public Queue<T> {
   void task_done() { this->core_.task_done(); }
   // Blocks until every item put has been marked done. Mirrors JoinableQueue.join().
   void join() { (void)this->core_.join(detail::Expiry()); }
-  // As join(), for at most `timeout`; true when every task was done.
-  template <class R, class P>
-  [[nodiscard]] bool join(std::chrono::duration<R, P> timeout) {
-    return this->core_.join(detail::Expiry(detail::deadline_after(timeout)));
-  }
+  // As join(), at most a duration / until a time point (timeout.hpp); true when every task was
+  // done, false when the time passed first. Mirrors JoinableQueue.join() (Python's has no
+  // timeout).
+  [[nodiscard]] bool join(Timeout timeout) { return this->core_.join(timeout.when()); }
+  [[nodiscard]] bool join_until(Deadline deadline) { return this->core_.join(deadline.when()); }
 };
 
 }  // namespace mproc

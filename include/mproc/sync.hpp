@@ -8,14 +8,12 @@
 // object. Create it before `fork` (or `Process::start`) and use it in parent and children alike;
 // every primitive works between threads of one process too.
 //
-// Timeouts, once for all:
-//   * Every blocking call has three forms: no timeout (blocks), a `std::chrono` duration, and a
-//     deadline (`*_until`, any clock; a non-steady clock is converted by the time left at the
-//     call).
-//   * Negative timeouts are equivalent to a zero timeout. Deadlines in the past are equivalent to
-//     an immediate deadline: the call still succeeds if it can without blocking.
-//   * Timed waits run on CLOCK_MONOTONIC: changing the wall clock neither shortens nor stretches
-//     them, and a spurious wake-up re-waits only for the time left.
+// Timeouts: every blocking call comes in the forms of mproc/timeout.hpp, which states their
+// semantics once: `x()` waits as long as it takes, `x(Timeout)` at most a duration (any
+// `std::chrono::duration`), `x_until(Deadline)` at most until a time point (any clock), and
+// `try_x()` where the call has a non-blocking form. A call that times out returns false (Barrier:
+// breaks and throws BrokenBarrierError). Waits run on CLOCK_MONOTONIC, and a spurious wake-up
+// re-waits only for the time left.
 //
 // Failure model:
 //   * `Lock` and `RLock` are robust: if the holder dies (even by SIGKILL) or its thread exits while
@@ -44,6 +42,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -51,6 +50,7 @@
 #include <mproc/detail/expiry.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
+#include <mproc/timeout.hpp>
 #include <optional>
 
 namespace mproc {
@@ -63,23 +63,17 @@ struct ConditionState;
 struct BarrierState;
 
 // What Lock and RLock share: a robust, process-shared mutex in shared memory, and the acquire /
-// Lockable forms both expose (documented on Lock).
+// Lockable forms both expose (documented on Lock). Every form forwards to `acquire_at`.
 class MPROC_API MutexHandle {
  public:
-  void acquire() { (void)acquire_until(Expiry()); }
-  [[nodiscard]] bool acquire(bool block) {
-    return block ? acquire_until(Expiry()) : try_acquire();
+  void acquire() { (void)acquire_at(Expiry()); }
+  // Exactly a bool: `acquire(2)` is a compile error, not `acquire(true)`.
+  template <std::same_as<bool> Block>
+  [[nodiscard]] bool acquire(Block block) {
+    return block ? acquire_at(Expiry()) : try_acquire();
   }
-  template <class R, class P>
-  [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
-    return acquire_until(Expiry(deadline_after(timeout)));
-  }
-  template <class C, class D>
-  [[nodiscard]] bool acquire_until(std::chrono::time_point<C, D> deadline) {
-    return acquire_until(Expiry(to_steady(deadline)));
-  }
-  // Blocks until acquired or `deadline` passes; true when acquired.
-  bool acquire_until(const Expiry& deadline);
+  [[nodiscard]] bool acquire(Timeout timeout) { return acquire_at(timeout.when()); }
+  [[nodiscard]] bool acquire_until(Deadline deadline) { return acquire_at(deadline.when()); }
   // Takes the lock only if that needs no waiting; true when acquired.
   bool try_acquire();
   void release();
@@ -88,21 +82,18 @@ class MPROC_API MutexHandle {
 
   void lock() { acquire(); }
   [[nodiscard]] bool try_lock() { return try_acquire(); }
-  template <class R, class P>
-  [[nodiscard]] bool try_lock_for(std::chrono::duration<R, P> timeout) {
-    return acquire(timeout);
-  }
-  template <class C, class D>
-  [[nodiscard]] bool try_lock_until(std::chrono::time_point<C, D> deadline) {
-    return acquire_until(deadline);
-  }
+  // TimedLockable: std::unique_lock and std::timed_mutex's users pass a duration / a time point.
+  [[nodiscard]] bool try_lock_for(Timeout timeout) { return acquire_at(timeout.when()); }
+  [[nodiscard]] bool try_lock_until(Deadline deadline) { return acquire_at(deadline.when()); }
   void unlock() { release(); }
 
+  // The one implementation of every blocking form: blocks until acquired or `deadline` passes
+  // (nullopt: no limit); true when acquired. Not exposed by Lock and RLock.
+  bool acquire_at(const Expiry& deadline);
   // Condition support: releases every level the caller holds, returns how many; `restore` takes
   // the lock again and reinstates the count.
   std::uint32_t release_all();
   void restore(std::uint32_t depth);
-  const std::shared_ptr<MutexState>& state() const noexcept { return state_; }
 
  protected:
   explicit MutexHandle(bool recursive);
@@ -126,9 +117,11 @@ class MPROC_API Lock : private detail::MutexHandle {
   Lock();
 
   // acquire(): blocks until the lock is acquired. Mirrors Lock.acquire().
-  // acquire(false): takes the lock only if it is free now. Mirrors Lock.acquire(block=False).
-  // acquire(timeout), acquire_until(deadline): block at most that long; true when acquired.
-  //   Mirrors Lock.acquire(timeout=...).
+  // acquire(false), try_acquire(): take the lock only if it is free now; true when taken.
+  //   Mirrors Lock.acquire(block=False). (`acquire(true)` is acquire(); the argument must be a
+  //   bool: an int is a compile error, since it would otherwise read as a timeout in seconds.)
+  // acquire(Timeout), acquire_until(Deadline): block at most that long (timeout.hpp); true when
+  //   acquired. Mirrors Lock.acquire(timeout=...).
   // Every form throws std::system_error(resource_deadlock_would_occur) if the calling thread
   // already holds the lock.
   using MutexHandle::acquire;
@@ -145,7 +138,8 @@ class MPROC_API Lock : private detail::MutexHandle {
   // True when the calling thread holds the lock.
   using MutexHandle::is_owned;
 
-  // Lockable / TimedLockable: lock(), try_lock(), try_lock_for(), try_lock_until(), unlock().
+  // Lockable / TimedLockable: lock(), try_lock(), try_lock_for(Timeout),
+  // try_lock_until(Deadline), unlock() (std::unique_lock passes its duration or time point).
   using MutexHandle::lock;
   using MutexHandle::try_lock;
   using MutexHandle::try_lock_for;
@@ -196,18 +190,21 @@ class MPROC_API Semaphore {
   // Throws ValueError if `value` is negative or above `max_value()`.
   explicit Semaphore(int value = 1);
 
-  void acquire() { (void)acquire_until(detail::Expiry()); }
-  [[nodiscard]] bool acquire(bool block) {
-    return block ? acquire_until(detail::Expiry()) : try_acquire();
+  // acquire(): blocks until the count is above zero, then decrements it.
+  //   Mirrors Semaphore.acquire().
+  // acquire(false), try_acquire(): decrement only if that needs no waiting; true when done.
+  //   Mirrors Semaphore.acquire(block=False). The argument must be a bool (an int does not
+  //   compile).
+  // acquire(Timeout), acquire_until(Deadline): block at most that long (timeout.hpp); true when
+  //   acquired. Mirrors Semaphore.acquire(timeout=...).
+  void acquire() { (void)acquire_at(detail::Expiry()); }
+  template <std::same_as<bool> Block>
+  [[nodiscard]] bool acquire(Block block) {
+    return block ? acquire_at(detail::Expiry()) : try_acquire();
   }
-  template <class R, class P>
-  [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
-    return acquire_until(detail::Expiry(detail::deadline_after(timeout)));
-  }
-  template <class C, class D>
-  [[nodiscard]] bool acquire_until(std::chrono::time_point<C, D> deadline) {
-    return acquire_until(detail::Expiry(detail::to_steady(deadline)));
-  }
+  [[nodiscard]] bool acquire(Timeout timeout) { return acquire_at(timeout.when()); }
+  [[nodiscard]] bool acquire_until(Deadline deadline) { return acquire_at(deadline.when()); }
+  bool try_acquire() noexcept;
   // Adds `n` (>= 1) to the count and wakes that many waiters. Throws ValueError if the count would
   // exceed the maximum (for BoundedSemaphore: its initial value). Mirrors Semaphore.release(n).
   void release(int n = 1);
@@ -215,18 +212,18 @@ class MPROC_API Semaphore {
   [[nodiscard]] int get_value() const noexcept;
 
   void lock() { acquire(); }
-  [[nodiscard]] bool try_lock() { return acquire(false); }
+  [[nodiscard]] bool try_lock() { return try_acquire(); }
   void unlock() { release(); }
 
   static constexpr int max_value() noexcept { return 0x7fffffff; }
-
-  bool acquire_until(const detail::Expiry& deadline);
-  bool try_acquire() noexcept;
 
  protected:
   Semaphore(int value, int bound);
 
  private:
+  // The one implementation of the blocking forms (nullopt: no limit).
+  bool acquire_at(const detail::Expiry& deadline);
+
   std::shared_ptr<detail::SemaphoreState> state_;
 };
 
@@ -253,41 +250,38 @@ class MPROC_API Condition {
   explicit Condition(Lock lock);   // shares `lock`
   explicit Condition(RLock lock);  // shares `lock`
 
-  void acquire() { (void)mutex().acquire_until(std::nullopt); }
-  template <class R, class P>
-  [[nodiscard]] bool acquire(std::chrono::duration<R, P> timeout) {
-    return mutex().acquire_until(detail::Expiry(detail::deadline_after(timeout)));
-  }
-  void release() { mutex().release(); }
+  // Take and release the lock, with the forms of Lock::acquire: acquire() blocks,
+  // acquire(Timeout) and acquire_until(Deadline) return false when the time passed first.
+  // Mirror Condition.acquire() and Condition.release().
+  void acquire() { (void)mutex_.acquire_at(detail::Expiry()); }
+  [[nodiscard]] bool acquire(Timeout timeout) { return mutex_.acquire_at(timeout.when()); }
+  [[nodiscard]] bool acquire_until(Deadline deadline) { return mutex_.acquire_at(deadline.when()); }
+  void release() { mutex_.release(); }
   void lock() { acquire(); }
-  [[nodiscard]] bool try_lock() { return mutex().try_acquire(); }
+  [[nodiscard]] bool try_lock() { return mutex_.try_acquire(); }
   void unlock() { release(); }
 
   // Releases the lock, blocks until notified (or spuriously woken), takes the lock again.
   // Mirrors Condition.wait().
-  void wait() { (void)wait_until(detail::Expiry()); }
-  // As wait(); false when the timeout expired. Mirrors Condition.wait(timeout).
-  template <class R, class P>
-  [[nodiscard]] bool wait(std::chrono::duration<R, P> timeout) {
-    return wait_until(detail::Expiry(detail::deadline_after(timeout)));
-  }
-  template <class C, class D>
-  [[nodiscard]] bool wait_until(std::chrono::time_point<C, D> deadline) {
-    return wait_until(detail::Expiry(detail::to_steady(deadline)));
-  }
-  // Waits until `pred()` is true; returns its last value (false only on timeout).
+  void wait() { (void)wait_at(detail::Expiry()); }
+  // As wait(), at most a duration / until a time point (timeout.hpp); false when the time passed
+  // first (the lock is taken again either way). Mirrors Condition.wait(timeout).
+  [[nodiscard]] bool wait(Timeout timeout) { return wait_at(timeout.when()); }
+  [[nodiscard]] bool wait_until(Deadline deadline) { return wait_at(deadline.when()); }
+  // Waits until `pred()` is true (evaluated under the lock, first before any wait); returns its
+  // last value: false only when the timeout or deadline passed first.
   // Mirrors Condition.wait_for(predicate, timeout).
   template <class Pred>
   bool wait_for(Pred pred) {
-    return wait_for_until(pred, detail::Expiry());
+    return wait_for_at(pred, detail::Expiry());
   }
-  template <class Pred, class R, class P>
-  bool wait_for(Pred pred, std::chrono::duration<R, P> timeout) {
-    return wait_for_until(pred, detail::Expiry(detail::deadline_after(timeout)));
+  template <class Pred>
+  bool wait_for(Pred pred, Timeout timeout) {
+    return wait_for_at(pred, timeout.when());
   }
-  template <class Pred, class C, class D>
-  bool wait_for_until(Pred pred, std::chrono::time_point<C, D> deadline) {
-    return wait_for_until(pred, detail::Expiry(detail::to_steady(deadline)));
+  template <class Pred>
+  bool wait_for_until(Pred pred, Deadline deadline) {
+    return wait_for_at(pred, deadline.when());
   }
 
   // Wakes up to `n` waiters. Mirrors Condition.notify(n).
@@ -295,24 +289,22 @@ class MPROC_API Condition {
   // Wakes every waiter. Mirrors Condition.notify_all().
   void notify_all();
 
-  bool wait_until(const detail::Expiry& deadline);
-
-  template <class Pred>
-  bool wait_for_until(Pred& pred, const detail::Expiry& deadline) {
-    bool result = static_cast<bool>(pred());
-    while (!result) {
-      if (detail::expired(deadline)) break;
-      (void)wait_until(deadline);
-      result = static_cast<bool>(pred());
-    }
-    return result;
-  }
-
  private:
   struct Mutex : detail::MutexHandle {
     explicit Mutex(const detail::MutexHandle& h) : detail::MutexHandle(h) {}
   };
-  detail::MutexHandle& mutex() noexcept { return mutex_; }
+  // The implementations of the blocking forms (nullopt: no limit).
+  bool wait_at(const detail::Expiry& deadline);
+  template <class Pred>
+  bool wait_for_at(Pred& pred, const detail::Expiry& deadline) {
+    bool result = static_cast<bool>(pred());
+    while (!result) {
+      if (detail::expired(deadline)) break;
+      (void)wait_at(deadline);
+      result = static_cast<bool>(pred());
+    }
+    return result;
+  }
   void check_owned(const char* what) const;
   Mutex mutex_;
   std::shared_ptr<detail::ConditionState> state_;
@@ -332,19 +324,15 @@ class MPROC_API Event {
   void set();
   void clear() noexcept;
   // Blocks until the flag is set. Mirrors Event.wait().
-  void wait() { (void)wait_until(detail::Expiry()); }
-  // Blocks at most `timeout`; returns the flag (false on timeout). Mirrors Event.wait(timeout).
-  template <class R, class P>
-  [[nodiscard]] bool wait(std::chrono::duration<R, P> timeout) {
-    return wait_until(detail::Expiry(detail::deadline_after(timeout)));
-  }
-  template <class C, class D>
-  [[nodiscard]] bool wait_until(std::chrono::time_point<C, D> deadline) {
-    return wait_until(detail::Expiry(detail::to_steady(deadline)));
-  }
-  bool wait_until(const detail::Expiry& deadline);
+  void wait() { (void)wait_at(detail::Expiry()); }
+  // Blocks at most a duration / until a time point (timeout.hpp); returns the flag (false when
+  // the time passed first). Mirrors Event.wait(timeout).
+  [[nodiscard]] bool wait(Timeout timeout) { return wait_at(timeout.when()); }
+  [[nodiscard]] bool wait_until(Deadline deadline) { return wait_at(deadline.when()); }
 
  private:
+  bool wait_at(const detail::Expiry& deadline);  // nullopt: no limit
+
   std::shared_ptr<detail::EventState> state_;
 };
 
@@ -368,18 +356,15 @@ class MPROC_API Barrier {
   explicit Barrier(int parties, std::function<void()> action = {},
                    std::optional<std::chrono::duration<double>> timeout = std::nullopt);
 
-  // Blocks until all parties arrive; the default timeout (if any) applies.
-  // Throws BrokenBarrierError if the barrier is or becomes broken. Mirrors Barrier.wait().
+  // Blocks until all parties arrive; the default timeout (if any) applies. Returns this
+  // caller's arrival index. Throws BrokenBarrierError if the barrier is or becomes broken.
+  // Mirrors Barrier.wait().
   int wait();
-  template <class R, class P>
-  int wait(std::chrono::duration<R, P> timeout) {
-    return wait_until(detail::Expiry(detail::deadline_after(timeout)));
-  }
-  template <class C, class D>
-  int wait_until(std::chrono::time_point<C, D> deadline) {
-    return wait_until(detail::Expiry(detail::to_steady(deadline)));
-  }
-  int wait_until(const detail::Expiry& deadline);
+  // As wait(), at most a duration / until a time point (timeout.hpp) instead of the default
+  // timeout. When the time passes first the barrier breaks and every waiter, this one included,
+  // gets BrokenBarrierError. Mirrors Barrier.wait(timeout).
+  int wait(Timeout timeout) { return wait_at(timeout.when()); }
+  int wait_until(Deadline deadline) { return wait_at(deadline.when()); }
 
   // Returns the barrier to its empty state; current waiters get BrokenBarrierError.
   void reset();
@@ -391,6 +376,8 @@ class MPROC_API Barrier {
   [[nodiscard]] bool broken() const noexcept;
 
  private:
+  int wait_at(const detail::Expiry& deadline);  // nullopt: no limit
+
   std::shared_ptr<detail::BarrierState> state_;
   std::function<void()> action_;
   std::optional<std::chrono::duration<double>> timeout_;

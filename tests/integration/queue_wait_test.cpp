@@ -32,11 +32,12 @@ std::uint32_t watch_bits(mproc::detail::QueueShared* s) {
   return s->data_waiters.load() & mproc::detail::kWatchMask;
 }
 
-// A Queue whose shared region a test can look at (core_ is protected in Queue).
+// A Queue whose shared region a test can look at (through helpers/queue_access.hpp).
 struct PeekQueue : mproc::Queue<int> {
   using mproc::Queue<int>::Queue;
   mproc::detail::QueueShared* shared() {
-    return mproc::detail::QueueCoreTestAccess::shared(this->core_);
+    using Access = mproc::detail::QueueCoreTestAccess;
+    return Access::shared(Access::core<int>(*this));
   }
 };
 

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mproc/detail/queue_core.hpp>
 #include <mproc/errors.hpp>
+#include <mproc/queue.hpp>  // QueueOptions
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -27,8 +28,8 @@
 using namespace std::chrono_literals;
 using mproc::QueueOptions;
 using mproc::detail::Clock;
-using mproc::detail::Expiry;
 using mproc::detail::EncodeJob;
+using mproc::detail::Expiry;
 using mproc::detail::QueueCore;
 using mproc_test::Child;
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <mproc/detail/queue_core.hpp>
+#include <mproc/queue.hpp>  // QueueOptions
 #include <optional>
 #include <system_error>
 #include <vector>
@@ -22,8 +23,8 @@
 using namespace std::chrono_literals;
 using mproc::QueueOptions;
 using mproc::detail::Clock;
-using mproc::detail::Expiry;
 using mproc::detail::EncodeJob;
+using mproc::detail::Expiry;
 using mproc::detail::QueueCore;
 using mproc_test::Child;
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <mproc/detail/queue_core.hpp>
+#include <mproc/queue.hpp>  // QueueOptions
 #include <numeric>
 #include <optional>
 #include <stdexcept>
@@ -23,8 +24,8 @@
 using namespace std::chrono_literals;
 using mproc::QueueOptions;
 using mproc::detail::Clock;
-using mproc::detail::Expiry;
 using mproc::detail::EncodeJob;
+using mproc::detail::Expiry;
 using mproc::detail::QueueCore;
 using mproc_test::Child;
 using mproc_test::eventually;

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <mproc/detail/queue_core.hpp>
 #include <mproc/errors.hpp>
+#include <mproc/queue.hpp>  // QueueOptions
 #include <random>
 #include <string>
 #include <vector>
@@ -30,8 +31,8 @@
 using namespace std::chrono_literals;
 using mproc::QueueOptions;
 using mproc::detail::Clock;
-using mproc::detail::Expiry;
 using mproc::detail::EncodeJob;
+using mproc::detail::Expiry;
 using mproc::detail::QueueCore;
 using mproc::detail::QueueCoreTestAccess;
 using mproc::detail::QueueShared;

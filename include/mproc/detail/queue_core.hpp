@@ -21,23 +21,12 @@
 
 namespace mproc {
 
-// How a queue is built. Mirrors nothing in Python (whose queues grow without bound in the
-// sender's memory); here memory is bounded by `capacity`.
-struct QueueOptions {
-  // Bytes of the shared ring (rounded up to a power of two, at least 4 KiB, at most 2^63; a
-  // larger value is a ValueError, and a ring the machine cannot hold a std::system_error when the
-  // queue is created). A message larger than a quarter of the ring (or than 2 GiB) streams
-  // through it in chunks; any size up to 2^62 bytes goes through.
-  std::size_t capacity = std::size_t{1} << 20;
-  // How long a blocked put/get spins before it sleeps on a futex: iterations of one pause
-  // instruction (some tens of nanoseconds on current x86) and one check for progress. 0: sleep
-  // at once (the lowest CPU use; the round trip then costs two futex wake-ups).
-  int spin = 1000;
-};
+struct QueueOptions;  // queue.hpp
 
 namespace detail {
 
 struct QueueShared;
+struct QueueCoreTestAccess;  // tests/helpers/queue_access.hpp
 
 // One message to put: its exact encoded size and how to encode it.
 struct EncodeJob {
@@ -63,7 +52,6 @@ struct QueueConfig {
   std::uint64_t max_record = 0;  // larger messages are streamed
   std::uint64_t chunk = 0;       // payload bytes per streamed chunk
   std::uint32_t spin = 0;
-  bool joinable = false;
 };
 
 class MPROC_API QueueCore {
