@@ -1,6 +1,8 @@
 // The channels between a Pool's parent and its workers (see channels.hpp).
 #include "pool/channels.hpp"
 
+#include <sys/socket.h>
+
 #include <new>
 #include <string>
 #include <system_error>
@@ -9,6 +11,7 @@
 #include "pool/os.hpp"
 #include "posix/error.hpp"
 #include "posix/pidfd.hpp"
+#include "posix/socket.hpp"
 
 namespace mproc::detail {
 namespace {
@@ -41,7 +44,7 @@ PoolChannels::PoolChannels(int n) : events(make_result_queue()) {
   fd_worker.reserve(count);
   for (int i = 0; i < n; ++i) {
     int fds[2];
-    if (std::error_code ec = pool_os::seqpacket_pair(fds))
+    if (std::error_code ec = socket_pair(SOCK_SEQPACKET, fds))
       throw_system_error(ec, "mproc::Pool: cannot create the descriptor channel of worker " +
                                  std::to_string(i + 1) + of + ": socketpair");
     fd_parent.push_back(fds[0]);

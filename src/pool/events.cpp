@@ -7,6 +7,7 @@
 
 #include "pool/dispatcher.hpp"
 #include "posix/error.hpp"
+#include "posix/exit_status.hpp"
 
 namespace mproc::detail {
 namespace {
@@ -18,12 +19,7 @@ std::string describe_exit(int code) {
   if (code == kSpawnFailed) return "could not be started";
   if (code == kExitUnknown)
     return "ended; its exit status is unknown (SIGCHLD is ignored or another waiter reaped it)";
-  if (code < 0) {
-    std::string s = "killed by signal " + std::to_string(-code);
-    if (const char* abbrev = sigabbrev_np(-code)) s += std::string(" (SIG") + abbrev + ")";
-    return s;
-  }
-  return "exited with code " + std::to_string(code);
+  return describe_exitcode(code);
 }
 
 // Elements of a chunk as sorted, disjoint, non-empty spans.

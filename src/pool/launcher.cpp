@@ -13,12 +13,13 @@
 //
 // Reports never wait: one that finds the result queue full (or its producer side held, e.g. by a
 // worker streaming a large result while the Pool's result thread is busy in a callback) is kept
-// and tried again every kReportRetryMs while the zygote goes on polling its commands, so a Kill
+// and tried again every kReportRetry while the zygote goes on polling its commands, so a Kill
 // is obeyed at once even then.
 #include "pool/launcher.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -32,8 +33,11 @@
 
 #include "pool/os.hpp"
 #include "posix/error.hpp"
+#include "posix/exit_status.hpp"
 #include "posix/launch.hpp"
 #include "posix/pidfd.hpp"
+#include "posix/poll.hpp"
+#include "posix/socket.hpp"
 #include "posix/thread_id.hpp"
 
 namespace mproc::detail {
@@ -57,7 +61,7 @@ struct StartStatus {
 // How long a quitting zygote waits for its workers to leave before it kills them.
 constexpr auto kQuitGrace = std::chrono::seconds(10);
 // How often the zygote tries again to deliver exit reports that found the result queue full.
-constexpr int kReportRetryMs = 5;
+constexpr auto kReportRetry = std::chrono::milliseconds(5);
 
 // The system call behind a failed Process::start(): fork never fails with EMFILE/ENFILE, the
 // pidfd_open that follows it does.
@@ -84,7 +88,7 @@ class ZygoteLauncher final : public WorkerLauncher {
   void start() override {
     // A socket rather than a pipe: send(MSG_NOSIGNAL) to a zygote that has gone raises no SIGPIPE.
     int fds[2];
-    if (std::error_code ec = pool_os::stream_pair(fds))
+    if (std::error_code ec = socket_pair(SOCK_STREAM, fds))
       throw_system_error(ec, "mproc::Pool: cannot create the zygote's command channel: socketpair");
     cmd_rd_ = fds[0];
     cmd_wr_ = fds[1];
@@ -182,20 +186,17 @@ class ZygoteLauncher final : public WorkerLauncher {
     for (;;) {
       watch_list(fds, fd_slot);
       if (quitting_ && fds.size() == 2) leave(0);
-      int timeout_ms = -1;
+      Expiry until;
       if (quitting_) {
-        auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(quit_deadline_ - Clock::now());
-        if (left.count() <= 0) kill_and_leave();
-        timeout_ms = static_cast<int>(left.count()) + 1;
+        if (Clock::now() >= quit_deadline_) kill_and_leave();
+        until = quit_deadline_;
       }
-      if (!flush_reports())
-        timeout_ms = timeout_ms < 0 ? kReportRetryMs : std::min(timeout_ms, kReportRetryMs);
-      int err = 0;
-      if (pool_os::poll_ms(fds.data(), fds.size(), timeout_ms, err) < 0) {
-        if (err == EINTR) continue;
-        kill_and_leave();
+      if (!flush_reports()) {
+        const auto retry = Clock::now() + kReportRetry;
+        if (!until || retry < *until) until = retry;
       }
+      int ready = 0;
+      if (poll_until(fds.data(), fds.size(), until, ready)) kill_and_leave();
       if (fds[1].revents != 0) kill_and_leave();  // the Pool's process is gone
       for (std::size_t i = 2; i < fds.size(); ++i)
         if (fds[i].revents != 0) reap_worker(fd_slot[i]);
@@ -270,10 +271,9 @@ class ZygoteLauncher final : public WorkerLauncher {
   // Reads one command and obeys it. EOF (the Pool is gone) counts as Kill.
   void obey_command() noexcept {
     Cmd c{};
-    int err = 0;
-    const ssize_t n = pool_os::read_some(cmd_rd_, &c, sizeof c, err);
-    if (n < 0 && err == EINTR) return;
-    if (n != static_cast<ssize_t>(sizeof c)) kill_and_leave();
+    std::size_t got = 0;
+    pool_os::recv_all(cmd_rd_, &c, sizeof c, got);
+    if (got != sizeof c) kill_and_leave();
     if (c.kind == kCmdKill) kill_and_leave();
     if (c.kind == kCmdQuit && !quitting_) {
       quitting_ = true;
@@ -359,7 +359,8 @@ class ZygoteLauncher final : public WorkerLauncher {
       if (w.pidfd >= 0) (void)send_signal(w.pidfd, SIGKILL);
     for (Worker& w : workers_) {
       if (w.pid <= 0) continue;
-      pool_os::reap(w.pid);
+      int code = 0;
+      (void)reap_blocking(w.pid, code);
       close_fd(w.pidfd);
       w = Worker{};
     }

@@ -1,18 +1,17 @@
-// pool/os.hpp — every raw system call of the Pool's files, in one place.
+// pool/os.hpp — the Pool's raw system calls that src/posix does not offer (yet), in one place.
 //
-// The Pool speaks to the OS through src/posix (fd passing, pidfds, fork, regions, thread ids) and,
-// for the few calls src/posix does not offer yet, through these wrappers. They follow src/posix's
-// convention (noexcept, a std::error_code from errno, EINTR retried) so that each can move there
-// unchanged; nothing else in src/pool/ includes a system header.
+// The Pool speaks to the OS through src/posix (socket pairs, fd passing, pidfds, fork, polling with
+// a deadline, reaping, regions, thread ids, demangling) and, for the few calls below, through
+// these wrappers. They follow src/posix's convention (noexcept, a std::error_code from errno,
+// EINTR retried in retry_on_eintr) so that each can move there unchanged; no other file of
+// src/pool/ makes a system call itself.
 #pragma once
 
-#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,19 +21,6 @@
 #include "posix/error.hpp"
 
 namespace mproc::detail::pool_os {
-
-// A close-on-exec SOCK_SEQPACKET pair (each message keeps its own descriptor and tag).
-inline std::error_code seqpacket_pair(int (&fds)[2]) noexcept {
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) return last_error();
-  return {};
-}
-
-// A close-on-exec SOCK_STREAM pair (the launcher's command channel: send(MSG_NOSIGNAL) to a peer
-// that has gone raises no SIGPIPE, unlike a pipe).
-inline std::error_code stream_pair(int (&fds)[2]) noexcept {
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return last_error();
-  return {};
-}
 
 // Anonymous shared memory, inherited by forked children; MAP_NORESERVE: pages are committed as
 // they are touched.
@@ -47,47 +33,23 @@ inline std::error_code map_shared_anonymous(std::size_t bytes, void*& at) noexce
 }
 inline void unmap(void* at, std::size_t bytes) noexcept { (void)::munmap(at, bytes); }
 
-// Sends all `n` bytes (MSG_NOSIGNAL), retrying EINTR; a short send is EPIPE.
+// Sends `n` bytes in one send(MSG_NOSIGNAL: a peer that has gone is EPIPE, not SIGPIPE); a short
+// send is EPIPE too. For the launcher's small fixed-size messages on a stream socket.
 inline std::error_code send_all(int sock, const void* data, std::size_t n) noexcept {
-  ssize_t r;
-  do {
-    r = ::send(sock, data, n, MSG_NOSIGNAL);
-  } while (r < 0 && errno == EINTR);
+  const ssize_t r = retry_on_eintr([&] { return ::send(sock, data, n, MSG_NOSIGNAL); });
   if (r < 0) return last_error();
   return r == static_cast<ssize_t>(n) ? std::error_code()
                                       : std::make_error_code(std::errc::broken_pipe);
 }
 
-// Receives exactly `n` bytes, retrying EINTR; `got` tells how many came before EOF or an error.
+// Receives exactly `n` bytes; `got` tells how many came before EOF or an error.
 inline void recv_all(int sock, void* data, std::size_t n, std::size_t& got) noexcept {
   got = 0;
   while (got < n) {
-    const ssize_t r = ::recv(sock, static_cast<char*>(data) + got, n - got, 0);
-    if (r < 0 && errno == EINTR) continue;
+    const ssize_t r =
+        retry_on_eintr([&] { return ::recv(sock, static_cast<char*>(data) + got, n - got, 0); });
     if (r <= 0) return;
     got += static_cast<std::size_t>(r);
-  }
-}
-
-// One read(2); EINTR is reported as such (the zygote's loop polls again).
-inline ssize_t read_some(int fd, void* data, std::size_t n, int& err) noexcept {
-  const ssize_t r = ::read(fd, data, n);
-  err = r < 0 ? errno : 0;
-  return r;
-}
-
-// poll(2) for `timeout_ms` (-1: no limit); EINTR is reported, not retried (the caller recomputes
-// its timeout).
-inline int poll_ms(pollfd* fds, std::size_t n, int timeout_ms, int& err) noexcept {
-  const int r = ::poll(fds, n, timeout_ms);
-  err = r < 0 ? errno : 0;
-  return r;
-}
-
-// Waits for the child `pid` to end and reaps it (its status is not needed).
-inline void reap(pid_t pid) noexcept {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
 }
 

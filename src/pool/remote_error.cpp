@@ -1,9 +1,6 @@
 // How a task's exception crosses the process boundary: described in the worker (demangled type
 // name, what()), rebuilt in the parent (RemoteError, or a registered type with it nested). Also
 // TaskSink's default members.
-#include <cxxabi.h>
-
-#include <cstdlib>
 #include <mproc/detail/pool_core.hpp>
 #include <mutex>
 #include <string>
@@ -11,6 +8,7 @@
 #include <unordered_map>
 
 #include "pool/protocol.hpp"
+#include "posix/demangle.hpp"
 #include "posix/thread_id.hpp"
 
 namespace mproc::detail {
@@ -30,14 +28,6 @@ void TaskSink::on_elements_error(std::uint64_t, std::uint64_t, const Spans&,
 
 namespace {
 
-std::string demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string out = (status == 0 && d) ? d : name;
-  std::free(d);
-  return out;
-}
-
 std::mutex g_remote_mu;
 std::unordered_map<std::string, RemoteFactory>& remote_factories() {
   static auto* m = new std::unordered_map<std::string, RemoteFactory>();  // never destroyed
@@ -48,8 +38,7 @@ std::unordered_map<std::string, RemoteFactory>& remote_factories() {
 
 void describe_current(std::string& type, std::string& what) noexcept {
   try {
-    const std::type_info* ti = abi::__cxa_current_exception_type();
-    type = ti ? demangle(ti->name()) : "unknown exception";
+    type = current_exception_type_name();
     try {
       throw;
     } catch (const std::exception& e) {
