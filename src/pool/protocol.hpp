@@ -11,7 +11,9 @@
 //     is dead. The staged word's packing and a piece's layout (the chunk result) are TaskContext's
 //     static members (include/mproc/detail/pool_core.hpp), because the worker's per-element path
 //     inlines them; every reader and writer uses those.
-// Both ends include this header; nothing here is decoded by hand anywhere else.
+// Both ends include this header and nothing else encodes or decodes these messages. The one
+// reader outside src/pool/ is decode_piece (pool_core.hpp, the template side), which turns a
+// piece into values of the task's result type.
 #pragma once
 
 #include <atomic>
