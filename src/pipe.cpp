@@ -1,15 +1,8 @@
 // Pipe, Connection and wait: length-prefixed frames over stream sockets, and poll(2) over many
 // descriptors.
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
+#include <poll.h>        // pollfd, POLLIN
+#include <sys/socket.h>  // SOCK_STREAM, SHUT_*
+#include <sys/uio.h>     // iovec
 
 #include <algorithm>
 #include <atomic>
@@ -26,6 +19,7 @@
 #include <vector>
 
 #include "posix/error.hpp"
+#include "posix/fd_io.hpp"
 #include "posix/pidfd.hpp"
 #include "posix/poll.hpp"
 #include "posix/socket.hpp"
@@ -52,10 +46,9 @@ std::size_t read_raw(int fd, std::byte* out, std::size_t n, int& err) noexcept {
   err = 0;
   if (n > kMaxIo) n = kMaxIo;
   for (;;) {
-    ssize_t r = ::read(fd, out, n);
-    if (r >= 0) return static_cast<std::size_t>(r);
-    const int e = errno;
-    if (e == EINTR) continue;
+    std::size_t got = 0;
+    const int e = detail::read_some(fd, out, n, got).value();
+    if (e == 0) return got;
     if (e == EAGAIN) {
       if (int pe = await_fd(fd, POLLIN)) {
         err = pe;
@@ -69,40 +62,7 @@ std::size_t read_raw(int fd, std::byte* out, std::size_t n, int& err) noexcept {
   }
 }
 
-// Blocks SIGPIPE in the calling thread while a write to a descriptor that is not a socket runs
-// (sockets use MSG_NOSIGNAL instead), then discards the SIGPIPE that write raised, so a pipe whose
-// reader is gone gives EPIPE rather than a signal. The process's signal dispositions are not
-// touched; a SIGPIPE that was already pending for the thread is left pending.
-class SigpipeGuard {
- public:
-  SigpipeGuard() noexcept {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGPIPE);
-    sigset_t pending;
-    sigemptyset(&pending);
-    was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-  ~SigpipeGuard() {
-    const int saved = errno;
-    if (raised_ && !was_pending_) {
-      timespec zero{};
-      while (sigtimedwait(&set_, nullptr, &zero) < 0 && errno == EINTR) {
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-    errno = saved;
-  }
-  void raised() noexcept { raised_ = true; }
-
- private:
-  sigset_t set_;
-  sigset_t old_;
-  bool was_pending_ = false;
-  bool raised_ = false;
-};
+using detail::SigpipeGuard;  // posix/fd_io.hpp
 
 std::uint64_t load_be(const std::byte* p, int n) noexcept {
   std::uint64_t v = 0;
@@ -241,12 +201,12 @@ Connection::Connection(int fd, bool readable, bool writable) {
   if (fd < 0) throw ValueError("invalid handle");
   if (!readable && !writable)
     throw ValueError("at least one of `readable` and `writable` must be true");
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) detail::throw_errno(errno, "mproc::Connection");
+  bool socket = false;
+  if (auto ec = detail::is_socket(fd, socket)) detail::throw_system_error(ec, "mproc::Connection");
   fd_ = fd;
   readable_ = readable;
   writable_ = writable;
-  socket_ = S_ISSOCK(st.st_mode);
+  socket_ = socket;
 }
 
 Connection::Connection(Connection&& other) noexcept
@@ -286,7 +246,7 @@ void Connection::break_framing() noexcept {
   // the descriptor itself is released by close() or the destructor. Any other descriptor (a pipe
   // end, one-directional) is closed now.
   if (fd_ < 0) return;
-  if (socket_ && ::shutdown(fd_, SHUT_RDWR) == 0) {
+  if (socket_ && !detail::shutdown_socket(fd_, SHUT_RDWR)) {
     broken_.store(true, std::memory_order_relaxed);
   } else {
     close();
@@ -329,18 +289,8 @@ void Connection::send_raw(const std::byte* a, std::size_t an, const std::byte* b
   std::optional<SigpipeGuard> guard;
   if (!socket_) guard.emplace();
   while (done < total) {
-    ssize_t r;
-    if (socket_) {
-      msghdr m{};
-      m.msg_iov = v;
-      m.msg_iovlen = static_cast<std::size_t>(count);
-      r = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
-    } else {
-      r = ::writev(fd_, v, count);
-    }
-    if (r < 0) {
-      int e = errno;
-      if (e == EINTR) continue;
+    std::size_t r = 0;
+    if (int e = detail::write_some(fd_, socket_, v, count, r).value()) {
       if (e == EAGAIN) {
         e = await_fd(fd_, POLLOUT);
         if (e == 0) continue;
@@ -350,7 +300,7 @@ void Connection::send_raw(const std::byte* a, std::size_t an, const std::byte* b
       if (e == EPIPE || e == ECONNRESET) throw_broken_pipe();
       detail::throw_errno(e, "mproc::Connection: send");
     }
-    auto k = static_cast<std::size_t>(r);
+    auto k = r;
     done += k;
     while (k > 0) {
       if (k >= v->iov_len) {
@@ -587,23 +537,14 @@ class QueueWatchers {
     w->queue = queue;
     Watch* raw = w.get();
     watches_.push_back(std::move(w));
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    try {
-      raw->thread = std::thread([raw, this] {
-        if (raw->queue->wait_readable(detail::Expiry(), &cancel_)) {
-          raw->saw_ready.store(true, std::memory_order_relaxed);
-          const std::uint64_t one = 1;
-          (void)!::write(efd_, &one, sizeof one);
-        }
-        raw->done.store(true, std::memory_order_seq_cst);
-      });
-    } catch (...) {
-      pthread_sigmask(SIG_SETMASK, &old, nullptr);
-      throw;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    detail::AllSignalsBlocked blocked;  // the new thread inherits the mask
+    raw->thread = std::thread([raw, this] {
+      if (raw->queue->wait_readable(detail::Expiry(), &cancel_)) {
+        raw->saw_ready.store(true, std::memory_order_relaxed);
+        detail::eventfd_post(efd_);
+      }
+      raw->done.store(true, std::memory_order_seq_cst);
+    });
   }
 
   // Cancels every thread still waiting (moving its queue's futex, see wake_readable_waiters) and
@@ -697,8 +638,8 @@ std::vector<std::size_t> Waitable::wait_at(std::span<const Waitable> objects,
   }
 
   // Otherwise one thread per queue sleeps on it and wakes this poll through an eventfd.
-  const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (efd < 0) detail::throw_errno(errno, "mproc::wait: eventfd");
+  int efd = -1;
+  if (auto ec = detail::make_eventfd(efd)) detail::throw_system_error(ec, "mproc::wait: eventfd");
   FdCloser close_efd(efd);
   fds[n] = pollfd{efd, POLLIN, 0};
   std::vector<std::size_t> watched;  // the index of each watched queue

@@ -1,10 +1,4 @@
 // SharedMemory: named POSIX shared-memory objects (shm_open) and anonymous memfd segments.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/random.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -14,7 +8,10 @@
 #include <system_error>
 
 #include "posix/error.hpp"
+#include "posix/named_segment.hpp"
+#include "posix/pidfd.hpp"  // close_fd
 #include "posix/region.hpp"
+#include "posix/thread_id.hpp"
 
 namespace mproc {
 
@@ -26,8 +23,7 @@ struct SharedMemory::Impl {
   bool owns_name = false;
   bool unlinked = false;
   pid_t creator_pid = 0;
-  dev_t dev = 0;  // identity of the named object, to unlink only this one
-  ino_t ino = 0;
+  detail::FileId id;  // identity of the named object, to unlink only this one
 
   // Removes the name if it still refers to this segment. Returns true if removed; sets `err` when
   // the kernel refuses. Shared by unlink() and the destructor.
@@ -35,8 +31,6 @@ struct SharedMemory::Impl {
 };
 
 namespace {
-
-constexpr mode_t kMode = 0600;  // as Python's SharedMemory
 
 // The largest size a file, and so a segment, can have.
 constexpr std::size_t kMaxFileSize = static_cast<std::size_t>(std::numeric_limits<off_t>::max());
@@ -84,28 +78,24 @@ std::string describe(const char* where, const std::string& name, std::size_t siz
   detail::throw_errno(err, what.c_str());
 }
 
-// The segment's name still refers to the object (dev, ino)? ENOENT -> false.
+// The segment's name still refers to the object `id`? ENOENT -> false.
 // Any other failure to look -> true (let shm_unlink decide).
-bool still_names(const std::string& name, dev_t dev, ino_t ino) noexcept {
-  int fd = shm_open(path_of(name).c_str(), O_RDONLY, 0);
-  if (fd < 0) return errno != ENOENT;
-  struct stat st {};
-  bool same = fstat(fd, &st) != 0 || (st.st_dev == dev && st.st_ino == ino);
-  ::close(fd);
+bool still_names(const std::string& name, const detail::FileId& id) noexcept {
+  int fd = -1;
+  if (auto ec = detail::shm_open_existing(path_of(name), true, fd))
+    return ec != std::errc::no_such_file_or_directory;
+  detail::FileId now;
+  std::size_t size = 0;
+  const bool same =
+      detail::file_identity(fd, now, size) || (now.dev == id.dev && now.ino == id.ino);
+  detail::close_fd(fd);
   return same;
 }
 
 std::string random_name(std::size_t size) {
   unsigned char bytes[4];
-  std::size_t got = 0;
-  while (got < sizeof bytes) {
-    ssize_t r = getrandom(bytes + got, sizeof bytes - got, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      throw_os(errno, describe("create", "", size), "cannot generate a name", "getrandom");
-    }
-    got += static_cast<std::size_t>(r);
-  }
+  if (auto ec = detail::random_bytes(bytes, sizeof bytes))
+    throw_os(ec.value(), describe("create", "", size), "cannot generate a name", "getrandom");
   char out[16];
   std::snprintf(out, sizeof out, "psm_%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
   return out;
@@ -124,10 +114,10 @@ bool SharedMemory::Impl::unlink_name(int& err) noexcept {
   const bool owned = owns_name;
   unlinked = true;
   owns_name = false;
-  if (!still_names(name, dev, ino)) return false;
-  if (shm_unlink(path_of(name).c_str()) != 0) {
-    if (errno == ENOENT) return false;
-    err = errno;
+  if (!still_names(name, id)) return false;
+  if (auto ec = detail::shm_remove(path_of(name))) {
+    if (ec == std::errc::no_such_file_or_directory) return false;
+    err = ec.value();
     unlinked = false;  // still there: a later call (or the creator's destructor) may retry
     owns_name = owned;
     return false;
@@ -150,7 +140,7 @@ SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
 SharedMemory::~SharedMemory() {
   if (!impl_) return;
   close();
-  if (impl_->owns_name && impl_->creator_pid == getpid()) {
+  if (impl_->owns_name && impl_->creator_pid == detail::this_process_id()) {
     int err = 0;
     (void)impl_->unlink_name(err);
   }
@@ -169,22 +159,24 @@ SharedMemory SharedMemory::create(std::string name, std::size_t size) {
     throw_os(err, op, "cannot reserve the memory", why);
   }
   const std::string path = path_of(name);
-  int fd = shm_open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, kMode);
-  if (fd < 0) throw_os(errno, op, "cannot create the segment", "shm_open");
-  struct stat st {};
-  bool known = false;  // st identifies the segment
+  int fd = -1;
+  if (auto ec = detail::shm_create(path, fd))
+    throw_os(ec.value(), op, "cannot create the segment", "shm_open");
+  detail::FileId id;
+  bool known = false;  // `id` identifies the segment
   // Leaves nothing behind: the descriptor closed, the name (made by this call) removed unless
   // someone else has replaced it meanwhile, nothing mapped.
   auto discard = [&](int err, const char* action, const char* call) {
-    if (fd >= 0) ::close(fd);
-    if (!known || still_names(name, st.st_dev, st.st_ino)) shm_unlink(path.c_str());
+    detail::close_fd(fd);
+    if (!known || still_names(name, id)) (void)detail::shm_remove(path);
     throw_os(err, op, action, call);
   };
-  if (fstat(fd, &st) != 0) discard(errno, "cannot create the segment", "fstat");
+  std::size_t existing = 0;
+  if (auto ec = detail::file_identity(fd, id, existing))
+    discard(ec.value(), "cannot create the segment", "fstat");
   known = true;
-  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    discard(errno, "cannot size the segment", "ftruncate");
-  }
+  if (auto ec = detail::set_file_size(fd, size))
+    discard(ec.value(), "cannot size the segment", "ftruncate");
   std::error_code ec;
   auto region = detail::Region::map_fd(fd, size, ec);  // owns fd from here, closes it on failure
   if (!region) {
@@ -204,9 +196,8 @@ SharedMemory SharedMemory::create(std::string name, std::size_t size) {
   impl->size = size;
   impl->name = std::move(name);
   impl->owns_name = true;
-  impl->creator_pid = getpid();
-  impl->dev = st.st_dev;
-  impl->ino = st.st_ino;
+  impl->creator_pid = detail::this_process_id();
+  impl->id = id;
   return SharedMemory(std::move(impl));
 }
 
@@ -223,20 +214,20 @@ SharedMemory SharedMemory::create(std::size_t size) {
 
 SharedMemory SharedMemory::attach(std::string name) {
   name = normalise_name(std::move(name), "attach");
-  int fd = shm_open(path_of(name).c_str(), O_RDWR | O_CLOEXEC, kMode);
-  if (fd < 0) throw_os(errno, describe("attach", name, 0), "cannot open the segment", "shm_open");
-  struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    throw_os(err, describe("attach", name, 0), "cannot open the segment", "fstat");
+  int fd = -1;
+  if (auto ec = detail::shm_open_existing(path_of(name), false, fd))
+    throw_os(ec.value(), describe("attach", name, 0), "cannot open the segment", "shm_open");
+  detail::FileId id;
+  std::size_t size = 0;
+  if (auto ec = detail::file_identity(fd, id, size)) {
+    detail::close_fd(fd);
+    throw_os(ec.value(), describe("attach", name, 0), "cannot open the segment", "fstat");
   }
-  if (st.st_size <= 0) {
-    ::close(fd);
+  if (size == 0) {
+    detail::close_fd(fd);
     throw ValueError("mproc::SharedMemory::attach(\"" + name +
                      "\"): the segment is empty (size 0), nothing to map");
   }
-  const auto size = static_cast<std::size_t>(st.st_size);
   std::error_code ec;
   auto region = detail::Region::map_fd(fd, size, ec);  // closes fd on failure
   if (!region)
@@ -246,8 +237,7 @@ SharedMemory SharedMemory::attach(std::string name) {
   impl->region = std::move(region);
   impl->size = size;
   impl->name = std::move(name);
-  impl->dev = st.st_dev;
-  impl->ino = st.st_ino;
+  impl->id = id;
   return SharedMemory(std::move(impl));
 }
 

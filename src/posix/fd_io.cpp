@@ -1,0 +1,86 @@
+#include "posix/fd_io.hpp"
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "posix/error.hpp"
+
+namespace mproc::detail {
+
+std::error_code read_some(int fd, void* buf, std::size_t n, std::size_t& got) noexcept {
+  got = 0;
+  const ssize_t r = retry_on_eintr([&] { return ::read(fd, buf, n); });
+  if (r < 0) return last_error();
+  got = static_cast<std::size_t>(r);
+  return {};
+}
+
+std::error_code write_some(int fd, bool socket, const iovec* v, int count,
+                           std::size_t& done) noexcept {
+  done = 0;
+  const ssize_t r = retry_on_eintr([&] {
+    if (!socket) return ::writev(fd, v, count);
+    msghdr m{};
+    m.msg_iov = const_cast<iovec*>(v);
+    m.msg_iovlen = static_cast<std::size_t>(count);
+    return ::sendmsg(fd, &m, MSG_NOSIGNAL);
+  });
+  if (r < 0) return last_error();
+  done = static_cast<std::size_t>(r);
+  return {};
+}
+
+std::error_code is_socket(int fd, bool& socket) noexcept {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return last_error();
+  socket = S_ISSOCK(st.st_mode);
+  return {};
+}
+
+std::error_code make_eventfd(int& fd) noexcept {
+  const int r = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (r < 0) return last_error();
+  fd = r;
+  return {};
+}
+
+void eventfd_post(int fd) noexcept {
+  const std::uint64_t one = 1;
+  (void)!::write(fd, &one, sizeof one);
+}
+
+SigpipeGuard::SigpipeGuard() noexcept {
+  sigemptyset(&set_);
+  sigaddset(&set_, SIGPIPE);
+  sigset_t pending;
+  sigemptyset(&pending);
+  was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+  pthread_sigmask(SIG_BLOCK, &set_, &old_);
+}
+
+SigpipeGuard::~SigpipeGuard() {
+  const int saved = errno;
+  if (raised_ && !was_pending_) {
+    timespec zero{};
+    (void)retry_on_eintr([&] { return sigtimedwait(&set_, nullptr, &zero); });
+  }
+  pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  errno = saved;
+}
+
+AllSignalsBlocked::AllSignalsBlocked() noexcept {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old_);
+}
+
+AllSignalsBlocked::~AllSignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+
+}  // namespace mproc::detail
