@@ -129,6 +129,7 @@
 #include <mproc/codec.hpp>
 #include <mproc/detail/expiry.hpp>
 #include <mproc/detail/pool_core.hpp>
+#include <mproc/detail/pool_schedule.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <mproc/partial.hpp>
@@ -322,16 +323,11 @@ class IMapResult {
       : core_(std::move(core)),
         f_(std::move(f)),
         range_(hold(std::forward<Src>(src))),
-        workers_(static_cast<std::size_t>(core_->processes())),
-        chunksize_(options.chunksize),
-        fixed_window_(options.max_in_flight) {
-    std::optional<std::size_t> total;
-    if constexpr (std::ranges::sized_range<Range>) {
-      total = static_cast<std::size_t>(std::ranges::size(range()));
-      remaining_ = total;
-    }
+        schedule_(static_cast<std::size_t>(core_->processes()), options.chunksize,
+                  options.max_in_flight, size_of(range()), core_->max_task_bytes()) {
     sink_ = std::make_shared<detail::IMapSink<R>>(
-        Ordered, detail::ProgressTracker::make(options.progress, options.progress_bar, total));
+        Ordered,
+        detail::ProgressTracker::make(options.progress, options.progress_bar, size_of(range())));
   }
   IMapResult(IMapResult&&) noexcept = default;
   IMapResult& operator=(IMapResult&&) noexcept = default;
@@ -357,13 +353,9 @@ class IMapResult {
   // The current window: chunks that may be in flight at once. Automatic: 64 elements per worker
   // while chunks are small, at least 4 chunks per worker; so an adaptive imap holds at most
   // max(64, 4 x 8192) elements per worker between its input and its consumer.
-  [[nodiscard]] std::size_t max_in_flight() const noexcept {
-    if (fixed_window_ != 0) return fixed_window_;
-    return std::max(kMinWindowPerWorker * workers_,
-                    kWindowElementsPerWorker * workers_ / std::max<std::size_t>(last_chunk_, 1));
-  }
+  [[nodiscard]] std::size_t max_in_flight() const noexcept { return schedule_.window(); }
   // Elements in the chunk submitted last (for tests and tuning).
-  [[nodiscard]] std::size_t last_chunksize() const noexcept { return last_chunk_; }
+  [[nodiscard]] std::size_t last_chunksize() const noexcept { return schedule_.last_chunk(); }
 
   class iterator {
    public:
@@ -388,16 +380,6 @@ class IMapResult {
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
-  // Adaptive chunks aim at this much work per chunk in a worker, and hold at most kMaxChunk
-  // elements (which bounds the memory in flight: see max_in_flight()).
-  static constexpr double kTargetChunkNs = 1e6;
-  static constexpr std::size_t kMaxChunk = 8192;
-  // The automatic window: this many elements per worker in flight while chunks are small (measured
-  // with one element per chunk on 2 workers: 4 per worker gave 11-14 us per element, 16 gave about
-  // 4 us, 64 about 1.7 us), and never fewer than this many chunks per worker.
-  static constexpr std::size_t kWindowElementsPerWorker = 64;
-  static constexpr std::size_t kMinWindowPerWorker = 4;
-
   std::optional<R> next_at(const detail::Expiry& deadline) {
     for (;;) {
       top_up();
@@ -442,55 +424,34 @@ class IMapResult {
   }
   auto& range() { return *range_; }
 
-  // Elements for the next chunk: the fixed chunksize, or the adaptive choice.
-  std::size_t next_chunksize() {
-    if (chunksize_ != 0) return chunksize_;
-    std::size_t size = 1;
-    if (auto ns = sink_->ns_per_item()) {
-      const double want = kTargetChunkNs / std::max(*ns, 1.0);
-      const double grown = 2.0 * static_cast<double>(std::max<std::size_t>(last_chunk_, 1));
-      size = static_cast<std::size_t>(
-          std::clamp(want, 1.0, std::min(grown, static_cast<double>(kMaxChunk))));
+  // The input's size, when it has one.
+  template <class T>
+  static std::optional<std::size_t> size_of(T& r) {
+    if constexpr (std::ranges::sized_range<Range>) {
+      return static_cast<std::size_t>(std::ranges::size(r));
+    } else {
+      return std::nullopt;
     }
-    // Keep a chunk's encoded elements inside the byte budget (top_up() enforces it exactly).
-    if (bytes_per_item_ > 0)
-      size = std::min(size,
-                      std::max<std::size_t>(1, detail::PoolCore::chunk_bytes() / bytes_per_item_));
-    if (remaining_) {
-      const std::size_t share = (*remaining_ + 4 * workers_ - 1) / (4 * workers_);
-      size = std::min(size, std::max<std::size_t>(share, 1));
-    }
-    return size;
   }
 
-  // The window opens gradually: 2 chunks per worker at first, 2 more per chunk taken, up to
-  // max_in_flight(). The first next() then waits for a few submissions, not a whole window of
-  // them (measured with 2 workers: 128 submissions took about 100 us before the first wait).
-  std::size_t window_now() const noexcept {
-    return std::min<std::size_t>(max_in_flight(), 2 * workers_ + 2 * taken_);
-  }
-
-  // Submits chunks while fewer than window_now() are in flight and input remains. A chunk takes
-  // elements while their encoded sizes fit the byte budget (chunk_bytes(), or a mailbox message
-  // for a fixed chunksize): it is encoded once, never split.
+  // Submits chunks while the schedule's window has room and input remains. Each chunk takes
+  // elements by the schedule's limit (detail::ChunkLimit): it is encoded once, never split.
   void top_up() {
     if (!it_) it_.emplace(std::ranges::begin(range()));  // the input is first read here
-    const std::size_t budget =
-        chunksize_ != 0 ? core_->max_task_bytes() : detail::PoolCore::chunk_bytes();
-    while (!exhausted_ && !input_error_ && submitted_ - taken_ < window_now()) {
-      const std::size_t want = next_chunksize();
+    while (!exhausted_ && !input_error_ && submitted_ - taken_ < schedule_.window_now(taken_)) {
+      const detail::ChunkLimit limit = schedule_.next_chunk(sink_->ns_per_item());
       std::vector<Elem> chunk;
-      chunk.reserve(std::min<std::size_t>(want, 4096));
+      chunk.reserve(std::min<std::size_t>(limit.elements, 4096));
       std::size_t bytes = 0;
       try {
         if constexpr (detail::bitwise_v<Elem>) {  // all of one size: no need to look at each
-          const std::size_t most = std::min(want, std::max<std::size_t>(1, budget / sizeof(Elem)));
+          const std::size_t most = limit.uniform(sizeof(Elem));
           while (chunk.size() < most && *it_ != std::ranges::end(range())) {
             chunk.push_back(**it_);
             ++*it_;
           }
         }
-        while (!detail::bitwise_v<Elem> && chunk.size() < want) {
+        while (!detail::bitwise_v<Elem> && !limit.full(chunk.size())) {
           if (!carry_) {  // each input element is read (dereferenced) once
             if (*it_ == std::ranges::end(range())) break;
             carry_.emplace(**it_);
@@ -505,7 +466,7 @@ class IMapResult {
               break;
             }
           }
-          if (!chunk.empty() && bytes + carry_bytes_ > budget) break;  // the next chunk's first
+          if (!limit.fits(chunk.size(), bytes, carry_bytes_)) break;  // the next chunk's first
           chunk.push_back(std::move(*carry_));
           bytes += carry_bytes_;
           carry_.reset();
@@ -518,9 +479,7 @@ class IMapResult {
       }
       if constexpr (detail::bitwise_v<Elem>) bytes = chunk.size() * sizeof(Elem);
       if (chunk.empty()) break;
-      if (remaining_) *remaining_ -= std::min(*remaining_, chunk.size());
-      last_chunk_ = chunk.size();
-      bytes_per_item_ = std::max<std::size_t>(bytes / chunk.size(), 1);
+      schedule_.submitted(chunk.size(), bytes);
       submit_chunk(std::move(chunk), bytes);
     }
   }
@@ -548,17 +507,12 @@ class IMapResult {
   std::shared_ptr<detail::PoolCore> core_;
   Fn f_;
   Holder range_;
-  std::size_t workers_;
-  std::size_t chunksize_;                 // 0: adaptive
-  std::size_t fixed_window_;              // 0: automatic
-  std::optional<std::size_t> remaining_;  // elements not read yet, for sized inputs
+  detail::ImapSchedule schedule_;
   std::optional<std::ranges::iterator_t<std::remove_reference_t<Src>>> it_;
   std::optional<Elem> carry_;    // read from the input, for the next chunk (it did not fit)
   std::size_t carry_bytes_ = 0;  // its encoded size
   bool exhausted_ = false;
   std::exception_ptr input_error_;
-  std::size_t last_chunk_ = 0;
-  std::size_t bytes_per_item_ = 0;
   std::uint64_t submitted_ = 0;  // chunks
   std::uint64_t elements_ = 0;   // elements in them
   std::uint64_t taken_ = 0;
@@ -753,25 +707,23 @@ class MPROC_API Pool {
       st->set_value({});
       return AsyncResult<std::vector<R>>(std::move(st));
     }
+    // Chunks end by the rule of detail::ChunkLimit (elements, encoded bytes); each is then encoded
+    // once, straight from `items`.
     const std::size_t workers = static_cast<std::size_t>(core().processes());
-    std::size_t chunksize = options.chunksize;
-    if (chunksize == 0) chunksize = (n + 4 * workers - 1) / (4 * workers);
-    // A chunk ends at `chunksize` elements or when the next element's encoding would pass the
-    // byte budget (chunk_bytes() for the automatic size, a mailbox message for a fixed one); each
-    // is then encoded once, straight from `items`.
-    const std::size_t budget =
-        options.chunksize != 0 ? core().max_task_bytes() : detail::PoolCore::chunk_bytes();
+    const detail::ChunkLimit limit = detail::chunk_limit(
+        options.chunksize != 0 ? options.chunksize : detail::share_chunksize(n, workers),
+        options.chunksize != 0, core().max_task_bytes());
     std::vector<detail::TaskSpec> spec;
     std::vector<std::size_t> sizes;
     for (std::size_t b = 0; b < n;) {
       std::size_t e = b, bytes = 0;
       if constexpr (detail::bitwise_v<Elem>) {
-        e = std::min({n, b + chunksize, b + std::max<std::size_t>(1, budget / sizeof(Elem))});
+        e = b + std::min(n - b, limit.uniform(sizeof(Elem)));
         bytes = (e - b) * sizeof(Elem);
       } else {
-        while (e < n && e - b < chunksize) {
+        while (e < n && !limit.full(e - b)) {
           const std::size_t size = mproc::encoded_size(items[e]);
-          if (e > b && bytes + size > budget) break;
+          if (!limit.fits(e - b, bytes, size)) break;
           bytes += size;
           ++e;
         }
