@@ -242,4 +242,33 @@ void ProgressBar::draw(Clock::time_point now, bool last) {
   write_all(fd_, buf_.data(), buf_.size());
 }
 
+std::shared_ptr<ProgressTracker> ProgressTracker::make(const Callback& cb, bool bar,
+                                                       std::optional<std::size_t> total) {
+  std::unique_ptr<ProgressBar> b = bar ? ProgressBar::on_stderr("") : nullptr;
+  if (!cb && !b) return nullptr;
+  return std::make_shared<ProgressTracker>(cb, std::move(b), total);
+}
+
+ProgressTracker::ProgressTracker(Callback cb, std::unique_ptr<ProgressBar> bar,
+                                 std::optional<std::size_t> total)
+    : cb_(std::move(cb)), bar_(std::move(bar)), total_(total) {}
+
+ProgressTracker::~ProgressTracker() { finish(); }
+
+void ProgressTracker::add(std::size_t items) noexcept {
+  const std::size_t done = done_.fetch_add(items, std::memory_order_relaxed) + items;
+  if (cb_) {
+    try {
+      cb_(done, total_);
+    } catch (...) {
+      // A progress callback's exception is dropped (documented at MapOptions::progress).
+    }
+  }
+  if (bar_) bar_->update(done, total_);
+}
+
+void ProgressTracker::finish() noexcept {
+  if (bar_) bar_->finish(done_.load(std::memory_order_relaxed), total_);
+}
+
 }  // namespace mproc::detail

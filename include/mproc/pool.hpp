@@ -78,9 +78,16 @@
 //     breaks the Pool instead of being respawned forever: every unfinished task fails with
 //     `BrokenPool` naming the initializer's failure, and later submissions throw `BrokenPool`.
 //
-// Timeouts, once for all: `get`, `wait` and `next` have a form without timeout (blocks) and a
-// `std::chrono` duration form. Negative timeouts are equivalent to zero (the call still succeeds
-// if it can without waiting). Waits run on CLOCK_MONOTONIC.
+// Timeouts, once for all (mproc/timeout.hpp is the contract): `AsyncResult::get`/`wait` and
+// `IMapResult::next` each come in three forms, x() (blocks until done), x(Timeout) (any
+// std::chrono duration, integer or floating-point: `r.get(2s)`, `it.next(1.5s)`) and
+// x_until(Deadline) (a time point of any clock: `r.get_until(system_clock::now() + 2s)`); a bare
+// number does not compile. A negative or zero timeout, or a past deadline, makes the call look
+// once without blocking (it still succeeds if the result is there); huge ones mean "never". A
+// deadline of another clock than steady_clock is converted by the time left when the call starts.
+// Waits run on CLOCK_MONOTONIC. On expiry `get` and `next` throw TimeoutError (nothing is lost:
+// call again), `wait` returns false. The Pool's other blocking calls (apply, map, starmap, join)
+// have no timeout, as in Python.
 //
 // Errors a task's result can carry (thrown by `get()`, `map()`, `next()`):
 //   * `RemoteError` — the task threw; type name, what() and the worker's pid (or the original
@@ -134,6 +141,7 @@
 #include <mproc/export.hpp>
 #include <mproc/partial.hpp>
 #include <mproc/process.hpp>
+#include <mproc/timeout.hpp>
 #include <optional>
 #include <ranges>
 #include <string>
@@ -178,8 +186,15 @@ struct MapOptions {
 };
 
 // The result of a task submitted with `apply_async`/`submit` (or of a whole `map_async`): a handle
-// shared with the pool, cheap to copy. Mirrors multiprocessing.pool.AsyncResult (and, for submit,
-// concurrent.futures.Future).
+// shared with the pool, cheap to copy. Made by the Pool only. Mirrors
+// multiprocessing.pool.AsyncResult (and, for submit, concurrent.futures.Future).
+//
+// Waiting (timeout.hpp states the rules for every blocking call of mproc): `get()`/`wait()` block
+// until the task is done; `get(timeout)`/`wait(timeout)` wait at most a duration (`2s`, `1.5s`,
+// `500ms`; a negative or zero one only looks), `get_until(deadline)`/`wait_until(deadline)` at
+// most until a time point of any clock (a `system_clock` one is converted by the time left when
+// the call starts). The waits run on CLOCK_MONOTONIC. On expiry `get` throws TimeoutError (as
+// Python's does) and `wait` returns false (Python's returns None: call ready()).
 //
 // Thread safety: safe (several threads may wait on copies of one AsyncResult). A default-
 // constructed AsyncResult is empty: every method but `valid()` throws ValueError.
@@ -189,32 +204,27 @@ class AsyncResult {
 
  public:
   AsyncResult() = default;
-  explicit AsyncResult(std::shared_ptr<detail::ResultState<V>> st) : st_(std::move(st)) {}
 
   [[nodiscard]] bool valid() const noexcept { return st_ != nullptr; }
 
   // Waits for the task, then returns its result (a copy; get() may be called again) or throws its
   // error (RemoteError, WorkerLost, BrokenPool, DecodeError). Mirrors AsyncResult.get().
-  R get() const {
-    state().wait_until(detail::Expiry());
-    return result();
-  }
-  // As get(), waiting at most `timeout`; throws TimeoutError if the task is not done by then.
-  // Mirrors AsyncResult.get(timeout).
-  template <class Rep, class Per>
-  R get(std::chrono::duration<Rep, Per> timeout) const {
-    if (!state().wait_until(detail::timeout_deadline(timeout)))
-      throw TimeoutError("mproc::AsyncResult::get: the result is not ready");
-    return result();
-  }
+  R get() const { return get_at(std::nullopt); }
+  // As get(), waiting at most `timeout`; throws TimeoutError if the task is not done by then
+  // (the task goes on: call again). Mirrors AsyncResult.get(timeout).
+  R get(Timeout timeout) const { return get_at(timeout.when()); }
+  // As get(), waiting at most until `deadline`; throws TimeoutError if the task is not done by
+  // then. Python has no deadline form: get(deadline - now()).
+  R get_until(Deadline deadline) const { return get_at(deadline.when()); }
+
   // Blocks until the task is done. Mirrors AsyncResult.wait().
-  void wait() const { state().wait_until(detail::Expiry()); }
+  void wait() const { (void)state().wait(std::nullopt); }
   // Blocks at most `timeout`; true when the task is done. Mirrors AsyncResult.wait(timeout)
   // followed by ready().
-  template <class Rep, class Per>
-  bool wait(std::chrono::duration<Rep, Per> timeout) const {
-    return state().wait_until(detail::timeout_deadline(timeout));
-  }
+  bool wait(Timeout timeout) const { return state().wait(timeout.when()); }
+  // Blocks at most until `deadline`; true when the task is done.
+  bool wait_until(Deadline deadline) const { return state().wait(deadline.when()); }
+
   // True once the task is done (successfully or not; its callback has run). Never blocks.
   // Mirrors AsyncResult.ready().
   [[nodiscard]] bool ready() const { return state().ready(); }
@@ -225,22 +235,27 @@ class AsyncResult {
     return !state().error();
   }
 
-  // Moves the value out (internal: Pool::map uses it to avoid a copy).
-  V take() {
-    state().wait_until(detail::Expiry());
-    if (state().error()) std::rethrow_exception(state().error());
-    return std::move(state().value());
-  }
-
  private:
+  friend class Pool;
+  explicit AsyncResult(std::shared_ptr<detail::ResultState<V>> st) : st_(std::move(st)) {}
+
   detail::ResultState<V>& state() const {
     if (!st_) throw ValueError("mproc::AsyncResult: empty result handle");
     return *st_;
   }
-  R result() const {
+  R get_at(const detail::Expiry& expiry) const {
+    if (!state().wait(expiry))
+      throw TimeoutError("mproc::AsyncResult::get: the result is not ready");
     if (st_->error()) std::rethrow_exception(st_->error());
     if constexpr (!std::is_void_v<R>) return st_->value();
   }
+  // Waits, then moves the value out (Pool::map: no copy of the vector).
+  V take() {
+    (void)state().wait(std::nullopt);
+    if (state().error()) std::rethrow_exception(state().error());
+    return std::move(state().value());
+  }
+
   std::shared_ptr<detail::ResultState<V>> st_;
 };
 
@@ -319,16 +334,6 @@ class IMapResult {
                                     std::unique_ptr<Range>>;
 
  public:
-  IMapResult(std::shared_ptr<detail::PoolCore> core, Fn f, Src&& src, const MapOptions& options)
-      : core_(std::move(core)),
-        f_(std::move(f)),
-        range_(hold(std::forward<Src>(src))),
-        schedule_(static_cast<std::size_t>(core_->processes()), options.chunksize,
-                  options.max_in_flight, size_of(range()), core_->max_task_bytes()) {
-    sink_ = std::make_shared<detail::IMapSink<R>>(
-        Ordered,
-        detail::ProgressTracker::make(options.progress, options.progress_bar, size_of(range())));
-  }
   IMapResult(IMapResult&&) noexcept = default;
   IMapResult& operator=(IMapResult&&) noexcept = default;
   IMapResult(const IMapResult&) = delete;
@@ -339,13 +344,13 @@ class IMapResult {
 
   // The next result; empty at the end of the input. Blocks until it is available. Throws the
   // task's error, or the input range's exception at its position. Mirrors IMapIterator.next().
-  std::optional<R> next() { return next_at(detail::Expiry()); }
-  // As next(), waiting at most `timeout`; throws TimeoutError if no result came in time (nothing is
-  // lost: call again). Mirrors IMapIterator.next(timeout).
-  template <class Rep, class Per>
-  std::optional<R> next(std::chrono::duration<Rep, Per> timeout) {
-    return next_at(detail::timeout_deadline(timeout));
-  }
+  std::optional<R> next() { return next_at(std::nullopt); }
+  // As next(), waiting at most `timeout` for a result; throws TimeoutError if none came in time
+  // (nothing is lost: call again). Mirrors IMapIterator.next(timeout).
+  std::optional<R> next(Timeout timeout) { return next_at(timeout.when()); }
+  // As next(), waiting at most until `deadline` (any clock); throws TimeoutError if no result came
+  // by then. Python has no deadline form.
+  std::optional<R> next_until(Deadline deadline) { return next_at(deadline.when()); }
 
   // Chunks submitted whose results have not been taken by next() yet (never above the window
   // that was current when they were submitted).
@@ -380,6 +385,18 @@ class IMapResult {
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
+  friend class Pool;
+  IMapResult(std::shared_ptr<detail::PoolCore> core, Fn f, Src&& src, const MapOptions& options)
+      : core_(std::move(core)),
+        f_(std::move(f)),
+        range_(hold(std::forward<Src>(src))),
+        schedule_(static_cast<std::size_t>(core_->processes()), options.chunksize,
+                  options.max_in_flight, size_of(range()), core_->max_task_bytes()) {
+    sink_ = std::make_shared<detail::IMapSink<R>>(
+        Ordered,
+        detail::ProgressTracker::make(options.progress, options.progress_bar, size_of(range())));
+  }
+
   std::optional<R> next_at(const detail::Expiry& deadline) {
     for (;;) {
       top_up();

@@ -1,5 +1,6 @@
 // Uses of mproc::Pool that must not compile, one per MPROC_CASE; case 0 is the control that must.
 // Run by expect_compile_error.cmake, which checks the compiler's message.
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mproc/pool.hpp>
@@ -34,6 +35,15 @@ int main() {
       mproc::partial([](const std::string& p, int x) { return p + std::to_string(x); }, prefix),
       xs);
   (void)pool.map(Scale{{1, 2}}, xs);
+  // Every timeout form takes any duration and a time point of any clock.
+  auto r = pool.apply_async(twice, 1);
+  (void)r.get(std::chrono::seconds(1));
+  (void)r.get(std::chrono::duration<double>(1.5));
+  (void)r.get_until(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  (void)r.wait_until(std::chrono::steady_clock::now());
+  auto it = pool.imap(twice, xs);
+  (void)it.next(std::chrono::milliseconds(5));
+  (void)it.next_until(std::chrono::system_clock::now());
 #elif MPROC_CASE == 1
   // A capture that is not trivially copyable cannot travel to a worker.
   std::string s = "text";
@@ -53,6 +63,13 @@ int main() {
     std::unique_ptr<int> v;  // not trivially copyable, no serialize()
   };
   (void)pool.apply_async([](const Opaque& o) { return *o.v; }, Opaque{std::make_unique<int>(1)});
+#elif MPROC_CASE == 6
+  // A timeout is a std::chrono duration, never a bare number (2 what? seconds? milliseconds?).
+  (void)pool.apply_async(twice, 1).get(2);
+#elif MPROC_CASE == 7
+  // A deadline is a time point, never a duration or a number.
+  auto it = pool.imap(twice, xs);
+  (void)it.next_until(5);
 #endif
   return 0;
 }

@@ -542,51 +542,46 @@ class ChunkOutcomes {
   std::vector<std::exception_ptr> by_index_errors_;
 };
 
-// The progress of one map/imap: a user callback and/or a bar on stderr. add() runs on the pool's
-// result thread; finish() on that thread or the consumer's.
-class ProgressTracker {
+// A mutex, a condition variable, and the one wait that every timeout form of AsyncResult and
+// IMapResult comes down to (src/pool_result.cpp): the forms of the public headers convert their
+// Timeout or Deadline to an Expiry and call it.
+class MPROC_API Waitable {
  public:
-  using Callback = std::function<void(std::size_t done, std::optional<std::size_t> total)>;
+  Waitable() = default;
+  Waitable(const Waitable&) = delete;
+  Waitable& operator=(const Waitable&) = delete;
 
-  // nullptr when there is nothing to report to (no callback, and no bar or stderr is no terminal).
-  static std::shared_ptr<ProgressTracker> make(const Callback& cb, bool bar,
-                                               std::optional<std::size_t> total) {
-    std::unique_ptr<ProgressBar> b = bar ? ProgressBar::on_stderr("") : nullptr;
-    if (!cb && !b) return nullptr;
-    return std::make_shared<ProgressTracker>(cb, std::move(b), total);
-  }
-  ProgressTracker(Callback cb, std::unique_ptr<ProgressBar> bar, std::optional<std::size_t> total)
-      : cb_(std::move(cb)), bar_(std::move(bar)), total_(total) {}
-  ~ProgressTracker() { finish(); }
-  ProgressTracker(const ProgressTracker&) = delete;
-  ProgressTracker& operator=(const ProgressTracker&) = delete;
+ protected:
+  ~Waitable() = default;
+  // With `lk` holding mu_: waits until `ready(arg)` is true or `expiry` passes (nullopt, or the
+  // largest time point: never), re-waiting after spurious wake-ups; returns `ready(arg)`.
+  bool wait_locked(std::unique_lock<std::mutex>& lk, const Expiry& expiry,
+                   bool (*ready)(const void* arg), const void* arg) const;
 
-  // `items` more elements are done (successfully or not). A callback's exception is dropped.
-  void add(std::size_t items) noexcept {
-    const std::size_t done = done_.fetch_add(items, std::memory_order_relaxed) + items;
-    if (cb_) {
-      try {
-        cb_(done, total_);
-      } catch (...) {
-      }
-    }
-    if (bar_) bar_->update(done, total_);
-  }
-  // The bar's last line (once).
-  void finish() noexcept {
-    if (bar_) bar_->finish(done_.load(std::memory_order_relaxed), total_);
-  }
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+};
+
+// The readiness of an AsyncResult: set once, waited for by any number of threads.
+class MPROC_API ResultWait : protected Waitable {
+ public:
+  // Blocks until the result is ready or `expiry` passes; true when it is ready.
+  bool wait(const Expiry& expiry) const;
+  // True once the result is ready (its callback has run). Never blocks.
+  [[nodiscard]] bool ready() const;
+
+ protected:
+  ~ResultWait() = default;
+  // Makes the result ready and wakes every waiter.
+  void finish() noexcept;
 
  private:
-  Callback cb_;
-  std::unique_ptr<ProgressBar> bar_;
-  std::optional<std::size_t> total_;
-  std::atomic<std::size_t> done_{0};
+  bool done_ = false;
 };
 
 // The shared state behind an AsyncResult. V is the stored value type (std::monostate for void).
 template <class V>
-class ResultState {
+class ResultState final : public ResultWait {
  public:
   std::function<void(const V&)> callback;
   std::function<void(const std::exception_ptr&)> error_callback;
@@ -611,18 +606,6 @@ class ResultState {
     if (error_callback) run_callback([&] { error_callback(error_); });
     finish();
   }
-  bool wait_until(const Expiry& deadline) {
-    std::unique_lock<std::mutex> lk(mu_);
-    if (!deadline) {
-      cv_.wait(lk, [&] { return done_; });
-      return true;
-    }
-    return cv_.wait_until(lk, *deadline, [&] { return done_; });
-  }
-  bool ready() const {
-    std::lock_guard<std::mutex> g(mu_);
-    return done_;
-  }
   // Only once ready.
   const std::exception_ptr& error() const noexcept { return error_; }
   V& value() noexcept { return *value_; }
@@ -636,18 +619,8 @@ class ResultState {
       // A callback's exception cannot reach anyone: it is dropped (Python logs it).
     }
   }
-  void finish() noexcept {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-  }
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
   bool set_ = false;
-  bool done_ = false;
   std::optional<V> value_;
   std::exception_ptr error_;
 };
@@ -759,7 +732,7 @@ class MapSink final : public TaskSink {
 // workers (for adaptive chunking). Ordered (imap): a chunk is taken whole, once each of its
 // elements has its outcome. Unordered (imap_unordered): pieces are taken as they come.
 template <class R>
-class IMapSink final : public TaskSink {
+class IMapSink final : public TaskSink, private Waitable {
  public:
   using Part = Outcomes<R>;
   IMapSink(bool ordered, std::shared_ptr<ProgressTracker> progress)
@@ -846,14 +819,14 @@ class IMapSink final : public TaskSink {
   }
   // Takes the chunk `part` (ordered sinks) or the oldest piece (part empty, unordered sinks);
   // nullopt when the deadline passed first.
-  std::optional<Part> take(std::optional<std::uint64_t> part, const Expiry& deadline) {
+  std::optional<Part> take(std::optional<std::uint64_t> part, const Expiry& expiry) {
     std::unique_lock<std::mutex> lk(mu_);
-    auto have = [&] { return part ? done_.count(*part) != 0 : !ready_.empty(); };
-    if (!deadline) {
-      cv_.wait(lk, have);
-    } else if (!cv_.wait_until(lk, *deadline, have)) {
-      return std::nullopt;
-    }
+    const std::pair<const IMapSink*, const std::optional<std::uint64_t>*> want(this, &part);
+    auto have = [](const void* arg) {
+      const auto* w = static_cast<const decltype(want)*>(arg);
+      return *w->second ? w->first->done_.count(**w->second) != 0 : !w->first->ready_.empty();
+    };
+    if (!wait_locked(lk, expiry, have, &want)) return std::nullopt;
     if (!part) {
       Part p = std::move(ready_.front());
       ready_.pop_front();
@@ -907,8 +880,6 @@ class IMapSink final : public TaskSink {
     return true;
   }
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
   const bool ordered_;
   std::deque<std::uint64_t> sizes_;  // ordered: elements of the chunks from sizes_base_ on
   std::uint64_t sizes_base_ = 0;
@@ -920,11 +891,6 @@ class IMapSink final : public TaskSink {
   std::size_t busy_items_ = 0;
   std::shared_ptr<ProgressTracker> progress_;
 };
-
-template <class R, class P>
-Expiry timeout_deadline(std::chrono::duration<R, P> timeout) {
-  return Expiry(deadline_after(timeout));
-}
 
 }  // namespace detail
 }  // namespace mproc

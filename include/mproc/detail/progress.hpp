@@ -17,7 +17,9 @@
 // label left room for it), then the end of the line is cut.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mproc/detail/expiry.hpp>
 #include <mproc/export.hpp>
@@ -82,6 +84,34 @@ class MPROC_API ProgressBar {
   std::optional<std::size_t> total_;
   bool drawn_ = false;
   bool finished_ = false;
+};
+
+// The progress of one map/imap (MapOptions::progress and progress_bar): a user callback and/or a
+// bar on stderr. add() runs on the pool's result thread; finish() on that thread or the
+// consumer's. Thread-safe.
+class MPROC_API ProgressTracker {
+ public:
+  using Callback = std::function<void(std::size_t done, std::optional<std::size_t> total)>;
+
+  // nullptr when there is nothing to report to (no callback, and no bar or stderr is no terminal).
+  static std::shared_ptr<ProgressTracker> make(const Callback& cb, bool bar,
+                                               std::optional<std::size_t> total);
+  ProgressTracker(Callback cb, std::unique_ptr<ProgressBar> bar, std::optional<std::size_t> total);
+  // finish()
+  ~ProgressTracker();
+  ProgressTracker(const ProgressTracker&) = delete;
+  ProgressTracker& operator=(const ProgressTracker&) = delete;
+
+  // `items` more elements are done (successfully or not). A callback's exception is dropped.
+  void add(std::size_t items) noexcept;
+  // The bar's last line (once).
+  void finish() noexcept;
+
+ private:
+  Callback cb_;
+  std::unique_ptr<ProgressBar> bar_;
+  std::optional<std::size_t> total_;
+  std::atomic<std::size_t> done_{0};
 };
 
 }  // namespace mproc::detail
