@@ -14,7 +14,8 @@
 //
 // Semantics, the same for every call:
 //   * A timeout is measured from the call. A negative or zero timeout, and a deadline in the past,
-//     make the call try once without blocking; huge ones (duration::max()) saturate to "never".
+//     make the call try once without blocking; huge ones (duration::max(), time_point::max() of
+//     any clock) saturate to "never", and time_point::min() of any clock is in the past.
 //   * A deadline of steady_clock is used as it is. A deadline of another clock (system_clock,
 //     file_clock, ...) is converted by the time left when the call starts: a later change of that
 //     clock (NTP, the administrator) does not move it. All waiting is on CLOCK_MONOTONIC.
@@ -68,18 +69,25 @@ class Deadline {
   [[nodiscard]] std::chrono::steady_clock::time_point when() const noexcept { return when_; }
 
  private:
+  // Time points near their duration's limits (time_point::min() / max() of any clock) are
+  // compared in floating point first, so that no integer subtraction or conversion overflows: a
+  // minimum is "long past" (try once), a maximum "never".
   template <class Clock, class Duration>
   static std::chrono::steady_clock::time_point to_steady(
       std::chrono::time_point<Clock, Duration> t) {
     using Steady = std::chrono::steady_clock;
+    using Seconds = std::chrono::duration<double>;
     if constexpr (std::is_same_v<Clock, Steady>) {
-      if (std::chrono::duration<double>(t.time_since_epoch()) >=
-          std::chrono::duration<double>(Steady::duration::max()))
-        return Steady::time_point::max();
+      const Seconds since_epoch(t.time_since_epoch());
+      if (since_epoch >= Seconds(Steady::duration::max())) return Steady::time_point::max();
+      if (!(since_epoch > Seconds::zero())) return Steady::time_point();  // the clock's epoch
       return std::chrono::time_point_cast<Steady::duration>(t);
     } else {
-      const auto left = t - Clock::now();
-      return Timeout(left).when();
+      const auto now = Clock::now();
+      const Seconds ahead = Seconds(t.time_since_epoch()) - Seconds(now.time_since_epoch());
+      if (!(ahead > Seconds::zero())) return Steady::now();
+      if (ahead >= Seconds(std::chrono::hours(24 * 365 * 100))) return Timeout(ahead).when();
+      return Timeout(t - now).when();
     }
   }
 

@@ -1,5 +1,6 @@
 // Every blocking call in every timeout form of mproc/timeout.hpp: a duration (integer and
-// floating-point), a steady_clock deadline and a system_clock deadline. For each call, a limit that
+// floating-point), a steady_clock deadline and a system_clock deadline; and the limits of
+// durations and time points. For each call, a limit that
 // expires gives the documented answer (false, empty, Full, Empty, BrokenBarrierError), and one that
 // is met gives the value. No timing is asserted: an expiring limit is short and nothing can meet
 // it; a met limit is long and the call can succeed at once (or is woken by another thread).
@@ -74,6 +75,52 @@ INSTANTIATE_TEST_SUITE_P(AllForms, TimeoutForm,
                          ::testing::Values(Form::kMilliseconds, Form::kDoubleSeconds,
                                            Form::kSteadyDeadline, Form::kSystemDeadline),
                          form_name);
+
+// ---------------------------------------------------------------------------------------------
+// The limits of durations and time points
+
+// Whether `t` has passed (read after `t` was computed).
+bool is_past(std::chrono::steady_clock::time_point t) {
+  return t <= std::chrono::steady_clock::now();
+}
+
+TEST(Timeout, TheLimitsOfAnyDurationAreZeroOrNever) {
+  using std::chrono::steady_clock;
+  const auto never = steady_clock::time_point::max();
+  EXPECT_EQ(mproc::Timeout(std::chrono::nanoseconds::max()).when(), never);
+  EXPECT_EQ(mproc::Timeout(std::chrono::hours::max()).when(), never);
+  EXPECT_EQ(mproc::Timeout(std::chrono::duration<double>::max()).when(), never);
+  EXPECT_TRUE(is_past(mproc::Timeout(std::chrono::nanoseconds::min()).when()));
+  EXPECT_TRUE(is_past(mproc::Timeout(std::chrono::hours::min()).when()));
+  EXPECT_TRUE(is_past(mproc::Timeout(-std::chrono::duration<double>::max()).when()));
+}
+
+TEST(Deadline, TheLimitsOfAnyClocksTimePointsAreLongPastOrNever) {
+  mproc_test::Watchdog watchdog(std::chrono::seconds(60));
+  using std::chrono::hours;
+  using std::chrono::steady_clock;
+  using std::chrono::system_clock;
+  using std::chrono::time_point;
+  const auto never = steady_clock::time_point::max();
+  const auto century = hours(24 * 365 * 100);
+  EXPECT_EQ(mproc::Deadline(steady_clock::time_point::max()).when(), never);
+  EXPECT_EQ(mproc::Deadline(time_point<steady_clock, hours>::max()).when(), never);
+  EXPECT_EQ(mproc::Deadline(time_point<system_clock, hours>::max()).when(), never);
+  EXPECT_GE(mproc::Deadline(system_clock::time_point::max()).when(), steady_clock::now() + century);
+  // Before: system_clock's minimum overflowed `t - now` into a wait of 236 years, and
+  // time_point<system_clock, hours>::max() into an immediate deadline.
+  EXPECT_TRUE(is_past(mproc::Deadline(steady_clock::time_point::min()).when()));
+  EXPECT_TRUE(is_past(mproc::Deadline(time_point<steady_clock, hours>::min()).when()));
+  EXPECT_TRUE(is_past(mproc::Deadline(system_clock::time_point::min()).when()));
+  EXPECT_TRUE(is_past(mproc::Deadline(time_point<system_clock, hours>::min()).when()));
+  // And a call given one tries once.
+  mproc::Event e;
+  EXPECT_FALSE(e.wait_until(system_clock::time_point::min()));
+  mproc::Queue<int> q;
+  EXPECT_THROW((void)q.get_until(system_clock::time_point::min()), mproc::Empty);
+  q.put(3);
+  EXPECT_EQ(q.get_until(time_point<steady_clock, hours>::min()), 3);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Queues
