@@ -1,4 +1,5 @@
-// mproc/detail/progress.hpp — the progress bar of Pool::map and Pool::imap (like tqdm's).
+// mproc/detail/progress.hpp — the progress bar of Pool::map and Pool::imap (like tqdm's), and the
+// tracker that feeds it and MapOptions::progress (ProgressTracker). Defined in src/progress.cpp.
 //
 // No stability promise. A line looks like tqdm's ASCII bar:
 //
