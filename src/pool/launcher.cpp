@@ -34,6 +34,7 @@
 #include "pool/os.hpp"
 #include "posix/error.hpp"
 #include "posix/exit_status.hpp"
+#include "posix/fd_io.hpp"
 #include "posix/launch.hpp"
 #include "posix/pidfd.hpp"
 #include "posix/poll.hpp"
@@ -68,6 +69,25 @@ constexpr auto kReportRetry = std::chrono::milliseconds(5);
 const char* start_call(const std::error_code& ec) noexcept {
   const int e = ec.value();
   return e == EMFILE || e == ENFILE ? "pidfd_open" : "fork";
+}
+
+// Sends one fixed-size message whole (sendmsg with MSG_NOSIGNAL: a peer that has gone is EPIPE,
+// not SIGPIPE); a short send is EPIPE too.
+std::error_code send_whole(int sock, const void* data, std::size_t n) noexcept {
+  iovec v{const_cast<void*>(data), n};
+  std::size_t done = 0;
+  if (std::error_code ec = write_some(sock, true, &v, 1, done)) return ec;
+  return done == n ? std::error_code() : std::make_error_code(std::errc::broken_pipe);
+}
+
+// Receives exactly `n` bytes; `got` tells how many came before EOF or an error.
+void recv_whole(int sock, void* data, std::size_t n, std::size_t& got) noexcept {
+  got = 0;
+  while (got < n) {
+    std::size_t r = 0;
+    if (read_some(sock, static_cast<char*>(data) + got, n - got, r) || r == 0) return;
+    got += r;
+  }
 }
 
 // Ends the zygote (or a worker whose main returned). No stdio flush: the zygote writes nothing, and
@@ -113,7 +133,7 @@ class ZygoteLauncher final : public WorkerLauncher {
     // thread: from then on the thread may end without taking the Pool with it.
     StartStatus st;
     std::size_t got = 0;
-    pool_os::recv_all(cmd_wr_, &st, sizeof st, got);
+    recv_whole(cmd_wr_, &st, sizeof st, got);
     if (got != sizeof st) {
       force_end();
       throw ProcessError("mproc::Pool: the pool's zygote process ended before it was ready");
@@ -173,7 +193,7 @@ class ZygoteLauncher final : public WorkerLauncher {
   void send(std::int32_t kind, std::int32_t slot) noexcept {
     if (cmd_wr_ < 0) return;
     Cmd c{kind, slot};
-    (void)pool_os::send_all(cmd_wr_, &c, sizeof c);
+    (void)send_whole(cmd_wr_, &c, sizeof c);
   }
 
   // --- in the zygote -----------------------------------------------------------------------
@@ -272,7 +292,7 @@ class ZygoteLauncher final : public WorkerLauncher {
   void obey_command() noexcept {
     Cmd c{};
     std::size_t got = 0;
-    pool_os::recv_all(cmd_rd_, &c, sizeof c, got);
+    recv_whole(cmd_rd_, &c, sizeof c, got);
     if (got != sizeof c) kill_and_leave();
     if (c.kind == kCmdKill) kill_and_leave();
     if (c.kind == kCmdQuit && !quitting_) {
@@ -293,7 +313,7 @@ class ZygoteLauncher final : public WorkerLauncher {
     st.slot = slot;
     st.error = error;
     std::strncpy(st.call, call ? call : "", sizeof st.call - 1);
-    return !pool_os::send_all(cmd_rd_, &st, sizeof st);
+    return !send_whole(cmd_rd_, &st, sizeof st);
   }
 
   struct Report {

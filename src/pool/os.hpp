@@ -1,16 +1,15 @@
 // pool/os.hpp — the Pool's raw system calls that src/posix does not offer (yet), in one place.
 //
-// The Pool speaks to the OS through src/posix (socket pairs, fd passing, pidfds, fork, polling with
-// a deadline, reaping, regions, thread ids, demangling) and, for the few calls below, through
-// these wrappers. They follow src/posix's convention (noexcept, a std::error_code from errno,
-// EINTR retried in retry_on_eintr) so that each can move there unchanged; no other file of
-// src/pool/ makes a system call itself.
+// The Pool speaks to the OS through src/posix (socket pairs, reads and writes, fd passing, pidfds,
+// fork, polling with a deadline, reaping, regions, thread ids, demangling) and, for the few calls
+// below, through these wrappers. They follow src/posix's convention (noexcept, a std::error_code
+// from errno, EINTR retried in retry_on_eintr) so that each can move there unchanged; no other file
+// of src/pool/ makes a system call itself.
 #pragma once
 
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,26 +31,6 @@ inline std::error_code map_shared_anonymous(std::size_t bytes, void*& at) noexce
   return {};
 }
 inline void unmap(void* at, std::size_t bytes) noexcept { (void)::munmap(at, bytes); }
-
-// Sends `n` bytes in one send(MSG_NOSIGNAL: a peer that has gone is EPIPE, not SIGPIPE); a short
-// send is EPIPE too. For the launcher's small fixed-size messages on a stream socket.
-inline std::error_code send_all(int sock, const void* data, std::size_t n) noexcept {
-  const ssize_t r = retry_on_eintr([&] { return ::send(sock, data, n, MSG_NOSIGNAL); });
-  if (r < 0) return last_error();
-  return r == static_cast<ssize_t>(n) ? std::error_code()
-                                      : std::make_error_code(std::errc::broken_pipe);
-}
-
-// Receives exactly `n` bytes; `got` tells how many came before EOF or an error.
-inline void recv_all(int sock, void* data, std::size_t n, std::size_t& got) noexcept {
-  got = 0;
-  while (got < n) {
-    const ssize_t r =
-        retry_on_eintr([&] { return ::recv(sock, static_cast<char*>(data) + got, n - got, 0); });
-    if (r <= 0) return;
-    got += static_cast<std::size_t>(r);
-  }
-}
 
 // SIGCHLD to its default disposition; the previous one in `saved`.
 inline void default_sigchld(struct sigaction& saved) noexcept {
