@@ -158,7 +158,11 @@ class ZygoteLauncher final : public WorkerLauncher {
   bool wait(const Expiry& deadline) noexcept override {
     if (!zygote_) return true;
     try {
-      return zygote_->join_until(deadline);
+      if (!deadline) {
+        zygote_->join();
+        return true;
+      }
+      return zygote_->join_until(*deadline);
     } catch (...) {
       return true;
     }
