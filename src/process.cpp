@@ -5,13 +5,8 @@
 // a child happens outside it (poll on the pidfd), and reaping happens under it, so a child is
 // reaped exactly once however many threads wait for it. A pthread_atfork handler holds `g_mu`
 // across every fork of the process, so the child never inherits it locked.
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdio_ext.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include <signal.h>     // SIGTERM, SIGKILL
+#include <stdio_ext.h>  // __fpending
 
 #include <cstdio>  // before the test below: a standard header defines __GLIBCXX__
 
@@ -38,6 +33,7 @@
 #include "posix/error.hpp"
 #include "posix/launch.hpp"
 #include "posix/pidfd.hpp"
+#include "posix/process_self.hpp"
 #include "posix/thread_id.hpp"
 #include "thread_annotations.hpp"
 
@@ -143,9 +139,9 @@ void register_atfork_once() {
   std::lock_guard<std::mutex> once(once_mu);
   if (g_atfork_registered.load(std::memory_order_relaxed)) return;
   state();
-  const int r = pthread_atfork(&atfork_prepare, &atfork_parent, &atfork_child);
-  if (r != 0) {
-    throw_errno(r, "mproc::Process::start: cannot register the fork handlers: pthread_atfork");
+  if (auto ec = register_fork_handlers(&atfork_prepare, &atfork_parent, &atfork_child)) {
+    throw_system_error(ec,
+                       "mproc::Process::start: cannot register the fork handlers: pthread_atfork");
   }
   g_atfork_registered.store(true, std::memory_order_release);
 }
@@ -183,17 +179,14 @@ void flush_child_stdio() noexcept {
 // Calls made only by children are made once in the parent before its first fork, so that their
 // lazily bound PLT slots are resolved once, not in every child.
 void bind_child_calls() noexcept {
-  int sig = 0;
-  (void)prctl(PR_GET_PDEATHSIG, &sig);
-  (void)getppid();
+  (void)parent_death_signal();
+  (void)parent_pid();
   (void)__fpending(stdout);
 }
 
 // Ends a child. exit_group directly rather than through `_exit`, whose lazily bound PLT slot
 // would be resolved anew (and its page copied) in every child.
-[[noreturn]] void child_exit(int code) noexcept {
-  for (;;) syscall(SYS_exit_group, code);
-}
+[[noreturn]] void child_exit(int code) noexcept { exit_group(code); }
 
 // Reaps `p` if it has exited. The caller keeps a reference to `p`; it is not removed from the
 // registry here.
@@ -383,8 +376,8 @@ struct ChildBoot {
 [[noreturn]] void child_main(void* arg) noexcept {
   const ChildBoot& boot = *static_cast<const ChildBoot*>(arg);
   // Die with the parent. If it died before the death signal was armed, we were reparented: leave.
-  (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != boot.parent_pid) child_exit(1);
+  set_parent_death_signal(SIGKILL);
+  if (parent_pid() != boot.parent_pid) child_exit(1);
 
   int code = 1;
   try {
@@ -678,7 +671,7 @@ void exit(int code) {
   if (child) {
     detail::finish_children();
     detail::flush_stdio();
-    _exit(code);
+    detail::exit_group(code);
   }
   std::exit(code);
 }
@@ -722,25 +715,13 @@ std::vector<Process> active_children() {
   return out;
 }
 
-int cpu_count() noexcept {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : static_cast<int>(n);
-}
+int cpu_count() noexcept { return detail::online_cpu_count(); }
 
 int process_cpu_count() noexcept {
   try {
-    // Grow the mask until the kernel accepts its size (systems with more than 1024 CPUs).
-    for (std::size_t words = 16; words <= (std::size_t{1} << 16); words *= 2) {
-      std::vector<unsigned long> mask(words, 0);
-      if (sched_getaffinity(0, words * sizeof(unsigned long),
-                            reinterpret_cast<cpu_set_t*>(mask.data())) == 0) {
-        int n = 0;
-        for (unsigned long w : mask) n += std::popcount(w);
-        return n < 1 ? 1 : n;
-      }
-      if (errno != EINVAL) break;
-    }
-  } catch (...) {
+    int n = 0;
+    if (!detail::affinity_cpu_count(n)) return n < 1 ? 1 : n;
+  } catch (...) {  // no memory for the mask
   }
   return cpu_count();
 }

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -35,6 +36,27 @@ std::error_code write_some(int fd, bool socket, const iovec* v, int count,
   if (r < 0) return last_error();
   done = static_cast<std::size_t>(r);
   return {};
+}
+
+std::error_code write_all(int fd, const void* data, std::size_t n) noexcept {
+  const auto* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = retry_on_eintr([&] { return ::write(fd, p, n); });
+    if (w < 0) return last_error();
+    if (w == 0) return errno_code(EIO);
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return {};
+}
+
+bool is_terminal(int fd) noexcept { return ::isatty(fd) == 1; }
+
+bool terminal_columns(int fd, std::size_t& columns) noexcept {
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return false;
+  columns = ws.ws_col;
+  return true;
 }
 
 std::error_code is_socket(int fd, bool& socket) noexcept {

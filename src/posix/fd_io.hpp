@@ -19,6 +19,15 @@ std::error_code read_some(int fd, void* buf, std::size_t n, std::size_t& got) no
 std::error_code write_some(int fd, bool socket, const iovec* v, int count,
                            std::size_t& done) noexcept;
 
+// Writes all `n` bytes (EINTR retried, partial writes continued); stops at the first error, which
+// it returns (a write of 0 bytes is EIO).
+std::error_code write_all(int fd, const void* data, std::size_t n) noexcept;
+
+// Whether `fd` is a terminal (isatty), and its width in columns (TIOCGWINSZ; false when it has
+// none, e.g. not a terminal or a width of 0).
+bool is_terminal(int fd) noexcept;
+bool terminal_columns(int fd, std::size_t& columns) noexcept;
+
 // Whether `fd` is a socket (fstat); EBADF when it is not open.
 std::error_code is_socket(int fd, bool& socket) noexcept;
 

@@ -86,6 +86,18 @@ std::size_t page_size() noexcept {
   return kPage;
 }
 
+std::error_code map_shared_anonymous(std::size_t bytes, void*& at) noexcept {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return last_error();
+  at = p;
+  return {};
+}
+
+void unmap(void* at, std::size_t bytes) noexcept {
+  if (at != nullptr) (void)::munmap(at, bytes);
+}
+
 int check_reservable(std::size_t size, const char*& why) noexcept {
   if (size > kMaxFileSize) {
     why = "more than any file can hold";

@@ -58,6 +58,11 @@ class Region {
 
 std::size_t page_size() noexcept;
 
+// Anonymous MAP_SHARED memory without a descriptor, inherited by forked children only (the Pool's
+// staging areas); MAP_NORESERVE: pages are committed as they are touched. Zero-filled.
+std::error_code map_shared_anonymous(std::size_t bytes, void*& at) noexcept;
+void unmap(void* at, std::size_t bytes) noexcept;
+
 // Whether `size` bytes of shared memory can be reserved at all: 0, or ENOMEM with `why` set when
 // it is more than this machine has (RAM + swap), or, for sizes of 64 MiB and more, more than it has
 // available now (MemAvailable + SwapFree). fallocate on a memfd (or on a tmpfs larger than free

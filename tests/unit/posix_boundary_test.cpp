@@ -23,8 +23,11 @@
 #include "posix/demangle.hpp"
 #include "posix/error.hpp"
 #include "posix/exit_status.hpp"
+#include "posix/fd_io.hpp"
 #include "posix/pidfd.hpp"
 #include "posix/poll.hpp"
+#include "posix/process_self.hpp"
+#include "posix/region.hpp"
 #include "posix/robust_mutex.hpp"
 #include "posix/socket.hpp"
 #include "posix/thread_id.hpp"
@@ -320,6 +323,85 @@ TEST(SocketPair, AnUnknownTypeIsAnErrorAndLeavesTheArray) {
   EXPECT_TRUE(mproc::detail::socket_pair(12345, fds));
   EXPECT_EQ(fds[0], -7);
   EXPECT_EQ(fds[1], -7);
+}
+
+TEST(SocketPair, SendAllAndRecvAllMoveWholeMessagesAndReportEof) {
+  int fds[2] = {-1, -1};
+  ASSERT_FALSE(mproc::detail::socket_pair(SOCK_STREAM, fds));
+  const char msg[6] = "hello";
+  ASSERT_FALSE(mproc::detail::send_all(fds[0], msg, sizeof msg));
+  char in[6] = {};
+  std::size_t got = 0;
+  mproc::detail::recv_all(fds[1], in, sizeof in, got);
+  EXPECT_EQ(got, sizeof in);
+  EXPECT_STREQ(in, "hello");
+  ASSERT_FALSE(mproc::detail::send_all(fds[0], "ab", 2));
+  close(fds[0]);
+  mproc::detail::recv_all(fds[1], in, sizeof in, got);  // 2 bytes, then EOF
+  EXPECT_EQ(got, 2u);
+  EXPECT_EQ(mproc::detail::send_all(fds[1], "x", 1), std::errc::broken_pipe);  // peer gone: EPIPE
+  close(fds[1]);
+}
+
+TEST(FdIo, WriteAllWritesEverythingAndReportsAClosedReader) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  ASSERT_FALSE(mproc::detail::write_all(fds[1], "abc", 3));
+  char in[4] = {};
+  std::size_t got = 0;
+  ASSERT_FALSE(mproc::detail::read_some(fds[0], in, sizeof in, got));
+  EXPECT_EQ(got, 3u);
+  EXPECT_STREQ(in, "abc");
+  EXPECT_FALSE(mproc::detail::is_terminal(fds[0]));
+  std::size_t columns = 0;
+  EXPECT_FALSE(mproc::detail::terminal_columns(fds[0], columns));
+  close(fds[0]);
+  {
+    mproc::detail::SigpipeGuard guard;
+    const auto ec = mproc::detail::write_all(fds[1], "x", 1);
+    EXPECT_EQ(ec, std::errc::broken_pipe);
+    if (ec == std::errc::broken_pipe) guard.raised();
+  }
+  close(fds[1]);
+}
+
+// ---- the process itself --------------------------------------------------------------------
+
+TEST(ProcessSelf, ParentDeathSignalIsSetInTheChildAndParentPidIsOurs) {
+  const pid_t self = getpid();
+  mproc_test::Child child([self] {
+    // (the helper's Child has set SIGKILL already)
+    mproc::detail::set_parent_death_signal(0);
+    if (mproc::detail::parent_death_signal() != 0) return 1;
+    mproc::detail::set_parent_death_signal(SIGTERM);
+    if (mproc::detail::parent_death_signal() != SIGTERM) return 2;
+    mproc::detail::set_parent_death_signal(SIGKILL);
+    if (mproc::detail::parent_pid() != self) return 3;
+    mproc::detail::exit_group(7);
+  });
+  EXPECT_EQ(child.wait(), 7);
+}
+
+TEST(ProcessSelf, CpuCountsArePositiveAndTheAffinityFitsTheMachine) {
+  EXPECT_GE(mproc::detail::online_cpu_count(), 1);
+  int n = 0;
+  ASSERT_FALSE(mproc::detail::affinity_cpu_count(n));
+  EXPECT_GE(n, 1);
+  EXPECT_LE(n, static_cast<int>(sysconf(_SC_NPROCESSORS_CONF)));
+}
+
+TEST(ProcessSelf, SharedAnonymousMemoryIsSharedWithAForkedChild) {
+  void* at = nullptr;
+  ASSERT_FALSE(mproc::detail::map_shared_anonymous(4096, at));
+  auto* word = static_cast<std::atomic<int>*>(at);
+  EXPECT_EQ(word->load(), 0);  // zero-filled
+  mproc_test::Child child([word] {
+    word->store(42);
+    return 0;
+  });
+  EXPECT_EQ(child.wait(), 0);
+  EXPECT_EQ(word->load(), 42);
+  mproc::detail::unmap(at, 4096);
 }
 
 // ---- demangling ----------------------------------------------------------------------------
