@@ -8,9 +8,9 @@
 #include <system_error>
 #include <utility>
 
-#include "pool/os.hpp"
 #include "posix/error.hpp"
 #include "posix/pidfd.hpp"
+#include "posix/region.hpp"
 #include "posix/socket.hpp"
 
 namespace mproc::detail {
@@ -52,7 +52,7 @@ PoolChannels::PoolChannels(int n) : events(make_result_queue()) {
   }
   slot_shared_bytes = sizeof(SlotShared) * count;
   void* shared = nullptr;
-  if (std::error_code ec = pool_os::map_shared_anonymous(slot_shared_bytes, shared))
+  if (std::error_code ec = map_shared_anonymous(slot_shared_bytes, shared))
     throw_system_error(ec, "mproc::Pool: cannot map the workers' staging areas (" +
                                std::to_string(slot_shared_bytes) +
                                " bytes of shared memory): mmap");
@@ -64,7 +64,7 @@ PoolChannels::PoolChannels(int n) : events(make_result_queue()) {
 PoolChannels::~PoolChannels() {
   for (int fd : fd_parent) close_fd(fd);
   for (int fd : fd_worker) close_fd(fd);
-  if (slot_shared) pool_os::unmap(slot_shared, slot_shared_bytes);
+  if (slot_shared) unmap(slot_shared, slot_shared_bytes);
 }
 
 void PoolChannels::close_worker_ends() noexcept {

@@ -31,13 +31,12 @@
 #include <system_error>
 #include <vector>
 
-#include "pool/os.hpp"
 #include "posix/error.hpp"
 #include "posix/exit_status.hpp"
-#include "posix/fd_io.hpp"
 #include "posix/launch.hpp"
 #include "posix/pidfd.hpp"
 #include "posix/poll.hpp"
+#include "posix/process_self.hpp"
 #include "posix/socket.hpp"
 #include "posix/thread_id.hpp"
 
@@ -71,28 +70,9 @@ const char* start_call(const std::error_code& ec) noexcept {
   return e == EMFILE || e == ENFILE ? "pidfd_open" : "fork";
 }
 
-// Sends one fixed-size message whole (sendmsg with MSG_NOSIGNAL: a peer that has gone is EPIPE,
-// not SIGPIPE); a short send is EPIPE too.
-std::error_code send_whole(int sock, const void* data, std::size_t n) noexcept {
-  iovec v{const_cast<void*>(data), n};
-  std::size_t done = 0;
-  if (std::error_code ec = write_some(sock, true, &v, 1, done)) return ec;
-  return done == n ? std::error_code() : std::make_error_code(std::errc::broken_pipe);
-}
-
-// Receives exactly `n` bytes; `got` tells how many came before EOF or an error.
-void recv_whole(int sock, void* data, std::size_t n, std::size_t& got) noexcept {
-  got = 0;
-  while (got < n) {
-    std::size_t r = 0;
-    if (read_some(sock, static_cast<char*>(data) + got, n - got, r) || r == 0) return;
-    got += r;
-  }
-}
-
 // Ends the zygote (or a worker whose main returned). No stdio flush: the zygote writes nothing, and
 // the buffers it inherited were flushed by the parent before it forked.
-[[noreturn]] void leave(int code) noexcept { pool_os::exit_group(code); }
+[[noreturn]] void leave(int code) noexcept { exit_group(code); }
 
 class ZygoteLauncher final : public WorkerLauncher {
  public:
@@ -133,7 +113,7 @@ class ZygoteLauncher final : public WorkerLauncher {
     // thread: from then on the thread may end without taking the Pool with it.
     StartStatus st;
     std::size_t got = 0;
-    recv_whole(cmd_wr_, &st, sizeof st, got);
+    recv_all(cmd_wr_, &st, sizeof st, got);
     if (got != sizeof st) {
       force_end();
       throw ProcessError("mproc::Pool: the pool's zygote process ended before it was ready");
@@ -197,7 +177,7 @@ class ZygoteLauncher final : public WorkerLauncher {
   void send(std::int32_t kind, std::int32_t slot) noexcept {
     if (cmd_wr_ < 0) return;
     Cmd c{kind, slot};
-    (void)send_whole(cmd_wr_, &c, sizeof c);
+    (void)send_all(cmd_wr_, &c, sizeof c);
   }
 
   // --- in the zygote -----------------------------------------------------------------------
@@ -233,17 +213,17 @@ class ZygoteLauncher final : public WorkerLauncher {
     // The zygote must reap its workers itself: with SIGCHLD ignored (or handled by a waitpid(-1)
     // inherited from the program) the kernel would take their exit status away. The workers get
     // the program's setting back.
-    pool_os::default_sigchld(saved_sigchld_);
+    default_sigchld(saved_sigchld_);
     // Live as long as the Pool's *process*, not the thread that created it (the death signal an
     // mproc::Process arms fires when the creating thread ends): watch the parent through a pidfd.
-    const pid_t parent = pool_os::parent_pid();
+    const pid_t parent = parent_pid();
     if (std::error_code ec = open_pidfd(parent, parent_fd_)) {
       answer_start(-1, ec.value(), "pidfd_open");
       leave(0);
     }
-    if (pool_os::parent_pid() != parent) kill_and_leave();
-    pool_os::set_parent_death_signal(0);
-    if (pool_os::parent_pid() != parent) kill_and_leave();  // it died before the pidfd could tell
+    if (parent_pid() != parent) kill_and_leave();
+    set_parent_death_signal(0);
+    if (parent_pid() != parent) kill_and_leave();  // it died before the pidfd could tell
     workers_.assign(static_cast<std::size_t>(slots_), Worker{});
     for (int s = 0; s < slots_; ++s) {
       const char* call = nullptr;
@@ -296,7 +276,7 @@ class ZygoteLauncher final : public WorkerLauncher {
   void obey_command() noexcept {
     Cmd c{};
     std::size_t got = 0;
-    recv_whole(cmd_rd_, &c, sizeof c, got);
+    recv_all(cmd_rd_, &c, sizeof c, got);
     if (got != sizeof c) kill_and_leave();
     if (c.kind == kCmdKill) kill_and_leave();
     if (c.kind == kCmdQuit && !quitting_) {
@@ -317,7 +297,7 @@ class ZygoteLauncher final : public WorkerLauncher {
     st.slot = slot;
     st.error = error;
     std::strncpy(st.call, call ? call : "", sizeof st.call - 1);
-    return !send_whole(cmd_rd_, &st, sizeof st);
+    return !send_all(cmd_rd_, &st, sizeof st);
   }
 
   struct Report {
@@ -349,9 +329,9 @@ class ZygoteLauncher final : public WorkerLauncher {
 
   static void worker_entry(void* arg) noexcept {
     auto* self = static_cast<ZygoteLauncher*>(arg);
-    pool_os::set_parent_death_signal(SIGKILL);
-    if (pool_os::parent_pid() != self->zygote_pid_) leave(0);  // the zygote died before prctl
-    pool_os::restore_sigchld(self->saved_sigchld_);
+    set_parent_death_signal(SIGKILL);
+    if (parent_pid() != self->zygote_pid_) leave(0);  // the zygote died before prctl
+    restore_sigchld(self->saved_sigchld_);
     close_fd(self->cmd_rd_);
     close_fd(self->parent_fd_);
     for (Worker& w : self->workers_) close_fd(w.pidfd);
