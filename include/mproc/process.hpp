@@ -70,7 +70,6 @@
 
 #include <chrono>
 #include <climits>
-#include <concepts>
 #include <cstddef>
 #include <memory>
 #include <mproc/detail/expiry.hpp>
@@ -298,13 +297,6 @@ class MPROC_API Process {
   // `exitcode is not None`.
   [[nodiscard]] bool join(Timeout timeout) { return join_at(timeout.when()); }
   [[nodiscard]] bool join_until(Deadline deadline) { return join_at(deadline.when()); }
-  // Transitional, not part of the contract: the internal wait limit, for src/pool/launcher.cpp
-  // until it calls join() / join_until(Deadline). Constrained to exactly detail::Expiry, so it
-  // never competes with join_until(Deadline) for a time point. To be removed.
-  template <std::same_as<detail::Expiry> E>
-  [[nodiscard]] bool join_until(const E& deadline) {
-    return join_at(deadline);
-  }
 
   // True from `start()` until the child has exited; false before `start()`. Does not block; reaps
   // the child if it has exited. Throws ValueError if closed; ProcessError from another process
