@@ -1,18 +1,16 @@
 // The progress bar of Pool::map and Pool::imap (see mproc/detail/progress.hpp).
 //
 // Lines are built with std::to_chars (no locale: the decimal point is always '.') into one string
-// that ProgressBar keeps between draws, so that a draw allocates only while lines grow.
-#include <sys/ioctl.h>
-#include <termios.h>
-#include <unistd.h>
-
+// that ProgressBar keeps between draws, so that a draw allocates only while lines grow. Its system
+// calls (isatty, TIOCGWINSZ, write) go through src/posix.
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <mproc/detail/progress.hpp>
 #include <string>
+
+#include "posix/fd_io.hpp"
 
 namespace mproc::detail {
 
@@ -149,24 +147,11 @@ void append_progress(std::string& out, std::string_view label, std::size_t done,
   if (out.size() - base > limit) out.resize(base + limit);
 }
 
-std::size_t terminal_width(int fd) noexcept {
-  winsize ws{};
-  if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
-  return kDefaultWidth;
-}
+constexpr int kStderr = 2;
 
-// Writes everything unless write(2) fails (other than EINTR); errors are ignored.
-void write_all(int fd, const char* p, std::size_t n) noexcept {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (w == 0) return;
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
+std::size_t terminal_width(int fd) noexcept {
+  std::size_t columns = 0;
+  return terminal_columns(fd, columns) ? columns : kDefaultWidth;
 }
 
 }  // namespace
@@ -182,8 +167,8 @@ ProgressBar::ProgressBar(int fd, std::string label, std::size_t width)
     : fd_(fd), width_(width), label_(std::move(label)), start_(Clock::now()) {}
 
 std::unique_ptr<ProgressBar> ProgressBar::on_stderr(std::string label) {
-  if (::isatty(STDERR_FILENO) != 1) return nullptr;
-  return std::make_unique<ProgressBar>(STDERR_FILENO, std::move(label));
+  if (!is_terminal(kStderr)) return nullptr;
+  return std::make_unique<ProgressBar>(kStderr, std::move(label));
 }
 
 ProgressBar::~ProgressBar() {
@@ -239,7 +224,8 @@ void ProgressBar::draw(Clock::time_point now, bool last) {
   last_len_ = len;
   last_draw_ = now;
   drawn_ = true;
-  write_all(fd_, buf_.data(), buf_.size());
+  // Errors are ignored: a closed terminal does not stop the program (see the header).
+  (void)write_all(fd_, buf_.data(), buf_.size());
 }
 
 std::shared_ptr<ProgressTracker> ProgressTracker::make(const Callback& cb, bool bar,
