@@ -1,5 +1,5 @@
 // mproc/detail/pool_core.hpp — the machinery behind mproc::Pool (see mproc/pool.hpp): how a task
-// is encoded and run, the non-template core (src/pool.cpp), and where each task's outcome goes.
+// is encoded and run, the non-template core (src/pool/), and where each task's outcome goes.
 #pragma once
 
 #include <algorithm>
@@ -389,18 +389,16 @@ struct Piece {
 template <class R>
 Piece<R> decode_piece(Reader& r, std::uint64_t first, const Spans& covered, std::int32_t pid) {
   Piece<R> p;
-  const auto error_bytes = r.read_value<std::uint64_t>();
-  if (error_bytes > r.remaining())
-    throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
+  const auto error_bytes = TaskContext::read_piece_header(r);
   if (error_bytes != 0) {
     std::vector<std::byte> buf(static_cast<std::size_t>(error_bytes));
     r.read(buf.data(), buf.size());
     Reader er(buf.data(), buf.size());
     std::size_t c = 0;  // the span of `covered` that holds the next error
     while (er.remaining() != 0) {
-      const auto index = er.read_value<std::uint64_t>();
-      auto type = mproc::decode<std::string>(er);
-      auto what = mproc::decode<std::string>(er);
+      std::uint64_t index = 0;
+      std::string type, what;
+      TaskContext::read_error_record(er, index, type, what);
       while (c < covered.size() && covered[c].end <= index) ++c;
       if (c == covered.size() || index < covered[c].begin ||
           (!p.errors.empty() && index <= p.errors.back().first))
