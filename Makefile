@@ -10,6 +10,8 @@
 #   make asan   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
 #   make tsan   the unit and integration suites under ThreadSanitizer (clang-19, tests/tsan.supp)
 #   make fuzz   the codec fuzzer (clang, libFuzzer) for FUZZ_SECONDS seconds (default 60)
+#   make cross  cross-compiles the library and the unit tests for aarch64 (Debian's
+#               g++-aarch64-linux-gnu) and runs them under qemu-aarch64 (CROSS_RUN=0: build only)
 JOBS ?= $(shell nproc)
 CMAKE ?= cmake
 CTEST_ARGS ?=
@@ -18,8 +20,8 @@ FUZZ_SECONDS ?= 60
 TSAN_CXX ?= clang++-19
 TSAN_SYMBOLIZER ?= $(firstword $(wildcard /usr/lib/llvm-19/bin/llvm-symbolizer) llvm-symbolizer)
 
-.PHONY: demo test bench soak asan tsan fuzz install-check format clean deps-build deps-test \
-	deps-bench deps-tsan
+.PHONY: demo test bench soak asan tsan fuzz cross install-check format clean deps-build deps-test \
+	deps-bench deps-tsan deps-cross
 
 deps-build:
 	@scripts/install-deps.sh build
@@ -29,6 +31,8 @@ deps-bench:
 	@scripts/install-deps.sh bench
 deps-tsan:
 	@scripts/install-deps.sh tsan
+deps-cross:
+	@scripts/install-deps.sh cross
 
 build/release/CMakeCache.txt: | deps-build
 	$(CMAKE) -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \
@@ -70,6 +74,39 @@ fuzz: deps-test
 	build/fuzz/tests/fuzz/codec_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	  -artifact_prefix=build/fuzz/ -print_final_stats=1 build/fuzz/corpus tests/fuzz/corpus
 
+# aarch64: GoogleTest is built from Debian's sources (/usr/src/googletest) with the cross compiler
+# (Debian ships no arm64 libgtest for an amd64 host), then the library and every unit test. The
+# tests run under qemu-user (cmake/aarch64-linux-gnu.cmake sets it as the emulator, so ctest and
+# gtest_discover_tests use it). CROSS_EXCLUDE names the tests qemu-user cannot run, for reasons of
+# qemu's, not the code's (they all run natively in `make test`; docs/design.md, "The OS boundary"):
+#  - a lock or queue holder that dies or whose thread exits (HolderKilled ... ParkedLockIsFreed):
+#    qemu-user answers set_robust_list with ENOSYS, so the kernel never marks such a lock
+#    FUTEX_OWNER_DIED and the next acquirer waits until the test's timeout;
+#  - death tests: GoogleTest re-executes the test binary, which fails with ENOEXEC unless qemu is
+#    registered in binfmt_misc;
+#  - RLIMIT_AS (AddressSpaceLimit): under qemu-user the limit does not bound the program.
+CROSS_DIR ?= build/aarch64
+CROSS_TOOLCHAIN ?= $(CURDIR)/cmake/aarch64-linux-gnu.cmake
+CROSS_RUN ?= 1
+CROSS_UNIT_TESTS = $(basename $(notdir $(wildcard tests/unit/*_test.cpp))) leak_check_test
+CROSS_DEAD_HOLDER = HolderKilled|OwnerThreadExiting|OwnerAndWaiterKilled|KilledOwner|OwnerDied
+CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ProcessKilledInTheAction|ProducerKilled|ConsumerKilled
+CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ProducerDied|KillBetween|ThreadExitingWithALock
+CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ParkedLockIsFreed
+CROSS_EXCLUDE ?= $(CROSS_DEAD_HOLDER)|DeathTest|AddressSpaceLimit
+
+cross: deps-cross
+	$(CMAKE) -S /usr/src/googletest -B $(CROSS_DIR)/googletest -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CROSS_TOOLCHAIN) -DCMAKE_INSTALL_PREFIX=$(CURDIR)/$(CROSS_DIR)/gtest
+	$(CMAKE) --build $(CROSS_DIR)/googletest -j $(JOBS)
+	$(CMAKE) --install $(CROSS_DIR)/googletest >/dev/null
+	$(CMAKE) -S . -B $(CROSS_DIR)/mproc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CROSS_TOOLCHAIN) -DGTest_DIR=$(CURDIR)/$(CROSS_DIR)/gtest/lib/cmake/GTest \
+	  -DMPROC_BUILD_TESTS=ON -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCHMARKS=OFF
+	$(CMAKE) --build $(CROSS_DIR)/mproc -j $(JOBS) --target mproc $(CROSS_UNIT_TESTS)
+	$(if $(filter 1,$(CROSS_RUN)),cd $(CROSS_DIR)/mproc && ctest --output-on-failure -j $(JOBS) \
+	  -L '^unit$$' -E '$(CROSS_EXCLUDE)' $(CTEST_ARGS))
+
 # make soak SECONDS=N: the chaos driver (tests/soak, docs/soak.md) for N seconds (default 60); it
 # prints one summary line and fails on any hang, lost/duplicated/torn message, count drift or leak.
 # STRESS=1 then also runs the randomized kill tests in their long form (MPROC_SOAK=1, ~60 s each).
@@ -104,6 +141,11 @@ install-check: deps-build build/release/CMakeCache.txt
 	$(CMAKE) -S docs/consumer -B build/consumer -DCMAKE_PREFIX_PATH=$(CURDIR)/build/prefix
 	$(CMAKE) --build build/consumer
 	build/consumer/consumer
+
+# make header-cost [N=7]: compile time of a file that includes <mproc/mproc.hpp> against one that
+# includes <vector> and <string> (docs/design.md, "Header cost"); fails above 2x.
+header-cost:
+	@scripts/header-cost.sh $(or $(N),7)
 
 format:
 	find include src tests bench examples -name '*.hpp' -o -name '*.cpp' | xargs clang-format -i

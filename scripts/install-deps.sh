@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mproc's build, tests and benchmarks need, when they are missing.
-# Usage: scripts/install-deps.sh [build|test|tsan|bench|all]   (default: all)
+# Usage: scripts/install-deps.sh [build|test|tsan|bench|cross|all]   (default: all)
 # `tsan` is the test set plus clang-19 with its ThreadSanitizer runtime and llvm-symbolizer: clang
 # 18 is the first whose TSan intercepts pthread_mutex_clocklock (cmake/mproc_options.cmake).
+# `cross` is the aarch64 cross build (`make cross`): g++-aarch64-linux-gnu with its sysroot in
+# /usr/aarch64-linux-gnu, GoogleTest's sources (googletest, built there with the cross compiler:
+# Debian has no aarch64 libgtest for an amd64 host) and qemu-user to run the unit tests.
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 what=${1:-all}
@@ -24,12 +27,13 @@ case "$what" in
         want libclang-rt-14-dev ;;
   tsan) want libgtest-dev; want libgmock-dev; need_cmd python3 || pkgs+=(python3)
         want clang-19; want libclang-rt-19-dev; want llvm-19 ;;
+  cross) want g++-aarch64-linux-gnu; want googletest; want qemu-user ;;
   bench) want libbenchmark-dev; want libboost-dev; need_cmd python3 || pkgs+=(python3) ;;
   all) want libgtest-dev; want libgmock-dev; want libbenchmark-dev
        need_cmd python3 || pkgs+=(python3)
        need_cmd clang++ || pkgs+=(clang)
        want libclang-rt-14-dev; want clang-19; want libclang-rt-19-dev; want llvm-19 ;;
-  *) echo "usage: $0 [build|test|tsan|bench|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|tsan|bench|cross|all]" >&2; exit 2 ;;
 esac
 
 [ ${#pkgs[@]} -eq 0 ] && exit 0
