@@ -12,6 +12,7 @@
 #   make fuzz   the codec fuzzer (clang, libFuzzer) for FUZZ_SECONDS seconds (default 60)
 #   make cross  cross-compiles the library and the unit tests for aarch64 (Debian's
 #               g++-aarch64-linux-gnu) and runs them under qemu-aarch64 (CROSS_RUN=0: build only)
+#   make format clang-format-16 over the sources; make format-check fails if one is unformatted
 JOBS ?= $(shell nproc)
 CMAKE ?= cmake
 CTEST_ARGS ?=
@@ -21,7 +22,7 @@ TSAN_CXX ?= clang++-19
 TSAN_SYMBOLIZER ?= $(firstword $(wildcard /usr/lib/llvm-19/bin/llvm-symbolizer) llvm-symbolizer)
 
 .PHONY: demo test bench soak asan tsan fuzz cross install-check format clean deps-build deps-test \
-	deps-bench deps-tsan deps-cross
+	format-check deps-bench deps-tsan deps-cross deps-format
 
 deps-build:
 	@scripts/install-deps.sh build
@@ -147,8 +148,16 @@ install-check: deps-build build/release/CMakeCache.txt
 header-cost:
 	@scripts/header-cost.sh $(or $(N),7)
 
-format:
-	find include src tests bench examples -name '*.hpp' -o -name '*.cpp' | xargs clang-format -i
+# clang-format is pinned: 16 is the first that formats C++20 requires-clauses; others differ.
+CLANG_FORMAT ?= clang-format-16
+FORMAT_FILES = git ls-files -- 'include/*.hpp' 'src/*.hpp' 'src/*.cpp' 'tests/*.hpp' 'tests/*.cpp' \
+	'bench/*.hpp' 'bench/*.cpp' 'examples/*.cpp' 'docs/consumer/*.cpp'
+deps-format:
+	@scripts/install-deps.sh format
+format: deps-format
+	$(FORMAT_FILES) | xargs $(CLANG_FORMAT) -i
+format-check: deps-format
+	$(FORMAT_FILES) | xargs $(CLANG_FORMAT) --dry-run -Werror
 
 clean:
 	rm -rf build

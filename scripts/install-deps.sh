@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mproc's build, tests and benchmarks need, when they are missing.
-# Usage: scripts/install-deps.sh [build|test|tsan|bench|cross|all]   (default: all)
+# Usage: scripts/install-deps.sh [build|test|tsan|bench|cross|format|all]   (default: all)
+# `format` is clang-format-16, the pinned formatter (the first that formats requires-clauses).
 # `tsan` is the test set plus clang-19 with its ThreadSanitizer runtime and llvm-symbolizer: clang
 # 18 is the first whose TSan intercepts pthread_mutex_clocklock (cmake/mproc_options.cmake).
 # `cross` is the aarch64 cross build (`make cross`): g++-aarch64-linux-gnu with its sysroot in
@@ -28,12 +29,13 @@ case "$what" in
   tsan) want libgtest-dev; want libgmock-dev; need_cmd python3 || pkgs+=(python3)
         want clang-19; want libclang-rt-19-dev; want llvm-19 ;;
   cross) want g++-aarch64-linux-gnu; want googletest; want qemu-user ;;
-  bench) want libbenchmark-dev; want libboost-dev; need_cmd python3 || pkgs+=(python3) ;;
-  all) want libgtest-dev; want libgmock-dev; want libbenchmark-dev
+  format) want clang-format-16 ;;
+  bench) want libboost-dev; need_cmd python3 || pkgs+=(python3) ;;
+  all) want libgtest-dev; want libgmock-dev; want libboost-dev; want clang-format-16
        need_cmd python3 || pkgs+=(python3)
        need_cmd clang++ || pkgs+=(clang)
        want libclang-rt-14-dev; want clang-19; want libclang-rt-19-dev; want llvm-19 ;;
-  *) echo "usage: $0 [build|test|tsan|bench|cross|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|tsan|bench|cross|format|all]" >&2; exit 2 ;;
 esac
 
 [ ${#pkgs[@]} -eq 0 ] && exit 0
