@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <mproc/codec/variant.hpp>
 #include <mproc/pipe.hpp>
 #include <mproc/process.hpp>
 #include <string>

@@ -5,9 +5,9 @@
 // (byte_stream.hpp), so a value streams straight into a queue's ring or a pipe's buffer, whatever
 // its size, and each byte is copied once.
 //
-//   std::map<std::string, std::vector<int>> m = {{"a", {1, 2}}};
-//   std::vector<std::byte> bytes = mproc::to_bytes(m);
-//   auto back = mproc::from_bytes<std::map<std::string, std::vector<int>>>(bytes);  // == m
+//   std::vector<std::pair<std::string, int>> v = {{"a", 1}, {"b", 2}};
+//   std::vector<std::byte> bytes = mproc::to_bytes(v);
+//   auto back = mproc::from_bytes<std::vector<std::pair<std::string, int>>>(bytes);  // == v
 //
 // This is mproc's pickle, with one difference: Python pickles any object at run time; here the
 // set of types is decided at compile time, and a type that cannot be encoded is a compile-time
@@ -18,10 +18,20 @@
 //   * trivially copyable classes and unions (aggregates of the above, std::complex, std::bitset,
 //     ...): sent as their object bytes, one copy;
 //   * std::basic_string (std::string, std::u8string, ...), std::vector (std::vector<bool> too),
-//     std::array, std::deque, std::list, std::map, std::multimap, std::unordered_map,
-//     std::unordered_multimap, std::set, std::multiset, std::unordered_set,
-//     std::unordered_multiset, std::optional, std::variant, std::monostate, std::tuple, std::pair,
-//     std::chrono::duration, std::chrono::time_point of system_clock, steady_clock or file_clock;
+//     std::array, std::optional, std::tuple, std::pair, std::chrono::duration,
+//     std::chrono::time_point of system_clock, steady_clock or file_clock;
+//   * with one more include each (opt-in, as cereal's `cereal/types/*.hpp`, so that a file that
+//     sends none of them does not compile their headers):
+//       <mproc/codec/map.hpp>            std::map, std::multimap
+//       <mproc/codec/set.hpp>            std::set, std::multiset
+//       <mproc/codec/unordered_map.hpp>  std::unordered_map, std::unordered_multimap
+//       <mproc/codec/unordered_set.hpp>  std::unordered_set, std::unordered_multiset
+//       <mproc/codec/deque.hpp>          std::deque
+//       <mproc/codec/list.hpp>           std::list
+//       <mproc/codec/variant.hpp>        std::variant, std::monostate
+//     Include it before the first use of the type with the codec (a Queue<T>, send<T>, to_bytes),
+//     in every file that sends or receives it; without it such a type is rejected at compile time
+//     by an error that names the header to include;
 //   * any nesting of these, e.g. `std::map<std::string, std::vector<std::optional<V>>>`;
 //   * user types with a `serialize(Archive&)` member or a free `serialize(Archive&, T&)` found by
 //     argument-dependent lookup (cereal's convention, cereal not required):
@@ -130,32 +140,22 @@
 // without synchronisation. Process safety: none needed (no shared state).
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <bit>
-#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <limits>
-#include <list>
-#include <map>
-#include <memory>
 #include <mproc/byte_stream.hpp>
+#include <mproc/detail/std_light.hpp>  // std::chrono, std::reference_wrapper
 #include <mproc/errors.hpp>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
-#include <unordered_map>
-#include <unordered_set>
 #include <utility>
-#include <variant>
 #include <vector>
 
 namespace mproc {
@@ -343,6 +343,9 @@ constexpr bool bitwise_v = [] {
     return false;
 }();
 
+constexpr std::size_t smaller(std::size_t a, std::size_t b) noexcept { return b < a ? b : a; }
+constexpr std::size_t larger(std::size_t a, std::size_t b) noexcept { return a < b ? b : a; }
+
 using count_t = std::uint64_t;
 inline constexpr std::size_t kCountBytes = sizeof(count_t);
 
@@ -364,8 +367,9 @@ inline std::size_t read_count(Reader& r, std::size_t min_bytes) {
 // their smallest encoding (e.g. optional<big>) from reserving far more than the bytes justify.
 inline std::size_t reserve_count(const Reader& r, std::size_t n, std::size_t elem_bytes) {
   constexpr std::size_t kFactor = 8;
-  const std::size_t have =
-      std::min({r.remaining(), r.buffered(), std::numeric_limits<std::size_t>::max() / kFactor});
+  std::size_t have = std::numeric_limits<std::size_t>::max() / kFactor;
+  if (r.remaining() < have) have = r.remaining();
+  if (r.buffered() < have) have = r.buffered();
   const std::size_t budget = have * kFactor / elem_bytes + 1;
   return n < budget ? n : budget;
 }
@@ -393,8 +397,8 @@ template <class Seq>
   using T = typename Seq::value_type;
   std::size_t done = 0;
   while (done < n) {
-    const std::size_t have = std::max(r.buffered(), kGrowStep) / sizeof(T);
-    const std::size_t piece = std::min(n - done, std::max<std::size_t>(have, 1));
+    const std::size_t have = larger(r.buffered(), kGrowStep) / sizeof(T);
+    const std::size_t piece = smaller(n - done, larger(have, 1));
     const std::size_t upto = done + piece;
     if (upto > s.capacity()) s.reserve(upto > n / kReserveAhead ? n : upto * kReserveAhead);
     s.resize(upto);
@@ -552,11 +556,138 @@ constexpr void reject_record() {
   }
 }
 
+// Standard library types this header does not include, recognised by their shape on the error
+// path only, so that the error can name the header that adds their rule (or say why they are
+// rejected). A user type of the same shape gets the same advice, worded for the standard type.
+namespace shape {
+template <class T>
+concept keyed = requires {
+  typename T::key_type;
+};
+template <class T>
+concept mapped = requires {
+  typename T::mapped_type;
+};
+template <class T>
+concept ordered = requires {
+  typename T::key_compare;
+};
+template <class T>
+concept hashed = requires {
+  typename T::hasher;
+};
+template <class T>
+concept deque_like = requires(T& c, const typename T::value_type& v) {
+  c.push_front(v);
+  c[0];
+  c.size();
+};
+template <class T>
+concept list_like = requires(T& c, const typename T::value_type& v) {
+  c.push_front(v);
+  c.size();
+  c.splice(c.begin(), c);
+};
+template <class T>
+concept variant_like = requires(const T& v) {
+  v.index();
+  v.valueless_by_exception();
+};
+// std::unique_ptr, std::shared_ptr, std::weak_ptr (never trivially copyable: they reach this path).
+template <class T>
+concept smart_pointer_like = requires {
+  typename T::element_type;
+}
+&&(
+    requires(const T& p) { p.get(); } || requires(const T& p) { p.lock(); });
+}  // namespace shape
+
+enum class std_shape {
+  none,
+  map,
+  unordered_map,
+  set,
+  unordered_set,
+  deque,
+  list,
+  variant,
+  pointer
+};
+
+template <class T>
+constexpr std_shape shape_of() {
+  if constexpr (!std::is_class_v<T>)
+    return std_shape::none;
+  else if constexpr (shape::keyed<T> && shape::mapped<T> && shape::ordered<T>)
+    return std_shape::map;
+  else if constexpr (shape::keyed<T> && shape::mapped<T> && shape::hashed<T>)
+    return std_shape::unordered_map;
+  else if constexpr (shape::keyed<T> && shape::ordered<T>)
+    return std_shape::set;
+  else if constexpr (shape::keyed<T> && shape::hashed<T>)
+    return std_shape::unordered_set;
+  else if constexpr (shape::deque_like<T>)
+    return std_shape::deque;
+  else if constexpr (shape::list_like<T>)
+    return std_shape::list;
+  else if constexpr (shape::variant_like<T>)
+    return std_shape::variant;
+  else if constexpr (shape::smart_pointer_like<T>)
+    return std_shape::pointer;
+  else
+    return std_shape::none;
+}
+
+// The error for a type of the shape of a standard type whose rule is opt-in or rejected (the
+// header to include, or why).
+template <class T>
+constexpr void reject_by_shape() {
+  constexpr std_shape kShape = shape_of<T>();
+  if constexpr (kShape == std_shape::map) {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: T is a std::map or std::multimap, whose rule is opt-in: "
+                  "#include <mproc/codec/map.hpp> (before the first use of T with mproc).");
+  } else if constexpr (kShape == std_shape::unordered_map) {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: T is a std::unordered_map or std::unordered_multimap, whose "
+                  "rule is opt-in: #include <mproc/codec/unordered_map.hpp> (before the first use "
+                  "of T with mproc).");
+  } else if constexpr (kShape == std_shape::set) {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: T is a std::set or std::multiset, whose rule is opt-in: "
+                  "#include <mproc/codec/set.hpp> (before the first use of T with mproc).");
+  } else if constexpr (kShape == std_shape::unordered_set) {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: T is a std::unordered_set or std::unordered_multiset, whose "
+                  "rule is opt-in: #include <mproc/codec/unordered_set.hpp> (before the first use "
+                  "of T with mproc).");
+  } else if constexpr (kShape == std_shape::deque) {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: T is a std::deque, whose rule is opt-in: "
+                  "#include <mproc/codec/deque.hpp> (before the first use of T with mproc).");
+  } else if constexpr (kShape == std_shape::list) {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: T is a std::list, whose rule is opt-in: "
+                  "#include <mproc/codec/list.hpp> (before the first use of T with mproc).");
+  } else if constexpr (kShape == std_shape::variant) {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: T is a std::variant, whose rule is opt-in: "
+                  "#include <mproc/codec/variant.hpp> (before the first use of T with mproc).");
+  } else if constexpr (kShape == std_shape::pointer) {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: smart pointers (std::unique_ptr, std::shared_ptr, "
+                  "std::weak_ptr) are not encodable; send the pointed-to value, or a "
+                  "std::optional of it.");
+  }
+}
+
 template <class T>
 struct reject_unsupported {
   using mproc_codec_rejected_ = void;
   static constexpr void mproc_codec_reject_() {
-    if constexpr (std::is_class_v<T> && std::is_aggregate_v<T>) {
+    if constexpr (shape_of<T>() != std_shape::none) {
+      reject_by_shape<T>();
+    } else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T>) {
       reject_record<T>();
     } else {
       static_assert(dependent_false_v<T>,
@@ -573,9 +704,38 @@ struct reject_unsupported {
 template <class T>
 struct builtin_codec : reject_unsupported<T> {};
 
-// A standard template whose element types are not all encodable.
-template <bool kOk, class Codec, class T>
-using codec_if = std::conditional_t<kOk, Codec, reject_unsupported<T>>;
+// The first of `Ts` that is not encodable explains why (its own error, e.g. the header to include).
+template <class... Ts>
+struct explain_first_unencodable {
+  static constexpr void explain() {}
+};
+template <class T, class... Ts>
+struct explain_first_unencodable<T, Ts...> {
+  static constexpr void explain() {
+    if constexpr (!elem_encodable_v<T>)
+      (void)check_encodable<std::remove_cv_t<T>>();
+    else
+      explain_first_unencodable<Ts...>::explain();
+  }
+};
+
+// A standard template `T` whose element types `Elems` are not all encodable.
+template <class T, class... Elems>
+struct reject_elements {
+  using mproc_codec_rejected_ = void;
+  using mproc_codec_elements_ = void;
+  static constexpr void mproc_codec_reject_() {
+    static_assert(dependent_false_v<T>,
+                  "mproc::codec<T>: T is not encodable: it is a container, pair, tuple, optional "
+                  "or variant, and one of its element types is the one that is not encodable "
+                  "(the error that follows names it and says why).");
+    explain_first_unencodable<Elems...>::explain();
+  }
+};
+
+// The rule `Codec` of the standard template `T` when all its element types are encodable.
+template <bool kOk, class Codec, class T, class... Elems>
+using codec_if = std::conditional_t<kOk, Codec, reject_elements<T, Elems...>>;
 
 template <class T>
 struct reject_pointer {
@@ -608,17 +768,6 @@ struct reject_view {
         "mproc::codec<T>: std::string_view, std::span and std::reference_wrapper refer to "
         "memory they do not own and cannot be decoded; send a std::string, std::vector "
         "or std::array (or the referred value) instead.");
-  }
-};
-
-template <class T>
-struct reject_smart_pointer {
-  using mproc_codec_rejected_ = void;
-  static constexpr void mproc_codec_reject_() {
-    static_assert(dependent_false_v<T>,
-                  "mproc::codec<T>: smart pointers (std::unique_ptr, std::shared_ptr, "
-                  "std::weak_ptr) are not encodable; send the pointed-to value, or a "
-                  "std::optional of it.");
   }
 };
 
@@ -677,11 +826,18 @@ inline constexpr bool serialize_member_is_encodable_v = is_encodable_v<Member>;
 // error; encoding that type alone, e.g. with to_bytes, says why it is not encodable).
 template <class Member>
 constexpr void reject_serialize_member() {
-  static_assert(serialize_member_is_encodable_v<Member>,
-                "mproc::codec<T>: T is not encodable, and a serialize(Archive&) passes a member "
-                "of type T to ar(...) (serialize_member_is_encodable_v<T> names it). Give that "
-                "type a serialize(Archive&) or an mproc::codec specialisation, or use a supported "
-                "type (see mproc/codec.hpp).");
+  if constexpr (shape_of<Member>() != std_shape::none) {
+    reject_by_shape<Member>();  // e.g. a std::map member without <mproc/codec/map.hpp>
+  } else {
+    static_assert(serialize_member_is_encodable_v<Member>,
+                  "mproc::codec<T>: T is not encodable, and a serialize(Archive&) passes a member "
+                  "of type T to ar(...) (serialize_member_is_encodable_v<T> names it). Give that "
+                  "type a serialize(Archive&) or an mproc::codec specialisation, or use a "
+                  "supported type (see mproc/codec.hpp).");
+    // A container (pair, optional, ...) member: its element type says why.
+    if constexpr (requires { typename codec<Member>::mproc_codec_elements_; })
+      codec<Member>::mproc_codec_reject_();
+  }
 }
 
 // The three archives a `serialize(Archive&)` is called with: one counts bytes, one writes them,
@@ -889,17 +1045,6 @@ struct builtin_codec<bool> {
   static bool decode(Reader& r) { return read_flag(r, "a bool is neither 0 nor 1"); }
 };
 
-template <>
-struct builtin_codec<std::monostate> {
-  static constexpr std::size_t min_size = 1;
-  static constexpr std::size_t size(std::monostate) noexcept { return 1; }
-  static void encode(Writer& w, std::monostate) { write_pad(w); }
-  static std::monostate decode(Reader& r) {
-    read_pad(r);
-    return {};
-  }
-};
-
 // ---- standard templates that are rejected ------------------------------------------------------
 
 template <class C, class Tr>
@@ -908,12 +1053,6 @@ template <class T, std::size_t E>
 struct builtin_codec<std::span<T, E>> : reject_view<std::span<T, E>> {};
 template <class T>
 struct builtin_codec<std::reference_wrapper<T>> : reject_view<std::reference_wrapper<T>> {};
-template <class T, class D>
-struct builtin_codec<std::unique_ptr<T, D>> : reject_smart_pointer<std::unique_ptr<T, D>> {};
-template <class T>
-struct builtin_codec<std::shared_ptr<T>> : reject_smart_pointer<std::shared_ptr<T>> {};
-template <class T>
-struct builtin_codec<std::weak_ptr<T>> : reject_smart_pointer<std::weak_ptr<T>> {};
 
 // ---- strings -----------------------------------------------------------------------------------
 
@@ -975,17 +1114,11 @@ struct sequence_codec {
 
 template <class C, class Tr, class A>
 struct builtin_codec<std::basic_string<C, Tr, A>>
-    : codec_if<std::is_arithmetic_v<C>, string_codec<std::basic_string<C, Tr, A>>,
-               std::basic_string<C, Tr, A>> {};
+    : std::conditional_t<std::is_arithmetic_v<C>, string_codec<std::basic_string<C, Tr, A>>,
+                         reject_unsupported<std::basic_string<C, Tr, A>>> {};
 template <class T, class A>
 struct builtin_codec<std::vector<T, A>>
-    : codec_if<elem_encodable_v<T>, sequence_codec<std::vector<T, A>>, std::vector<T, A>> {};
-template <class T, class A>
-struct builtin_codec<std::deque<T, A>>
-    : codec_if<elem_encodable_v<T>, sequence_codec<std::deque<T, A>>, std::deque<T, A>> {};
-template <class T, class A>
-struct builtin_codec<std::list<T, A>>
-    : codec_if<elem_encodable_v<T>, sequence_codec<std::list<T, A>>, std::list<T, A>> {};
+    : codec_if<elem_encodable_v<T>, sequence_codec<std::vector<T, A>>, std::vector<T, A>, T> {};
 
 // std::vector<bool>: the count, then one byte (0 or 1) per element, moved in chunks.
 template <class A>
@@ -1000,7 +1133,7 @@ struct builtin_codec<std::vector<bool, A>> {
     std::array<std::uint8_t, kChunk> buf;
     std::size_t i = 0;
     while (i < v.size()) {
-      const std::size_t k = std::min(kChunk, v.size() - i);
+      const std::size_t k = smaller(kChunk, v.size() - i);
       for (std::size_t j = 0; j < k; ++j) buf[j] = v[i + j] ? 1 : 0;
       w.write(buf.data(), k);
       i += k;
@@ -1009,11 +1142,11 @@ struct builtin_codec<std::vector<bool, A>> {
   static V decode(Reader& r) {
     const std::size_t n = read_count(r, 1);
     V v;
-    v.reserve(std::min(n, r.buffered()));  // then growth follows the bytes that arrive
+    v.reserve(smaller(n, r.buffered()));  // then growth follows the bytes that arrive
     std::array<std::uint8_t, kChunk> buf;
     std::size_t i = 0;
     while (i < n) {
-      const std::size_t k = std::min(kChunk, n - i);
+      const std::size_t k = smaller(kChunk, n - i);
       r.read(buf.data(), k);
       for (std::size_t j = 0; j < k; ++j) {
         if (buf[j] > 1) throw DecodeError("mproc: corrupt message: a bool is neither 0 nor 1");
@@ -1074,107 +1207,7 @@ struct array_codec {
   }
 };
 
-// ---- associative containers --------------------------------------------------------------------
-
-template <class M, bool kUnique>
-struct map_codec {
-  using K = typename M::key_type;
-  using V = typename M::mapped_type;
-  static constexpr std::size_t min_size = kCountBytes;
-
-  static std::size_t size(const M& m) {
-    if constexpr (bitwise_v<K> && bitwise_v<std::remove_cv_t<V>>) {
-      return kCountBytes + m.size() * (sizeof(K) + sizeof(V));
-    } else {
-      std::size_t n = kCountBytes;
-      for (const auto& [k, v] : m) n += codec<K>::size(k) + elem_codec<V>::size(v);
-      return n;
-    }
-  }
-  static void encode(Writer& w, const M& m) {
-    write_count(w, m.size());
-    for (const auto& [k, v] : m) {
-      codec<K>::encode(w, k);
-      elem_codec<V>::encode(w, v);
-    }
-  }
-  static M decode(Reader& r) {
-    const std::size_t n = read_count(r, min_size_v<K> + min_size_v<std::remove_cv_t<V>>);
-    M m;
-    if constexpr (requires { m.reserve(n); }) m.reserve(reserve_count(r, n, sizeof(void*)));
-    for (std::size_t i = 0; i < n; ++i) {
-      K k = codec<K>::decode(r);
-      V v = elem_codec<V>::decode(r);
-      const std::size_t before = m.size();
-      m.emplace_hint(m.end(), std::move(k), std::move(v));
-      if (kUnique && m.size() == before)
-        throw DecodeError("mproc: corrupt message: a duplicate key in a map");
-    }
-    return m;
-  }
-};
-
-template <class S, bool kUnique>
-struct set_codec {
-  using K = typename S::key_type;
-  static constexpr std::size_t min_size = kCountBytes;
-
-  static std::size_t size(const S& s) {
-    if constexpr (bitwise_v<K>) {
-      return kCountBytes + s.size() * sizeof(K);
-    } else {
-      std::size_t n = kCountBytes;
-      for (const auto& k : s) n += codec<K>::size(k);
-      return n;
-    }
-  }
-  static void encode(Writer& w, const S& s) {
-    write_count(w, s.size());
-    for (const auto& k : s) codec<K>::encode(w, k);
-  }
-  static S decode(Reader& r) {
-    const std::size_t n = read_count(r, min_size_v<K>);
-    S s;
-    if constexpr (requires { s.reserve(n); }) s.reserve(reserve_count(r, n, sizeof(void*)));
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t before = s.size();
-      s.emplace_hint(s.end(), codec<K>::decode(r));
-      if (kUnique && s.size() == before)
-        throw DecodeError("mproc: corrupt message: a duplicate key in a set");
-    }
-    return s;
-  }
-};
-
-template <class M, bool kUnique>
-using map_codec_if =
-    codec_if<elem_encodable_v<typename M::key_type> && elem_encodable_v<typename M::mapped_type>,
-             map_codec<M, kUnique>, M>;
-template <class S, bool kUnique>
-using set_codec_if = codec_if<elem_encodable_v<typename S::key_type>, set_codec<S, kUnique>, S>;
-
-template <class K, class V, class C, class A>
-struct builtin_codec<std::map<K, V, C, A>> : map_codec_if<std::map<K, V, C, A>, true> {};
-template <class K, class V, class C, class A>
-struct builtin_codec<std::multimap<K, V, C, A>> : map_codec_if<std::multimap<K, V, C, A>, false> {};
-template <class K, class V, class H, class E, class A>
-struct builtin_codec<std::unordered_map<K, V, H, E, A>>
-    : map_codec_if<std::unordered_map<K, V, H, E, A>, true> {};
-template <class K, class V, class H, class E, class A>
-struct builtin_codec<std::unordered_multimap<K, V, H, E, A>>
-    : map_codec_if<std::unordered_multimap<K, V, H, E, A>, false> {};
-template <class K, class C, class A>
-struct builtin_codec<std::set<K, C, A>> : set_codec_if<std::set<K, C, A>, true> {};
-template <class K, class C, class A>
-struct builtin_codec<std::multiset<K, C, A>> : set_codec_if<std::multiset<K, C, A>, false> {};
-template <class K, class H, class E, class A>
-struct builtin_codec<std::unordered_set<K, H, E, A>>
-    : set_codec_if<std::unordered_set<K, H, E, A>, true> {};
-template <class K, class H, class E, class A>
-struct builtin_codec<std::unordered_multiset<K, H, E, A>>
-    : set_codec_if<std::unordered_multiset<K, H, E, A>, false> {};
-
-// ---- optional, variant, tuple, pair ------------------------------------------------------------
+// ---- optional, tuple, pair ----------------------------------------------------------------
 
 template <class T>
 struct optional_codec {
@@ -1190,44 +1223,6 @@ struct optional_codec {
   static std::optional<T> decode(Reader& r) {
     if (!read_flag(r, "an optional's flag is neither 0 nor 1")) return std::nullopt;
     return std::optional<T>(std::in_place, elem_codec<T>::decode(r));
-  }
-};
-
-template <class... Ts>
-struct variant_codec {
-  using V = std::variant<Ts...>;
-  using index_t = std::conditional_t<(sizeof...(Ts) < 256), std::uint8_t, std::uint32_t>;
-  static constexpr std::size_t min_size =
-      sizeof(index_t) + std::min({min_size_v<std::remove_cv_t<Ts>>...});
-
-  static void check_valued(const V& v) {
-    if (v.valueless_by_exception())
-      throw ValueError("mproc: a valueless std::variant cannot be encoded");
-  }
-  static std::size_t size(const V& v) {
-    check_valued(v);
-    return sizeof(index_t) +
-           std::visit([](const auto& x) { return elem_codec<decltype(x)>::size(x); }, v);
-  }
-  static void encode(Writer& w, const V& v) {
-    check_valued(v);
-    w.write_value(static_cast<index_t>(v.index()));
-    std::visit([&w](const auto& x) { elem_codec<decltype(x)>::encode(w, x); }, v);
-  }
-  template <std::size_t I>
-  static V decode_alternative(Reader& r) {
-    return V(std::in_place_index<I>, elem_codec<std::variant_alternative_t<I, V>>::decode(r));
-  }
-  static V decode(Reader& r) {
-    static constexpr auto kDecoders = []<std::size_t... I>(std::index_sequence<I...>) {
-      return std::array<V (*)(Reader&), sizeof...(Ts)>{&decode_alternative<I>...};
-    }
-    (std::index_sequence_for<Ts...>{});
-    const auto i = r.read_value<index_t>();
-    if (i >= sizeof...(Ts))
-      throw DecodeError("mproc: corrupt message: variant index " + std::to_string(i) +
-                        " is out of range (" + std::to_string(sizeof...(Ts)) + " alternatives)");
-    return kDecoders[i](r);
   }
 };
 
@@ -1312,28 +1307,25 @@ struct time_point_codec {
 
 template <class T, std::size_t N>
 struct builtin_codec<std::array<T, N>>
-    : codec_if<elem_encodable_v<T>, array_codec<T, N>, std::array<T, N>> {};
+    : codec_if<elem_encodable_v<T>, array_codec<T, N>, std::array<T, N>, T> {};
 template <class T>
 struct builtin_codec<std::optional<T>>
-    : codec_if<elem_encodable_v<T>, optional_codec<T>, std::optional<T>> {};
-template <class... Ts>
-struct builtin_codec<std::variant<Ts...>>
-    : codec_if<(elem_encodable_v<Ts> && ...), variant_codec<Ts...>, std::variant<Ts...>> {};
+    : codec_if<elem_encodable_v<T>, optional_codec<T>, std::optional<T>, T> {};
 template <class... Ts>
 struct builtin_codec<std::tuple<Ts...>>
-    : codec_if<(elem_encodable_v<Ts> && ...), tuple_codec<Ts...>, std::tuple<Ts...>> {};
+    : codec_if<(elem_encodable_v<Ts> && ...), tuple_codec<Ts...>, std::tuple<Ts...>, Ts...> {};
 template <class A, class B>
-struct builtin_codec<std::pair<A, B>>
-    : codec_if<elem_encodable_v<A> && elem_encodable_v<B>, pair_codec<A, B>, std::pair<A, B>> {};
+struct builtin_codec<std::pair<A, B>> : codec_if<elem_encodable_v<A> && elem_encodable_v<B>,
+                                                 pair_codec<A, B>, std::pair<A, B>, A, B> {};
 template <class Rep, class Period>
 struct builtin_codec<std::chrono::duration<Rep, Period>>
     : codec_if<elem_encodable_v<Rep>, duration_codec<Rep, Period>,
-               std::chrono::duration<Rep, Period>> {};
+               std::chrono::duration<Rep, Period>, Rep> {};
 template <class Clock, class Dur>
 struct builtin_codec<std::chrono::time_point<Clock, Dur>>
     : std::conditional_t<process_wide_clock_v<Clock>,
                          codec_if<elem_encodable_v<Dur>, time_point_codec<Clock, Dur>,
-                                  std::chrono::time_point<Clock, Dur>>,
+                                  std::chrono::time_point<Clock, Dur>, Dur>,
                          reject_clock<std::chrono::time_point<Clock, Dur>>> {};
 
 }  // namespace detail

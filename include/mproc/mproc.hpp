@@ -8,6 +8,8 @@
 //   Pipe, Connection, wait  <mproc/pipe.hpp>           multiprocessing.Pipe, connection.wait
 //   Pool                    <mproc/pool.hpp>           multiprocessing.Pool, ProcessPoolExecutor
 //   Values as bytes         <mproc/codec.hpp>          (pickle's role)
+//     more std types        <mproc/codec/map.hpp>, set, unordered_map, unordered_set, deque,
+//                           list, variant: opt-in, each with its standard header (codec.hpp)
 //   Exceptions              <mproc/errors.hpp>
 // clang-format on
 #pragma once

@@ -1,11 +1,30 @@
 // Uses of mproc::codec that must not compile, one per MPROC_CASE; case 0 is the control that must.
 // Run by expect_compile_error.cmake, which checks the compiler's message.
 #include <chrono>
+#include <deque>
+#include <list>
+#include <map>
 #include <memory>
 #include <mproc/codec.hpp>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <variant>
 #include <vector>
+// The containers whose rule is opt-in: the control includes their headers, the cases 15 to 21
+// and 22 (the same uses) do not, and must be told which header to include.
+#if MPROC_CASE == 0
+#include <mproc/codec/deque.hpp>
+#include <mproc/codec/list.hpp>
+#include <mproc/codec/map.hpp>
+#include <mproc/codec/set.hpp>
+#include <mproc/codec/unordered_map.hpp>
+#include <mproc/codec/unordered_set.hpp>
+#include <mproc/codec/variant.hpp>
+#endif
 
 namespace {
 
@@ -67,6 +86,14 @@ struct Nested {  // a C array member and a nested record: the first unencodable 
   Opaque o;
 };
 
+struct RecWithMap {  // a serialize() that archives a std::map
+  std::map<std::string, int> counts;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(counts);
+  }
+};
+
 // A specialisation without decode.
 template <>
 struct mproc::codec<Incomplete> {
@@ -79,6 +106,14 @@ int main() {
   auto bytes = mproc::to_bytes(std::vector<std::string>{"ok"});
   (void)mproc::from_bytes<std::vector<std::string>>(bytes);
   (void)mproc::to_bytes(NoDefaultConstructor(1));  // encoding needs no default constructor
+  (void)mproc::to_bytes(std::map<int, std::string>{});
+  (void)mproc::to_bytes(std::set<int>{});
+  (void)mproc::to_bytes(std::vector<std::unordered_map<std::string, int>>{});
+  (void)mproc::from_bytes<std::unordered_set<int>>({});
+  (void)mproc::to_bytes(std::deque<int>{});
+  (void)mproc::to_bytes(std::list<int>{});
+  (void)mproc::to_bytes(std::optional<std::variant<int, std::string>>{});
+  (void)mproc::to_bytes(RecWithMap{});
 #elif MPROC_CASE == 1
   (void)mproc::to_bytes(HoldsUniquePtr{});
 #elif MPROC_CASE == 2
@@ -109,6 +144,22 @@ int main() {
   (void)mproc::to_bytes(Nested{});
 #elif MPROC_CASE == 14
   (void)mproc::from_bytes<RecSerialize>({});  // decoding names the member too
+#elif MPROC_CASE == 15
+  (void)mproc::to_bytes(std::map<int, std::string>{});
+#elif MPROC_CASE == 16
+  (void)mproc::to_bytes(std::set<int>{});
+#elif MPROC_CASE == 17
+  (void)mproc::to_bytes(std::vector<std::unordered_map<std::string, int>>{});  // as an element
+#elif MPROC_CASE == 18
+  (void)mproc::from_bytes<std::unordered_set<int>>({});
+#elif MPROC_CASE == 19
+  (void)mproc::to_bytes(std::deque<int>{});
+#elif MPROC_CASE == 20
+  (void)mproc::to_bytes(std::list<int>{});
+#elif MPROC_CASE == 21
+  (void)mproc::to_bytes(std::optional<std::variant<int, std::string>>{});  // as an element
+#elif MPROC_CASE == 22
+  (void)mproc::to_bytes(RecWithMap{});  // as a member archived by serialize()
 #else
 #error "unknown MPROC_CASE"
 #endif

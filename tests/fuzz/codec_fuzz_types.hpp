@@ -10,6 +10,13 @@
 #include <list>
 #include <map>
 #include <mproc/codec.hpp>
+#include <mproc/codec/deque.hpp>
+#include <mproc/codec/list.hpp>
+#include <mproc/codec/map.hpp>
+#include <mproc/codec/set.hpp>
+#include <mproc/codec/unordered_map.hpp>
+#include <mproc/codec/unordered_set.hpp>
+#include <mproc/codec/variant.hpp>
 #include <optional>
 #include <set>
 #include <string>

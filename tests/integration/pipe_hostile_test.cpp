@@ -32,6 +32,11 @@
 #include <functional>
 #include <map>
 #include <mproc/codec.hpp>
+#include <mproc/codec/map.hpp>
+#include <mproc/codec/set.hpp>
+#include <mproc/codec/unordered_map.hpp>
+#include <mproc/codec/unordered_set.hpp>
+#include <mproc/codec/variant.hpp>
 #include <mproc/pipe.hpp>
 #include <new>
 #include <optional>

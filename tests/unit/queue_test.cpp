@@ -7,6 +7,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mproc/codec/map.hpp>
 #include <mproc/process.hpp>
 #include <mproc/queue.hpp>
 #include <numeric>
