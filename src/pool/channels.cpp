@@ -42,6 +42,17 @@ PoolChannels::PoolChannels(int n) : events(make_result_queue()) {
   }
   fd_parent.reserve(count);
   fd_worker.reserve(count);
+  try {
+    make_fd_channels_and_staging(n);
+  } catch (...) {
+    release();  // a constructor that throws runs no destructor
+    throw;
+  }
+}
+
+void PoolChannels::make_fd_channels_and_staging(int n) {
+  const auto count = static_cast<std::size_t>(n);
+  const std::string of = " of " + std::to_string(n);
   for (int i = 0; i < n; ++i) {
     int fds[2];
     if (std::error_code ec = socket_pair(SOCK_SEQPACKET, fds))
@@ -61,10 +72,15 @@ PoolChannels::PoolChannels(int n) : events(make_result_queue()) {
     new (&slot_shared[i]) SlotShared;  // the staging bytes stay untouched
 }
 
-PoolChannels::~PoolChannels() {
+PoolChannels::~PoolChannels() { release(); }
+
+void PoolChannels::release() noexcept {
   for (int fd : fd_parent) close_fd(fd);
   for (int fd : fd_worker) close_fd(fd);
+  fd_parent.clear();
+  fd_worker.clear();
   if (slot_shared) unmap(slot_shared, slot_shared_bytes);
+  slot_shared = nullptr;
 }
 
 void PoolChannels::close_worker_ends() noexcept {

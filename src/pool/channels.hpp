@@ -38,6 +38,10 @@ struct PoolChannels {
   // staging bytes are touched only as far as results fill them).
   SlotShared* slot_shared = nullptr;
   std::size_t slot_shared_bytes = 0;
+
+ private:
+  void make_fd_channels_and_staging(int n);
+  void release() noexcept;
 };
 
 }  // namespace mproc::detail
