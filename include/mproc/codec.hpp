@@ -209,9 +209,7 @@ inline constexpr bool dependent_false_v = false;
 // A codec for T exists but says that T cannot be encoded (it defines this member type and a
 // `mproc_codec_reject_()` whose static_assert explains why).
 template <class T>
-concept rejected_codec = requires {
-  typename codec<T>::mproc_codec_rejected_;
-};
+concept rejected_codec = requires { typename codec<T>::mproc_codec_rejected_; };
 
 template <class T>
 concept complete_codec = requires(const T& v, Writer& w, Reader& r) {
@@ -462,10 +460,11 @@ using any_at = any_field;
 // by brace elision where the compiler honours a deleted conversion).
 struct encodable_field {
   template <class U>
-  requires is_encodable_v<U>
+    requires is_encodable_v<U>
   operator U() const;
   template <class U>
-  requires(!is_encodable_v<U>) operator U() const = delete;
+    requires(!is_encodable_v<U>)
+  operator U() const = delete;
 };
 
 // Whether `T{F0, ..., F(i-1), Probe, F(i+1), ... F(n-1)}` is valid, the F being any_field.
@@ -473,9 +472,8 @@ template <class T, std::size_t I, std::size_t N, class Probe>
 constexpr bool init_with() {
   return
       []<std::size_t... A, std::size_t... B>(std::index_sequence<A...>, std::index_sequence<B...>) {
-    return requires { T{any_at<A>{}..., Probe{}, any_at<B>{}...}; };
-  }
-  (std::make_index_sequence<I>{}, std::make_index_sequence<N - I - 1>{});
+        return requires { T{any_at<A>{}..., Probe{}, any_at<B>{}...}; };
+      }(std::make_index_sequence<I>{}, std::make_index_sequence<N - I - 1>{});
 }
 
 inline constexpr std::size_t kMaxFields = 64;
@@ -561,21 +559,13 @@ constexpr void reject_record() {
 // rejected). A user type of the same shape gets the same advice, worded for the standard type.
 namespace shape {
 template <class T>
-concept keyed = requires {
-  typename T::key_type;
-};
+concept keyed = requires { typename T::key_type; };
 template <class T>
-concept mapped = requires {
-  typename T::mapped_type;
-};
+concept mapped = requires { typename T::mapped_type; };
 template <class T>
-concept ordered = requires {
-  typename T::key_compare;
-};
+concept ordered = requires { typename T::key_compare; };
 template <class T>
-concept hashed = requires {
-  typename T::hasher;
-};
+concept hashed = requires { typename T::hasher; };
 template <class T>
 concept deque_like = requires(T& c, const typename T::value_type& v) {
   c.push_front(v);
@@ -595,11 +585,10 @@ concept variant_like = requires(const T& v) {
 };
 // std::unique_ptr, std::shared_ptr, std::weak_ptr (never trivially copyable: they reach this path).
 template <class T>
-concept smart_pointer_like = requires {
-  typename T::element_type;
-}
-&&(
-    requires(const T& p) { p.get(); } || requires(const T& p) { p.lock(); });
+concept smart_pointer_like =
+    requires { typename T::element_type; } &&
+    (
+        requires(const T& p) { p.get(); } || requires(const T& p) { p.lock(); });
 }  // namespace shape
 
 enum class std_shape {
@@ -787,18 +776,14 @@ struct reject_clock {
 class SizeArchive;
 
 template <class T>
-concept has_member_serialize = requires(SizeArchive& ar, T& t) {
-  codec_access::serialize(ar, t);
-};
+concept has_member_serialize = requires(SizeArchive& ar, T& t) { codec_access::serialize(ar, t); };
 
 namespace adl {
 // Hides any `serialize` of enclosing namespaces; argument-dependent lookup still finds the user's.
 void serialize() = delete;
 
 template <class T>
-concept has_free_serialize = requires(SizeArchive& ar, T& t) {
-  serialize(ar, t);
-};
+concept has_free_serialize = requires(SizeArchive& ar, T& t) { serialize(ar, t); };
 
 template <class Archive, class T>
 void call_serialize(Archive& ar, T& t) {
@@ -1022,20 +1007,20 @@ constexpr rule rule_of() {
 }
 
 template <class T>
-requires(rule_of<T>() == rule::pointer) struct builtin_codec<T> : reject_pointer<T> {
-};
+  requires(rule_of<T>() == rule::pointer)
+struct builtin_codec<T> : reject_pointer<T> {};
 
 template <class T>
-requires(rule_of<T>() == rule::array) struct builtin_codec<T> : reject_array<T> {
-};
+  requires(rule_of<T>() == rule::array)
+struct builtin_codec<T> : reject_array<T> {};
 
 template <class T>
-requires(rule_of<T>() == rule::serialize) struct builtin_codec<T> : serialize_codec<T> {
-};
+  requires(rule_of<T>() == rule::serialize)
+struct builtin_codec<T> : serialize_codec<T> {};
 
 template <class T>
-requires(rule_of<T>() == rule::bitwise) struct builtin_codec<T> : bitwise_codec<T> {
-};
+  requires(rule_of<T>() == rule::bitwise)
+struct builtin_codec<T> : bitwise_codec<T> {};
 
 template <>
 struct builtin_codec<bool> {
@@ -1201,8 +1186,7 @@ struct array_codec {
       // Braced initialisation evaluates the decodes left to right.
       return [&]<std::size_t... I>(std::index_sequence<I...>) {
         return Arr{{(static_cast<void>(I), codec<T>::decode(r))...}};
-      }
-      (std::make_index_sequence<N>{});
+      }(std::make_index_sequence<N>{});
     }
   }
 };

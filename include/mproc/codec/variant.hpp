@@ -55,8 +55,7 @@ struct variant_codec {
   static V decode(Reader& r) {
     static constexpr auto kDecoders = []<std::size_t... I>(std::index_sequence<I...>) {
       return std::array<V (*)(Reader&), sizeof...(Ts)>{&decode_alternative<I>...};
-    }
-    (std::index_sequence_for<Ts...>{});
+    }(std::index_sequence_for<Ts...>{});
     const auto i = r.read_value<index_t>();
     if (i >= sizeof...(Ts))
       throw DecodeError("mproc: corrupt message: variant index " + std::to_string(i) +

@@ -17,7 +17,7 @@
 // this header provides is the same either way:
 //   * std::chrono::duration, time_point, system_clock, steady_clock, file_clock, duration_cast,
 //     time_point_cast and the literals (std::chrono_literals);
-//   * std::function, std::reference_wrapper, std::invoke;
+//   * std::function and std::reference_wrapper (not std::invoke: <functional> itself defines it);
 //   * the std::ranges concepts and customisation points (begin, end, size, data, distance,
 //     range_value_t, ...) and std::ranges::find;
 //   * the iterator adaptors and concepts (std::move_iterator, std::default_sentinel,
