@@ -22,7 +22,7 @@ TSAN_CXX ?= clang++-19
 TSAN_SYMBOLIZER ?= $(firstword $(wildcard /usr/lib/llvm-19/bin/llvm-symbolizer) llvm-symbolizer)
 
 .PHONY: demo test bench soak asan tsan fuzz cross install-check format clean deps-build deps-test \
-	format-check deps-bench deps-tsan deps-cross deps-format
+	format-check header-cost deps-bench deps-tsan deps-cross deps-format
 
 deps-build:
 	@scripts/install-deps.sh build

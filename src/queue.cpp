@@ -846,8 +846,7 @@ bool QueueCore::put(const EncodeJob& job, const Expiry& deadline) {
   return put_batch(&job, 1, deadline) == 1;
 }
 
-std::size_t QueueCore::get_batch(DecodeFn fn, void* out, std::size_t max,
-                                 const Expiry& deadline) {
+std::size_t QueueCore::get_batch(DecodeFn fn, void* out, std::size_t max, const Expiry& deadline) {
   check_open();
   QueueShared* s = shared_.get();
   const int r = lock_side(&s->get_lock, deadline, config_.spin);

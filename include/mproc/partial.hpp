@@ -47,7 +47,7 @@ class Partial {
   Partial(F f, std::tuple<Bound...> bound) : f_(std::move(f)), bound_(std::move(bound)) {}
 
   template <class... Rest>
-  requires std::is_invocable_v<const F&, const Bound&..., Rest...>
+    requires std::is_invocable_v<const F&, const Bound&..., Rest...>
   decltype(auto) operator()(Rest&&... rest) const {
     return std::apply(
         [&](const Bound&... b) -> decltype(auto) {

@@ -94,7 +94,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -103,12 +102,12 @@
 #include <mproc/byte_stream.hpp>
 #include <mproc/codec.hpp>
 #include <mproc/detail/expiry.hpp>
+#include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <mproc/timeout.hpp>
 #include <new>
 #include <optional>
-#include <ranges>
 #include <span>
 #include <type_traits>
 #include <utility>

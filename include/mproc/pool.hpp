@@ -125,25 +125,22 @@
 // terminate() from a callback works.
 #pragma once
 
-#include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <iterator>
 #include <memory>
 #include <mproc/codec.hpp>
 #include <mproc/detail/expiry.hpp>
 #include <mproc/detail/pool_core.hpp>
 #include <mproc/detail/pool_schedule.hpp>
+#include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <mproc/partial.hpp>
 #include <mproc/process.hpp>
 #include <mproc/timeout.hpp>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -568,13 +565,15 @@ class MPROC_API Pool {
   // Runs `f(args...)` in a worker and returns its result (blocks). Throws the task's error.
   // Mirrors Pool.apply(func, args).
   template <class F, class... Args>
-  requires std::is_invocable_v<F&, std::decay_t<Args>...>
-  auto apply(F f, Args&&... args) { return apply_async(f, std::forward<Args>(args)...).get(); }
+    requires std::is_invocable_v<F&, std::decay_t<Args>...>
+  auto apply(F f, Args&&... args) {
+    return apply_async(f, std::forward<Args>(args)...).get();
+  }
 
   // Submits `f(args...)`; returns at once. Throws ValueError after close()/terminate(),
   // BrokenPool on a broken pool. Mirrors Pool.apply_async(func, args).
   template <class F, class... Args>
-  requires std::is_invocable_v<F&, std::decay_t<Args>...>
+    requires std::is_invocable_v<F&, std::decay_t<Args>...>
   auto apply_async(F f, Args&&... args) {
     using R = std::invoke_result_t<F&, std::decay_t<Args>...>;
     return submit_one<std::decay_t<R>>(
@@ -588,7 +587,7 @@ class MPROC_API Pool {
   // pool; an exception it throws is dropped. Pass `nullptr` for no callback.
   // Mirrors Pool.apply_async(func, args, callback=..., error_callback=...).
   template <class F, class... Args, class CB, class ECB = std::nullptr_t>
-  requires std::is_invocable_v<F&, Args...>
+    requires std::is_invocable_v<F&, Args...>
   auto apply_async(F f, std::tuple<Args...> args, CB callback, ECB error_callback = nullptr) {
     using R = std::decay_t<std::invoke_result_t<F&, Args...>>;
     return submit_one<R>(f, std::move(args), std::move(callback), std::move(error_callback));
@@ -596,8 +595,10 @@ class MPROC_API Pool {
 
   // Executor style: the same as apply_async(f, args...). Mirrors Executor.submit(fn, *args).
   template <class F, class... Args>
-  requires std::is_invocable_v<F&, std::decay_t<Args>...>
-  auto submit(F f, Args&&... args) { return apply_async(f, std::forward<Args>(args)...); }
+    requires std::is_invocable_v<F&, std::decay_t<Args>...>
+  auto submit(F f, Args&&... args) {
+    return apply_async(f, std::forward<Args>(args)...);
+  }
 
   // Applies `f` to every element of `range` in the workers; returns the results in input order.
   // Reads the whole input first (an exception from the input range propagates from here, before

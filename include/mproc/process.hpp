@@ -68,11 +68,11 @@
 //     being waited for forever.
 #pragma once
 
-#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <memory>
 #include <mproc/detail/expiry.hpp>
+#include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <mproc/timeout.hpp>
@@ -150,8 +150,7 @@ constexpr int first_lvalue_only_argument() {
     };
     (check(std::integral_constant<std::size_t, I>{}), ...);
     return found;
-  }
-  (std::index_sequence_for<Args...>{});
+  }(std::index_sequence_for<Args...>{});
 }
 
 // False: named so that the failed assertion shows the parameter's position (from 1) and the type
@@ -234,15 +233,15 @@ class MPROC_API Process {
   // Creates (does not start) a process that will run `f(args...)`. The default name is taken here.
   // Mirrors Process(target=f, args=args).
   template <class F, class... Args>
-  requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
+    requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
   explicit Process(F&& f, Args&&... args)
       : Process(ProcessOptions{}, std::forward<F>(f), std::forward<Args>(args)...) {}
 
   // As above, with a name and the daemon flag. Mirrors Process(name=..., daemon=..., target=...).
   //   mproc::Process p({.name = "worker", .daemon = true}, work, 3);
   template <class F, class... Args>
-  requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...> Process(
-      ProcessOptions options, F&& f, Args&&... args)
+    requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
+  Process(ProcessOptions options, F&& f, Args&&... args)
       : Process(std::move(options), make_target(std::forward<F>(f), std::forward<Args>(args)...)) {}
 
   // A target with a parameter taken by non-const lvalue reference (`void stage(Queue<int>& q)`,
@@ -250,13 +249,13 @@ class MPROC_API Process {
   // two overloads exist only to say so in one compile-time error, naming the parameter's
   // position and its argument's type. Take handles by value (copies share the object).
   template <class F, class... Args>
-  requires detail::invocable_only_with_lvalues<std::decay_t<F>, std::decay_t<Args>...>
+    requires detail::invocable_only_with_lvalues<std::decay_t<F>, std::decay_t<Args>...>
   explicit Process(F&&, Args&&...) {
     detail::reject_reference_parameter<std::decay_t<F>, std::decay_t<Args>...>();
   }
   template <class F, class... Args>
-  requires detail::invocable_only_with_lvalues<std::decay_t<F>, std::decay_t<Args>...> Process(
-      ProcessOptions, F&&, Args&&...) {
+    requires detail::invocable_only_with_lvalues<std::decay_t<F>, std::decay_t<Args>...>
+  Process(ProcessOptions, F&&, Args&&...) {
     detail::reject_reference_parameter<std::decay_t<F>, std::decay_t<Args>...>();
   }
 

@@ -95,16 +95,14 @@
 // Thread safety: safe. Process safety: safe across fork (copy the handle; copies share the queue).
 #pragma once
 
-#include <chrono>
 #include <cstddef>
-#include <iterator>
 #include <mproc/codec.hpp>
 #include <mproc/detail/expiry.hpp>
 #include <mproc/detail/queue_core.hpp>
+#include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/timeout.hpp>
 #include <optional>
-#include <ranges>
 #include <utility>
 #include <vector>
 

@@ -51,13 +51,13 @@
 #include <limits>
 #include <memory>
 #include <mproc/detail/shared_handle.hpp>
+#include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <mproc/sync.hpp>
 #include <mutex>
 #include <new>
 #include <optional>
-#include <ranges>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -364,10 +364,9 @@ class Array {
   // checked as for Array(n) before any element is read. Mirrors Array(typecode, sequence,
   // lock=...).
   template <std::ranges::forward_range R>
-  requires(std::convertible_to<std::ranges::range_reference_t<R>, T> &&
-           !std::same_as<std::remove_cvref_t<R>, Array>) explicit Array(R&& range,
-                                                                        LockOption lock = {})
-      : lock_(lock.make()) {
+    requires(std::convertible_to<std::ranges::range_reference_t<R>, T> &&
+             !std::same_as<std::remove_cvref_t<R>, Array>)
+  explicit Array(R&& range, LockOption lock = {}) : lock_(lock.make()) {
     fill_from(range);
   }
 

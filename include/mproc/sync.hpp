@@ -41,13 +41,13 @@
 //   * `Condition::wait` may wake spuriously (as `std::condition_variable`); use `wait_for(pred)`.
 #pragma once
 
-#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mproc/detail/expiry.hpp>
+#include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <mproc/timeout.hpp>

@@ -25,7 +25,7 @@
 //     time left).
 #pragma once
 
-#include <chrono>
+#include <mproc/detail/std_light.hpp>
 #include <type_traits>
 
 namespace mproc {

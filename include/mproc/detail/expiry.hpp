@@ -7,7 +7,7 @@
 // waits without limit.
 #pragma once
 
-#include <chrono>
+#include <mproc/detail/std_light.hpp>
 #include <mproc/timeout.hpp>
 #include <optional>
 

@@ -2,9 +2,7 @@
 // is encoded and run, the non-template core (src/pool/), and where each task's outcome goes.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -12,19 +10,18 @@
 #include <deque>
 #include <exception>
 #include <functional>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <mproc/byte_stream.hpp>
 #include <mproc/codec.hpp>
 #include <mproc/detail/expiry.hpp>
 #include <mproc/detail/progress.hpp>
+#include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <mproc/partial.hpp>
 #include <mutex>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <tuple>
 #include <type_traits>

@@ -49,12 +49,6 @@
 #include <functional>
 #endif
 
-#if MPROC_STD_LIGHT && __has_include(<bits/ranges_util.h>)
-#include <bits/ranges_util.h>
-#else
-#include <ranges>
-#endif
-
 #if MPROC_STD_LIGHT && __has_include(<bits/stl_iterator.h>) && \
     __has_include(<bits/stl_iterator_base_funcs.h>)
 #include <bits/stl_iterator.h>
@@ -67,4 +61,13 @@
 #include <bits/stl_algobase.h>
 #else
 #include <algorithm>
+#endif
+
+// After the iterator headers: ranges_util.h uses std::make_reverse_iterator and
+// std::initializer_list without including them.
+#include <initializer_list>
+#if MPROC_STD_LIGHT && __has_include(<bits/ranges_util.h>)
+#include <bits/ranges_util.h>
+#else
+#include <ranges>
 #endif
