@@ -453,7 +453,10 @@ class IMapResult {
   void top_up() {
     if (!it_) it_.emplace(std::ranges::begin(range()));  // the input is first read here
     while (!exhausted_ && !input_error_ && submitted_ - taken_ < schedule_.window_now(taken_)) {
-      const detail::ChunkLimit limit = schedule_.next_chunk(sink_->ns_per_item());
+      // Only an adaptive schedule needs the time per element (it takes the sink's lock, which the
+      // result thread holds as it delivers).
+      const detail::ChunkLimit limit =
+          schedule_.next_chunk(schedule_.adaptive() ? sink_->ns_per_item() : std::nullopt);
       std::vector<Elem> chunk;
       chunk.reserve(std::min<std::size_t>(limit.elements, 4096));
       std::size_t bytes = 0;

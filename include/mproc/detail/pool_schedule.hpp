@@ -71,6 +71,9 @@ class MPROC_API ImapSchedule {
   [[nodiscard]] std::size_t window() const noexcept;
   // Chunks that may be in flight now, `taken` chunks having been consumed.
   [[nodiscard]] std::size_t window_now(std::uint64_t taken) const noexcept;
+  // True when chunks are sized by measurement (chunksize 0): only then does next_chunk() need the
+  // time per element (a fixed chunksize spares the consumer asking the result thread's state).
+  [[nodiscard]] bool adaptive() const noexcept { return chunksize_ == 0; }
   // Elements in the chunk submitted last (0 before the first).
   [[nodiscard]] std::size_t last_chunk() const noexcept { return last_chunk_; }
 
