@@ -17,7 +17,9 @@
 // this header provides is the same either way:
 //   * std::chrono::duration, time_point, system_clock, steady_clock, file_clock, duration_cast,
 //     time_point_cast and the literals (std::chrono_literals);
-//   * std::function and std::reference_wrapper (not std::invoke: <functional> itself defines it);
+//   * std::function and std::reference_wrapper, and `mproc::detail::invoke` (std::invoke's
+//     semantics; std::invoke itself is defined in <functional> only, so the light path calls
+//     libstdc++'s std::__invoke, which std::invoke calls);
 //   * the std::ranges concepts and customisation points (begin, end, size, data, distance,
 //     range_value_t, ...) and std::ranges::find;
 //   * the iterator adaptors and concepts (std::move_iterator, std::default_sentinel,
@@ -26,6 +28,7 @@
 // A file that uses anything else of those headers includes the standard header itself.
 #pragma once
 
+#include <type_traits>
 #include <version>  // identifies the standard library (__GLIBCXX__, _GLIBCXX_RELEASE)
 
 #ifndef MPROC_STD_LIGHT
@@ -71,3 +74,21 @@
 #else
 #include <ranges>
 #endif
+
+#if MPROC_STD_LIGHT && __has_include(<bits/invoke.h>)
+#include <bits/invoke.h>
+#define MPROC_DETAIL_INVOKE std::__invoke
+#else
+#include <functional>
+#define MPROC_DETAIL_INVOKE std::invoke
+#endif
+
+namespace mproc::detail {
+// std::invoke: calls a function, function object or pointer to member.
+template <class F, class... Args>
+constexpr std::invoke_result_t<F, Args...> invoke(F&& f, Args&&... args) noexcept(
+    std::is_nothrow_invocable_v<F, Args...>) {
+  return MPROC_DETAIL_INVOKE(static_cast<F&&>(f), static_cast<Args&&>(args)...);
+}
+}  // namespace mproc::detail
+#undef MPROC_DETAIL_INVOKE
