@@ -2,12 +2,12 @@
 // detail/atomic.hpp, detail/std_light.hpp): ownership counted exactly, destroyed exactly once, in
 // every form a handle uses, also with many threads copying and dropping at once.
 #include <gtest/gtest.h>
-#include <mproc/detail/atomic.hpp>
-#include <mproc/detail/ref.hpp>
-#include <mproc/detail/std_light.hpp>
 
 #include <atomic>
 #include <cstdint>
+#include <mproc/detail/atomic.hpp>
+#include <mproc/detail/ref.hpp>
+#include <mproc/detail/std_light.hpp>
 #include <new>
 #include <stdexcept>
 #include <string>

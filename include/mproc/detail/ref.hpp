@@ -4,8 +4,8 @@
 // No stability promise. Why they exist: the compile time of every file that includes mproc (the
 // measurements are in docs/design.md, "Header cost"). With libstdc++ 12 and -std=c++20,
 // <bits/unique_ptr.h> includes <ostream> (for `operator<<` of a unique_ptr) and <memory> adds the
-// allocator machinery, the uninitialized algorithms and the atomic shared_ptr: together a quarter of
-// what mproc.hpp cost a file. What mproc's handles need is much less:
+// allocator machinery, the uninitialized algorithms and the atomic shared_ptr: together a quarter
+// of what mproc.hpp cost a file. What mproc's handles need is much less:
 //   * `Ref<T>`: shared ownership of an object whose type may be incomplete where the handle is
 //     copied or destroyed (the deleter is recorded when ownership starts, as shared_ptr's); counts
 //     are atomic, so copies may be made and dropped in several threads at once; the aliasing form
