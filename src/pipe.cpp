@@ -77,7 +77,7 @@ std::uint64_t load_be(const std::byte* p, int n) noexcept {
 BufferTooShort::BufferTooShort(std::vector<std::byte> message, std::size_t buffer_size)
     : ProcessError("buffer too short: a message of " + std::to_string(message.size()) +
                    " bytes does not fit in a buffer of " + std::to_string(buffer_size) + " bytes"),
-      message_(std::make_shared<const std::vector<std::byte>>(std::move(message))) {}
+      message_(detail::make_ref<const std::vector<std::byte>>(std::move(message))) {}
 
 BufferTooShort::~BufferTooShort() = default;
 
@@ -214,7 +214,7 @@ Connection::Connection(Connection&& other) noexcept
       readable_(std::exchange(other.readable_, false)),
       writable_(std::exchange(other.writable_, false)),
       socket_(std::exchange(other.socket_, false)),
-      broken_(other.broken_.exchange(false, std::memory_order_relaxed)) {}
+      broken_(other.broken_.exchange(false, detail::order::relaxed)) {}
 
 Connection& Connection::operator=(Connection&& other) noexcept {
   if (this != &other) {
@@ -223,8 +223,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
     readable_ = std::exchange(other.readable_, false);
     writable_ = std::exchange(other.writable_, false);
     socket_ = std::exchange(other.socket_, false);
-    broken_.store(other.broken_.exchange(false, std::memory_order_relaxed),
-                  std::memory_order_relaxed);
+    broken_.store(other.broken_.exchange(false, detail::order::relaxed), detail::order::relaxed);
   }
   return *this;
 }
@@ -236,7 +235,7 @@ void Connection::close() noexcept {
     detail::close_fd(fd_);
     fd_ = -1;
   }
-  broken_.store(false, std::memory_order_relaxed);
+  broken_.store(false, detail::order::relaxed);
 }
 
 void Connection::break_framing() noexcept {
@@ -247,7 +246,7 @@ void Connection::break_framing() noexcept {
   // end, one-directional) is closed now.
   if (fd_ < 0) return;
   if (socket_ && !detail::shutdown_socket(fd_, SHUT_RDWR)) {
-    broken_.store(true, std::memory_order_relaxed);
+    broken_.store(true, detail::order::relaxed);
   } else {
     close();
   }
@@ -550,7 +549,7 @@ class QueueWatchers {
   // Cancels every thread still waiting (moving its queue's futex, see wake_readable_waiters) and
   // joins them all.
   void stop() noexcept {
-    cancel_.store(1, std::memory_order_seq_cst);
+    cancel_.store(1, detail::order::seq_cst);
     for (auto& w : watches_) {
       if (w->thread.joinable() && !w->done.load(std::memory_order_seq_cst))
         w->queue->wake_readable_waiters();
@@ -573,7 +572,7 @@ class QueueWatchers {
     std::atomic<bool> done{false};
   };
   int efd_;
-  std::atomic<std::uint32_t> cancel_{0};
+  detail::Atomic<std::uint32_t> cancel_{0};  // QueueCore::wait_readable's cancel flag
   std::vector<std::unique_ptr<Watch>> watches_;
 };
 

@@ -810,8 +810,12 @@ QueueCore::QueueCore(std::size_t maxsize, const QueueOptions& options, bool join
   s->spin = config_.spin;
   s->joinable = joinable ? 1 : 0;
   ring_ = static_cast<std::byte*>(region->data()) + header;
-  shared_ = std::shared_ptr<QueueShared>(std::move(region), s);
+  // The Ref owns the mapping (one allocation when the queue is made) and points at its header.
+  shared_ = Ref<QueueShared>(make_ref<decltype(region)>(std::move(region)), s);
 }
+
+void throw_queue_full() { throw Full("mproc::Queue: the queue is full"); }
+void throw_queue_empty() { throw Empty("mproc::Queue: the queue is empty"); }
 
 void QueueCore::check_open() const {
   if (closed_) throw Closed("mproc::Queue: the queue handle is closed");
@@ -886,13 +890,13 @@ bool QueueCore::full() const noexcept { return config_.maxsize != 0 && qsize() >
 bool QueueCore::readable() const noexcept { return qsize() != 0; }
 
 bool QueueCore::wait_readable(const Expiry& deadline,
-                              const std::atomic<std::uint32_t>* cancel) const noexcept {
+                              const Atomic<std::uint32_t>* cancel) const noexcept {
   QueueShared* s = shared_.get();
   for (;;) {
     // The order matters (see "Watching"): the sequence first, then the cancel flag (whoever
     // cancels sets it before moving the sequence), then the registration, then the look.
     const std::uint32_t seq = s->watch_seq.load(std::memory_order_seq_cst);
-    if (cancel != nullptr && cancel->load(std::memory_order_seq_cst) != 0) return false;
+    if (cancel != nullptr && cancel->load(order::seq_cst) != 0) return false;
     std::uint32_t cur = s->data_waiters.load(std::memory_order_relaxed);
     while (!s->data_waiters.compare_exchange_weak(cur, (cur & kConsumerSleeps) | watch_token(seq),
                                                   std::memory_order_seq_cst,

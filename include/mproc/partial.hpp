@@ -28,9 +28,9 @@
 #include <array>
 #include <bit>
 #include <cstddef>
-#include <functional>
 #include <mproc/byte_stream.hpp>
 #include <mproc/codec.hpp>
+#include <mproc/detail/std_light.hpp>  // detail::invoke
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -51,7 +51,7 @@ class Partial {
   decltype(auto) operator()(Rest&&... rest) const {
     return std::apply(
         [&](const Bound&... b) -> decltype(auto) {
-          return std::invoke(f_, b..., std::forward<Rest>(rest)...);
+          return detail::invoke(f_, b..., std::forward<Rest>(rest)...);
         },
         bound_);
   }

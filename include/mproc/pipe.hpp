@@ -93,15 +93,15 @@
 // and one receives (use a Lock around `send`, or a Queue, for many producers or consumers).
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
-#include <memory>
 #include <mproc/byte_stream.hpp>
 #include <mproc/codec.hpp>
+#include <mproc/detail/atomic.hpp>
 #include <mproc/detail/expiry.hpp>
+#include <mproc/detail/ref.hpp>
 #include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
@@ -130,7 +130,7 @@ class MPROC_API BufferTooShort : public ProcessError {
   [[nodiscard]] const std::vector<std::byte>& message() const noexcept { return *message_; }
 
  private:
-  std::shared_ptr<const std::vector<std::byte>> message_;  // shared: exceptions copy nothrow
+  detail::Ref<const std::vector<std::byte>> message_;  // shared: exceptions copy nothrow
 };
 
 namespace detail {
@@ -175,7 +175,7 @@ class MPROC_API FrameSender {
  private:
   static void refill(Writer& w, void* self);
   Connection& conn_;
-  std::unique_ptr<std::byte[]> buf_;
+  detail::Box<std::byte[]> buf_;
   std::size_t cap_ = 0;
   std::uint64_t payload_ = 0;
   std::uint64_t unplaced_ = 0;  // frame bytes beyond the current window
@@ -205,7 +205,7 @@ class MPROC_API FrameReceiver {
   static void refill(Reader& r, void* self);
   static std::size_t direct(std::byte* out, std::size_t n, void* self);
   Connection& conn_;
-  std::unique_ptr<std::byte[]> buf_;
+  detail::Box<std::byte[]> buf_;
   std::size_t cap_ = 0;
   std::uint64_t unread_ = 0;  // payload bytes still in the socket
   Reader reader_;
@@ -393,7 +393,7 @@ class MPROC_API Connection {
   // True after `close()`, after an error that broke the connection's framing (see the header
   // comment), and for a moved-from or default-constructed Connection. Mirrors Connection.closed.
   [[nodiscard]] bool closed() const noexcept {
-    return fd_ < 0 || broken_.load(std::memory_order_relaxed);
+    return fd_ < 0 || broken_.load(detail::order::relaxed);
   }
   // Whether this end receives / sends (both for a duplex end); unchanged by `close()`.
   // Mirror Connection.readable and Connection.writable.
@@ -445,7 +445,7 @@ class MPROC_API Connection {
   bool readable_ = false;
   bool writable_ = false;
   bool socket_ = false;  // sends use MSG_NOSIGNAL; otherwise SIGPIPE is blocked around writes
-  std::atomic<bool> broken_{false};  // set by break_framing(), possibly from another thread
+  detail::Atomic<bool> broken_{false};  // set by break_framing(), possibly from another thread
 };
 
 // Returns a connected pair of Connections. Duplex (default): both ends send and receive.

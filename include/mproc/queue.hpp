@@ -101,6 +101,7 @@
 #include <mproc/detail/queue_core.hpp>
 #include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
+#include <mproc/export.hpp>
 #include <mproc/timeout.hpp>
 #include <optional>
 #include <utility>
@@ -130,6 +131,11 @@ struct QueueOptions {
 };
 
 namespace detail {
+
+// Full("mproc::Queue: the queue is full") / Empty("mproc::Queue: the queue is empty"): defined
+// once in src/queue.cpp rather than in every Queue<T>.
+[[noreturn]] MPROC_API void throw_queue_full();
+[[noreturn]] MPROC_API void throw_queue_empty();
 
 template <class T>
 void encode_erased(Writer& w, const void* obj) {
@@ -176,14 +182,14 @@ class Queue {
   // Puts `v`, blocking at most a duration / until a time point (timeout.hpp); throws Full if the
   // queue stayed full. Mirrors Queue.put(obj, timeout=...).
   void put(const T& v, Timeout timeout) {
-    if (!put_at(v, timeout.when())) throw_full();
+    if (!put_at(v, timeout.when())) detail::throw_queue_full();
   }
   void put_until(const T& v, Deadline deadline) {
-    if (!put_at(v, deadline.when())) throw_full();
+    if (!put_at(v, deadline.when())) detail::throw_queue_full();
   }
   // Puts `v` if there is room now; throws Full otherwise. Mirrors Queue.put_nowait(obj).
   void put_nowait(const T& v) {
-    if (!try_put(v)) throw_full();
+    if (!try_put(v)) detail::throw_queue_full();
   }
   // Non-throwing put_nowait: true when put.
   [[nodiscard]] bool try_put(const T& v) { return put_at(v, detail::Clock::now()); }
@@ -270,10 +276,8 @@ class Queue {
   friend struct detail::QueueCoreTestAccess;  // tests/helpers/queue_access.hpp
   Queue(std::size_t maxsize, const QueueOptions& options, bool joinable)
       : core_(maxsize, options, joinable) {}
-  [[noreturn]] static void throw_full() { throw Full("mproc::Queue: the queue is full"); }
-  [[noreturn]] static void throw_empty() { throw Empty("mproc::Queue: the queue is empty"); }
   static T value_or_empty(std::optional<T>&& v) {
-    if (!v) throw_empty();
+    if (!v) detail::throw_queue_empty();
     return std::move(*v);
   }
 

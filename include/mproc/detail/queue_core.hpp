@@ -11,12 +11,12 @@
 // ...") instead of reading or writing outside the ring.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <mproc/byte_stream.hpp>
+#include <mproc/detail/atomic.hpp>
 #include <mproc/detail/expiry.hpp>
+#include <mproc/detail/ref.hpp>
 #include <mproc/export.hpp>
 
 namespace mproc {
@@ -97,8 +97,7 @@ class MPROC_API QueueCore {
   // becomes non-zero (false; checked whenever the wait wakes, see wake_readable_waiters). Sleeps
   // on the queue's `watch_seq` futex, woken by the producer that publishes the next complete
   // message; costs nothing on put/get while nobody waits this way (docs/design.md, "Queues").
-  bool wait_readable(const Expiry& deadline,
-                     const std::atomic<std::uint32_t>* cancel) const noexcept;
+  bool wait_readable(const Expiry& deadline, const Atomic<std::uint32_t>* cancel) const noexcept;
   // Wakes every wait_readable on this queue, in every process: each looks at its `cancel` and,
   // if still waiting, at the queue again, and goes back to sleep.
   void wake_readable_waiters() const noexcept;
@@ -111,7 +110,9 @@ class MPROC_API QueueCore {
  private:
   friend struct QueueCoreTestAccess;  // tests that scribble into the shared region
   void check_open() const;
-  std::shared_ptr<QueueShared> shared_;
+  // The shared region's header; the Ref also keeps the mapping (which holds the ring) alive for
+  // as long as a copy of this handle exists (src/queue.cpp).
+  Ref<QueueShared> shared_;
   std::byte* ring_ = nullptr;
   QueueConfig config_;
   bool closed_ = false;
