@@ -1,41 +1,88 @@
 // The waiting behind AsyncResult::get/wait and IMapResult::next (see mproc/detail/pool_core.hpp):
-// every timeout form of those calls comes down to Waitable::wait_locked.
+// every timeout form of those calls comes down to Waitable::wait_locked. Waitable keeps its
+// std::mutex and std::condition_variable in storage of its own, constructed here.
+#include <condition_variable>
 #include <mproc/detail/pool_core.hpp>
+#include <mutex>
+#include <new>
 
 namespace mproc::detail {
+namespace {
 
-bool Waitable::wait_locked(std::unique_lock<std::mutex>& lk, const Expiry& expiry,
-                           bool (*ready)(const void* arg), const void* arg) const {
+static_assert(sizeof(std::mutex) <= Waitable::kMutexBytes && alignof(std::mutex) <= 8,
+              "Waitable's storage must hold a std::mutex");
+static_assert(sizeof(std::condition_variable) <= Waitable::kCondBytes &&
+                  alignof(std::condition_variable) <= 8,
+              "Waitable's storage must hold a std::condition_variable");
+
+std::mutex& as_mutex(unsigned char* p) noexcept {
+  return *std::launder(reinterpret_cast<std::mutex*>(p));
+}
+std::condition_variable& as_cond(unsigned char* p) noexcept {
+  return *std::launder(reinterpret_cast<std::condition_variable*>(p));
+}
+
+}  // namespace
+
+Waitable::Waitable() noexcept {
+  ::new (static_cast<void*>(mu_)) std::mutex;
+  ::new (static_cast<void*>(cv_)) std::condition_variable;
+}
+
+Waitable::~Waitable() {
+  as_cond(cv_).~condition_variable();
+  as_mutex(mu_).~mutex();
+}
+
+void Waitable::lock() const noexcept { as_mutex(mu_).lock(); }
+void Waitable::unlock() const noexcept { as_mutex(mu_).unlock(); }
+void Waitable::notify_all() const noexcept { as_cond(cv_).notify_all(); }
+
+bool Waitable::wait_locked(const Expiry& expiry, bool (*ready)(const void* arg),
+                           const void* arg) const {
+  // The caller holds the lock and keeps it: `lk` adopts it and gives it back on every way out.
+  std::unique_lock<std::mutex> lk(as_mutex(mu_), std::adopt_lock);
+  struct GiveBack {
+    std::unique_lock<std::mutex>& lk;
+    ~GiveBack() { (void)lk.release(); }
+  } give_back{lk};
+  std::condition_variable& cv = as_cond(cv_);
   // A saturated timeout (duration::max(), a deadline of time_point::max()) waits forever, as
   // nullopt does: no time point arithmetic near the clock's limit.
   if (!expiry || *expiry == Clock::time_point::max()) {
-    while (!ready(arg)) cv_.wait(lk);
+    while (!ready(arg)) cv.wait(lk);
     return true;
   }
   while (!ready(arg)) {
-    if (cv_.wait_until(lk, *expiry) == std::cv_status::timeout) return ready(arg);
+    if (cv.wait_until(lk, *expiry) == std::cv_status::timeout) return ready(arg);
   }
   return true;
 }
 
 bool ResultWait::wait(const Expiry& expiry) const {
-  std::unique_lock<std::mutex> lk(mu_);
-  return wait_locked(
-      lk, expiry, [](const void* self) { return static_cast<const ResultWait*>(self)->done_; },
-      this);
+  std::lock_guard<const Waitable> g(w_);
+  return w_.wait_locked(
+      expiry, [](const void* self) { return static_cast<const ResultWait*>(self)->done_; }, this);
 }
 
 bool ResultWait::ready() const {
-  std::lock_guard<std::mutex> g(mu_);
+  std::lock_guard<const Waitable> g(w_);
   return done_;
+}
+
+bool ResultWait::claim() noexcept {
+  std::lock_guard<const Waitable> g(w_);
+  if (set_) return false;
+  set_ = true;
+  return true;
 }
 
 void ResultWait::finish() noexcept {
   {
-    std::lock_guard<std::mutex> g(mu_);
+    std::lock_guard<const Waitable> g(w_);
     done_ = true;
   }
-  cv_.notify_all();
+  w_.notify_all();
 }
 
 }  // namespace mproc::detail

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <mproc/detail/pool_core.hpp>
 #include <mproc/detail/progress.hpp>
 #include <string>
 
@@ -228,11 +229,20 @@ void ProgressBar::draw(Clock::time_point now, bool last) {
   (void)write_all(fd_, buf_.data(), buf_.size());
 }
 
-std::shared_ptr<ProgressTracker> ProgressTracker::make(const Callback& cb, bool bar,
-                                                       std::optional<std::size_t> total) {
+Ref<ProgressTracker> ProgressTracker::make(const Callback& cb, bool bar,
+                                           std::optional<std::size_t> total) {
   std::unique_ptr<ProgressBar> b = bar ? ProgressBar::on_stderr("") : nullptr;
   if (!cb && !b) return nullptr;
-  return std::make_shared<ProgressTracker>(cb, std::move(b), total);
+  return make_ref<ProgressTracker>(cb, std::move(b), total);
+}
+
+Ref<ProgressTracker> make_progress(const ProgressFn& cb, bool bar,
+                                   std::optional<std::size_t> total) {
+  return ProgressTracker::make(cb, bar, total);
+}
+
+void finish_progress(ProgressTracker* progress) noexcept {
+  if (progress != nullptr) progress->finish();
 }
 
 ProgressTracker::ProgressTracker(Callback cb, std::unique_ptr<ProgressBar> bar,

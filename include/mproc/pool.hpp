@@ -128,12 +128,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
-#include <memory>
 #include <mproc/codec.hpp>
 #include <mproc/detail/expiry.hpp>
 #include <mproc/detail/pool_core.hpp>
 #include <mproc/detail/pool_schedule.hpp>
+#include <mproc/detail/ref.hpp>
 #include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
@@ -234,7 +233,7 @@ class AsyncResult {
 
  private:
   friend class Pool;
-  explicit AsyncResult(std::shared_ptr<detail::ResultState<V>> st) : st_(std::move(st)) {}
+  explicit AsyncResult(detail::Ref<detail::ResultState<V>> st) : st_(std::move(st)) {}
 
   detail::ResultState<V>& state() const {
     if (!st_) throw ValueError("mproc::AsyncResult: empty result handle");
@@ -253,7 +252,7 @@ class AsyncResult {
     return std::move(state().value());
   }
 
-  std::shared_ptr<detail::ResultState<V>> st_;
+  detail::Ref<detail::ResultState<V>> st_;
 };
 
 // Makes a task's exception of type T reach the caller as a T (constructed from the original
@@ -328,7 +327,7 @@ class IMapResult {
   using Range = std::remove_cvref_t<Src>;
   using Elem = std::ranges::range_value_t<Range>;
   using Holder = std::conditional_t<std::is_lvalue_reference_v<Src>, std::remove_reference_t<Src>*,
-                                    std::unique_ptr<Range>>;
+                                    detail::Box<Range>>;
 
  public:
   IMapResult(IMapResult&&) noexcept = default;
@@ -383,15 +382,14 @@ class IMapResult {
 
  private:
   friend class Pool;
-  IMapResult(std::shared_ptr<detail::PoolCore> core, Fn f, Src&& src, const MapOptions& options)
+  IMapResult(detail::Ref<detail::PoolCore> core, Fn f, Src&& src, const MapOptions& options)
       : core_(std::move(core)),
         f_(std::move(f)),
         range_(hold(std::forward<Src>(src))),
         schedule_(static_cast<std::size_t>(core_->processes()), options.chunksize,
                   options.max_in_flight, size_of(range()), core_->max_task_bytes()) {
-    sink_ = std::make_shared<detail::IMapSink<R>>(
-        Ordered,
-        detail::ProgressTracker::make(options.progress, options.progress_bar, size_of(range())));
+    sink_ = detail::make_ref<detail::IMapSink<R>>(
+        Ordered, detail::make_progress(options.progress, options.progress_bar, size_of(range())));
   }
 
   std::optional<R> next_at(const detail::Expiry& deadline) {
@@ -417,15 +415,16 @@ class IMapResult {
       }
       std::optional<std::uint64_t> want;
       if constexpr (Ordered) want = taken_;
-      auto part = sink_->take(want, deadline);
-      if (!part) throw TimeoutError("mproc::IMapResult::next: no result came in time");
-      if (part->completes_chunk) ++taken_;
-      current_ = std::move(part->values);
-      element_errors_ = std::move(part->element_errors);
+      detail::Box<detail::OutcomesBase> taken = sink_->take(want, deadline);
+      if (!taken) throw TimeoutError("mproc::IMapResult::next: no result came in time");
+      auto& part = static_cast<detail::Outcomes<R>&>(*taken);  // made by piece_ops<R>
+      if (part.completes_chunk) ++taken_;
+      current_ = std::move(part.values);
+      element_errors_ = std::move(part.element_errors);
       error_pos_ = 0;
       pos_ = 0;
       index_ = 0;
-      if (part->error) std::rethrow_exception(part->error);
+      if (part.error) std::rethrow_exception(part.error);
     }
   }
 
@@ -433,7 +432,7 @@ class IMapResult {
     if constexpr (std::is_lvalue_reference_v<Src>) {
       return &src;
     } else {
-      return std::make_unique<Range>(std::move(src));
+      return detail::make_box<Range>(std::move(src));
     }
   }
   auto& range() { return *range_; }
@@ -521,7 +520,7 @@ class IMapResult {
     elements_ += n;
   }
 
-  std::shared_ptr<detail::PoolCore> core_;
+  detail::Ref<detail::PoolCore> core_;
   Fn f_;
   Holder range_;
   detail::ImapSchedule schedule_;
@@ -533,12 +532,12 @@ class IMapResult {
   std::uint64_t submitted_ = 0;  // chunks
   std::uint64_t elements_ = 0;   // elements in them
   std::uint64_t taken_ = 0;
-  std::vector<R> current_;  // the results of the chunk being handed out
-  std::size_t pos_ = 0;     // the next of current_
-  std::vector<std::pair<std::uint64_t, std::exception_ptr>> element_errors_;  // of that chunk
-  std::size_t error_pos_ = 0;  // the next of element_errors_
-  std::uint64_t index_ = 0;    // the next element of that chunk (result or error)
-  std::shared_ptr<detail::IMapSink<R>> sink_;
+  std::vector<R> current_;                // the results of the chunk being handed out
+  std::size_t pos_ = 0;                   // the next of current_
+  detail::IndexedErrors element_errors_;  // of that chunk
+  std::size_t error_pos_ = 0;             // the next of element_errors_
+  std::uint64_t index_ = 0;               // the next element of that chunk (result or error)
+  detail::Ref<detail::IMapSink<R>> sink_;
 };
 
 // A pool of worker processes. See the header comment for the design, the accepted callables and
@@ -700,12 +699,12 @@ class MPROC_API Pool {
   AsyncResult<R> submit_one(F f, Tuple args, CB callback, ECB error_callback) {
     static_assert(detail::check_callable<F>());
     using V = detail::stored_t<R>;
-    auto st = std::make_shared<detail::ResultState<V>>();
+    auto st = detail::make_ref<detail::ResultState<V>>();
     detail::set_callbacks<R>(*st, std::move(callback), std::move(error_callback));
     std::vector<detail::TaskSpec> spec;
     spec.push_back(
         detail::TaskSpec{&detail::invoke_apply<F, Tuple>, detail::make_payload(f, args), 0, 0, 0});
-    core().submit(std::move(spec), std::make_shared<detail::ApplySink<V>>(st));
+    core().submit(std::move(spec), detail::make_ref<detail::ApplySink<V>>(st));
     return AsyncResult<R>(std::move(st));
   }
 
@@ -719,12 +718,12 @@ class MPROC_API Pool {
     std::vector<Elem> items;
     if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(range));
     for (auto&& e : range) items.push_back(std::forward<decltype(e)>(e));
-    auto st = std::make_shared<detail::ResultState<std::vector<R>>>();
+    auto st = detail::make_ref<detail::ResultState<std::vector<R>>>();
     detail::set_callbacks<std::vector<R>>(*st, std::move(callback), std::move(error_callback));
     const std::size_t n = items.size();
-    auto progress = detail::ProgressTracker::make(options.progress, options.progress_bar, n);
+    auto progress = detail::make_progress(options.progress, options.progress_bar, n);
     if (items.empty()) {
-      if (progress) progress->finish();
+      detail::finish_progress(progress.get());
       st->set_value({});
       return AsyncResult<std::vector<R>>(std::move(st));
     }
@@ -755,7 +754,7 @@ class MPROC_API Pool {
       sizes.push_back(e - b);
       b = e;
     }
-    auto sink = std::make_shared<detail::MapSink<R>>(st, std::move(sizes), std::move(progress));
+    auto sink = detail::make_ref<detail::MapSink<R>>(st, std::move(sizes), std::move(progress));
     core().submit(std::move(spec), sink);
     return AsyncResult<std::vector<R>>(std::move(st));
   }
@@ -765,7 +764,7 @@ class MPROC_API Pool {
     if constexpr (Star) {
       return std::apply(f, std::forward<E>(e));
     } else {
-      return std::invoke(f, std::forward<E>(e));
+      return detail::invoke(f, std::forward<E>(e));
     }
   }
 
@@ -780,7 +779,7 @@ class MPROC_API Pool {
     return IMapResult<R, Range, F, Ordered, Star>(core_, f, std::forward<Range>(range), options);
   }
 
-  std::shared_ptr<detail::PoolCore> core_;
+  detail::Ref<detail::PoolCore> core_;
 };
 
 }  // namespace mproc

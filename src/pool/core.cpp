@@ -78,8 +78,8 @@ PoolCore::PoolCore(PoolOptions options) {
   if (n <= 0) throw ValueError("mproc::Pool: processes must be at least 1");
   if (options.maxtasksperchild && *options.maxtasksperchild <= 0)
     throw ValueError("mproc::Pool: maxtasksperchild must be a positive number or empty");
-  impl_ = std::make_unique<Impl>(n, std::move(options.initializer),
-                                 options.maxtasksperchild ? *options.maxtasksperchild : 0);
+  impl_ = make_box<Impl>(n, std::move(options.initializer),
+                         options.maxtasksperchild ? *options.maxtasksperchild : 0);
   Impl& im = *impl_;
   im.launcher->start();  // forks the zygote and the workers: before the result thread exists
   im.channels.close_worker_ends();
@@ -101,8 +101,7 @@ std::size_t PoolCore::max_task_bytes() const noexcept { return kMailboxBytes / 4
 std::size_t PoolCore::chunk_bytes() noexcept { return kChunkBytes; }
 int PoolCore::processes() const noexcept { return impl_->n; }
 
-void PoolCore::submit(std::vector<TaskSpec> specs, const std::shared_ptr<TaskSink>& sink,
-                      bool continuation) {
+void PoolCore::submit(std::vector<TaskSpec> specs, const Ref<TaskSink>& sink, bool continuation) {
   impl_->check_owner();
   impl_->dispatcher.submit(specs, sink, continuation, max_task_bytes());
 }
@@ -113,7 +112,7 @@ std::size_t PoolCore::unfinished() const { return impl_->dispatcher.unfinished()
 
 namespace mproc {
 
-Pool::Pool(PoolOptions options) : core_(std::make_shared<detail::PoolCore>(std::move(options))) {}
+Pool::Pool(PoolOptions options) : core_(detail::make_ref<detail::PoolCore>(std::move(options))) {}
 
 detail::PoolCore& Pool::core() const {
   if (!core_) throw ValueError("mproc::Pool: moved-from pool");

@@ -51,8 +51,8 @@ std::size_t Dispatcher::unfinished() const {
 
 // --- submission and dispatch -------------------------------------------------------------------
 
-void Dispatcher::submit(std::vector<TaskSpec>& specs, const std::shared_ptr<TaskSink>& sink,
-                        bool continuation, std::size_t max_task_bytes) {
+void Dispatcher::submit(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink, bool continuation,
+                        std::size_t max_task_bytes) {
   bool wake = false;  // the dispatcher failed a task that the result thread must deliver
   {
     Guard g(mu_);
@@ -73,7 +73,7 @@ void Dispatcher::submit(std::vector<TaskSpec>& specs, const std::shared_ptr<Task
 }
 
 // Records the tasks, all or none: on an allocation failure half-way, what was added is taken back.
-void Dispatcher::add_locked(std::vector<TaskSpec>& specs, const std::shared_ptr<TaskSink>& sink,
+void Dispatcher::add_locked(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink,
                             std::size_t max_task_bytes) {
   std::size_t added = 0;
   try {

@@ -47,8 +47,8 @@ class Dispatcher {
   void start_result_thread(void (*on_orphaned_end)(void*) noexcept, void* arg);
 
   // PoolCore::submit: queues the tasks (all or none) and dispatches what fits.
-  void submit(std::vector<TaskSpec>& specs, const std::shared_ptr<TaskSink>& sink,
-              bool continuation, std::size_t max_task_bytes);
+  void submit(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink, bool continuation,
+              std::size_t max_task_bytes);
   [[nodiscard]] std::size_t unfinished() const;
 
   // The shutdown policy (shutdown.cpp).
@@ -67,7 +67,7 @@ class Dispatcher {
 
  private:
   struct Entry {
-    std::shared_ptr<TaskSink> sink;
+    Ref<TaskSink> sink;
     std::uint64_t part;
     std::shared_ptr<Region> big;  // the payload, when it travels in a memfd
     // Chunks of map/imap (elements > 0): the input's position of element 0, and the elements
@@ -91,7 +91,7 @@ class Dispatcher {
   // An outcome to deliver outside the lock: of a whole task, or (chunk) of the elements
   // `covered`. `last`: the task has no outcome left to deliver after this one.
   struct Delivery {
-    std::shared_ptr<TaskSink> sink;
+    Ref<TaskSink> sink;
     std::uint64_t part;
     std::vector<std::byte> payload;
     std::exception_ptr error;
@@ -106,7 +106,7 @@ class Dispatcher {
   enum class BigPayload { kReady, kFailed, kLater };
 
   // dispatcher.cpp
-  void add_locked(std::vector<TaskSpec>& specs, const std::shared_ptr<TaskSink>& sink,
+  void add_locked(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink,
                   std::size_t max_task_bytes) MPROC_REQUIRES(mu_);
   void dispatch_locked() MPROC_REQUIRES(mu_);
   int least_loaded_locked() const MPROC_REQUIRES(mu_);

@@ -185,10 +185,9 @@ bool Dispatcher::settle_staged_locked(Tasks::iterator it, const EventMsg& m,
                                       std::vector<Delivery>& out) {
   Entry& e = it->second;
   const SlotShared& sh = ch_.slot_shared[m.slot];
-  const TaskContext::Staged st =
-      TaskContext::unpack_staged(sh.staged.load(std::memory_order_relaxed));
+  const TaskContext::Staged st = TaskContext::unpack_staged(sh.staged.load(order::relaxed));
   if (st.records == 0 || st.value_bytes > kStageValueBytes || st.error_bytes > kStageErrorBytes ||
-      sh.staged_first.load(std::memory_order_relaxed) != e.todo.front().begin ||
+      sh.staged_first.load(order::relaxed) != e.todo.front().begin ||
       st.records > span_count(e.todo))
     return false;
   Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, {}};
@@ -220,9 +219,9 @@ void Dispatcher::on_chunk_lost_locked(std::uint64_t id, const EventMsg& m,
     return;
   }
   const SlotShared& sh = ch_.slot_shared[m.slot];
-  const bool ours = sh.task.load(std::memory_order_relaxed) == id;
+  const bool ours = sh.task.load(order::relaxed) == id;
   if (ours && settle_staged_locked(it, m, out)) return;
-  const std::uint64_t began = sh.element.load(std::memory_order_relaxed);
+  const std::uint64_t began = sh.element.load(order::relaxed);
   std::uint64_t lost = e.todo.front().begin;
   if (ours && began != 0 && spans_contain(e.todo, began - 1)) lost = began - 1;
   const std::size_t position = static_cast<std::size_t>(e.first + lost);

@@ -16,11 +16,11 @@
 // piece into values of the task's result type.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mproc/byte_stream.hpp>
 #include <mproc/codec.hpp>
+#include <mproc/detail/atomic.hpp>
 #include <mproc/detail/pool_core.hpp>
 #include <string>
 #include <vector>
@@ -41,14 +41,14 @@ inline constexpr std::size_t kStageErrorBytes = std::size_t{32} << 10;
 // `staged_first` is the first one's element. The workers inherit it (shared memory made before the
 // launcher starts).
 struct alignas(64) SlotShared {
-  std::atomic<std::uint64_t> task{0};
-  std::atomic<std::uint64_t> element{0};
-  std::atomic<std::uint64_t> staged{0};
-  std::atomic<std::uint64_t> staged_first{0};
+  Atomic<std::uint64_t> task{0};
+  Atomic<std::uint64_t> element{0};
+  Atomic<std::uint64_t> staged{0};
+  Atomic<std::uint64_t> staged_first{0};
   alignas(64) std::byte values[kStageValueBytes];
   std::byte errors[kStageErrorBytes];
 };
-static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(sizeof(Atomic<std::uint64_t>) == sizeof(std::uint64_t));
 static_assert(kStageValueBytes < (std::uint64_t{1} << 24) && kStageErrorBytes < (1u << 16),
               "the staged word holds the areas' byte counts in 24 and 16 bits");
 

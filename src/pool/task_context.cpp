@@ -110,7 +110,7 @@ void TaskContext::send_alone(std::uint64_t index, const std::byte* errors, std::
 void TaskContext::flush() {
   if (records_ == 0) return;
   emit_(owner_, covered_, errors_, error_bytes_, values_, value_bytes_);
-  staged_->store(0, std::memory_order_relaxed);
+  staged_->store(0, order::relaxed);
   value_bytes_ = error_bytes_ = 0;
   records_ = 0;
   covered_.clear();

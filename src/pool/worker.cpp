@@ -125,9 +125,9 @@ class Worker {
   // Runs task `t`; the event that carries its outcome (a chunk's points into the staging areas).
   EventMsg run_task(TaskMsg& t) noexcept {
     SlotShared& shared = *in_.shared;
-    shared.element.store(0, std::memory_order_relaxed);
-    shared.staged.store(0, std::memory_order_relaxed);
-    shared.task.store(t.id, std::memory_order_relaxed);
+    shared.element.store(0, order::relaxed);
+    shared.staged.store(0, order::relaxed);
+    shared.task.store(t.id, order::relaxed);
     EventMsg ev = event(kOk, t.id);
     Poster poster{this, t.id, now_ns()};
     TaskContext ctx(std::move(t.run), &shared, &Worker::emit_part, &poster);

@@ -2,32 +2,25 @@
 // is encoded and run, the non-template core (src/pool/), and where each task's outcome goes.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <exception>
-#include <functional>
-#include <map>
-#include <memory>
 #include <mproc/byte_stream.hpp>
 #include <mproc/codec.hpp>
+#include <mproc/detail/atomic.hpp>
 #include <mproc/detail/expiry.hpp>
-#include <mproc/detail/progress.hpp>
+#include <mproc/detail/ref.hpp>
 #include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <mproc/partial.hpp>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
-#include <variant>
 #include <vector>
 
 namespace mproc {
@@ -120,9 +113,7 @@ class MPROC_API TaskContext {
   std::vector<std::byte>& out() noexcept { return out_; }
 
   // Chunks: element `index` begins (one relaxed store).
-  void begin_element(std::uint64_t index) noexcept {
-    element_->store(index + 1, std::memory_order_relaxed);
-  }
+  void begin_element(std::uint64_t index) noexcept { element_->store(index + 1, order::relaxed); }
   // Chunks: element `index` returned `v`. Throws what encoding `v` throws (nothing is staged then).
   template <class R>
   void stage_value(std::uint64_t index, const R& v) {
@@ -164,7 +155,7 @@ class MPROC_API TaskContext {
  private:
   static constexpr std::uint64_t kMaxRecords = (std::uint64_t{1} << 24) - 1;
   void commit(std::uint64_t index) {
-    if (records_ == 0) staged_first_->store(index, std::memory_order_relaxed);
+    if (records_ == 0) staged_first_->store(index, order::relaxed);
     ++records_;
     publish();
     if (!covered_.empty() && covered_.back().end == index) [[likely]]
@@ -174,7 +165,7 @@ class MPROC_API TaskContext {
   }
   // One store: the staged records, their value and error bytes (pack_staged).
   void publish() noexcept {
-    staged_->store(pack_staged(records_, value_bytes_, error_bytes_), std::memory_order_relaxed);
+    staged_->store(pack_staged(records_, value_bytes_, error_bytes_), order::relaxed);
   }
   bool make_room(std::size_t value_bytes);
   void send_alone(std::uint64_t index, const std::byte* errors, std::size_t error_bytes,
@@ -184,9 +175,9 @@ class MPROC_API TaskContext {
   Spans run_;
   std::vector<std::byte> out_;
   Spans covered_;  // of the staged records
-  std::atomic<std::uint64_t>* element_;
-  std::atomic<std::uint64_t>* staged_;
-  std::atomic<std::uint64_t>* staged_first_;
+  Atomic<std::uint64_t>* element_;
+  Atomic<std::uint64_t>* staged_;
+  Atomic<std::uint64_t>* staged_first_;
   std::byte* values_;
   std::byte* errors_;
   std::size_t value_cap_;
@@ -254,8 +245,7 @@ class MPROC_API PoolCore {
   // (through its sink, on the result thread) with std::system_error. A `continuation` (more
   // chunks of an imap started earlier) is accepted after close(), until join() or terminate()
   // stops the workers.
-  void submit(std::vector<TaskSpec> tasks, const std::shared_ptr<TaskSink>& sink,
-              bool continuation = false);
+  void submit(std::vector<TaskSpec> tasks, const Ref<TaskSink>& sink, bool continuation = false);
   // The largest payload that travels inside a worker's mailbox (about 256 KiB); a larger one is
   // copied into a memfd whose descriptor is passed to the worker, which maps it.
   [[nodiscard]] std::size_t max_task_bytes() const noexcept;
@@ -272,7 +262,7 @@ class MPROC_API PoolCore {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  Box<Impl> impl_;
 };
 
 // A task's payload: the callable, then the encoded arguments.
@@ -306,8 +296,13 @@ std::vector<std::byte> make_chunk_payload(const F& f, const Items& items, std::s
   return out;
 }
 
+// What an AsyncResult<void> stores and its task's worker sends back: nothing (one byte on the wire,
+// as the codec encodes an empty trivially copyable class). Not std::monostate: that is in
+// <variant>.
+struct NoValue {};
+
 template <class R>
-using stored_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+using stored_t = std::conditional_t<std::is_void_v<R>, NoValue, R>;
 
 template <class F, class Tuple>
 void invoke_apply(Reader& in, TaskContext& ctx) {
@@ -316,7 +311,7 @@ void invoke_apply(Reader& in, TaskContext& ctx) {
   using R = decltype(std::apply(f, std::move(args)));
   if constexpr (std::is_void_v<R>) {
     std::apply(f, std::move(args));
-    ctx.out() = mproc::to_bytes(std::monostate{});
+    ctx.out() = mproc::to_bytes(NoValue{});
   } else {
     ctx.out() = mproc::to_bytes(std::apply(f, std::move(args)));
   }
@@ -359,7 +354,7 @@ void invoke_chunk(Reader& in, TaskContext& ctx) {
         if constexpr (Star) {
           ctx.stage_value(i, std::apply(f, std::move(items[i])));
         } else {
-          ctx.stage_value(i, std::invoke(f, std::move(items[i])));
+          ctx.stage_value(i, detail::invoke(f, std::move(items[i])));
         }
       } catch (...) {
         std::string type, what;
@@ -372,12 +367,30 @@ void invoke_chunk(Reader& in, TaskContext& ctx) {
   ctx.end_chunk();
 }
 
-// The outcomes of some elements of a chunk, as one piece of a worker's result: the values of the
-// covered elements that succeeded, in order, and the errors by index in the chunk (ascending).
+// ---- Where the outcomes of a task go
+// -------------------------------------------------------------
+//
+// The sinks below are split in two: the templates keep what depends on the result type R (decoding
+// a piece, the values of a part, the shared state of an AsyncResult), and non-template classes
+// defined in src/ keep the bookkeeping (the lock and the condition variable, which chunks are
+// pending, complete or ready, the counts, the progress): Waitable and ResultWait in
+// src/pool_result.cpp, MapBook and ImapBook in src/pool_sinks.cpp. The books hold the R-typed
+// parts through the erased bases below (PieceBase, OutcomesBase, ChunkGather) and call back into
+// the templates through a table of functions per R (PieceOps), so no std container, mutex or atomic
+// of the bookkeeping appears in this header (see "Header cost" in docs/design.md).
+
+// Errors of elements by index (in a chunk, or among the outcomes of a part).
+using IndexedErrors = std::vector<std::pair<std::uint64_t, std::exception_ptr>>;
+
+// The outcomes of some elements of a chunk, as one piece of a worker's result: the errors by index
+// in the chunk (ascending) here, the values of the covered elements that succeeded, in order, in
+// Piece<R>.
+struct PieceBase {
+  IndexedErrors errors;
+};
 template <class R>
-struct Piece {
+struct Piece final : PieceBase {
   std::vector<R> values;
-  std::vector<std::pair<std::uint64_t, std::exception_ptr>> errors;
 };
 
 // Decodes a piece (see TaskContext) of the elements `covered`, sent by worker `pid`; the errors
@@ -425,37 +438,47 @@ inline bool covers_chunk(const Spans& covered, std::uint64_t size) noexcept {
   return covered.size() == 1 && covered[0].begin == 0 && covered[0].end == size;
 }
 
-// What a consumer of a map/imap takes: outcomes in order. `values` holds those that succeeded;
-// `element_errors` the others, by ordinal (their place among all the outcomes of the part).
-template <class R>
-struct Outcomes {
-  std::vector<R> values;
-  std::vector<std::pair<std::uint64_t, std::exception_ptr>> element_errors;
+// What a consumer of an imap takes: outcomes in order. `element_errors` holds those that failed,
+// by ordinal (their place among all the outcomes of the part); Outcomes<R>::values those that
+// succeeded. Owned by ImapBook, through this base, until the consumer takes it.
+struct MPROC_API OutcomesBase {
+  OutcomesBase() = default;
+  OutcomesBase(const OutcomesBase&) = delete;
+  OutcomesBase& operator=(const OutcomesBase&) = delete;
+  virtual ~OutcomesBase();
+
+  IndexedErrors element_errors;
   std::exception_ptr error;  // imap: the chunk could not be submitted (the sequence ends)
   bool completes_chunk = true;
+  OutcomesBase* next = nullptr;  // ImapBook's queue of ready pieces (imap_unordered)
+};
+template <class R>
+struct Outcomes final : OutcomesBase {
+  std::vector<R> values;
 };
 
-// A piece as outcomes in its own order (imap_unordered takes them as they come).
-template <class R>
-Outcomes<R> piece_outcomes(const Spans& covered, Piece<R>&& p) {
-  Outcomes<R> o;
-  o.values = std::move(p.values);
-  std::uint64_t before = 0;  // covered elements before covered[c]
-  std::size_t c = 0;
-  for (auto& [index, e] : p.errors) {
-    while (covered[c].end <= index) before += covered[c].end - covered[c].begin, ++c;
-    o.element_errors.emplace_back(before + (index - covered[c].begin), std::move(e));
-  }
-  return o;
-}
+// The outcomes of one chunk that come in several pieces, counted; ChunkOutcomes<R> keeps them.
+class MPROC_API ChunkGather {
+ public:
+  explicit ChunkGather(std::uint64_t size) noexcept : size_(size) {}
+  ChunkGather(const ChunkGather&) = delete;
+  ChunkGather& operator=(const ChunkGather&) = delete;
+  virtual ~ChunkGather();
+  // True once each element has its outcome.
+  [[nodiscard]] bool complete() const noexcept { return got_ >= size_; }
+
+ protected:
+  std::uint64_t size_;
+  std::uint64_t got_ = 0;  // outcomes so far
+};
 
 // The outcomes of one chunk, gathered piece by piece (in any order) until each of its `size`
 // elements has exactly one; then taken in index order. The common case, pieces that follow each
 // other from element 0, is appended as it comes; any other order is kept by index.
 template <class R>
-class ChunkOutcomes {
+class ChunkOutcomes final : public ChunkGather {
  public:
-  explicit ChunkOutcomes(std::uint64_t size) : size_(size) {}
+  explicit ChunkOutcomes(std::uint64_t size) : ChunkGather(size) {}
 
   void add(const Spans& covered, Piece<R>&& p) {
     if (!spread_ && covered.size() == 1 && covered[0].begin == got_) {
@@ -491,14 +514,12 @@ class ChunkOutcomes {
     for (const Span& s : covered)
       for (std::uint64_t i = s.begin; i < s.end; ++i) by_index_errors_[i] = error, ++got_;
   }
-  [[nodiscard]] bool complete() const noexcept { return got_ >= size_; }
   // Once complete.
-  Outcomes<R> take() {
-    Outcomes<R> o;
+  void take(Outcomes<R>& o) {
     if (!spread_) {
       o.values = std::move(values_);
       o.element_errors = std::move(errors_);
-      return o;
+      return;
     }
     o.values.reserve(static_cast<std::size_t>(size_));
     for (std::uint64_t i = 0; i < size_; ++i) {
@@ -507,7 +528,6 @@ class ChunkOutcomes {
       else
         o.values.push_back(std::move(*by_index_values_[i]));
     }
-    return o;
   }
 
  private:
@@ -528,38 +548,100 @@ class ChunkOutcomes {
     errors_.clear();
   }
 
-  std::uint64_t size_;
-  std::uint64_t got_ = 0;  // outcomes so far (before spread: elements [0, got_))
   bool spread_ = false;
   std::vector<R> values_;
-  std::vector<std::pair<std::uint64_t, std::exception_ptr>> errors_;
+  IndexedErrors errors_;
   std::vector<std::optional<R>> by_index_values_;
   std::vector<std::exception_ptr> by_index_errors_;
 };
 
+// The operations on values of R that the books need, as plain functions (piece_ops<R>, one table
+// per R): the books call them with their lock held.
+struct PieceOps {
+  // A new Outcomes<R> without outcomes.
+  OutcomesBase* (*make)();
+  // Moves the values of `from` (a Piece<R>) to `to` (an Outcomes<R>).
+  void (*move_values)(PieceBase& from, OutcomesBase& to) noexcept;
+  // A new ChunkOutcomes<R> of `size` elements.
+  ChunkGather* (*gather)(std::uint64_t size);
+  // ChunkOutcomes<R>::add, add_error and take (into a new Outcomes<R>).
+  void (*add)(ChunkGather& g, const Spans& covered, PieceBase& p);
+  void (*add_error)(ChunkGather& g, const Spans& covered, const std::exception_ptr& error);
+  OutcomesBase* (*take)(ChunkGather& g);
+};
+
+template <class R>
+struct PieceOpsOf {
+  static OutcomesBase* make() { return new Outcomes<R>; }
+  static void move_values(PieceBase& from, OutcomesBase& to) noexcept {
+    static_cast<Outcomes<R>&>(to).values = std::move(static_cast<Piece<R>&>(from).values);
+  }
+  static ChunkGather* gather(std::uint64_t size) { return new ChunkOutcomes<R>(size); }
+  static void add(ChunkGather& g, const Spans& covered, PieceBase& p) {
+    static_cast<ChunkOutcomes<R>&>(g).add(covered, std::move(static_cast<Piece<R>&>(p)));
+  }
+  static void add_error(ChunkGather& g, const Spans& covered, const std::exception_ptr& error) {
+    static_cast<ChunkOutcomes<R>&>(g).add_error(covered, error);
+  }
+  static OutcomesBase* take(ChunkGather& g) {
+    Box<Outcomes<R>> o(new Outcomes<R>);
+    static_cast<ChunkOutcomes<R>&>(g).take(*o);
+    return o.release();
+  }
+};
+template <class R>
+inline constexpr PieceOps piece_ops{&PieceOpsOf<R>::make,      &PieceOpsOf<R>::move_values,
+                                    &PieceOpsOf<R>::gather,    &PieceOpsOf<R>::add,
+                                    &PieceOpsOf<R>::add_error, &PieceOpsOf<R>::take};
+
+// The progress of one map/imap (MapOptions::progress and progress_bar; src/progress.cpp, declared
+// in detail/progress.hpp, which no public header includes).
+class ProgressTracker;
+using ProgressFn = std::function<void(std::size_t done, std::optional<std::size_t> total)>;
+// Empty when there is nothing to report to (no callback, and no bar or stderr is no terminal).
+MPROC_API Ref<ProgressTracker> make_progress(const ProgressFn& cb, bool bar,
+                                             std::optional<std::size_t> total);
+// The bar's last line (once); nothing for nullptr.
+MPROC_API void finish_progress(ProgressTracker* progress) noexcept;
+
 // A mutex, a condition variable, and the one wait that every timeout form of AsyncResult and
 // IMapResult comes down to (src/pool_result.cpp): the forms of the public headers convert their
 // Timeout or Deadline to an Expiry and call it.
+//
+// The std::mutex and std::condition_variable live in this object's own storage (constructed and
+// used in src/pool_result.cpp only, which checks with static_assert that they fit): so an
+// AsyncResult's state is still one allocation, and this header needs neither <mutex> nor
+// <condition_variable>. 48 bytes each hold glibc's pthread_mutex_t (40 bytes on x86-64, 48 on
+// aarch64) and pthread_cond_t (48 on both).
 class MPROC_API Waitable {
  public:
-  Waitable() = default;
+  Waitable() noexcept;
+  ~Waitable();
   Waitable(const Waitable&) = delete;
   Waitable& operator=(const Waitable&) = delete;
 
- protected:
-  ~Waitable() = default;
-  // With `lk` holding mu_: waits until `ready(arg)` is true or `expiry` passes (nullopt, or the
+  void lock() const noexcept;
+  void unlock() const noexcept;
+  // With the lock held: waits until `ready(arg)` is true or `expiry` passes (nullopt, or the
   // largest time point: never), re-waiting after spurious wake-ups; returns `ready(arg)`.
-  bool wait_locked(std::unique_lock<std::mutex>& lk, const Expiry& expiry,
-                   bool (*ready)(const void* arg), const void* arg) const;
+  bool wait_locked(const Expiry& expiry, bool (*ready)(const void* arg), const void* arg) const;
+  void notify_all() const noexcept;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
+  static constexpr std::size_t kMutexBytes = 48;
+  static constexpr std::size_t kCondBytes = 48;
+
+ private:
+  alignas(8) mutable unsigned char mu_[kMutexBytes];
+  alignas(8) mutable unsigned char cv_[kCondBytes];
 };
 
 // The readiness of an AsyncResult: set once, waited for by any number of threads.
-class MPROC_API ResultWait : protected Waitable {
+class MPROC_API ResultWait {
  public:
+  ResultWait() = default;
+  ResultWait(const ResultWait&) = delete;
+  ResultWait& operator=(const ResultWait&) = delete;
+
   // Blocks until the result is ready or `expiry` passes; true when it is ready.
   bool wait(const Expiry& expiry) const;
   // True once the result is ready (its callback has run). Never blocks.
@@ -567,14 +649,20 @@ class MPROC_API ResultWait : protected Waitable {
 
  protected:
   ~ResultWait() = default;
-  // Makes the result ready and wakes every waiter.
+  // True for the first caller only, who then sets the value or the error, runs the callback and
+  // calls finish(); later callers do nothing (a result is set once).
+  bool claim() noexcept;
+  // Makes the result ready and wakes every waiter. What the claimer wrote before is visible to
+  // every thread that then sees the result ready (the lock orders them).
   void finish() noexcept;
 
  private:
+  Waitable w_;
+  bool set_ = false;
   bool done_ = false;
 };
 
-// The shared state behind an AsyncResult. V is the stored value type (std::monostate for void).
+// The shared state behind an AsyncResult. V is the stored value type (NoValue for void).
 template <class V>
 class ResultState final : public ResultWait {
  public:
@@ -582,22 +670,14 @@ class ResultState final : public ResultWait {
   std::function<void(const std::exception_ptr&)> error_callback;
 
   void set_value(V&& v) {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (set_) return;
-      set_ = true;
-      value_.emplace(std::move(v));
-    }
+    if (!claim()) return;
+    value_.emplace(std::move(v));
     if (callback) run_callback([&] { callback(*value_); });
     finish();
   }
   void set_error(std::exception_ptr e) noexcept {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (set_) return;
-      set_ = true;
-      error_ = std::move(e);
-    }
+    if (!claim()) return;
+    error_ = std::move(e);
     if (error_callback) run_callback([&] { error_callback(error_); });
     finish();
   }
@@ -615,7 +695,6 @@ class ResultState final : public ResultWait {
     }
   }
 
-  bool set_ = false;
   std::optional<V> value_;
   std::exception_ptr error_;
 };
@@ -637,29 +716,57 @@ void set_callbacks(ResultState<V>& st, CB callback, ECB error_callback) {
 template <class V>
 class ApplySink final : public TaskSink {
  public:
-  explicit ApplySink(std::shared_ptr<ResultState<V>> st) : st_(std::move(st)) {}
+  explicit ApplySink(Ref<ResultState<V>> st) : st_(std::move(st)) {}
   void on_ok(std::uint64_t, Reader& r) override { st_->set_value(mproc::decode<V>(r)); }
   void on_error(std::uint64_t, std::exception_ptr e) noexcept override {
     st_->set_error(std::move(e));
   }
 
  private:
-  std::shared_ptr<ResultState<V>> st_;
+  Ref<ResultState<V>> st_;
+};
+
+// The bookkeeping of a map (src/pool_sinks.cpp): which chunks are pending in several pieces, how
+// many are left, whether the map failed, and its progress. Thread-safe (one lock, held only while a
+// piece is recorded).
+class MPROC_API MapBook {
+ public:
+  // Stores the values of a complete chunk `part` in the owner: from `piece` (a Piece<R>, the chunk
+  // in one piece) or from `taken` (an Outcomes<R>, gathered); exactly one is non-null. Called with
+  // the lock held, at most once per chunk, never after the map completed or failed.
+  using StoreFn = void (*)(void* owner, std::uint64_t part, PieceBase* piece, OutcomesBase* taken);
+
+  // `sizes[part]`: the elements of each chunk.
+  MapBook(std::vector<std::size_t> sizes, Ref<ProgressTracker> progress, const PieceOps& ops,
+          StoreFn store, void* owner);
+  ~MapBook();
+  MapBook(const MapBook&) = delete;
+  MapBook& operator=(const MapBook&) = delete;
+
+  [[nodiscard]] std::size_t chunks() const noexcept;
+  // The piece `covered` of chunk `part`, without errors. True when it completed the map: every
+  // chunk is stored, none comes after, and the caller alone now reads what was stored.
+  bool add(std::uint64_t part, const Spans& covered, PieceBase& piece);
+  // The elements `covered` failed. True for the first failure (the map fails with its error; no
+  // chunk is stored any more), false after one or after the map completed.
+  bool fail(const Spans& covered) noexcept;
+
+ private:
+  struct State;
+  Box<State> st_;
 };
 
 // Gathers the chunks of a map into one vector; the first element that fails fails the whole map
 // (and makes it ready at once, as in Python) with its error, which names the element's position.
-// `sizes[part]`: the elements of each chunk.
 template <class R>
 class MapSink final : public TaskSink {
  public:
-  MapSink(std::shared_ptr<ResultState<std::vector<R>>> st, std::vector<std::size_t> sizes,
-          std::shared_ptr<ProgressTracker> progress)
+  // `sizes[part]`: the elements of each chunk.
+  MapSink(Ref<ResultState<std::vector<R>>> st, std::vector<std::size_t> sizes,
+          Ref<ProgressTracker> progress)
       : st_(std::move(st)),
-        sizes_(std::move(sizes)),
-        parts_(sizes_.size()),
-        left_(sizes_.size()),
-        progress_(std::move(progress)) {}
+        book_(std::move(sizes), std::move(progress), piece_ops<R>, &store, this),
+        parts_(book_.chunks()) {}
   void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered, std::int32_t pid,
                    std::uint64_t, Reader& r) override {
     auto p = decode_piece<R>(r, first, covered, pid);
@@ -667,31 +774,14 @@ class MapSink final : public TaskSink {
       fail(covered, std::move(p.errors.front().second));
       return;
     }
+    if (!book_.add(part, covered, p)) return;
     std::vector<R> all;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (failed_) return;
-      if (progress_) progress_->add(static_cast<std::size_t>(span_count(covered)));
-      const auto i = static_cast<std::size_t>(part);
-      auto it = pending_.find(part);
-      if (it == pending_.end() && covers_chunk(covered, sizes_[i])) {
-        parts_[i] = std::move(p.values);  // the common case: the chunk in one piece
-      } else {
-        if (it == pending_.end()) it = pending_.emplace(part, ChunkOutcomes<R>(sizes_[i])).first;
-        it->second.add(covered, std::move(p));
-        if (!it->second.complete()) return;
-        parts_[i] = it->second.take().values;
-        pending_.erase(it);
-      }
-      if (--left_ != 0) return;
-      std::size_t n = 0;
-      for (auto& chunk : parts_) n += chunk.size();
-      all.reserve(n);
-      for (auto& chunk : parts_)
-        for (auto& x : chunk) all.push_back(std::move(x));
-      parts_.clear();
-    }
-    if (progress_) progress_->finish();
+    std::size_t n = 0;
+    for (auto& chunk : parts_) n += chunk.size();
+    all.reserve(n);
+    for (auto& chunk : parts_)
+      for (auto& x : chunk) all.push_back(std::move(x));
+    parts_.clear();
     st_->set_value(std::move(all));
   }
   void on_elements_error(std::uint64_t, std::uint64_t, const Spans& covered,
@@ -701,190 +791,76 @@ class MapSink final : public TaskSink {
 
  private:
   void fail(const Spans& covered, std::exception_ptr e) noexcept {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (failed_) return;
-      failed_ = true;
-      parts_.clear();
-      pending_.clear();
-      if (progress_) progress_->add(static_cast<std::size_t>(span_count(covered)));
-    }
-    if (progress_) progress_->finish();
+    if (!book_.fail(covered)) return;
+    parts_.clear();  // no chunk is stored after the failure
     st_->set_error(std::move(e));
   }
+  static void store(void* owner, std::uint64_t part, PieceBase* piece, OutcomesBase* taken) {
+    auto& to = static_cast<MapSink*>(owner)->parts_[static_cast<std::size_t>(part)];
+    if (piece != nullptr)
+      to = std::move(static_cast<Piece<R>*>(piece)->values);
+    else
+      to = std::move(static_cast<Outcomes<R>*>(taken)->values);
+  }
 
-  std::shared_ptr<ResultState<std::vector<R>>> st_;
-  std::mutex mu_;
-  const std::vector<std::size_t> sizes_;               // elements of each chunk
-  std::vector<std::vector<R>> parts_;                  // the results of each chunk, once complete
-  std::map<std::uint64_t, ChunkOutcomes<R>> pending_;  // chunks that came in several pieces
-  std::size_t left_;
-  bool failed_ = false;
-  std::shared_ptr<ProgressTracker> progress_;
+  Ref<ResultState<std::vector<R>>> st_;
+  MapBook book_;
+  std::vector<std::vector<R>> parts_;  // the results of each chunk, once complete
 };
 
-// Collects the outcomes of an imap as they come, and measures how long its elements take in the
-// workers (for adaptive chunking). Ordered (imap): a chunk is taken whole, once each of its
-// elements has its outcome. Unordered (imap_unordered): pieces are taken as they come.
-template <class R>
-class IMapSink final : public TaskSink, private Waitable {
+// The bookkeeping of an imap (src/pool_sinks.cpp): the parts pending, complete (imap) or ready
+// (imap_unordered), the outcomes still to come, how long elements took in the workers (for
+// adaptive chunking), the progress, and the wait of the consumer. Ordered (imap): a chunk is taken
+// whole, once each of its elements has its outcome. Unordered (imap_unordered): pieces are taken as
+// they come. Thread-safe; one consumer takes.
+class MPROC_API ImapBook {
  public:
-  using Part = Outcomes<R>;
-  IMapSink(bool ordered, std::shared_ptr<ProgressTracker> progress)
-      : ordered_(ordered), progress_(std::move(progress)) {}
+  ImapBook(bool ordered, Ref<ProgressTracker> progress, const PieceOps& ops);
+  ~ImapBook();
+  ImapBook(const ImapBook&) = delete;
+  ImapBook& operator=(const ImapBook&) = delete;
 
   // Called before the chunk `part` of `items` elements is submitted (parts are numbered 0, 1, 2,
   // ... in submission order).
-  void expect(std::uint64_t part, std::size_t items) {
-    std::lock_guard<std::mutex> g(mu_);
-    if (ordered_)
-      sizes_.push_back(items);  // part == sizes_base_ + sizes_.size()
-    else
-      left_.emplace(part, items);
-  }
+  void expect(std::uint64_t part, std::size_t items);
+  // The piece `covered` (a Piece<R>) of chunk `part`, run in `ns` nanoseconds in a worker (0:
+  // unknown).
+  void add(std::uint64_t part, const Spans& covered, std::uint64_t ns, PieceBase& piece);
+  // The elements `covered` of chunk `part` fail with `e`.
+  void add_error(std::uint64_t part, const Spans& covered, const std::exception_ptr& e) noexcept;
+  // The chunk `part` could not be submitted: it ends the sequence with `e`.
+  void fail(std::uint64_t part, std::exception_ptr e) noexcept;
+  // Takes the chunk `part` (ordered) or the oldest piece (part empty, unordered), an Outcomes<R>;
+  // nullptr when `expiry` passed first.
+  Box<OutcomesBase> take(std::optional<std::uint64_t> part, const Expiry& expiry);
+  // Mean time of one element in a worker so far, in nanoseconds; empty before any chunk succeeded.
+  [[nodiscard]] std::optional<double> ns_per_item() const;
+  void finish_progress() noexcept;
+
+ private:
+  struct State;
+  Box<State> st_;
+};
+
+// Collects the outcomes of an imap as they come (the bookkeeping is ImapBook's).
+template <class R>
+class IMapSink final : public TaskSink, public ImapBook {
+ public:
+  IMapSink(bool ordered, Ref<ProgressTracker> progress)
+      : ImapBook(ordered, std::move(progress), piece_ops<R>) {}
+
   void on_elements(std::uint64_t part, std::uint64_t first, const Spans& covered, std::int32_t pid,
                    std::uint64_t ns, Reader& r) override {
     auto p = decode_piece<R>(r, first, covered, pid);
-    const std::uint64_t items = span_count(covered);
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (ns != 0) {
-        busy_ns_ += static_cast<double>(ns);
-        busy_items_ += items;
-      }
-      if (ordered_) {
-        auto it = pending_locked(part, covered);
-        if (it == pending_.end()) {  // the whole chunk in one piece: as it came
-          done_.emplace(part, piece_outcomes(covered, std::move(p)));
-        } else {
-          it->second.add(covered, std::move(p));
-          complete_locked(it);
-        }
-      } else {
-        ready_.push_back(piece_outcomes(covered, std::move(p)));
-        ready_.back().completes_chunk = count_locked(part, items);
-      }
-    }
-    if (progress_) progress_->add(static_cast<std::size_t>(items));
-    cv_.notify_all();
+    add(part, covered, ns, p);
   }
   void on_elements_error(std::uint64_t part, std::uint64_t, const Spans& covered,
                          std::exception_ptr e) noexcept override {
-    const std::uint64_t items = span_count(covered);
-    try {
-      std::lock_guard<std::mutex> g(mu_);
-      if (ordered_) {
-        auto it = pending_locked(part, covered);
-        if (it == pending_.end()) {
-          Part o;
-          for (std::uint64_t i = 0; i < items; ++i) o.element_errors.emplace_back(i, e);
-          done_.emplace(part, std::move(o));
-        } else {
-          it->second.add_error(covered, e);
-          complete_locked(it);
-        }
-      } else {
-        Part o;
-        for (std::uint64_t i = 0; i < items; ++i) o.element_errors.emplace_back(i, e);
-        o.completes_chunk = count_locked(part, items);
-        ready_.push_back(std::move(o));
-      }
-    } catch (...) {
-      // No memory to record the outcomes: nothing better can be done for this consumer.
-    }
-    if (progress_) progress_->add(static_cast<std::size_t>(items));
-    cv_.notify_all();
+    add_error(part, covered, e);
   }
-  // The chunk `part` could not be submitted: it ends the sequence with `e`.
   void on_error(std::uint64_t part, std::exception_ptr e) noexcept override {
-    try {
-      std::lock_guard<std::mutex> g(mu_);
-      Part o;
-      o.error = std::move(e);
-      if (ordered_) {
-        pending_.erase(part);
-        done_.emplace(part, std::move(o));
-      } else {
-        left_.erase(part);
-        ready_.push_back(std::move(o));
-      }
-    } catch (...) {
-    }
-    cv_.notify_all();
+    fail(part, std::move(e));
   }
-  // Takes the chunk `part` (ordered sinks) or the oldest piece (part empty, unordered sinks);
-  // nullopt when the deadline passed first.
-  std::optional<Part> take(std::optional<std::uint64_t> part, const Expiry& expiry) {
-    std::unique_lock<std::mutex> lk(mu_);
-    const std::pair<const IMapSink*, const std::optional<std::uint64_t>*> want(this, &part);
-    auto have = [](const void* arg) {
-      const auto* w = static_cast<const decltype(want)*>(arg);
-      return *w->second ? w->first->done_.count(**w->second) != 0 : !w->first->ready_.empty();
-    };
-    if (!wait_locked(lk, expiry, have, &want)) return std::nullopt;
-    if (!part) {
-      Part p = std::move(ready_.front());
-      ready_.pop_front();
-      return p;
-    }
-    auto it = done_.find(*part);
-    Part p = std::move(it->second);
-    done_.erase(it);
-    while (!sizes_.empty() && sizes_base_ <= *part) {  // taken in order: its size is not needed
-      sizes_.pop_front();
-      ++sizes_base_;
-    }
-    return p;
-  }
-  // Mean time of one element in a worker so far, in nanoseconds; empty before any chunk succeeded.
-  std::optional<double> ns_per_item() const {
-    std::lock_guard<std::mutex> g(mu_);
-    if (busy_items_ == 0) return std::nullopt;
-    return busy_ns_ / static_cast<double>(busy_items_);
-  }
-  void finish_progress() noexcept {
-    if (progress_) progress_->finish();
-  }
-
- private:
-  using PendingIt = typename std::map<std::uint64_t, ChunkOutcomes<R>>::iterator;
-  // Ordered: where the outcomes of chunk `part` gather; end() when the piece `covered` is the
-  // whole chunk and nothing came before it (it then goes to done_ as it is).
-  PendingIt pending_locked(std::uint64_t part, const Spans& covered) {
-    auto it = pending_.find(part);
-    if (it != pending_.end()) return it;
-    const std::uint64_t n =
-        part >= sizes_base_ && part - sizes_base_ < sizes_.size() ? sizes_[part - sizes_base_] : 0;
-    if (covers_chunk(covered, n)) return it;
-    return pending_.emplace(part, ChunkOutcomes<R>(n)).first;
-  }
-  void complete_locked(PendingIt it) {
-    if (!it->second.complete()) return;
-    done_.emplace(it->first, it->second.take());
-    pending_.erase(it);
-  }
-  // Unordered: `items` more outcomes of chunk `part`; true when that completes it.
-  bool count_locked(std::uint64_t part, std::uint64_t items) {
-    auto it = left_.find(part);
-    if (it == left_.end()) return true;
-    if (it->second > items) {
-      it->second -= items;
-      return false;
-    }
-    left_.erase(it);
-    return true;
-  }
-
-  const bool ordered_;
-  std::deque<std::uint64_t> sizes_;  // ordered: elements of the chunks from sizes_base_ on
-  std::uint64_t sizes_base_ = 0;
-  std::map<std::uint64_t, ChunkOutcomes<R>> pending_;  // ordered: chunks not complete yet
-  std::map<std::uint64_t, Part> done_;                 // ordered: complete chunks
-  std::map<std::uint64_t, std::uint64_t> left_;        // unordered: outcomes still to come
-  std::deque<Part> ready_;                             // unordered: pieces in completion order
-  double busy_ns_ = 0;
-  std::size_t busy_items_ = 0;
-  std::shared_ptr<ProgressTracker> progress_;
 };
 
 }  // namespace detail

@@ -16,13 +16,19 @@
 // Narrow lines: a line never exceeds `width - 1` characters (bytes: the label is counted as given).
 // What does not fit goes in this order: the bar, then the label (the bar comes back if dropping the
 // label left room for it), then the end of the line is cut.
+//
+// No other mproc header includes this one (the Pool's headers see ProgressTracker only as an
+// incomplete type, through make_progress and finish_progress in detail/pool_core.hpp), so what it
+// includes costs users nothing: it keeps std::mutex in ProgressBar and std::unique_ptr as the type
+// that on_stderr returns (its callers hold it in one).
 #pragma once
 
 #include <atomic>
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <mproc/detail/expiry.hpp>
+#include <mproc/detail/ref.hpp>
+#include <mproc/detail/std_light.hpp>
 #include <mproc/export.hpp>
 #include <mutex>
 #include <optional>
@@ -95,8 +101,7 @@ class MPROC_API ProgressTracker {
   using Callback = std::function<void(std::size_t done, std::optional<std::size_t> total)>;
 
   // nullptr when there is nothing to report to (no callback, and no bar or stderr is no terminal).
-  static std::shared_ptr<ProgressTracker> make(const Callback& cb, bool bar,
-                                               std::optional<std::size_t> total);
+  static Ref<ProgressTracker> make(const Callback& cb, bool bar, std::optional<std::size_t> total);
   ProgressTracker(Callback cb, std::unique_ptr<ProgressBar> bar, std::optional<std::size_t> total);
   // finish()
   ~ProgressTracker();
