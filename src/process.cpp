@@ -67,7 +67,7 @@ struct ProcessImpl {
   pid_t creator_pid = -1;
 
   // Owned by the thread that moved the phase to kStarting (and by the child after fork).
-  std::unique_ptr<ProcessTarget> target;
+  Box<ProcessTarget> target;
 
   std::string name MPROC_GUARDED_BY(g_mu);
   bool daemon MPROC_GUARDED_BY(g_mu) = false;
@@ -89,7 +89,7 @@ struct ParentInfo {
 // What the calling process knows about itself and its children.
 struct ProcessState {
   // Started children not yet reaped, in start order (Python's `_children`).
-  std::vector<std::shared_ptr<ProcessImpl>> children MPROC_GUARDED_BY(g_mu);
+  std::vector<detail::Ref<ProcessImpl>> children MPROC_GUARDED_BY(g_mu);
   std::string name MPROC_GUARDED_BY(g_mu) = "MainProcess";
   std::string identity MPROC_GUARDED_BY(g_mu);  // empty in the main process
   bool daemon MPROC_GUARDED_BY(g_mu) = false;
@@ -291,7 +291,7 @@ void signal_child(ProcessImpl& p, int sig) MPROC_EXCLUDES(g_mu) {
 // Python's exit rule, for the calling process's own children: SIGTERM the daemons (SIGKILL after a
 // grace period), then join everyone. Runs at exit of a parent and at the end of a child.
 void finish_children() noexcept {
-  std::vector<std::shared_ptr<ProcessImpl>> kids;
+  std::vector<detail::Ref<ProcessImpl>> kids;
   try {
     Guard g(g_mu);
     sweep_locked();
@@ -423,8 +423,8 @@ using detail::this_process_id;
 // ---------------------------------------------------------------------------------------------
 // Process
 
-Process::Process(ProcessOptions options, std::unique_ptr<detail::ProcessTarget> target) {
-  auto impl = std::make_shared<ProcessImpl>();
+Process::Process(ProcessOptions options, detail::Box<detail::ProcessTarget> target) {
+  auto impl = detail::make_ref<ProcessImpl>();
   impl->target = std::move(target);
   impl->creator_pid = this_process_id();
   {
@@ -438,13 +438,13 @@ Process::Process(ProcessOptions options, std::unique_ptr<detail::ProcessTarget> 
   impl_ = std::move(impl);
 }
 
-Process::Process(std::shared_ptr<ProcessImpl> impl) noexcept : impl_(std::move(impl)) {}
+Process::Process(detail::Ref<ProcessImpl> impl) noexcept : impl_(std::move(impl)) {}
 
 Process::Process(Process&& other) noexcept = default;
 
 namespace {
 // The destructor's policy: reap the child if it has exited; otherwise the registry keeps it.
-void release(std::shared_ptr<ProcessImpl>& impl) noexcept {
+void release(detail::Ref<ProcessImpl>& impl) noexcept {
   if (!impl) return;
   {
     Guard g(g_mu);
@@ -605,7 +605,7 @@ void Process::interrupt() { signal(SIGINT, "can only interrupt a started process
 
 void Process::close() {
   ProcessImpl& p = impl();
-  std::unique_ptr<detail::ProcessTarget> drop;
+  detail::Box<detail::ProcessTarget> drop;
   {
     Guard g(g_mu);
     if (p.phase == Phase::kClosed) return;
@@ -702,7 +702,7 @@ bool ParentProcess::join_at(const detail::Expiry& deadline) const {
 }
 
 std::vector<Process> active_children() {
-  std::vector<std::shared_ptr<ProcessImpl>> live;
+  std::vector<detail::Ref<ProcessImpl>> live;
   {
     Guard g(g_mu);
     detail::sweep_locked();

@@ -3,7 +3,9 @@
 #include <climits>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <mproc/shared_memory.hpp>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -126,7 +128,7 @@ bool SharedMemory::Impl::unlink_name(int& err) noexcept {
 }
 
 SharedMemory::SharedMemory() noexcept = default;
-SharedMemory::SharedMemory(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+SharedMemory::SharedMemory(detail::Box<Impl> impl) noexcept : impl_(std::move(impl)) {}
 SharedMemory::SharedMemory(SharedMemory&& other) noexcept = default;
 
 SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
@@ -190,7 +192,7 @@ SharedMemory SharedMemory::create(std::string name, std::size_t size) {
     fd = -1;
     discard(err, "cannot reserve the memory in /dev/shm", "fallocate");
   }
-  auto impl = std::make_unique<Impl>();
+  auto impl = detail::make_box<Impl>();
   impl->data = static_cast<std::byte*>(region->data());
   impl->region = std::move(region);
   impl->size = size;
@@ -232,7 +234,7 @@ SharedMemory SharedMemory::attach(std::string name) {
   auto region = detail::Region::map_fd(fd, size, ec);  // closes fd on failure
   if (!region)
     throw_os(ec.value(), describe("attach", name, size), "cannot map the segment", "mmap");
-  auto impl = std::make_unique<Impl>();
+  auto impl = detail::make_box<Impl>();
   impl->data = static_cast<std::byte*>(region->data());
   impl->region = std::move(region);
   impl->size = size;
@@ -249,7 +251,7 @@ SharedMemory SharedMemory::anonymous(std::size_t size) {
   if (!region) {
     throw_os(ec.value(), describe("anonymous", "", size), "cannot create the segment", failed_call);
   }
-  auto impl = std::make_unique<Impl>();
+  auto impl = detail::make_box<Impl>();
   impl->data = static_cast<std::byte*>(region->data());
   impl->region = std::move(region);
   impl->size = size;
@@ -300,5 +302,35 @@ void SharedMemory::release_name() noexcept {
 }
 
 bool SharedMemory::owns_name() const noexcept { return impl_ && impl_->owns_name; }
+
+// ---------------------------------------------------------------------------------------------
+// Value and Array: what does not depend on their element type
+
+std::optional<RLock> LockOption::make() const {
+  if (none_) return std::nullopt;
+  if (lock_) return lock_;
+  return RLock();
+}
+
+namespace detail {
+
+void throw_no_lock(const char* type) {
+  throw ValueError(std::string("mproc::") + type +
+                   "::get_lock(): created with mproc::no_lock, it has no lock");
+}
+
+void throw_array_index() { throw std::out_of_range("mproc::Array::at: index out of range"); }
+
+void throw_array_negative_size() {
+  throw ValueError("mproc::Array: the range has a negative size");
+}
+
+void throw_array_too_large(std::size_t n, std::size_t element_size, bool more_than) {
+  throw ValueError("mproc::Array: " + std::string(more_than ? "more than " : "") +
+                   std::to_string(n) + " elements of " + std::to_string(element_size) +
+                   " bytes do not fit in memory (the size overflows std::size_t)");
+}
+
+}  // namespace detail
 
 }  // namespace mproc

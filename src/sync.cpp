@@ -91,7 +91,7 @@ Semaphore::Semaphore(int value) : Semaphore(value, max_value()) {}
 
 Semaphore::Semaphore(int value, int bound) {
   if (value < 0) throw ValueError("mproc::Semaphore: initial value must be >= 0");
-  state_ = detail::make_shared_object<detail::SemaphoreState>(
+  state_ = detail::make_shared_state<detail::SemaphoreState>(
       "mproc-semaphore", static_cast<std::uint32_t>(value), static_cast<std::uint32_t>(bound));
 }
 
@@ -136,7 +136,7 @@ int Semaphore::get_value() const noexcept {
 // ---------------------------------------------------------------------------------------------
 // Event
 
-Event::Event() : state_(detail::make_shared_object<detail::EventState>("mproc-event")) {}
+Event::Event() : state_(detail::make_shared_state<detail::EventState>("mproc-event")) {}
 
 bool Event::is_set() const noexcept { return state_->flag.load(std::memory_order_acquire) != 0; }
 
@@ -166,10 +166,10 @@ bool Event::wait_at(const detail::Expiry& deadline) {
 Condition::Condition() : Condition(RLock()) {}
 Condition::Condition(Lock lock)
     : mutex_(static_cast<const detail::MutexHandle&>(lock)),
-      state_(detail::make_shared_object<detail::ConditionState>("mproc-condition")) {}
+      state_(detail::make_shared_state<detail::ConditionState>("mproc-condition")) {}
 Condition::Condition(RLock lock)
     : mutex_(static_cast<const detail::MutexHandle&>(lock)),
-      state_(detail::make_shared_object<detail::ConditionState>("mproc-condition")) {}
+      state_(detail::make_shared_state<detail::ConditionState>("mproc-condition")) {}
 
 void Condition::check_owned(const char* what) const {
   if (!mutex_.is_owned()) throw LockError(what);
@@ -243,7 +243,7 @@ Barrier::Barrier(int parties, std::function<void()> action,
                  std::optional<std::chrono::duration<double>> timeout)
     : action_(std::move(action)), timeout_(timeout) {
   if (parties < 1) throw ValueError("mproc::Barrier: parties must be >= 1");
-  state_ = detail::make_shared_object<detail::BarrierState>(
+  state_ = detail::make_shared_state<detail::BarrierState>(
       "mproc-barrier", static_cast<std::uint32_t>(parties), static_cast<bool>(action_));
 }
 

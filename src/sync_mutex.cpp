@@ -84,32 +84,40 @@ void drain_parked() noexcept {
   }
 }
 
-// The deleter of a mutex's region: unmaps it, or parks it while a thread of this process holds it.
-struct MutexRegionDeleter {
-  std::shared_ptr<Region> region;
-  void operator()(MutexState* s) noexcept {
-    if (held_in_this_process(s)) {
-      region->close_fd();  // only the mapping must stay
-      if (auto* p = new (std::nothrow) Parked{region, s, nullptr}) {
+// What a mutex's Ref owns: its region, unmapped when the last Ref goes, or parked while a thread of
+// this process holds the mutex.
+class MutexRegion {
+ public:
+  MutexRegion(std::shared_ptr<Region> region, const MutexState* state) noexcept
+      : region_(std::move(region)), state_(state) {}
+  MutexRegion(const MutexRegion&) = delete;
+  MutexRegion& operator=(const MutexRegion&) = delete;
+  ~MutexRegion() {
+    if (held_in_this_process(state_)) {
+      region_->close_fd();  // only the mapping must stay
+      if (auto* p = new (std::nothrow) Parked{region_, state_, nullptr}) {
         push_parked(p);
       } else {
-        region->abandon();  // no memory for the list: leave it mapped for good
+        region_->abandon();  // no memory for the list: leave it mapped for good
       }
     }
-    region.reset();
   }
+
+ private:
+  std::shared_ptr<Region> region_;
+  const MutexState* state_;
 };
 
 }  // namespace
 
-std::shared_ptr<MutexState> make_mutex_state(bool recursive) {
+Ref<MutexState> make_mutex_state(bool recursive) {
   if (g_parked.load(std::memory_order_relaxed) != nullptr) drain_parked();
   std::error_code ec;
   const char* failed_call = "";
   auto region = Region::create(sizeof(MutexState), "mproc-lock", ec, failed_call);
   if (!region) throw_region_error(ec, failed_call, "mproc-lock", sizeof(MutexState));
   auto* s = ::new (region->data()) MutexState(recursive);
-  return std::shared_ptr<MutexState>(s, MutexRegionDeleter{std::move(region)});
+  return Ref<MutexState>(make_ref<MutexRegion>(std::move(region), s), s);
 }
 
 // A blocked acquirer sleeps at most this long before it looks at the lock again. The kernel wakes

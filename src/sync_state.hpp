@@ -10,9 +10,12 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mproc/detail/ref.hpp>
 #include <type_traits>
+#include <utility>
 
 #include "posix/futex.hpp"
+#include "posix/region.hpp"
 
 namespace mproc::detail {
 
@@ -44,7 +47,7 @@ struct alignas(kCacheLine) MutexState {
 // kernel write into whatever was mapped at that address. So such a region is parked instead: it
 // stays mapped (its fd closed) until no thread of this process holds the mutex (its holder exited,
 // which also marks it owner-died for other processes), and is freed by the next make_mutex_state.
-std::shared_ptr<MutexState> make_mutex_state(bool recursive);
+Ref<MutexState> make_mutex_state(bool recursive);
 
 // Results of mutex_acquire besides 0: EOWNERDEAD (acquired; previous owner died), ETIMEDOUT/EBUSY
 // (not acquired), EDEADLK (caller already holds a non-recursive lock), other errno values.
@@ -81,6 +84,17 @@ struct BarrierState {
   std::atomic<std::uint64_t> broken_history{0};  // bit (g % 64): generation g ended broken
   explicit BarrierState(std::uint32_t n, bool action) noexcept : parties(n), has_action(action) {}
 };
+
+// A `Ref` to a new `T` at the start of a region of its own (make_shared_object's, for the handles
+// of the public headers, which hold a Ref rather than a std::shared_ptr). The Ref's count owns the
+// region's reference; `T` is never destroyed. Throws std::system_error when the region cannot be
+// created.
+template <class T, class... Args>
+Ref<T> make_shared_state(const char* debug_name, Args&&... args) {
+  std::shared_ptr<T> object = make_shared_object<T>(debug_name, std::forward<Args>(args)...);
+  T* p = object.get();
+  return Ref<T>(make_ref<std::shared_ptr<T>>(std::move(object)), p);
+}
 
 static_assert(std::is_standard_layout_v<SemaphoreState>);
 static_assert(std::is_standard_layout_v<EventState>);

@@ -66,12 +66,16 @@
 //     does).
 //   * At exit, daemon children that ignore SIGTERM are killed after a grace period instead of
 //     being waited for forever.
+//
+// Headers: a Process holds its state through `detail::Ref` and hands its target over in a
+// `detail::Box` (mproc/detail/ref.hpp) rather than std::shared_ptr / std::unique_ptr, so that this
+// header does not bring <memory> into every file that includes it (docs/design.md, "Header cost").
 #pragma once
 
 #include <climits>
 #include <cstddef>
-#include <memory>
 #include <mproc/detail/expiry.hpp>
+#include <mproc/detail/ref.hpp>
 #include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
@@ -351,20 +355,20 @@ class MPROC_API Process {
   bool join_at(const detail::Expiry& deadline);
 
   template <class F, class... Args>
-  static std::unique_ptr<detail::ProcessTarget> make_target(F&& f, Args&&... args) {
+  static detail::Box<detail::ProcessTarget> make_target(F&& f, Args&&... args) {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
     static_assert(std::is_void_v<R> || std::is_convertible_v<R, int>,
                   "mproc::Process: the target must return void or a value convertible to int "
                   "(the exit code)");
-    return std::make_unique<detail::ProcessTargetFor<std::decay_t<F>, std::decay_t<Args>...>>(
+    return detail::make_box<detail::ProcessTargetFor<std::decay_t<F>, std::decay_t<Args>...>>(
         std::forward<F>(f), std::forward<Args>(args)...);
   }
-  Process(ProcessOptions options, std::unique_ptr<detail::ProcessTarget> target);
-  explicit Process(std::shared_ptr<detail::ProcessImpl> impl) noexcept;
+  Process(ProcessOptions options, detail::Box<detail::ProcessTarget> target);
+  explicit Process(detail::Ref<detail::ProcessImpl> impl) noexcept;
   detail::ProcessImpl& impl() const;
   void signal(int sig, const char* what);
 
-  std::shared_ptr<detail::ProcessImpl> impl_;
+  detail::Ref<detail::ProcessImpl> impl_;
 };
 
 // The calling process as seen from itself (a snapshot). Mirrors multiprocessing.current_process().

@@ -42,26 +42,27 @@
 //     raises FileNotFoundError.
 //   * `Array`'s element access does not take the lock (C++ hands out references); hold
 //     `get_lock()` around accesses that other processes may race with.
+//
+// Header cost (docs/design.md, "Header cost"): this header includes none of <memory>, <atomic>,
+// <mutex>. Handles hold their memory through `detail::Ref` / `detail::Box`; `Value<T>` without a
+// lock loads and stores through the compiler's `__atomic` builtins (detail::atomic_copyable_v),
+// which is what std::atomic_ref<T> does; the code that does not depend on `T` (the errors thrown,
+// LockOption) is in src/shared_memory.cpp.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
-#include <limits>
-#include <memory>
+#include <mproc/detail/ref.hpp>
 #include <mproc/detail/shared_handle.hpp>
 #include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
 #include <mproc/sync.hpp>
-#include <mutex>
 #include <new>
 #include <optional>
 #include <span>
-#include <stdexcept>
 #include <string>
-#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -177,8 +178,8 @@ class MPROC_API SharedMemory {
 
  private:
   struct Impl;
-  explicit SharedMemory(std::unique_ptr<Impl> impl) noexcept;
-  std::unique_ptr<Impl> impl_;
+  explicit SharedMemory(detail::Box<Impl> impl) noexcept;
+  detail::Box<Impl> impl_;
 };
 
 // The tag that creates a `Value` or `Array` without a lock:
@@ -202,11 +203,7 @@ class LockOption {
   LockOption(NoLock) : none_(true) {}                 // NOLINT(google-explicit-constructor)
 
   // The lock the object will use: the one given, a new RLock, or nullopt for none.
-  std::optional<RLock> make() const {
-    if (none_) return std::nullopt;
-    if (lock_) return lock_;
-    return RLock();
-  }
+  MPROC_API std::optional<RLock> make() const;
 
  private:
   std::optional<RLock> lock_;
@@ -214,11 +211,56 @@ class LockOption {
 };
 
 namespace detail {
-[[noreturn]] inline void throw_no_lock(const char* type) {
-  throw ValueError(std::string("mproc::") + type +
-                   "::get_lock(): created with mproc::no_lock, it has no lock");
-}
+// The errors of Value and Array, out of line (their messages need no T).
+[[noreturn]] MPROC_API void throw_no_lock(const char* type);
+[[noreturn]] MPROC_API void throw_array_index();
+[[noreturn]] MPROC_API void throw_array_negative_size();
+// `n` elements (more than `n` when `more_than`) of `element_size` bytes overflow std::size_t.
+[[noreturn]] MPROC_API void throw_array_too_large(std::size_t n, std::size_t element_size,
+                                                  bool more_than);
+
 inline constexpr std::size_t kMaxSharedAlign = 4096;  // blocks are page-aligned
+
+// Whether a `Value<T>` without a lock reads and writes its value as one atomic load / store: when
+// the compiler can always do so without a lock for T's size, as std::atomic_ref<T>'s
+// `is_always_lock_free` (libstdc++ defines it so). The value lies at the start of a page-aligned
+// block, so the alignment such an access needs always holds. Otherwise plain copies.
+template <class T>
+inline constexpr bool atomic_copyable_v = __atomic_always_lock_free(sizeof(T), 0);
+
+// Sequentially consistent atomic load and store of a trivially copyable T (atomic_copyable_v<T>),
+// as std::atomic_ref<T>'s load() and store(). The access is made through T with the alignment of
+// its size (which the value has, see above), so that the compiler emits one plain atomic
+// instruction, never a call into libatomic for an access it must assume misaligned (a struct of
+// two ints: 8 bytes, aligned to 4).
+template <class T>
+T atomic_copy_load(const T* p) noexcept {
+  static_assert(std::is_trivially_copyable_v<T> && atomic_copyable_v<T>);
+  typedef T Aligned __attribute__((aligned(sizeof(T))));
+  alignas(sizeof(T)) unsigned char buf[sizeof(T)];
+  __atomic_load(reinterpret_cast<const Aligned*>(p), reinterpret_cast<Aligned*>(buf),
+                __ATOMIC_SEQ_CST);
+  return __builtin_bit_cast(T, buf);
+}
+template <class T>
+void atomic_copy_store(T* p, T v) noexcept {
+  static_assert(std::is_trivially_copyable_v<T> && atomic_copyable_v<T>);
+  typedef T Aligned __attribute__((aligned(sizeof(T))));
+  Aligned copy = v;
+  __atomic_store(reinterpret_cast<Aligned*>(p), &copy, __ATOMIC_SEQ_CST);
+}
+
+// Holds an RLock for a scope (std::scoped_lock's work, without <mutex>).
+class RLockSection {
+ public:
+  explicit RLockSection(RLock& lock) : lock_(lock) { lock_.acquire(); }
+  ~RLockSection() { lock_.release(); }
+  RLockSection(const RLockSection&) = delete;
+  RLockSection& operator=(const RLockSection&) = delete;
+
+ private:
+  RLock& lock_;
+};
 }  // namespace detail
 
 // One value of type `T` in anonymous shared memory, with an RLock by default.
@@ -236,11 +278,12 @@ inline constexpr std::size_t kMaxSharedAlign = 4096;  // blocks are page-aligned
 //   { std::scoped_lock g(hits.get_lock()); hits.set(hits.get() + 1); }
 //
 // Without a lock (`mproc::no_lock`), get() and set() are single atomic loads and stores when
-// `std::atomic_ref<T>` is always lock-free (int, double, pointers, small structs), and plain
-// copies otherwise, which may tear under concurrent writes (as Python's RawValue).
-// Memory ordering: with a lock, everything written under it happens-before what the next holder
-// reads; without, the atomic loads and stores are sequentially consistent.
-// Constness is shallow, as for std::span: a const handle still reaches a mutable value.
+// the compiler makes them lock-free for T's size (int, double, pointers, small structs: what
+// `std::atomic_ref<T>::is_always_lock_free` says), and plain copies otherwise, which may tear under
+// concurrent writes (as Python's RawValue). Memory ordering: with a lock, everything written under
+// it happens-before what the next holder reads; without, the atomic loads and stores are
+// sequentially consistent. Constness is shallow, as for std::span: a const handle still reaches a
+// mutable value.
 //
 // Mirrors multiprocessing.Value (and RawValue with `mproc::no_lock`).
 template <class T>
@@ -262,17 +305,17 @@ class Value {
   explicit Value(T initial = T{}, LockOption lock = {}) : lock_(lock.make()) {
     auto block = detail::allocate_shared_block(sizeof(T), "mproc.Value");
     T* obj = ::new (static_cast<void*>(block.get())) T(initial);
-    obj_ = std::shared_ptr<T>(std::move(block), obj);
+    obj_ = detail::Ref<T>(std::move(block), obj);
   }
 
   // The current value; takes the lock if there is one. Mirrors Value.value (get).
   [[nodiscard]] T get() const {
     if (lock_) {
-      std::scoped_lock g(*lock_);
+      detail::RLockSection g(*lock_);
       return *obj_;
     }
-    if constexpr (std::atomic_ref<T>::is_always_lock_free) {
-      return std::atomic_ref<T>(*obj_).load();
+    if constexpr (detail::atomic_copyable_v<T>) {
+      return detail::atomic_copy_load(obj_.get());
     } else {
       return *obj_;
     }
@@ -281,12 +324,12 @@ class Value {
   // Replaces the value; takes the lock if there is one. Mirrors Value.value = v.
   void set(const T& v) const {
     if (lock_) {
-      std::scoped_lock g(*lock_);
+      detail::RLockSection g(*lock_);
       *obj_ = v;
       return;
     }
-    if constexpr (std::atomic_ref<T>::is_always_lock_free) {
-      std::atomic_ref<T>(*obj_).store(v);
+    if constexpr (detail::atomic_copyable_v<T>) {
+      detail::atomic_copy_store(obj_.get(), v);
     } else {
       *obj_ = v;
     }
@@ -307,7 +350,7 @@ class Value {
   [[nodiscard]] bool has_lock() const noexcept { return lock_.has_value(); }
 
  private:
-  std::shared_ptr<T> obj_;
+  detail::Ref<T> obj_;
   mutable std::optional<RLock> lock_;
 };
 
@@ -377,7 +420,7 @@ class Array {
   T& operator[](std::size_t i) const noexcept { return data_.get()[i]; }
   // Element `i`; throws std::out_of_range if i >= size() (Python raises IndexError).
   T& at(std::size_t i) const {
-    if (i >= size_) throw std::out_of_range("mproc::Array::at: index out of range");
+    if (i >= size_) detail::throw_array_index();
     return data_.get()[i];
   }
 
@@ -401,17 +444,14 @@ class Array {
 
  private:
   T* allocate(std::size_t n) {
-    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw_too_large(std::to_string(n));
+    if (n > static_cast<std::size_t>(-1) / sizeof(T)) {
+      detail::throw_array_too_large(n, sizeof(T), false);
+    }
     auto block = detail::allocate_shared_block(n * sizeof(T), "mproc.Array");
     T* p = reinterpret_cast<T*>(block.get());
-    data_ = std::shared_ptr<T>(std::move(block), p);
+    data_ = detail::Ref<T>(std::move(block), p);
     size_ = n;
     return p;
-  }
-
-  [[noreturn]] static void throw_too_large(const std::string& n) {
-    throw ValueError("mproc::Array: " + n + " elements of " + std::to_string(sizeof(T)) +
-                     " bytes do not fit in memory (the size overflows std::size_t)");
   }
 
   template <class R>
@@ -419,10 +459,10 @@ class Array {
     // The distance may be of a wider type than std::size_t (iota_view's integer-class types).
     const auto d = std::ranges::distance(range);
     using D = std::remove_cv_t<decltype(d)>;
-    if (d < D(0)) throw ValueError("mproc::Array: the range has a negative size");
+    if (d < D(0)) detail::throw_array_negative_size();
     const auto n = static_cast<std::size_t>(d);
     if (static_cast<D>(n) != d) {  // wider than std::size_t
-      throw_too_large("more than " + std::to_string(std::numeric_limits<std::size_t>::max()));
+      detail::throw_array_too_large(static_cast<std::size_t>(-1), sizeof(T), true);
     }
     T* p = allocate(n);
     std::size_t i = 0;
@@ -432,7 +472,7 @@ class Array {
     }
   }
 
-  std::shared_ptr<T> data_;
+  detail::Ref<T> data_;
   std::size_t size_ = 0;
   mutable std::optional<RLock> lock_;
 };

@@ -39,14 +39,20 @@
 //     another releases. Re-acquiring a Lock you hold throws `std::system_error`
 //     (`resource_deadlock_would_occur`) instead of deadlocking.
 //   * `Condition::wait` may wake spuriously (as `std::condition_variable`); use `wait_for(pred)`.
+//
+// Headers: the locks meet the standard's Lockable requirements by their member names alone, so
+// this header does not include <mutex>: a file that uses `std::scoped_lock` or `std::unique_lock`
+// with them includes <mutex> itself (likewise <functional> for anything of it besides
+// std::function). A handle holds its shared object through `detail::Ref` (mproc/detail/ref.hpp)
+// rather than std::shared_ptr, which would bring <memory> into every file that includes mproc
+// (docs/design.md, "Header cost").
 #pragma once
 
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <memory>
 #include <mproc/detail/expiry.hpp>
+#include <mproc/detail/ref.hpp>
 #include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
@@ -97,7 +103,7 @@ class MPROC_API MutexHandle {
 
  protected:
   explicit MutexHandle(bool recursive);
-  std::shared_ptr<MutexState> state_;
+  Ref<MutexState> state_;
 };
 }  // namespace detail
 
@@ -224,7 +230,7 @@ class MPROC_API Semaphore {
   // The one implementation of the blocking forms (nullopt: no limit).
   bool acquire_at(const detail::Expiry& deadline);
 
-  std::shared_ptr<detail::SemaphoreState> state_;
+  detail::Ref<detail::SemaphoreState> state_;
 };
 
 // A semaphore that may not be released above its initial value: doing so throws ValueError.
@@ -307,7 +313,7 @@ class MPROC_API Condition {
   }
   void check_owned(const char* what) const;
   Mutex mutex_;
-  std::shared_ptr<detail::ConditionState> state_;
+  detail::Ref<detail::ConditionState> state_;
 };
 
 // A boolean flag processes can wait on.
@@ -333,7 +339,7 @@ class MPROC_API Event {
  private:
   bool wait_at(const detail::Expiry& deadline);  // nullopt: no limit
 
-  std::shared_ptr<detail::EventState> state_;
+  detail::Ref<detail::EventState> state_;
 };
 
 // A barrier for a fixed number of parties, reusable pass after pass.
@@ -378,7 +384,7 @@ class MPROC_API Barrier {
  private:
   int wait_at(const detail::Expiry& deadline);  // nullopt: no limit
 
-  std::shared_ptr<detail::BarrierState> state_;
+  detail::Ref<detail::BarrierState> state_;
   std::function<void()> action_;
   std::optional<std::chrono::duration<double>> timeout_;
 };

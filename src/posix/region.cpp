@@ -239,13 +239,13 @@ void throw_region_error(std::error_code ec, const char* failed_call, const char*
 
 namespace mproc::detail {
 
-std::shared_ptr<std::byte> allocate_shared_block(std::size_t size, const char* debug_name) {
+Ref<std::byte> allocate_shared_block(std::size_t size, const char* debug_name) {
   std::error_code ec;
   const char* failed_call = "";
   auto region = Region::create(size, debug_name, ec, failed_call);
   if (!region) throw_region_error(ec, failed_call, debug_name, size);
   auto* p = static_cast<std::byte*>(region->data());
-  return std::shared_ptr<std::byte>(std::move(region), p);
+  return Ref<std::byte>(make_ref<std::shared_ptr<Region>>(std::move(region)), p);
 }
 
 }  // namespace mproc::detail

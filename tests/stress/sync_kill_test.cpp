@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mproc/sync.hpp>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>

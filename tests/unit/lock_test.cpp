@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 #include <mproc/sync.hpp>
 #include <mutex>
 #include <thread>

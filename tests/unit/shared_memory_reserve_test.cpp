@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mproc/queue.hpp>
 #include <mproc/shared_memory.hpp>
 #include <mproc/sync.hpp>

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -726,6 +727,98 @@ TEST(Value, IncrementsFromEightProcessesUnderTheLockAreExact) {
   }
   for (auto& c : children) EXPECT_EQ(c->wait(50s), 0);
   EXPECT_EQ(v.get(), long{kProcs} * kIters);
+}
+
+struct TwoHalves {  // 8 bytes: one lock-free access on every supported platform
+  std::uint32_t a, b;
+};
+struct Sixteen {  // 16 bytes: not always lock-free (x86-64 without -mcx16): plain copies
+  std::uint64_t a, b;
+};
+
+TEST(Value, WithoutLockTheAtomicPathIsChosenAsStdAtomicRefWould) {
+  // detail::atomic_copyable_v decides between one atomic access and a plain copy; it must agree
+  // with std::atomic_ref<T>::is_always_lock_free, which Value used before.
+  EXPECT_EQ(mproc::detail::atomic_copyable_v<int>, std::atomic_ref<int>::is_always_lock_free);
+  EXPECT_EQ(mproc::detail::atomic_copyable_v<bool>, std::atomic_ref<bool>::is_always_lock_free);
+  EXPECT_EQ(mproc::detail::atomic_copyable_v<double>, std::atomic_ref<double>::is_always_lock_free);
+  EXPECT_EQ(mproc::detail::atomic_copyable_v<int*>, std::atomic_ref<int*>::is_always_lock_free);
+  EXPECT_EQ(mproc::detail::atomic_copyable_v<TwoHalves>,
+            std::atomic_ref<TwoHalves>::is_always_lock_free);
+  EXPECT_EQ(mproc::detail::atomic_copyable_v<Sixteen>,
+            std::atomic_ref<Sixteen>::is_always_lock_free);
+  EXPECT_EQ(mproc::detail::atomic_copyable_v<Triple>, std::atomic_ref<Triple>::is_always_lock_free);
+  EXPECT_TRUE(mproc::detail::atomic_copyable_v<TwoHalves>);
+  EXPECT_FALSE(mproc::detail::atomic_copyable_v<Triple>);
+}
+
+TEST(Value, WithoutLockAtomicLoadAndStoreKeepEveryByte) {
+  mproc::Value<TwoHalves> pair(TwoHalves{1, 2}, mproc::no_lock);
+  EXPECT_EQ(pair.get().a, 1u);
+  EXPECT_EQ(pair.get().b, 2u);
+  pair.set(TwoHalves{0xdeadbeef, 0x01234567});
+  EXPECT_EQ(pair.get_obj().a, 0xdeadbeefu);
+  EXPECT_EQ(pair.get_obj().b, 0x01234567u);
+  mproc::Value<bool> flag(true, mproc::no_lock);
+  EXPECT_TRUE(flag.get());
+  flag.set(false);
+  EXPECT_FALSE(flag.get_obj());
+  mproc::Value<float> f(0.25f, mproc::no_lock);
+  f.set(-3.5f);
+  EXPECT_EQ(f.get(), -3.5f);
+  int target = 0;
+  mproc::Value<int*> ptr(nullptr, mproc::no_lock);
+  ptr.set(&target);
+  EXPECT_EQ(ptr.get(), &target);
+  mproc::Value<Sixteen> wide(Sixteen{~0ull, 7}, mproc::no_lock);  // the plain-copy path
+  wide.set(Sixteen{5, ~0ull});
+  EXPECT_EQ(wide.get().a, 5u);
+  EXPECT_EQ(wide.get().b, ~0ull);
+}
+
+TEST(Value, WithoutLockAReaderNeverSeesHalfAWrite) {
+  // A child writes {i, i} over and over; every value read here has both halves equal.
+  mproc::Value<TwoHalves> v(TwoHalves{0, 0}, mproc::no_lock);
+  mproc::Value<int> stop(0, mproc::no_lock);
+  Child writer([v, stop] {
+    for (std::uint32_t i = 1; stop.get() == 0; ++i) v.set(TwoHalves{i, i});
+    return 0;
+  });
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (v.get().a == 0) {  // until the writer has started
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "the writer never wrote";
+  }
+  for (int n = 0; n < 200000; ++n) {
+    const TwoHalves seen = v.get();
+    ASSERT_EQ(seen.a, seen.b) << "after " << n << " reads";
+  }
+  stop.set(1);
+  EXPECT_EQ(writer.wait(30s), 0);
+}
+
+TEST(Array, ErrorsNameTheProblem) {
+  mproc::Array<std::uint64_t> a{1, 2};
+  try {
+    (void)a.at(2);
+    FAIL() << "at(2) did not throw";
+  } catch (const std::out_of_range& e) {
+    EXPECT_STREQ(e.what(), "mproc::Array::at: index out of range");
+  }
+  try {
+    mproc::Array<std::uint64_t> big(std::size_t{1} << 62);
+    FAIL() << "Array(2^62) did not throw";
+  } catch (const mproc::ValueError& e) {
+    EXPECT_STREQ(e.what(),
+                 "mproc::Array: 4611686018427387904 elements of 8 bytes do not fit in memory (the "
+                 "size overflows std::size_t)");
+  }
+  try {
+    mproc::Array<std::uint64_t> none(std::size_t{1}, mproc::no_lock);
+    (void)none.get_lock();
+    FAIL() << "get_lock() did not throw";
+  } catch (const mproc::ValueError& e) {
+    EXPECT_STREQ(e.what(), "mproc::Array::get_lock(): created with mproc::no_lock, it has no lock");
+  }
 }
 
 // ---- Array --------------------------------------------------------------------------------------
