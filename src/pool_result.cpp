@@ -1,5 +1,5 @@
 // The waiting behind AsyncResult::get/wait and IMapResult::next (see mproc/detail/pool_core.hpp):
-// every timeout form of those calls comes down to Waitable::wait_locked. Waitable keeps its
+// every timeout form of those calls comes down to Monitor::wait_locked. Monitor keeps its
 // std::mutex and std::condition_variable in storage of its own, constructed here.
 #include <condition_variable>
 #include <mproc/detail/pool_core.hpp>
@@ -9,11 +9,11 @@
 namespace mproc::detail {
 namespace {
 
-static_assert(sizeof(std::mutex) <= Waitable::kMutexBytes && alignof(std::mutex) <= 8,
-              "Waitable's storage must hold a std::mutex");
-static_assert(sizeof(std::condition_variable) <= Waitable::kCondBytes &&
+static_assert(sizeof(std::mutex) <= Monitor::kMutexBytes && alignof(std::mutex) <= 8,
+              "Monitor's storage must hold a std::mutex");
+static_assert(sizeof(std::condition_variable) <= Monitor::kCondBytes &&
                   alignof(std::condition_variable) <= 8,
-              "Waitable's storage must hold a std::condition_variable");
+              "Monitor's storage must hold a std::condition_variable");
 
 std::mutex& as_mutex(unsigned char* p) noexcept {
   return *std::launder(reinterpret_cast<std::mutex*>(p));
@@ -24,22 +24,22 @@ std::condition_variable& as_cond(unsigned char* p) noexcept {
 
 }  // namespace
 
-Waitable::Waitable() noexcept {
+Monitor::Monitor() noexcept {
   ::new (static_cast<void*>(mu_)) std::mutex;
   ::new (static_cast<void*>(cv_)) std::condition_variable;
 }
 
-Waitable::~Waitable() {
+Monitor::~Monitor() {
   as_cond(cv_).~condition_variable();
   as_mutex(mu_).~mutex();
 }
 
-void Waitable::lock() const noexcept { as_mutex(mu_).lock(); }
-void Waitable::unlock() const noexcept { as_mutex(mu_).unlock(); }
-void Waitable::notify_all() const noexcept { as_cond(cv_).notify_all(); }
+void Monitor::lock() const noexcept { as_mutex(mu_).lock(); }
+void Monitor::unlock() const noexcept { as_mutex(mu_).unlock(); }
+void Monitor::notify_all() const noexcept { as_cond(cv_).notify_all(); }
 
-bool Waitable::wait_locked(const Expiry& expiry, bool (*ready)(const void* arg),
-                           const void* arg) const {
+bool Monitor::wait_locked(const Expiry& expiry, bool (*ready)(const void* arg),
+                          const void* arg) const {
   // The caller holds the lock and keeps it: `lk` adopts it and gives it back on every way out.
   std::unique_lock<std::mutex> lk(as_mutex(mu_), std::adopt_lock);
   struct GiveBack {
@@ -60,18 +60,18 @@ bool Waitable::wait_locked(const Expiry& expiry, bool (*ready)(const void* arg),
 }
 
 bool ResultWait::wait(const Expiry& expiry) const {
-  std::lock_guard<const Waitable> g(w_);
+  std::lock_guard<const Monitor> g(w_);
   return w_.wait_locked(
       expiry, [](const void* self) { return static_cast<const ResultWait*>(self)->done_; }, this);
 }
 
 bool ResultWait::ready() const {
-  std::lock_guard<const Waitable> g(w_);
+  std::lock_guard<const Monitor> g(w_);
   return done_;
 }
 
 bool ResultWait::claim() noexcept {
-  std::lock_guard<const Waitable> g(w_);
+  std::lock_guard<const Monitor> g(w_);
   if (set_) return false;
   set_ = true;
   return true;
@@ -79,7 +79,7 @@ bool ResultWait::claim() noexcept {
 
 void ResultWait::finish() noexcept {
   {
-    std::lock_guard<const Waitable> g(w_);
+    std::lock_guard<const Monitor> g(w_);
     done_ = true;
   }
   w_.notify_all();

@@ -17,16 +17,16 @@ ChunkGather::~ChunkGather() = default;
 
 namespace {
 
-// Holds a Waitable's lock for a scope.
+// Holds a Monitor's lock for a scope.
 class Hold {
  public:
-  explicit Hold(const Waitable& w) noexcept : w_(w) { w_.lock(); }
+  explicit Hold(const Monitor& w) noexcept : w_(w) { w_.lock(); }
   ~Hold() { w_.unlock(); }
   Hold(const Hold&) = delete;
   Hold& operator=(const Hold&) = delete;
 
  private:
-  const Waitable& w_;
+  const Monitor& w_;
 };
 
 void add_progress(ProgressTracker* p, const Spans& covered) noexcept {
@@ -172,7 +172,7 @@ struct ImapBook::State {
     done_locked(c, std::move(o));
   }
 
-  Waitable w;
+  Monitor w;
   const bool ordered;
   // Guarded by w's lock:
   std::deque<Chunk> chunks;  // from `base` on (ordered: until taken; unordered: until complete)

@@ -373,7 +373,7 @@ void invoke_chunk(Reader& in, TaskContext& ctx) {
 // The sinks below are split in two: the templates keep what depends on the result type R (decoding
 // a piece, the values of a part, the shared state of an AsyncResult), and non-template classes
 // defined in src/ keep the bookkeeping (the lock and the condition variable, which chunks are
-// pending, complete or ready, the counts, the progress): Waitable and ResultWait in
+// pending, complete or ready, the counts, the progress): Monitor and ResultWait in
 // src/pool_result.cpp, MapBook and ImapBook in src/pool_sinks.cpp. The books hold the R-typed
 // parts through the erased bases below (PieceBase, OutcomesBase, ChunkGather) and call back into
 // the templates through a table of functions per R (PieceOps), so no std container, mutex or atomic
@@ -612,13 +612,15 @@ MPROC_API void finish_progress(ProgressTracker* progress) noexcept;
 // used in src/pool_result.cpp only, which checks with static_assert that they fit): so an
 // AsyncResult's state is still one allocation, and this header needs neither <mutex> nor
 // <condition_variable>. 48 bytes each hold glibc's pthread_mutex_t (40 bytes on x86-64, 48 on
-// aarch64) and pthread_cond_t (48 on both).
-class MPROC_API Waitable {
+// aarch64) and pthread_cond_t (48 on both). Not named Waitable: inside mproc::detail that name
+// would hide mproc::Waitable (pipe.hpp) from the code of mproc::wait in a file that includes
+// pool.hpp first.
+class MPROC_API Monitor {
  public:
-  Waitable() noexcept;
-  ~Waitable();
-  Waitable(const Waitable&) = delete;
-  Waitable& operator=(const Waitable&) = delete;
+  Monitor() noexcept;
+  ~Monitor();
+  Monitor(const Monitor&) = delete;
+  Monitor& operator=(const Monitor&) = delete;
 
   void lock() const noexcept;
   void unlock() const noexcept;
@@ -657,7 +659,7 @@ class MPROC_API ResultWait {
   void finish() noexcept;
 
  private:
-  Waitable w_;
+  Monitor w_;
   bool set_ = false;
   bool done_ = false;
 };
