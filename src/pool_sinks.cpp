@@ -8,9 +8,33 @@
 #include <mproc/detail/pool_core.hpp>
 #include <mproc/detail/progress.hpp>
 #include <mutex>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace mproc::detail {
+
+void decode_piece_errors(Reader& r, std::uint64_t first, const Spans& covered, std::int32_t pid,
+                         IndexedErrors& errors) {
+  const auto error_bytes = TaskContext::read_piece_header(r);
+  if (error_bytes == 0) return;
+  std::vector<std::byte> buf(static_cast<std::size_t>(error_bytes));
+  r.read(buf.data(), buf.size());
+  Reader er(buf.data(), buf.size());
+  std::size_t c = 0;  // the span of `covered` that holds the next error
+  while (er.remaining() != 0) {
+    std::uint64_t index = 0;
+    std::string type, what;
+    TaskContext::read_error_record(er, index, type, what);
+    while (c < covered.size() && covered[c].end <= index) ++c;
+    if (c == covered.size() || index < covered[c].begin ||
+        (!errors.empty() && index <= errors.back().first))
+      throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
+    errors.emplace_back(
+        index, remote_error(type, what, pid,
+                            TaskOrigin{.position = static_cast<std::size_t>(first + index)}));
+  }
+}
 
 OutcomesBase::~OutcomesBase() = default;
 ChunkGather::~ChunkGather() = default;

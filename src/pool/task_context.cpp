@@ -62,6 +62,14 @@ void TaskContext::read_error_record(Reader& r, std::uint64_t& index, std::string
 
 // --- staging, in the worker -------------------------------------------------------------------
 
+Spans TaskContext::checked_run(std::uint64_t elements) const {
+  if (run_.empty()) return Spans{Span{0, elements}};
+  for (const Span& s : run_)
+    if (s.begin >= s.end || s.end > elements)
+      throw DecodeError("mproc::Pool: a chunk's list of elements to run is out of range");
+  return run_;
+}
+
 TaskContext::TaskContext(Spans run, void* shared, EmitFn emit_fn, void* owner) noexcept
     : run_(std::move(run)),
       element_(&static_cast<SlotShared*>(shared)->element),

@@ -109,6 +109,9 @@ class MPROC_API TaskContext {
 
   // Chunks: the elements to run, in order (empty: all of them).
   [[nodiscard]] const Spans& run() const noexcept { return run_; }
+  // Chunks: the elements to run of a chunk of `elements` (all of them when run() is empty). Throws
+  // DecodeError when run() names an element outside the chunk.
+  [[nodiscard]] Spans checked_run(std::uint64_t elements) const;
   // Tasks of apply/submit: the encoded result.
   std::vector<std::byte>& out() noexcept { return out_; }
 
@@ -341,11 +344,7 @@ template <class F, class E, bool Star, class R>
 void invoke_chunk(Reader& in, TaskContext& ctx) {
   F f = callable_codec<F>::read(in);
   auto items = mproc::decode<std::vector<E>>(in);
-  Spans run = ctx.run();
-  if (run.empty()) run.push_back(Span{0, items.size()});
-  for (const Span& s : run)
-    if (s.begin >= s.end || s.end > items.size())
-      throw DecodeError("mproc::Pool: a chunk's list of elements to run is out of range");
+  const Spans run = ctx.checked_run(items.size());
   std::uint64_t left = span_count(run);
   for (const Span& s : run) {
     for (std::uint64_t i = s.begin; i < s.end; ++i) {
@@ -393,31 +392,20 @@ struct Piece final : PieceBase {
   std::vector<R> values;
 };
 
+// Reads a piece's header and error records (see TaskContext) for the elements `covered`, sent by
+// worker `pid`, into `errors` (by index in the chunk; each names its position, first + index):
+// the non-template half of decode_piece (src/pool_sinks.cpp). Throws DecodeError when they do not
+// match the covered elements.
+MPROC_API void decode_piece_errors(Reader& r, std::uint64_t first, const Spans& covered,
+                                   std::int32_t pid, IndexedErrors& errors);
+
 // Decodes a piece (see TaskContext) of the elements `covered`, sent by worker `pid`; the errors
 // name their position (first + index). Throws DecodeError when it does not match the covered
 // elements.
 template <class R>
 Piece<R> decode_piece(Reader& r, std::uint64_t first, const Spans& covered, std::int32_t pid) {
   Piece<R> p;
-  const auto error_bytes = TaskContext::read_piece_header(r);
-  if (error_bytes != 0) {
-    std::vector<std::byte> buf(static_cast<std::size_t>(error_bytes));
-    r.read(buf.data(), buf.size());
-    Reader er(buf.data(), buf.size());
-    std::size_t c = 0;  // the span of `covered` that holds the next error
-    while (er.remaining() != 0) {
-      std::uint64_t index = 0;
-      std::string type, what;
-      TaskContext::read_error_record(er, index, type, what);
-      while (c < covered.size() && covered[c].end <= index) ++c;
-      if (c == covered.size() || index < covered[c].begin ||
-          (!p.errors.empty() && index <= p.errors.back().first))
-        throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
-      p.errors.emplace_back(
-          index, remote_error(type, what, pid,
-                              TaskOrigin{.position = static_cast<std::size_t>(first + index)}));
-    }
-  }
+  decode_piece_errors(r, first, covered, pid, p.errors);
   const std::uint64_t n = span_count(covered) - p.errors.size();
   if constexpr (bitwise_v<R> && std::is_default_constructible_v<R>) {
     if (r.remaining() != n * sizeof(R))
