@@ -7,10 +7,11 @@
 #include <memory>
 #include <mproc/detail/pool_core.hpp>
 #include <mproc/detail/progress.hpp>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "thread_annotations.hpp"
 
 namespace mproc::detail {
 
@@ -82,12 +83,12 @@ struct MapBook::State {
         store(st),
         owner(ow) {}
 
-  std::mutex mu;
+  Mutex mu;
   const std::vector<std::size_t> sizes;  // elements of each chunk
-  // Guarded by mu:
-  std::map<std::uint64_t, std::unique_ptr<ChunkGather>> pending;  // chunks in several pieces
-  std::size_t left;                                               // chunks not stored yet
-  bool closed = false;                                            // completed or failed
+  std::map<std::uint64_t, std::unique_ptr<ChunkGather>> pending
+      MPROC_GUARDED_BY(mu);                  // chunks in several pieces
+  std::size_t left MPROC_GUARDED_BY(mu);     // chunks not stored yet
+  bool closed MPROC_GUARDED_BY(mu) = false;  // completed or failed
   const Ref<ProgressTracker> progress;
   const PieceOps& ops;
   const StoreFn store;
@@ -105,7 +106,7 @@ std::size_t MapBook::chunks() const noexcept { return st_->sizes.size(); }
 bool MapBook::add(std::uint64_t part, const Spans& covered, PieceBase& piece) {
   State& s = *st_;
   {
-    std::lock_guard<std::mutex> g(s.mu);
+    Guard g(s.mu);
     if (s.closed) return false;
     add_progress(s.progress.get(), covered);
     const std::uint64_t size = s.sizes[static_cast<std::size_t>(part)];
@@ -133,7 +134,7 @@ bool MapBook::add(std::uint64_t part, const Spans& covered, PieceBase& piece) {
 bool MapBook::fail(const Spans& covered) noexcept {
   State& s = *st_;
   {
-    std::lock_guard<std::mutex> g(s.mu);
+    Guard g(s.mu);
     if (s.closed) return false;
     s.closed = true;
     s.pending.clear();
