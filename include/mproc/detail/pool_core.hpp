@@ -1,5 +1,12 @@
 // mproc/detail/pool_core.hpp — the machinery behind mproc::Pool (see mproc/pool.hpp): how a task
 // is encoded and run, the non-template core (src/pool/), and where each task's outcome goes.
+//
+// No stability promise. Decided for the compile time of every file that includes mproc ("Header
+// cost" in docs/design.md): this header and pool.hpp include none of <memory>, <atomic>,
+// <functional>, <mutex>, <condition_variable>, <map>, <deque>, <variant>. Ownership is
+// detail::Ref/Box, the words a worker shares are detail::Atomic, std::invoke is detail::invoke,
+// AsyncResult<void> stores NoValue, and the sinks' bookkeeping (locks, waits, containers, counts)
+// is non-template code in src/ behind the classes below (see "Where the outcomes of a task go").
 #pragma once
 
 #include <cstddef>
