@@ -500,9 +500,10 @@ class MPROC_API Waitable {
 };
 
 namespace detail {
+// (mproc::Waitable qualified: inside mproc::detail the plain name could find a detail class.)
 template <class R>
-concept WaitableRange =
-    std::ranges::input_range<R> && std::convertible_to<std::ranges::range_reference_t<R>, Waitable>;
+concept WaitableRange = std::ranges::input_range<R> &&
+                        std::convertible_to<std::ranges::range_reference_t<R>, mproc::Waitable>;
 
 // Hands any range of waitables to Waitable::wait_at as the span it takes (as it is when it is
 // already contiguous Waitables, else converted into a vector).
@@ -510,15 +511,15 @@ struct WaitOn {
   template <class R>
   static std::vector<std::size_t> range(R& objects, const Expiry& deadline) {
     using V = std::remove_cvref_t<std::ranges::range_reference_t<R>>;
-    if constexpr (std::ranges::contiguous_range<R> && std::is_same_v<V, Waitable>) {
-      return Waitable::wait_at(
-          std::span<const Waitable>(std::ranges::data(objects), std::ranges::size(objects)),
+    if constexpr (std::ranges::contiguous_range<R> && std::is_same_v<V, mproc::Waitable>) {
+      return mproc::Waitable::wait_at(
+          std::span<const mproc::Waitable>(std::ranges::data(objects), std::ranges::size(objects)),
           deadline);
     } else {
-      std::vector<Waitable> all;
+      std::vector<mproc::Waitable> all;
       if constexpr (std::ranges::sized_range<R>) all.reserve(std::ranges::size(objects));
       for (auto&& o : objects) all.emplace_back(o);
-      return Waitable::wait_at(std::span<const Waitable>(all), deadline);
+      return mproc::Waitable::wait_at(std::span<const mproc::Waitable>(all), deadline);
     }
   }
 };

@@ -30,6 +30,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mproc/codec.hpp>
 #include <mproc/codec/map.hpp>

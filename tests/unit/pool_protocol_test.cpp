@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mproc/codec.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
