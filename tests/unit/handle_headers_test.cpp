@@ -4,112 +4,17 @@
 // with the standard's lock guards, which need only their member names (the user includes <mutex>).
 //
 // The mproc headers come first, before any other include (GoogleTest's bring <memory> and more),
-// so the constants below see only what these headers brought. libstdc++ names each header's
-// include guard after the header (_GLIBCXX_MEMORY for <memory>); with another standard library,
-// or with MPROC_STD_LIGHT=0 (the standard headers instead of the shim), the check is skipped.
+// so helpers/heavy_headers_seen.hpp sees only what these headers brought (with another standard
+// library, or with MPROC_STD_LIGHT=0, the check is skipped).
+
+// clang-format off: the order is the test (the headers under test first, then what they brought)
 #include <mproc/detail/shared_handle.hpp>
 #include <mproc/process.hpp>
 #include <mproc/shared_memory.hpp>
 #include <mproc/sync.hpp>
 
-namespace {
-
-struct Seen {
-  const char* header;
-  bool included;
-};
-
-// What the headers above brought, recorded before anything else is included.
-constexpr Seen kSeen[] = {
-#ifdef _GLIBCXX_MEMORY
-    {"<memory>", true},
-#else
-    {"<memory>", false},
-#endif
-#ifdef _GLIBCXX_ATOMIC
-    {"<atomic>", true},
-#else
-    {"<atomic>", false},
-#endif
-#ifdef _GLIBCXX_FUNCTIONAL
-    {"<functional>", true},
-#else
-    {"<functional>", false},
-#endif
-#ifdef _GLIBCXX_CONDITION_VARIABLE
-    {"<condition_variable>", true},
-#else
-    {"<condition_variable>", false},
-#endif
-#ifdef _GLIBCXX_MUTEX
-    {"<mutex>", true},
-#else
-    {"<mutex>", false},
-#endif
-#ifdef _GLIBCXX_THREAD
-    {"<thread>", true},
-#else
-    {"<thread>", false},
-#endif
-#ifdef _GLIBCXX_MAP
-    {"<map>", true},
-#else
-    {"<map>", false},
-#endif
-#ifdef _GLIBCXX_DEQUE
-    {"<deque>", true},
-#else
-    {"<deque>", false},
-#endif
-#ifdef _GLIBCXX_VARIANT
-    {"<variant>", true},
-#else
-    {"<variant>", false},
-#endif
-#ifdef _GLIBCXX_OSTREAM
-    {"<ostream>", true},
-#else
-    {"<ostream>", false},
-#endif
-#ifdef _GLIBCXX_SSTREAM
-    {"<sstream>", true},
-#else
-    {"<sstream>", false},
-#endif
-#ifdef _GLIBCXX_IOSTREAM
-    {"<iostream>", true},
-#else
-    {"<iostream>", false},
-#endif
-#ifdef _GLIBCXX_ALGORITHM
-    {"<algorithm>", true},
-#else
-    {"<algorithm>", false},
-#endif
-#ifdef _GLIBCXX_CHRONO
-    {"<chrono>", true},
-#else
-    {"<chrono>", false},
-#endif
-#ifdef _GLIBCXX_RANGES
-    {"<ranges>", true},
-#else
-    {"<ranges>", false},
-#endif
-#ifdef _GLIBCXX_ITERATOR
-    {"<iterator>", true},
-#else
-    {"<iterator>", false},
-#endif
-};
-
-#if defined(__GLIBCXX__) && MPROC_STD_LIGHT
-constexpr bool kCheckable = true;
-#else
-constexpr bool kCheckable = false;
-#endif
-
-}  // namespace
+#include "helpers/heavy_headers_seen.hpp"
+// clang-format on
 
 #include <gtest/gtest.h>
 
