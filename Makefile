@@ -82,7 +82,9 @@ fuzz: deps-test
 # qemu's, not the code's (they all run natively in `make test`; docs/design.md, "The OS boundary"):
 #  - a lock or queue holder that dies or whose thread exits (HolderKilled ... ParkedLockIsFreed):
 #    qemu-user answers set_robust_list with ENOSYS, so the kernel never marks such a lock
-#    FUTEX_OWNER_DIED and the next acquirer waits until the test's timeout;
+#    FUTEX_OWNER_DIED and the next acquirer waits until the test's timeout. The same holds for a
+#    Condition or Barrier waiter killed at any instant (Condition.KilledWaiter, Barrier.KilledWaiter):
+#    the kill can land before wait() has released the lock it holds, which only the robust list frees;
 #  - death tests: GoogleTest re-executes the test binary, which fails with ENOEXEC unless qemu is
 #    registered in binfmt_misc;
 #  - RLIMIT_AS (AddressSpaceLimit): under qemu-user the limit does not bound the program.
@@ -93,7 +95,7 @@ CROSS_UNIT_TESTS = $(basename $(notdir $(wildcard tests/unit/*_test.cpp))) leak_
 CROSS_DEAD_HOLDER = HolderKilled|OwnerThreadExiting|OwnerAndWaiterKilled|KilledOwner|OwnerDied
 CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ProcessKilledInTheAction|ProducerKilled|ConsumerKilled
 CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ProducerDied|KillBetween|ThreadExitingWithALock
-CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ParkedLockIsFreed
+CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ParkedLockIsFreed|Condition.KilledWaiter|Barrier.KilledWaiter
 CROSS_EXCLUDE ?= $(CROSS_DEAD_HOLDER)|DeathTest|AddressSpaceLimit
 
 cross: deps-cross
