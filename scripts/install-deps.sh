@@ -7,6 +7,8 @@
 # `cross` is the aarch64 cross build (`make cross`): g++-aarch64-linux-gnu with its sysroot in
 # /usr/aarch64-linux-gnu, GoogleTest's sources (googletest, built there with the cross compiler:
 # Debian has no aarch64 libgtest for an amd64 host) and qemu-user to run the unit tests.
+# `test`, `tsan` and `all` include the libraries of the codec's adapters (cereal, protobuf,
+# Boost.Serialization, nlohmann::json), whose tests run in `make test`.
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 what=${1:-all}
@@ -16,6 +18,12 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 
 pkgs=()
 want() { have_pkg "$1" || pkgs+=("$1"); }
+# The libraries of the codec's optional adapters (include/mproc/codec/*.hpp): the library itself
+# needs none of them; the tests of each adapter need it.
+codec_libs() {
+  want libcereal-dev; want libprotobuf-dev; want protobuf-compiler
+  want libboost-serialization-dev; want nlohmann-json3-dev
+}
 
 # Always: the compiler, CMake and make.
 need_cmd cmake || pkgs+=(cmake)
@@ -25,13 +33,13 @@ case "$what" in
   build) ;;
   test) want libgtest-dev; want libgmock-dev; need_cmd python3 || pkgs+=(python3)
         need_cmd clang++ || pkgs+=(clang)
-        want libclang-rt-14-dev ;;
+        want libclang-rt-14-dev; codec_libs ;;
   tsan) want libgtest-dev; want libgmock-dev; need_cmd python3 || pkgs+=(python3)
-        want clang-19; want libclang-rt-19-dev; want llvm-19 ;;
+        want clang-19; want libclang-rt-19-dev; want llvm-19; codec_libs ;;
   cross) want g++-aarch64-linux-gnu; want googletest; want qemu-user ;;
   format) want clang-format-16 ;;
-  bench) want libboost-dev; need_cmd python3 || pkgs+=(python3) ;;
-  all) want libgtest-dev; want libgmock-dev; want libboost-dev; want clang-format-16
+  bench) want libboost-dev; want libcereal-dev; need_cmd python3 || pkgs+=(python3) ;;
+  all) want libgtest-dev; want libgmock-dev; want libboost-dev; want clang-format-16; codec_libs
        need_cmd python3 || pkgs+=(python3)
        need_cmd clang++ || pkgs+=(clang)
        want libclang-rt-14-dev; want clang-19; want libclang-rt-19-dev; want llvm-19 ;;
