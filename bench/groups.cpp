@@ -4,6 +4,7 @@
 // raw-syscall floor, CPython's multiprocessing); bench/compare.py reads this list from
 // `bench --list`. Targets are cost ratios or bounds on mproc's figure, see harness.hpp
 // (and "mproc/manual", the main row against the group's best manual-chunksize row, in compare.py).
+#include "codec_record.hpp"
 #include "harness.hpp"
 #include "protocols.hpp"
 
@@ -62,6 +63,41 @@ const std::vector<Group>& groups() {
        .op = "one round trip of a small value between 2 processes on 1 CPU over a duplex pipe "
              "(A: send, recv; B: recv, send)",
        .target = ""},
+      // Codec groups: a Record (codec_record.hpp: a 24-character std::string and a
+      // std::vector<double>) through mproc's codec, and through cereal's binary archive as the
+      // anchor (anchors_cereal.cpp); both write the same bytes. One process, no partner.
+      {.name = "codec.encode_168B",
+       .op = "one Record of 16 doubles (168 bytes) encoded into a buffer made once: encoded_size "
+             "+ encode",
+       .target = "",
+       .rate = Rate::kBytes,
+       .bytes_per_op = record_bytes(kSmallValues)},
+      {.name = "codec.decode_168B",
+       .op = "one Record of 16 doubles (168 bytes) decoded into a new Record",
+       .target = "",
+       .rate = Rate::kBytes,
+       .bytes_per_op = record_bytes(kSmallValues)},
+      {.name = "codec.encode_8KiB",
+       .op = "one Record of 1024 doubles (8232 bytes) encoded into a buffer made once: "
+             "encoded_size + encode",
+       .target = "",
+       .rate = Rate::kBytes,
+       .bytes_per_op = record_bytes(kLargeValues)},
+      {.name = "codec.decode_8KiB",
+       .op = "one Record of 1024 doubles (8232 bytes) decoded into a new Record",
+       .target = "",
+       .rate = Rate::kBytes,
+       .bytes_per_op = record_bytes(kLargeValues)},
+      {.name = "codec.queue_168B",
+       .op = "one Record of 16 doubles (168 bytes) put on a Queue and got back, one process",
+       .target = "",
+       .rate = Rate::kBytes,
+       .bytes_per_op = record_bytes(kSmallValues)},
+      {.name = "codec.queue_8KiB",
+       .op = "one Record of 1024 doubles (8232 bytes) put on a Queue and got back, one process",
+       .target = "",
+       .rate = Rate::kBytes,
+       .bytes_per_op = record_bytes(kLargeValues)},
       // Pool groups: each row makes its Pool (one worker per usable CPU) once, outside the clock.
       {.name = "pool.apply_async_noop",
        .op = "one no-op task: apply_async (submit), n of them, then get() each",
