@@ -48,13 +48,23 @@
 //     `friend class mproc::codec_access;`. `Archive::is_loading` / `Archive::is_saving` are
 //     `std::true_type` / `std::false_type` as in cereal. Decoding builds a `T{}` and fills it, so
 //     such a type must be default-constructible (a readable compile-time error otherwise).
-//     cereal's split `save`/`load` and `make_nvp` are not supported.
+//     Every other form of cereal's (split `save`/`load`, `save_minimal`/`load_minimal`,
+//     versioning, `make_nvp` / `CEREAL_NVP`, `base_class`, `binary_data`, cereal's
+//     `types/*.hpp`) works with `#include <mproc/codec/cereal.hpp>` (needs cereal), through which
+//     cereal's own dispatch handles every type it can serialize; without it, a type using one of
+//     them is a compile-time error naming that header;
+//   * with one more include each, the types of other libraries (docs/adapters.md): protobuf
+//     messages (<mproc/codec/protobuf.hpp>), Boost.Serialization types
+//     (<mproc/codec/boost_serialization.hpp>), nlohmann::json values (<mproc/codec/json.hpp>);
 //   * any type for which `mproc::codec<T>` is specialised (see `codec` below).
 //
 // Which rule wins: a specialisation of `mproc::codec<T>` (full or partial) always wins; then a
-// built-in rule for a standard library template above; then `serialize` (also for a type that is
-// trivially copyable — the author's intent wins over the bitwise copy); then the arithmetic, enum
-// and trivially-copyable rules.
+// built-in rule for a standard library template above; then, with <mproc/codec/cereal.hpp>, a
+// class cereal can serialize (through cereal's dispatch; the bytes of a plain `serialize` are the
+// same either way); then `serialize` (also for a type that is trivially copyable — the author's
+// intent wins over the bitwise copy); then the arithmetic, enum and trivially-copyable rules. A
+// class with one of cereal's other forms and no `serialize` is rejected without that header
+// rather than copied bitwise.
 //
 // What is rejected at compile time, with a message saying why: raw pointers (T*, function
 // pointers), member pointers and std::nullptr_t (an address means nothing in another process);
@@ -670,12 +680,95 @@ constexpr void reject_by_shape() {
   }
 }
 
+// cereal's forms that only mproc's cereal support understands (<mproc/codec/cereal.hpp>),
+// recognised so that the error can name the header: a class's split save/load, save_minimal,
+// versioned serialize (found with `Probe`, any archive type: the user's functions are templates
+// on it), and cereal's wrappers, declared here (as cereal declares them) so that they are known
+// exactly whether or not cereal is included. Without this a wrapper, being trivially copyable,
+// would be taken for a bitwise value and its pointer sent.
+}  // namespace detail
+}  // namespace mproc
+namespace cereal {
+template <class T>
+class NameValuePair;
+template <class T>
+struct BinaryData;
+template <class T>
+class SizeTag;
+template <class Base>
+struct base_class;
+template <class Base>
+struct virtual_base_class;
+}  // namespace cereal
+namespace mproc {
+namespace detail {
+namespace cereal_shape {
+struct Probe {
+  template <class... Ts>
+  void operator()(Ts&&...);
+};
+template <class T>
+concept split_members =
+    requires(const T& c, Probe& ar) { c.save(ar); } || requires(T& t, Probe& ar) { t.load(ar); } ||
+    requires(const T& c, Probe& ar) { c.save_minimal(ar); } ||
+    requires(const T& c, Probe& ar) { c.save(ar, 0u); } ||
+    requires(T& t, Probe& ar) { t.load(ar, 0u); } ||
+    requires(T& t, Probe& ar) { t.serialize(ar, 0u); };
+void save() = delete;  // hide enclosing namespaces' names; argument-dependent lookup still works
+void load() = delete;
+void save_minimal() = delete;
+void serialize() = delete;
+template <class T>
+concept split_free = requires(const T& c, Probe& ar) { save(ar, c); } ||
+                     requires(T& t, Probe& ar) { load(ar, t); } ||
+                     requires(const T& c, Probe& ar) { save_minimal(ar, c); } ||
+                     requires(T& t, Probe& ar) { serialize(ar, t, 0u); };
+template <class T>
+inline constexpr bool wrapper = false;
+template <class T>
+inline constexpr bool wrapper<::cereal::NameValuePair<T>> = true;
+template <class T>
+inline constexpr bool wrapper<::cereal::BinaryData<T>> = true;
+template <class T>
+inline constexpr bool wrapper<::cereal::SizeTag<T>> = true;
+template <class T>
+inline constexpr bool wrapper<::cereal::base_class<T>> = true;
+template <class T>
+inline constexpr bool wrapper<::cereal::virtual_base_class<T>> = true;
+}  // namespace cereal_shape
+
+// True when T is not one of cereal's forms; named so that the failed assertion names T.
+template <class T>
+inline constexpr bool needs_no_cereal_support_v = false;
+
+template <class T>
+constexpr bool uses_cereal_forms() {
+  if constexpr (std::is_class_v<T>)
+    return cereal_shape::wrapper<std::remove_cv_t<T>> || cereal_shape::split_members<T> ||
+           cereal_shape::split_free<T>;
+  else
+    return false;
+}
+
+template <class T>
+constexpr void reject_cereal_form() {
+  static_assert(needs_no_cereal_support_v<T>,
+                "mproc::codec<T>: T uses a form of cereal's that mproc's own archives do not "
+                "understand (split save/load, save_minimal/load_minimal, a versioned "
+                "serialize(Archive&, std::uint32_t), or one of cereal's wrappers: make_nvp / "
+                "CEREAL_NVP, base_class, virtual_base_class, binary_data, make_size_tag). "
+                "#include <mproc/codec/cereal.hpp> (needs cereal) before the first use of T with "
+                "mproc: every form cereal accepts then works unchanged.");
+}
+
 template <class T>
 struct reject_unsupported {
   using mproc_codec_rejected_ = void;
   static constexpr void mproc_codec_reject_() {
     if constexpr (shape_of<T>() != std_shape::none) {
       reject_by_shape<T>();
+    } else if constexpr (uses_cereal_forms<T>()) {
+      reject_cereal_form<T>();
     } else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T>) {
       reject_record<T>();
     } else {
@@ -813,6 +906,8 @@ template <class Member>
 constexpr void reject_serialize_member() {
   if constexpr (shape_of<Member>() != std_shape::none) {
     reject_by_shape<Member>();  // e.g. a std::map member without <mproc/codec/map.hpp>
+  } else if constexpr (uses_cereal_forms<Member>()) {
+    reject_cereal_form<Member>();  // e.g. CEREAL_NVP(x) without <mproc/codec/cereal.hpp>
   } else {
     static_assert(serialize_member_is_encodable_v<Member>,
                   "mproc::codec<T>: T is not encodable, and a serialize(Archive&) passes a member "
@@ -852,7 +947,7 @@ class SizeArchive {
         for (const auto& e : v) n += field_size(e);
         return n;
       }
-    } else if constexpr (!is_encodable_v<T>) {
+    } else if constexpr (cereal_shape::wrapper<std::remove_cv_t<T>> || !is_encodable_v<T>) {
       reject_serialize_member<T>();
       return 0;
     } else {
@@ -888,7 +983,7 @@ class EncodeArchive {
       } else {
         for (const auto& e : v) field(e);
       }
-    } else if constexpr (!is_encodable_v<T>) {
+    } else if constexpr (cereal_shape::wrapper<std::remove_cv_t<T>> || !is_encodable_v<T>) {
       reject_serialize_member<T>();
     } else {
       mproc::encode(*w_, v);
@@ -923,7 +1018,7 @@ class DecodeArchive {
       } else {
         for (auto& e : v) field(e);
       }
-    } else if constexpr (!is_encodable_v<T>) {
+    } else if constexpr (cereal_shape::wrapper<std::remove_cv_t<T>> || !is_encodable_v<T>) {
       reject_serialize_member<T>();
     } else {
       v = mproc::decode<T>(*r_);
@@ -987,8 +1082,19 @@ struct bitwise_codec {
   }
 };
 
+// The rule an adapter header adds for class types that no rule of this header covers but a
+// library's own convention does: <mproc/codec/cereal.hpp> specialises it (with a requires-clause)
+// as `{ using type = <the codec>; }` for the types cereal can serialize. It wins over serialize()
+// (with cereal present, cereal's dispatch is the one that understands every form of it) and over
+// the bitwise copy, never over a standard-template rule or a user's specialisation of codec<T>.
+template <class T, class Enable = void>
+struct adapter_codec {};
+
+template <class T>
+concept has_adapter_codec = requires { typename adapter_codec<T>::type; };
+
 // Which generic rule applies to a type that no standard-template rule matched.
-enum class rule { none, pointer, array, serialize, bitwise };
+enum class rule { none, pointer, array, adapter, serialize, bitwise };
 
 template <class T>
 constexpr rule rule_of() {
@@ -996,6 +1102,10 @@ constexpr rule rule_of() {
     return rule::pointer;
   else if constexpr (std::is_array_v<T>)
     return rule::array;
+  else if constexpr ((std::is_class_v<T> || std::is_union_v<T>)&&has_adapter_codec<T>)
+    return rule::adapter;
+  else if constexpr (std::is_class_v<T> && !has_serialize<T> && uses_cereal_forms<T>())
+    return rule::none;  // written for cereal: <mproc/codec/cereal.hpp> (see reject_unsupported)
   else if constexpr ((std::is_class_v<T> || std::is_union_v<T> ||
                       std::is_enum_v<T>)&&has_serialize<T>)
     return rule::serialize;
@@ -1013,6 +1123,10 @@ struct builtin_codec<T> : reject_pointer<T> {};
 template <class T>
   requires(rule_of<T>() == rule::array)
 struct builtin_codec<T> : reject_array<T> {};
+
+template <class T>
+  requires(rule_of<T>() == rule::adapter)
+struct builtin_codec<T> : adapter_codec<T>::type {};
 
 template <class T>
   requires(rule_of<T>() == rule::serialize)
