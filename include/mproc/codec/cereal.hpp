@@ -78,10 +78,16 @@
 // must be default-constructible (cereal's `load_and_construct` applies to pointers only, as in
 // cereal).
 //
-// Cost. Per value: constructing one cereal archive for size() and one for encode() (their tables
-// are empty std::unordered_* that allocate nothing until a pointer, polymorphic type or versioned
-// type is archived), and one for decode. A versioned type costs a hash-set insertion per value
-// (cereal's bookkeeping of which versions were written).
+// Threads: as for cereal's own archives, encoding versioned types from several threads at once
+// needs `CEREAL_THREAD_SAFE=1` defined before any cereal header (cereal keeps one process-wide
+// table of class versions; without it, cereal does not lock it). Everything else is per value.
+//
+// Cost. Per value: constructing one cereal archive for size() and one for encode(), and one for
+// decode (their tables are empty std::unordered_* that allocate nothing until a pointer,
+// polymorphic type or versioned type is archived): about 13 ns each, measured on x86-64 with
+// g++ 12 -O2. A struct of a string and 16 doubles with a plain serialize() encodes in about 35 ns
+// through these archives and 10 ns through mproc's own rule (decode: 61 and 55 ns). A versioned
+// type costs a hash-set insertion per value (cereal's bookkeeping of which versions were written).
 #pragma once
 
 #include <bitset>
