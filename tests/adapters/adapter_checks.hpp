@@ -109,8 +109,10 @@ void expect_through_queue(const std::vector<T>& values, Eq eq, mproc::QueueOptio
 // A child receives each value on a Pipe and sends it back; this process compares.
 template <class T, class Eq>
 void expect_through_pipe(const std::vector<T>& values, Eq eq) {
-  auto [here, there] = mproc::Pipe();
-  mproc_test::Child echo([&, &there = there] {
+  auto ends = mproc::Pipe();
+  mproc::Connection& here = ends.first;
+  mproc::Connection& there = ends.second;
+  mproc_test::Child echo([&] {
     for (std::size_t i = 0; i < values.size(); ++i) {
       auto v = there.recv<T>(kLong);
       if (!v) return 1;
