@@ -27,6 +27,7 @@
 #include <mproc/process.hpp>
 #include <mproc/queue.hpp>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <valarray>
@@ -481,6 +482,76 @@ TEST(CerealAdapter, EverythingNestedWithMprocsOwnRules) {
   const auto back = round_trip(many);
   ASSERT_EQ(back.size(), 3u);
   expect_same_order(back[2], o);
+}
+
+// ---- each value starts from a fresh archive
+// ------------------------------------------------------ A thread reuses its archive for the next
+// value only while cereal's bookkeeping in it is unused: a value with shared pointers, a version or
+// a virtual base must encode (and decode) the same way the second time as the first.
+
+TEST(CerealAdapter, EachValueStartsFromFreshBookkeeping) {
+  Pointers p;
+  p.s1 = std::make_shared<std::string>("x");
+  p.s2 = p.s1;
+  const auto first = mproc::to_bytes(p);
+  EXPECT_EQ(mproc::to_bytes(p), first) << "pointer ids restart with each value";
+  for (int i = 0; i < 3; ++i) {
+    const Pointers back = mproc::from_bytes<Pointers>(first);
+    ASSERT_TRUE(back.s1);
+    EXPECT_EQ(*back.s1, "x");
+    EXPECT_EQ(back.s1, back.s2);
+  }
+
+  const auto v1 = mproc::to_bytes(Versioned{1, 0});
+  EXPECT_EQ(mproc::to_bytes(Versioned{1, 0}), v1) << "the version is sent with every value";
+  EXPECT_EQ(mproc::from_bytes<Versioned>(v1).loaded_version, 3u);
+  EXPECT_EQ(mproc::from_bytes<Versioned>(v1).loaded_version, 3u);
+
+  Diamond d;
+  d.root = "r";
+  const auto d1 = mproc::to_bytes(d);
+  EXPECT_EQ(mproc::to_bytes(d), d1) << "the virtual base is sent with every value";
+  EXPECT_EQ(mproc::from_bytes<Diamond>(d1).root, "r");
+  EXPECT_EQ(mproc::from_bytes<Diamond>(d1).root, "r");
+}
+
+struct ThrowsOnSave {
+  bool fail = false;
+  Versioned inner;
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(inner);
+    if (fail) throw std::runtime_error("save failed");
+    ar(fail);
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    ar(inner, fail);
+  }
+};
+
+TEST(CerealAdapter, AnArchiveLeftByAnExceptionIsNotReused) {
+  ThrowsOnSave bad;
+  bad.fail = true;
+  EXPECT_THROW((void)mproc::to_bytes(bad), std::runtime_error);
+  const ThrowsOnSave good{};
+  const auto bytes = mproc::to_bytes(good);
+  EXPECT_EQ(bytes.size(), 4u + sizeof(int) + 1) << "version, x, flag";
+  EXPECT_EQ(mproc::from_bytes<ThrowsOnSave>(bytes).inner.loaded_version, 3u);
+  // A decode cut short, then a whole one.
+  EXPECT_THROW((void)mproc::from_bytes<ThrowsOnSave>(std::span(bytes).first(5)),
+               mproc::DecodeError);
+  EXPECT_EQ(mproc::from_bytes<ThrowsOnSave>(bytes).inner.loaded_version, 3u);
+}
+
+TEST(CerealAdapter, ValuesInsideValuesGetArchivesOfTheirOwn) {
+  // An Order holds cereal types inside mproc's rules (a map of vectors of Minimal), each encoded
+  // while the Order's archive is in use.
+  const Order o = sample_order();
+  const auto bytes = mproc::to_bytes(o);
+  EXPECT_EQ(mproc::to_bytes(o), bytes);
+  expect_same_order(mproc::from_bytes<Order>(bytes), o);
+  expect_same_order(mproc::from_bytes<Order>(bytes), o);
 }
 
 // ---- through the four pillars ------------------------------------------------------------------

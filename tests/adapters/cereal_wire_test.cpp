@@ -22,7 +22,8 @@ namespace wire {
 enum class Side : std::uint8_t { buy = 1, sell = 2 };
 
 struct Pod {  // trivially copyable, no function: mproc's bitwise rule inside either archive
-  int a;
+  std::int32_t a;
+  float f;  // no padding: the object bytes are all the members'
   double b;
 };
 
@@ -47,7 +48,7 @@ struct Outer {
   Empty empty;
   int c_array[3] = {1, 2, 3};
   Side side = Side::sell;
-  Pod pod{7, 0.5};
+  Pod pod{7, 0.25f, 0.5};
   std::bitset<12> bits{0xabc};
   std::pair<std::uint16_t, std::string> p{9, "p"};
   std::array<std::int64_t, 2> arr{-1, 1};
