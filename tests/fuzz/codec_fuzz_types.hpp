@@ -1,5 +1,6 @@
 // The types the codec fuzzer decodes, chosen by the first byte of each input, and one sample value
-// of each (the seed corpus). Shared by codec_fuzz.cpp and codec_fuzz_seeds.cpp.
+// of each (the seed corpus). Shared by codec_fuzz.cpp, codec_fuzz_seeds.cpp and
+// tests/unit/codec_fuzz_harness_test.cpp.
 #pragma once
 
 #include <array>
@@ -17,6 +18,7 @@
 #include <mproc/codec/unordered_map.hpp>
 #include <mproc/codec/unordered_set.hpp>
 #include <mproc/codec/variant.hpp>
+#include <mproc/testing/codec_fuzz.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -68,80 +70,66 @@ struct Tree {
   bool operator==(const Tree&) const = default;
 };
 
-// Whether re-encoding a decoded value reproduces the input bytes exactly (false where a container
-// may iterate in another order than the bytes listed its elements).
-template <class T>
-struct Case {
-  using type = T;
-  bool canonical;
-};
-
 using Cell = std::optional<std::variant<int, std::string>>;
 
-// Calls `f(Case<T>{...}, sample)` for the type numbered `index % kTypes`.
-inline constexpr unsigned kTypes = 18;
+// Types listed as by_value<T>: re-encoding a decoded value need not reproduce the input bytes (a
+// container may iterate in another order than the bytes listed its elements); values are compared.
+template <class T>
+using by_value = mproc::testing::by_value<T>;
 
-template <class F>
-void with_type(unsigned index, F&& f) {
-  using namespace std::chrono_literals;
-  switch (index % kTypes) {
-    case 0:
-      return f(Case<bool>{true}, true);
-    case 1:
-      return f(Case<std::string>{true}, std::string("hello"));
-    case 2:
-      return f(Case<std::vector<std::uint32_t>>{true}, std::vector<std::uint32_t>{1, 2, 3});
-    case 3:
-      return f(Case<std::vector<bool>>{true}, std::vector<bool>{true, false, true});
-    case 4:
-      return f(Case<std::optional<std::variant<std::int32_t, std::string, std::monostate>>>{true},
-               std::optional<std::variant<std::int32_t, std::string, std::monostate>>("v"));
-    case 5:
-      return f(Case<std::map<std::string, std::vector<Cell>>>{false},
-               std::map<std::string, std::vector<Cell>>{{"a", {Cell{}, Cell{1}}}, {"b", {}}});
-    case 6:
-      return f(Case<std::unordered_map<std::int32_t, std::set<std::string>>>{false},
-               std::unordered_map<std::int32_t, std::set<std::string>>{{1, {"x", "y"}}});
-    case 7: {
-      using T = std::tuple<std::int8_t, std::pair<std::string, double>,
-                           std::array<std::uint16_t, 3>, std::deque<std::list<char>>>;
-      return f(Case<T>{true}, T{-1, {"pi", 3.14}, {1, 2, 3}, {{'a', 'b'}, {}}});
-    }
-    case 8:
-      return f(Case<Order>{true}, Order{"ACME", {1.5}, 7, {}, {"t", ""}, {1, 2}});
-    case 9: {
-      using T = std::tuple<std::chrono::nanoseconds, std::chrono::system_clock::time_point,
+using Tuple7 = std::tuple<std::int8_t, std::pair<std::string, double>, std::array<std::uint16_t, 3>,
+                          std::deque<std::list<char>>>;
+using Chrono9 = std::tuple<std::chrono::nanoseconds, std::chrono::system_clock::time_point,
                            std::chrono::steady_clock::time_point, std::tuple<>>;
-      return f(Case<T>{true}, T{5ns, {}, {}, {}});
-    }
-    case 10: {
-      using T =
-          std::variant<std::monostate, bool, char, std::vector<Point>,
-                       std::unordered_set<std::int64_t>, std::tuple<>, std::array<std::string, 2>>;
-      return f(Case<T>{false}, T{std::vector<Point>{{1, 2}}});
-    }
-    case 11:
-      return f(Case<std::list<std::multimap<std::int16_t, std::string>>>{false},
-               std::list<std::multimap<std::int16_t, std::string>>{{{1, "a"}, {1, "b"}}});
-    case 12:
-      return f(Case<std::vector<Tree>>{true}, std::vector<Tree>{Tree{1, {Tree{2, {}}}}});
-    case 13:
-      return f(Case<std::unordered_multiset<std::string>>{false},
-               std::unordered_multiset<std::string>{"a", "a", "b"});
-    case 14: {
-      using T = std::vector<std::optional<std::array<char, 512>>>;
-      return f(Case<T>{true}, T{std::nullopt, std::array<char, 512>{'x'}});
-    }
-    case 15:
-      return f(Case<std::pair<Color, std::u16string>>{true},
-               std::pair<Color, std::u16string>{Color::blue, u"\u00e9"});
-    case 16:
-      return f(Case<std::vector<std::vector<std::monostate>>>{true},
-               std::vector<std::vector<std::monostate>>{{{}, {}}, {}});
-    case 17:
-      return f(Case<std::map<std::int16_t, std::int64_t>>{false},
-               std::map<std::int16_t, std::int64_t>{{-1, 10}, {7, -70}});
-  }
+using Variant10 =
+    std::variant<std::monostate, bool, char, std::vector<Point>, std::unordered_set<std::int64_t>,
+                 std::tuple<>, std::array<std::string, 2>>;
+
+// The fuzzed types; the first byte of an input picks one (its value modulo kTypes) and the window
+// size. The numbers are those of the committed seeds (tests/fuzz/corpus/seed-N): append, do not
+// reorder.
+using Types = mproc::testing::codec_fuzz_types<
+    bool,                                                                    // 0
+    std::string,                                                             // 1
+    std::vector<std::uint32_t>,                                              // 2
+    std::vector<bool>,                                                       // 3
+    std::optional<std::variant<std::int32_t, std::string, std::monostate>>,  // 4
+    by_value<std::map<std::string, std::vector<Cell>>>,                      // 5
+    by_value<std::unordered_map<std::int32_t, std::set<std::string>>>,       // 6
+    Tuple7,                                                                  // 7
+    Order,                                                                   // 8
+    Chrono9,                                                                 // 9
+    by_value<Variant10>,                                                     // 10
+    by_value<std::list<std::multimap<std::int16_t, std::string>>>,           // 11
+    std::vector<Tree>,                                                       // 12
+    by_value<std::unordered_multiset<std::string>>,                          // 13
+    std::vector<std::optional<std::array<char, 512>>>,                       // 14
+    std::pair<Color, std::u16string>,                                        // 15
+    std::vector<std::vector<std::monostate>>,                                // 16
+    by_value<std::map<std::int16_t, std::int64_t>>>;                         // 17
+
+inline constexpr unsigned kTypes = Types::size;
+static_assert(kTypes == 18, "tests/fuzz/corpus numbers the types 0 to 17");
+
+// One sample value of each type (the seed corpus), in any order: each seed's number is its type's.
+inline auto samples() {
+  using namespace std::chrono_literals;
+  return std::make_tuple(
+      true, std::string("hello"), std::vector<std::uint32_t>{1, 2, 3},
+      std::vector<bool>{true, false, true},
+      std::optional<std::variant<std::int32_t, std::string, std::monostate>>("v"),
+      std::map<std::string, std::vector<Cell>>{{"a", {Cell{}, Cell{1}}}, {"b", {}}},
+      std::unordered_map<std::int32_t, std::set<std::string>>{{1, {"x", "y"}}},
+      Tuple7{-1, {"pi", 3.14}, {1, 2, 3}, {{'a', 'b'}, {}}},
+      Order{"ACME", {1.5}, 7, {}, {"t", ""}, {1, 2}}, Chrono9{5ns, {}, {}, {}},
+      Variant10{std::vector<Point>{{1, 2}}},
+      std::list<std::multimap<std::int16_t, std::string>>{{{1, "a"}, {1, "b"}}},
+      std::vector<Tree>{Tree{1, {Tree{2, {}}}}},
+      std::unordered_multiset<std::string>{"a", "a", "b"},
+      std::vector<std::optional<std::array<char, 512>>>{std::nullopt, std::array<char, 512>{'x'}},
+      std::pair<Color, std::u16string>{Color::blue, u"\u00e9"},
+      std::vector<std::vector<std::monostate>>{{{}, {}}, {}},
+      std::map<std::int16_t, std::int64_t>{{-1, 10}, {7, -70}});
 }
 
 }  // namespace codec_fuzz
