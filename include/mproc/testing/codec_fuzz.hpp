@@ -13,8 +13,13 @@
 //   // The same properties in a unit test, without libFuzzer (a finding is returned, not fatal):
 //   std::optional<std::string> f = mproc::testing::check_codec_input<money::Decimal>(bytes);
 //   std::optional<std::string> g = mproc::testing::check_codec_value(money::Decimal(1250, 2));
-//   auto h =
-//   mproc::testing::check_codec_input<mproc::testing::by_value<std::unordered_set<int>>>(b);
+//   using mproc::testing::by_value;  // compare decoded values, not bytes (see below)
+//   auto h = mproc::testing::check_codec_input<by_value<std::unordered_set<int>>>(bytes);
+//
+// Also: `check_codec_fuzz_input<codec_fuzz_types<Ts...>>(input)` checks one input as the target
+// does (selector byte first), `codec_fuzz_seed<codec_fuzz_types<Ts...>>(sample)` makes a seed
+// file's bytes for a corpus, and `kCodecFuzzChecksAllocations` says whether this build checks the
+// allocation bound.
 //
 // The properties (each broken one is a finding: a one-line message naming it):
 //   * decoding may only throw mproc::DecodeError (any other exception is a finding: a library's
