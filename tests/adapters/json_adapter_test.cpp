@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "adapter_checks.hpp"
+#include "harness_inputs.hpp"
 
 namespace market {
 
@@ -191,6 +192,14 @@ TEST(JsonAdapter, DiscardedValueIsAValueErrorToEncode) {
   const json discarded = json::parse("{", nullptr, false);
   ASSERT_TRUE(discarded.is_discarded());
   EXPECT_THROW((void)mproc::to_bytes(discarded), mproc::ValueError);
+}
+
+TEST(JsonAdapter, TheCodecFuzzHarnessFindsNothingInDamagedEncodings) {
+  // Every property of <mproc/testing/codec_fuzz.hpp> that concerns hostile bytes, by value
+  // (harness_inputs.hpp says why MessagePack's non-minimal encodings are accepted).
+  adapter_checks::expect_harness_finds_nothing(make_value(1));
+  adapter_checks::expect_harness_finds_nothing(json::array({json::array({json::object()})}));
+  adapter_checks::expect_harness_finds_nothing(json());
 }
 
 // ---- a user type with to_json / from_json ----------------------------------------------------

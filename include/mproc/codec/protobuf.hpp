@@ -39,7 +39,10 @@
 // most 8 times them; mproc/codec.hpp), then parsed: one extra copy, for large messages only.
 // Bytes that protobuf does not parse (invalid wire format, nesting beyond protobuf's recursion
 // limit of 100) throw DecodeError naming the message type (`GetTypeName()`), as do a proto2
-// message without its required fields (named; nothing is logged) and a length of 2 GiB or more.
+// message without its required fields (named, and checked by mproc so that protobuf does not log
+// it) and a length of 2 GiB or more. protobuf's parser itself logs (GOOGLE_LOG(ERROR), to
+// stderr) a proto3 string field that is not valid UTF-8 before it fails; a program that receives
+// from untrusted peers can route or drop protobuf's log with google::protobuf::SetLogHandler.
 // Protobuf's parser is written for untrusted input: it reads nothing beyond the frame, and a length
 // inside the message is checked against the frame before it allocates (a string field reserves at
 // most min(length, 50 MB), repeated fields grow with the elements read), so decoding is bounded by
