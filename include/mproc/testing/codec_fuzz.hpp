@@ -59,8 +59,8 @@
 // runs under qemu-user and ThreadSanitizer alike). `check_codec_input` and `check_codec_value`
 // return the finding; `codec_fuzz_one_input` and the macro print it and call std::abort().
 //
-// Dependencies: mproc's header-only codec and the standard library (plus
-// <sanitizer/allocator_interface.h> when built with a sanitizer that provides it); libFuzzer only
+// Dependencies: mproc's header-only codec and the standard library (plus the sanitizer runtime's
+// malloc hook when built with AddressSanitizer or MemorySanitizer); libFuzzer only
 // for the macro's target, at link time. Define MPROC_CODEC_FUZZ_ALLOCATION_HOOKS to 0 or 1 to
 // turn the allocation bound off or on explicitly.
 //
@@ -108,7 +108,14 @@
 #endif
 
 #if MPROC_CODEC_FUZZ_ALLOCATION_HOOKS
+#if __has_include(<sanitizer/allocator_interface.h>)
 #include <sanitizer/allocator_interface.h>
+#else
+// GCC ships the sanitizer runtimes without their interface headers: the declaration, as there.
+extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void*,
+                                                                             std::size_t),
+                                                         void (*free_hook)(const volatile void*));
+#endif
 #endif
 
 namespace mproc::testing {
