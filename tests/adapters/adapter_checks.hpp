@@ -141,6 +141,45 @@ void expect_as_process_argument(const T& v, Eq eq) {
   EXPECT_EQ(p.exitcode(), 0);
 }
 
+// A Writer whose refill throws after `windows` windows of 64 bytes (a Queue put timing out in the
+// middle of a streamed message, a peer gone): encode passes the exception on, whatever the
+// library is doing at that moment, and nothing terminates.
+struct RefillFailed {};
+template <class T>
+void expect_refill_exception_passes_through(const T& big) {
+  for (int windows : {1, 3, 20}) {
+    std::vector<std::byte> buf(64 * static_cast<std::size_t>(windows + 1));
+    struct Ctx {
+      std::byte* next;
+      int left;
+    } ctx{buf.data() + 64, windows};
+    mproc::Writer w(
+        buf.data(), buf.data() + 64,
+        [](mproc::Writer& wr, void* c) {
+          auto* x = static_cast<Ctx*>(c);
+          if (x->left-- == 0) throw RefillFailed{};
+          wr.set_window(x->next, x->next + 64);
+          x->next += 64;
+        },
+        &ctx);
+    EXPECT_THROW(mproc::encode(w, big), RefillFailed) << windows << " windows";
+  }
+}
+
+// A put that times out while a large value streams into a ring nobody drains throws Full; a
+// consumer then discards the chunks already sent and gets the next value.
+template <class T, class Eq>
+void expect_put_timeout_mid_stream_leaves_the_queue_usable(const T& big, const T& small, Eq eq) {
+  mproc::Queue<T> q(0, mproc::QueueOptions{.capacity = 64 * 1024});
+  EXPECT_THROW(q.put(big, 50ms), mproc::Full);
+  mproc_test::Child consumer([&] {
+    const T got = q.get(kLong);
+    return eq(got, small) ? 0 : 1;
+  });
+  q.put(small, kLong);
+  EXPECT_EQ(consumer.wait(kLong), 0);
+}
+
 // Hostile frames: truncated anywhere, a length larger than the rest, a length of 2^64-1.
 template <class T>
 void expect_hostile_framing_throws(const T& v) {

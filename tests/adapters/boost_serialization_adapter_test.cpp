@@ -190,6 +190,12 @@ TEST(BoostSerializationAdapter, AValueOfSeveralMiBStreamsThroughASmallRing) {
                                                 mproc::QueueOptions{.capacity = 64 * 1024});
 }
 
+TEST(BoostSerializationAdapter, AFailingRefillPassesThroughBoostsArchive) {
+  adapter_checks::expect_refill_exception_passes_through(make_reading(1, 10000));
+  adapter_checks::expect_put_timeout_mid_stream_leaves_the_queue_usable(
+      make_reading(1, std::size_t{1} << 17), make_reading(2), kEq);
+}
+
 TEST(BoostSerializationAdapter, ThroughAPipe) {
   adapter_checks::expect_through_pipe<Reading>(
       {make_reading(3), Reading{}, make_reading(4, std::size_t{1} << 19)}, kEq);

@@ -124,6 +124,12 @@ TEST(JsonAdapter, AValueOfSeveralMiBStreamsThroughASmallRing) {
                                              mproc::QueueOptions{.capacity = 64 * 1024});
 }
 
+TEST(JsonAdapter, AFailingRefillPassesThroughNlohmannsWriter) {
+  adapter_checks::expect_refill_exception_passes_through(make_value(1, 100000));
+  adapter_checks::expect_put_timeout_mid_stream_leaves_the_queue_usable(
+      make_value(1, std::size_t{1} << 20), make_value(2), kEq);
+}
+
 TEST(JsonAdapter, ThroughAPipe) {
   adapter_checks::expect_through_pipe<json>(
       {make_value(3), json::object(), make_value(4, std::size_t{3} << 20)}, kEq);

@@ -123,6 +123,12 @@ TEST(ProtobufAdapter, AMessageOfSeveralMiBStreamsThroughASmallRing) {
                                               mproc::QueueOptions{.capacity = 64 * 1024});
 }
 
+TEST(ProtobufAdapter, AFailingRefillPassesThroughProtobufsSerializer) {
+  adapter_checks::expect_refill_exception_passes_through(make_order(1, 100000));
+  adapter_checks::expect_put_timeout_mid_stream_leaves_the_queue_usable(
+      make_order(1, std::size_t{1} << 20), make_order(2), kSame);
+}
+
 TEST(ProtobufAdapter, ThroughAPipe) {
   adapter_checks::expect_through_pipe<Order>(
       {make_order(3), Order{}, make_order(4, std::size_t{3} << 20)}, kSame);

@@ -64,6 +64,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <mproc/byte_stream.hpp>
 #include <mproc/codec.hpp>
@@ -88,7 +89,16 @@ class WriterOutputStream final : public google::protobuf::io::ZeroCopyOutputStre
   WriterOutputStream& operator=(const WriterOutputStream&) = delete;
 
   bool Next(void** data, int* size) override {
-    flush();  // a buffer handed out before is full: write it, which refills the Writer
+    // A buffer handed out before is full: write it, which refills the Writer. The refill may
+    // throw (Full, Closed): that is kept and rethrown once protobuf has returned, since protobuf
+    // may ask for more room again while it unwinds (its stream's destructor flushes).
+    if (error_) return false;
+    try {
+      flush();
+    } catch (...) {
+      error_ = std::current_exception();
+      return false;
+    }
     const auto room = static_cast<std::size_t>(w_->end() - w_->cur());
     if (room > 0) {
       const int k = room > kMaxMessage ? static_cast<int>(kMaxMessage) : static_cast<int>(room);
@@ -118,14 +128,18 @@ class WriterOutputStream final : public google::protobuf::io::ZeroCopyOutputStre
   // Writes what the buffer still holds. Call after protobuf's CodedOutputStream is destroyed.
   void flush() {
     if (!in_buffer_) return;
-    in_buffer_ = false;
-    const std::size_t n = buffered_;
+    w_->write(buffer_, buffered_);
+    in_buffer_ = false;  // only now: if the write threw, a BackUp still applies to the buffer
     buffered_ = 0;
-    w_->write(buffer_, n);
+  }
+  // Rethrows what a refill threw while protobuf was writing.
+  void rethrow_if_failed() const {
+    if (error_) std::rethrow_exception(error_);
   }
 
  private:
   Writer* w_;
+  std::exception_ptr error_;
   bool in_buffer_ = false;
   std::size_t buffered_ = 0;
   std::int64_t count_ = 0;
@@ -159,6 +173,7 @@ inline void encode(Writer& w, const google::protobuf::MessageLite& m) {
   {
     google::protobuf::io::CodedOutputStream out(&stream);
     m.SerializeWithCachedSizes(&out);
+    stream.rethrow_if_failed();
     if (out.HadError() || static_cast<std::size_t>(out.ByteCount()) != n)
       throw Error("mproc: protobuf message " + m.GetTypeName() +
                   " changed size while it was encoded (modified by another thread?)");
