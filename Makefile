@@ -9,7 +9,8 @@
 #               long kill tests
 #   make asan   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
 #   make tsan   the unit and integration suites under ThreadSanitizer (clang-19, tests/tsan.supp)
-#   make fuzz   the codec fuzzer (clang, libFuzzer) for FUZZ_SECONDS seconds (default 60)
+#   make fuzz   the codec fuzzers (clang, libFuzzer: built-in types, the example's custom codec, cereal
+#               types), FUZZ_SECONDS seconds each (default 60)
 #   make cross  cross-compiles the library and the unit tests for aarch64 (Debian's
 #               g++-aarch64-linux-gnu) and runs them under qemu-aarch64 (CROSS_RUN=0: build only)
 #   make format clang-format-16 over the sources; make format-check fails if one is unformatted
@@ -70,10 +71,16 @@ tsan: deps-tsan
 fuzz: deps-test
 	CXX=clang++ $(CMAKE) -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON \
 	  -DMPROC_FUZZ=ON -DMPROC_BUILD_TESTS=OFF -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCHMARKS=OFF
-	$(CMAKE) --build build/fuzz -j $(JOBS) --target codec_fuzz
-	mkdir -p build/fuzz/corpus
+	$(CMAKE) --build build/fuzz -j $(JOBS) --target codec_fuzz custom_codec_fuzz cereal_fuzz
+	mkdir -p build/fuzz/corpus build/fuzz/custom_corpus build/fuzz/cereal_corpus
 	build/fuzz/tests/fuzz/codec_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	  -artifact_prefix=build/fuzz/ -print_final_stats=1 build/fuzz/corpus tests/fuzz/corpus
+	build/fuzz/tests/fuzz/custom_codec_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	  -artifact_prefix=build/fuzz/custom- -print_final_stats=1 build/fuzz/custom_corpus \
+	  tests/fuzz/custom_corpus
+	build/fuzz/tests/fuzz/cereal_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	  -artifact_prefix=build/fuzz/cereal- -print_final_stats=1 build/fuzz/cereal_corpus \
+	  tests/fuzz/cereal_corpus
 
 # aarch64: GoogleTest is built from Debian's sources (/usr/src/googletest) with the cross compiler
 # (Debian ships no arm64 libgtest for an amd64 host), then the library and every unit test. The

@@ -3,6 +3,7 @@
 //   codec_fuzz_seeds tests/fuzz/corpus                  (codec_fuzz, codec_fuzz_types.hpp)
 //   codec_fuzz_seeds --custom tests/fuzz/custom_corpus  (custom_codec_fuzz,
 //   custom_codec_fuzz_types.hpp)
+//   codec_fuzz_seeds --cereal tests/fuzz/cereal_corpus  (cereal_fuzz, cereal_fuzz_types.hpp)
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cereal_fuzz_types.hpp"
 #include "codec_fuzz_types.hpp"
 #include "custom_codec_fuzz_types.hpp"
 
@@ -48,12 +50,15 @@ void write_seeds(const std::string& dir, const Samples& samples) {
 
 int main(int argc, char** argv) {
   const bool custom = argc == 3 && std::strcmp(argv[1], "--custom") == 0;
-  if (argc != 2 && !custom) {
-    std::fprintf(stderr, "usage: %s [--custom] <corpus-dir>\n", argv[0]);
+  const bool cereal = argc == 3 && std::strcmp(argv[1], "--cereal") == 0;
+  if (argc != 2 && !custom && !cereal) {
+    std::fprintf(stderr, "usage: %s [--custom|--cereal] <corpus-dir>\n", argv[0]);
     return 2;
   }
   if (custom)
     write_seeds<custom_codec_fuzz::Types>(argv[2], custom_codec_fuzz::samples());
+  else if (cereal)
+    write_seeds<cereal_fuzz::Types>(argv[2], cereal_fuzz::samples());
   else
     write_seeds<codec_fuzz::Types>(argv[1], codec_fuzz::samples());
   return 0;
