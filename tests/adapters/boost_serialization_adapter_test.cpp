@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>
 #include <boost/serialization/base_object.hpp>
+#include <boost/serialization/export.hpp>
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/split_member.hpp>
 #include <boost/serialization/string.hpp>
+#include <boost/serialization/unique_ptr.hpp>
 #include <boost/serialization/vector.hpp>
 #include <boost/serialization/version.hpp>
 #include <cstddef>
@@ -18,6 +21,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mproc/codec/boost_serialization.hpp>
 #include <mproc/pool.hpp>
 #include <sstream>
@@ -95,14 +99,53 @@ class Split {
   std::string text_;
 };
 
+// The same members as Reading, loaded through Boost's own binary_iarchive (no bounds).
+struct StockReading : Reading {
+  template <class Archive>
+  void serialize(Archive& ar, const unsigned int) {
+    ar& boost::serialization::base_object<Reading>(*this);
+  }
+};
+
+// Polymorphic: a pointer to the base holds a derived object, exported by name.
+struct Shape {
+  virtual ~Shape() = default;
+  virtual double area() const = 0;
+  template <class Archive>
+  void serialize(Archive&, const unsigned int) {}
+};
+struct Square : Shape {
+  double side = 0;
+  double area() const override { return side * side; }
+  template <class Archive>
+  void serialize(Archive& ar, const unsigned int) {
+    ar& boost::serialization::base_object<Shape>(*this);
+    ar& side;
+  }
+};
+struct Drawing {
+  std::string title;
+  std::vector<std::unique_ptr<Shape>> shapes;
+  template <class Archive>
+  void serialize(Archive& ar, const unsigned int) {
+    ar& title& shapes;
+  }
+};
+
 }  // namespace inventory
 
 BOOST_CLASS_VERSION(inventory::Versioned, 1)
+BOOST_SERIALIZATION_ASSUME_ABSTRACT(inventory::Shape)
+BOOST_CLASS_EXPORT(inventory::Square)
 
 MPROC_CODEC_BOOST_SERIALIZATION(inventory::Reading);
 MPROC_CODEC_BOOST_SERIALIZATION(inventory::Derived);
 MPROC_CODEC_BOOST_SERIALIZATION(inventory::Versioned);
 MPROC_CODEC_BOOST_SERIALIZATION(inventory::Split);
+MPROC_CODEC_BOOST_SERIALIZATION(inventory::Drawing);
+template <>
+struct mproc::codec<inventory::StockReading>
+    : mproc::boost_serialization_codec<inventory::StockReading, boost::archive::binary_iarchive> {};
 
 namespace {
 
@@ -244,33 +287,86 @@ TEST(BoostSerializationAdapter, GarbageAndTrailingBytesThrowDecodeErrorNamingThe
   expect_decode_error(frame(boost_bytes(make_reading(1)) + "x"), "remain after it loaded");
 }
 
-// The payload of make_reading(1) with its vector's count (uint64 4) replaced by `count`.
-std::vector<std::byte> with_vector_count(std::uint64_t count) {
-  std::string payload = boost_bytes(make_reading(1));
-  const std::string four("\x04\0\0\0\0\0\0\0", 8);
-  const std::size_t at = payload.find(four);
+// The payload of make_reading(1) (as T) with the 8 bytes `find` replaced by `count`.
+template <class T = Reading>
+std::vector<std::byte> with_count(const std::string& find, std::uint64_t count) {
+  T v;
+  static_cast<Reading&>(v) = make_reading(1);
+  std::string payload = boost_bytes(v);
+  const std::size_t at = payload.find(find);
   EXPECT_NE(at, std::string::npos);
   std::memcpy(payload.data() + at, &count, sizeof count);
   return frame(payload);
 }
+const std::string kValuesCount("\x04\0\0\0\0\0\0\0", 8);   // the 4 values
+const std::string kSensorLength("\x08\0\0\0\0\0\0\0", 8);  // "sensor-1"
 
-TEST(BoostSerializationAdapter, HostileCountsInsideTheArchiveAreAllocatedBeforeTheyAreRead) {
-  // Boost resizes the vector to the count it read, then reads the elements: a count beyond
-  // max_size() is std::length_error, a count it can allocate fails only at the missing bytes (8 MiB
-  // allocated and zeroed for a frame of about 100 bytes).
-  expect_decode_error(with_vector_count(~std::uint64_t{0}), "vector");
-  expect_decode_error(with_vector_count(std::uint64_t{1} << 20), "input stream error");
+TEST(BoostSerializationAdapter, HostileCountsAndLengthsAreCheckedAgainstTheFrame) {
+  for (std::uint64_t n :
+       {std::uint64_t{200}, std::uint64_t{1} << 20, std::uint64_t{1} << 40, ~std::uint64_t{0}}) {
+    expect_decode_error(with_count(kValuesCount, n),
+                        "a collection's count (" + std::to_string(n) + ") exceeds the");
+    expect_decode_error(with_count(kSensorLength, n),
+                        "a string's length (" + std::to_string(n) + ") exceeds the");
+  }
+  // A count that the frame could hold but that is wrong still fails at the missing bytes.
+  expect_decode_error(with_count(kValuesCount, 6), "mproc: corrupt message");
 }
 
-TEST(BoostSerializationAdapter, HostileCountThatCannotBeAllocatedIsADecodeErrorNotACrash) {
+TEST(BoostSerializationAdapter, PolymorphicPointersExportedAfterTheHeaderLoad) {
+  inventory::Drawing d;
+  d.title = "plan";
+  auto sq = std::make_unique<inventory::Square>();
+  sq->side = 3;
+  d.shapes.push_back(std::move(sq));
+  const auto back = mproc::from_bytes<inventory::Drawing>(mproc::to_bytes(d));
+  EXPECT_EQ(back.title, "plan");
+  ASSERT_EQ(back.shapes.size(), 1u);
+  ASSERT_NE(dynamic_cast<const inventory::Square*>(back.shapes[0].get()), nullptr);
+  EXPECT_EQ(back.shapes[0]->area(), 9.0);
+  EXPECT_EQ(mproc::encoded_size(d), mproc::to_bytes(d).size());
+}
+
+// ---- Boost's own binary_iarchive: what the bounded archive prevents -------------------------
+
+void expect_stock_decode_error(const std::vector<std::byte>& bytes, const std::string& needle) {
+  try {
+    (void)mproc::from_bytes<inventory::StockReading>(bytes);
+    ADD_FAILURE() << "decoded";
+  } catch (const mproc::DecodeError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("inventory::StockReading"), std::string::npos) << what;
+    EXPECT_NE(what.find(needle), std::string::npos) << what;
+  }
+}
+
+TEST(BoostSerializationAdapter, StockArchiveRoundTrips) {
+  inventory::StockReading r;
+  static_cast<Reading&>(r) = make_reading(4);
+  const auto back = mproc::from_bytes<inventory::StockReading>(mproc::to_bytes(r));
+  EXPECT_EQ(static_cast<const Reading&>(back), static_cast<const Reading&>(r));
+}
+
+TEST(BoostSerializationAdapter, StockArchiveAllocatesHostileCountsBeforeReadingThem) {
+  // Boost resizes the vector to the count it read, then reads the elements: a count beyond
+  // max_size() is std::length_error, a count it can allocate fails only at the missing bytes
+  // (8 MiB allocated and zeroed for a frame of about 100 bytes).
+  expect_stock_decode_error(with_count<inventory::StockReading>(kValuesCount, ~std::uint64_t{0}),
+                            "vector");
+  expect_stock_decode_error(
+      with_count<inventory::StockReading>(kValuesCount, std::uint64_t{1} << 20),
+      "input stream error");
+}
+
+TEST(BoostSerializationAdapter, StockArchiveCountThatCannotBeAllocatedIsADecodeErrorNotACrash) {
   if (mproc_test::kSanitized) GTEST_SKIP() << "sanitizers abort when an allocation fails";
   // 2^40 doubles (8 TiB): std::bad_alloc under a 4 GiB address space limit, in a child.
-  const auto bytes = with_vector_count(std::uint64_t{1} << 40);
+  const auto bytes = with_count<inventory::StockReading>(kValuesCount, std::uint64_t{1} << 40);
   const int rc = mproc_test::run_in_child([&] {
     rlimit lim{std::uint64_t{4} << 30, std::uint64_t{4} << 30};
     if (setrlimit(RLIMIT_AS, &lim) != 0) return 2;
     try {
-      (void)mproc::from_bytes<Reading>(bytes);
+      (void)mproc::from_bytes<inventory::StockReading>(bytes);
       return 3;
     } catch (const mproc::DecodeError& e) {
       return std::string(e.what()).find("bad_alloc") != std::string::npos ? 0 : 4;

@@ -54,19 +54,35 @@
 // std::length_error, the type's own) becomes DecodeError naming the type and Boost's message.
 // Decoding builds `T{}` and loads into it: T must be default-constructible.
 //
-// Untrusted bytes: NOT bounded. mproc bounds the frame, but inside it Boost.Serialization trusts
-// its input: a collection count or a string length read from the bytes is allocated (and for a
-// vector, value-initialised: written, hence resident) before the elements are read, so a frame of
-// a few bytes can make the receiver allocate and touch up to 2^64 bytes: std::bad_alloc or
-// std::length_error (then DecodeError) when the allocation fails, the memory used — or the
-// out-of-memory killer — when it succeeds (tests/adapters/boost_serialization_adapter_test.cpp
-// shows both). Boost also loads pointers (allocating objects of any registered class) and
-// recursion as deep as the bytes nest. mproc cannot check those counts without replacing Boost's
-// archive (which would break types whose serialize is instantiated or exported for
-// binary_iarchive only). Use this adapter between trusted peers only (the processes of one
-// program, as Queue and Pool normally are), or bound the receiver's memory (RLIMIT_AS, a cgroup).
-// For bytes from untrusted peers use mproc's own serialize(Archive&), cereal
-// (<mproc/codec/cereal.hpp>) or protobuf (<mproc/codec/protobuf.hpp>), whose decoders are bounded.
+// Untrusted bytes: bounded in size, with caveats. Boost's own binary_iarchive trusts its input:
+// it allocates (and, for a vector, value-initialises: writes) whatever collection count or string
+// length it reads before reading the elements, so a frame of a hundred bytes can make it allocate
+// and touch up to 2^64 bytes. So the archive that loads is mproc's `boost_bounded_iarchive`: it
+// reads the same bytes as binary_iarchive (it derives from Boost's binary_iarchive_impl, as
+// Boost's documented derived archives do), and checks each collection count (every Boost
+// container's count, including an unordered container's bucket count) and each string length
+// against the bytes left in the frame before Boost allocates: DecodeError "exceeds the N bytes
+// left". What that guarantees: a collection allocates at most (bytes of the frame) x sizeof(its
+// element), a string at most the frame. What it does not: a collection whose elements encode to
+// no bytes at all (a class whose serialize saves nothing: Boost writes its class information
+// once) cannot have more elements than the bytes that follow its count, so such a collection
+// longer than that is rejected; pointers load objects of their registered classes (each takes
+// bytes of the frame, so their number is bounded, not their size); and loading recurses as deep
+// as the bytes nest through a recursive type (as mproc's own serialize rule). Counts read by a
+// user's own serialize (`ar & n; v.resize(n);`) are the user's to check. Between peers that are
+// not trusted, prefer mproc's serialize(Archive&), cereal (<mproc/codec/cereal.hpp>), protobuf or
+// json, whose bounds are complete.
+//
+// Boost's binary_iarchive instead (`boost_serialization_codec<T, boost::archive::binary_iarchive>`,
+// written as a specialisation of mproc::codec<T> by hand): for a type whose serialize is compiled
+// for boost::archive::binary_iarchive only (an explicit instantiation in a .cpp, which the
+// bounded archive would fail to link against), between trusted peers only (the processes of one
+// program, as Queues and Pools normally connect) or with the receiver's memory bounded
+// (RLIMIT_AS, a cgroup): it has none of the checks above (the tests show a count of 2^64-1 as
+// std::length_error, one that cannot be allocated as std::bad_alloc, both DecodeError, and one
+// that can as 8 MiB allocated and zeroed for a 100-byte frame). Polymorphic pointers load through
+// either archive when their classes are exported (BOOST_CLASS_EXPORT) after this header is
+// included, as Boost requires of every archive header.
 //
 // Thread safety: as Boost.Serialization (distinct archives in distinct threads are independent;
 // its class registry is initialised at static-initialisation time).
@@ -75,8 +91,16 @@
 #include <boost/archive/archive_exception.hpp>
 #include <boost/archive/basic_archive.hpp>
 #include <boost/archive/binary_iarchive.hpp>
+#include <boost/archive/binary_iarchive_impl.hpp>
 #include <boost/archive/binary_oarchive.hpp>
+#include <boost/archive/detail/register_archive.hpp>
 #include <boost/core/demangle.hpp>
+#include <boost/serialization/collection_size_type.hpp>
+// The definitions of binary_iarchive_impl's members, for the archive below (libboost_serialization
+// holds them only for Boost's own archives); as Boost's own derived-archive examples do.
+#include <boost/archive/impl/archive_serializer_map.ipp>
+#include <boost/archive/impl/basic_binary_iarchive.ipp>
+#include <boost/archive/impl/basic_binary_iprimitive.ipp>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -179,6 +203,69 @@ class FrameBuf final : public std::streambuf {
   std::size_t left() const noexcept { return static_cast<std::size_t>(egptr() - gptr()); }
 };
 
+}  // namespace detail::boost_codec
+
+// Boost's binary input archive, reading the same bytes as boost::archive::binary_iarchive, with
+// every collection count and string length checked against the bytes left in the frame before
+// Boost allocates for it (Boost's own archive allocates whatever count it reads). The default
+// input archive of boost_serialization_codec; a type whose serialize is instantiated for
+// boost::archive::binary_iarchive only can use that one instead (see the header comment).
+class boost_bounded_iarchive
+    : public boost::archive::binary_iarchive_impl<boost_bounded_iarchive, char,
+                                                  std::char_traits<char>> {
+  using base_t =
+      boost::archive::binary_iarchive_impl<boost_bounded_iarchive, char, std::char_traits<char>>;
+  friend class boost::archive::detail::interface_iarchive<boost_bounded_iarchive>;
+  friend class boost::archive::basic_binary_iarchive<boost_bounded_iarchive>;
+  friend class boost::archive::basic_binary_iprimitive<boost_bounded_iarchive, char,
+                                                       std::char_traits<char>>;
+  friend class boost::archive::load_access;
+
+ public:
+  boost_bounded_iarchive(detail::boost_codec::FrameBuf& frame, unsigned int flags)
+      : base_t(frame, flags), frame_(&frame) {
+    init(flags);
+  }
+
+ protected:
+  template <class T>
+  void load_override(T& t) {
+    base_t::load_override(t);
+  }
+  void load_override(boost::serialization::collection_size_type& t) {
+    base_t::load_override(t);
+    const boost::serialization::collection_size_type& count = t;
+    check(static_cast<std::size_t>(count), 1, "a collection's count");
+  }
+  using base_t::load;
+  void load(std::string& s) {
+    std::size_t n = 0;
+    base_t::load(n);
+    check(n, 1, "a string's length");
+    s.resize(n);
+    if (n > 0) load_binary(s.data(), n);
+  }
+  void load(std::wstring& s) {
+    std::size_t n = 0;
+    base_t::load(n);
+    check(n, sizeof(wchar_t), "a wide string's length");
+    s.resize(n);
+    if (n > 0) load_binary(s.data(), n * sizeof(wchar_t));
+  }
+
+ private:
+  void check(std::size_t n, std::size_t bytes_each, const char* what) const {
+    if (n > frame_->left() / bytes_each)
+      throw DecodeError(std::string("mproc: corrupt message: ") + what + " (" + std::to_string(n) +
+                        ") exceeds the " + std::to_string(frame_->left()) +
+                        " bytes left in the Boost.Serialization archive");
+  }
+
+  detail::boost_codec::FrameBuf* frame_;
+};
+
+namespace detail::boost_codec {
+
 template <class T>
 std::string type_name() {
   return boost::core::demangle(typeid(T).name());
@@ -225,15 +312,15 @@ void encode(Writer& w, const T& v) {
                 " (a save that is not deterministic, or the value changed meanwhile)");
 }
 
-template <class T>
+template <class T, class IArchive>
 T load(const std::byte* data, std::size_t n) {
   FrameBuf in(data, n);
   T v{};
   try {
-    boost::archive::binary_iarchive ia(in, kFlags);
+    IArchive ia(in, kFlags);
     ia >> v;
-  } catch (const DecodeError&) {
-    throw;
+  } catch (const DecodeError& e) {
+    throw DecodeError(std::string(e.what()) + " (loading a " + type_name<T>() + ")");
   } catch (const std::exception& e) {
     throw DecodeError("mproc: corrupt message: Boost.Serialization could not load a " +
                       type_name<T>() + " from its " + std::to_string(n) + " bytes: " + e.what());
@@ -245,7 +332,7 @@ T load(const std::byte* data, std::size_t n) {
   return v;
 }
 
-template <class T>
+template <class T, class IArchive>
 T decode(Reader& r) {
   static_assert(std::is_default_constructible_v<T>,
                 "mproc::boost_serialization_codec<T>: T must be default-constructible (decode "
@@ -255,7 +342,7 @@ T decode(Reader& r) {
     std::memcpy(&n, r.cur(), kLengthBytes);
     if (n <= r.buffered() - kLengthBytes) {  // the whole frame has arrived: load it in place
       r.skip(kLengthBytes);
-      T v = load<T>(r.cur(), static_cast<std::size_t>(n));
+      T v = load<T, IArchive>(r.cur(), static_cast<std::size_t>(n));
       r.skip(static_cast<std::size_t>(n));
       return v;
     }
@@ -267,14 +354,16 @@ T decode(Reader& r) {
                       std::to_string(r.remaining()) + " bytes that remain");
   std::string bytes;
   mproc::detail::read_block(r, bytes, static_cast<std::size_t>(n));  // grows as bytes arrive
-  return load<T>(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
+  return load<T, IArchive>(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
 }
 
 }  // namespace detail::boost_codec
 
-// The codec of a type saved and loaded by Boost.Serialization's binary archives (see the header
-// comment). Specialise mproc::codec<T> as deriving from it, or use MPROC_CODEC_BOOST_SERIALIZATION.
-template <class T>
+// The codec of a type saved by boost::archive::binary_oarchive and loaded by `IArchive`, which
+// reads the same bytes: mproc's bounded archive (the default), or boost::archive::binary_iarchive
+// (see the header comment). Specialise mproc::codec<T> as deriving from it, or use
+// MPROC_CODEC_BOOST_SERIALIZATION.
+template <class T, class IArchive = boost_bounded_iarchive>
 struct boost_serialization_codec {
   static constexpr std::size_t min_size = detail::boost_codec::kLengthBytes;
 
@@ -282,10 +371,15 @@ struct boost_serialization_codec {
     return detail::boost_codec::kLengthBytes + detail::boost_codec::payload_size(v);
   }
   static void encode(Writer& w, const T& v) { detail::boost_codec::encode(w, v); }
-  static T decode(Reader& r) { return detail::boost_codec::decode<T>(r); }
+  static T decode(Reader& r) { return detail::boost_codec::decode<T, IArchive>(r); }
 };
 
 }  // namespace mproc
+
+// Polymorphic pointers exported with BOOST_CLASS_EXPORT after this header load through the
+// bounded archive too; it reads arrays of arithmetic types as one block, as binary_iarchive.
+BOOST_SERIALIZATION_REGISTER_ARCHIVE(mproc::boost_bounded_iarchive)
+BOOST_SERIALIZATION_USE_ARRAY_OPTIMIZATION(mproc::boost_bounded_iarchive)
 
 // Makes `mproc::codec<T>` save and load T through Boost.Serialization. At global scope.
 #define MPROC_CODEC_BOOST_SERIALIZATION(...) \
