@@ -758,7 +758,9 @@ constexpr void reject_cereal_form() {
                 "serialize(Archive&, std::uint32_t), or one of cereal's wrappers: make_nvp / "
                 "CEREAL_NVP, base_class, virtual_base_class, binary_data, make_size_tag). "
                 "#include <mproc/codec/cereal.hpp> (needs cereal) before the first use of T with "
-                "mproc: every form cereal accepts then works unchanged.");
+                "mproc: every form cereal accepts then works unchanged. (A Boost.Serialization "
+                "type, whose serialize(Archive&, unsigned) looks like cereal's versioned form: "
+                "MPROC_CODEC_BOOST_SERIALIZATION(T) from <mproc/codec/boost_serialization.hpp>.)");
 }
 
 template <class T>
