@@ -83,6 +83,13 @@
 
 namespace mproc {
 
+// This adapter uses four names of nlohmann's `detail` namespace, which the library documents as
+// internal: `output_adapter_protocol` (to count and stream MessagePack without a buffer),
+// `binary_writer` (to write MessagePack through it), `json_sax_dom_parser` (to build the value
+// while the depth is checked) and `is_basic_json` (to recognise json, ordered_json and other
+// basic_json instances). They are stable in nlohmann 3.x (3.11.2 in Debian 12, the version the
+// tests run against); a release that renames them breaks this header at compile time, not at
+// run time.
 namespace detail::json_codec {
 
 inline constexpr std::size_t kLengthBytes = sizeof(std::uint64_t);
