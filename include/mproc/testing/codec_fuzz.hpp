@@ -150,9 +150,7 @@ struct harness_finding {
 // EOFError there).
 struct peer_gone {};
 
-template <class T>
-std::string type_name() {
-  const char* mangled = typeid(T).name();
+inline std::string demangled(const char* mangled) {
 #ifdef MPROC_CODEC_FUZZ_DEMANGLE
   int status = 0;
   char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
@@ -166,20 +164,12 @@ std::string type_name() {
   return mangled;
 }
 
-inline std::string exception_name(const std::exception& e) {
-  const char* mangled = typeid(e).name();
-#ifdef MPROC_CODEC_FUZZ_DEMANGLE
-  int status = 0;
-  char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  if (status == 0 && s != nullptr) {
-    std::string out(s);
-    std::free(s);
-    return out;
-  }
-  std::free(s);
-#endif
-  return mangled;
+template <class T>
+std::string type_name() {
+  return demangled(typeid(T).name());
 }
+
+inline std::string exception_name(const std::exception& e) { return demangled(typeid(e).name()); }
 
 // Copies the message into a fresh heap window of `window_` bytes at each refill, so that reading
 // past a window, or from a released one, is an AddressSanitizer report.
