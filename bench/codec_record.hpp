@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -35,6 +36,22 @@ struct Record {
 
 // The bytes either library writes for a Record of `values` doubles.
 constexpr std::uint64_t record_bytes(std::size_t values) { return 8 + kNameChars + 8 + 8 * values; }
+
+// The bytes both libraries write for a record of this name and these values (the layout above,
+// written out here so that a row can check a path's bytes without depending on how that path is
+// reached).
+inline std::vector<std::byte> record_encoding(const std::string& name,
+                                              const std::vector<double>& values) {
+  const std::uint64_t chars = name.size();
+  const std::uint64_t count = values.size();
+  std::vector<std::byte> out(8 + chars + 8 + count * sizeof(double));
+  std::byte* p = out.data();
+  std::memcpy(p, &chars, 8);
+  std::memcpy(p + 8, name.data(), chars);
+  std::memcpy(p + 8 + chars, &count, 8);
+  std::memcpy(p + 16 + chars, values.data(), count * sizeof(double));
+  return out;
+}
 
 // A Record of `values` doubles, the same every time it is made.
 inline Record make_record(std::size_t values) {
