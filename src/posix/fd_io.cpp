@@ -1,5 +1,6 @@
 #include "posix/fd_io.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -63,6 +64,13 @@ std::error_code is_socket(int fd, bool& socket) noexcept {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return last_error();
   socket = S_ISSOCK(st.st_mode);
+  return {};
+}
+
+std::error_code dup_cloexec(int fd, int& out, int at_least) noexcept {
+  const int r = ::fcntl(fd, F_DUPFD_CLOEXEC, at_least);
+  if (r < 0) return last_error();
+  out = r;
   return {};
 }
 

@@ -31,6 +31,9 @@ bool terminal_columns(int fd, std::size_t& columns) noexcept;
 // Whether `fd` is a socket (fstat); EBADF when it is not open.
 std::error_code is_socket(int fd, bool& socket) noexcept;
 
+// A close-on-exec duplicate of `fd` (F_DUPFD_CLOEXEC), numbered `at_least` or above.
+std::error_code dup_cloexec(int fd, int& out, int at_least = 0) noexcept;
+
 // An eventfd (non-blocking, close-on-exec) with count 0, and adding 1 to one.
 std::error_code make_eventfd(int& fd) noexcept;
 void eventfd_post(int fd) noexcept;
