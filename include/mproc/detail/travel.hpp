@@ -10,8 +10,8 @@
 // SCM_RIGHTS). Decoding a handle takes the descriptor at that index from the list set by a
 // `TravelIn` scope and maps it. Outside such scopes a handle cannot be encoded: its codec throws
 // ValueError ("... can travel to another process only as an argument of a Process or of a Pool
-// task"), as Python's pickling of a Lock raises RuntimeError outside process spawning. The size pass
-// (`codec<T>::size`) never touches the list.
+// task"), as Python's pickling of a Lock raises RuntimeError outside process spawning. The size
+// pass (`codec<T>::size`) never touches the list.
 //
 // Code. A code address travels as (image, offset): the image is an index into the sending
 // process's table of loaded images (main executable and shared libraries, each identified by its
@@ -98,8 +98,11 @@ struct CodeRef {
 // One image of the sender's table.
 struct ImageRecord {
   std::uint32_t index = 0;
-  std::string path;      // absolute path of the file (the main executable's: /proc/self/exe's)
-  std::string build_id;  // the GNU build-id's bytes (empty: the image has none)
+  std::string path;  // absolute path of the file (the main executable's: /proc/self/exe's)
+  // The image's identity: its GNU build-id's bytes, or for an image linked without one,
+  // "code-hash:" and 16 hex digits of a hash of its executable segments (src/image.cpp). Never
+  // empty in a record of code_ref_of's table; learn_images refuses an empty one.
+  std::string build_id;
   template <class A>
   void serialize(A& a) {
     a(index, path, build_id);
@@ -107,8 +110,11 @@ struct ImageRecord {
 };
 
 // Sender. The image holding `code` and the offset in it; adds the image to this process's table on
-// first use. Throws ValueError when `code` is in no loaded image with a file (a JIT page, the vdso).
-// Fast on repeated calls for the same image (no system call, no lock).
+// first use. Throws ValueError when `code` is not in an executable segment of a loaded image with
+// a file (heap, stack, data, a JIT page, the vdso). Fast on repeated calls for the same image as
+// the calling thread's previous call (no system call, no lock; a lock on a miss). Thread-safe.
+// An image enters the table pinned (RTLD_NODELETE): dlclose no longer unloads it, so an entry
+// never goes stale and no other image can later appear at its addresses under its index.
 MPROC_API CodeRef code_ref_of(const void* code);
 // Sender. The number of images in this process's table (indices [0, n) are valid), and the records
 // of images [from, image_count()).
@@ -117,10 +123,16 @@ MPROC_API std::vector<ImageRecord> image_records(std::uint32_t from);
 
 // Receiver. Records the sender's images (no loading yet). A record with an index already known is
 // replaced only if identical; otherwise ProcessError. This process has one sender: its parent.
+// Throws DecodeError for a record that cannot be one (index >= 65536; a path that is empty,
+// relative, over 4096 bytes or holds a NUL; an identity empty or over 256 bytes). A batch with a
+// bad or conflicting record is learnt not at all. Thread-safe.
 MPROC_API void learn_images(const std::vector<ImageRecord>& records);
 // Receiver. The local address of `ref` (loads the image's file if it is not loaded; checks its
 // build-id). Throws ProcessError naming the image when it is unknown, cannot be loaded, or its
-// build-id differs; DecodeError when the offset is outside the image.
+// build-id differs; DecodeError when the offset is outside the image's executable segments.
+// A file loaded (dlopen RTLD_NOW | RTLD_LOCAL) and found different is unloaded again; an image
+// used stays loaded for the rest of the process. Once an image is located, no lock and no system
+// call. Thread-safe.
 MPROC_API const void* resolve_code(const CodeRef& ref);
 
 }  // namespace mproc::detail

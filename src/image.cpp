@@ -1,0 +1,403 @@
+// Code addresses that travel to a fresh program image, as (image, offset) (see
+// <mproc/detail/travel.hpp>; the descriptors beside a value are in src/travel.cpp).
+//
+// Sender. A process-wide, append-only table of the images whose code addresses were sent: index ->
+// path, identity, load bias and the hull of the image's executable segments. `code_ref_of(p)`
+// first tries the calling thread's cache of the last image it met (two loads and a compare: no
+// lock, no system call); then the table under its mutex; then the loader (dl_iterate_phdr over the
+// loaded objects, executable PT_LOAD segments only), and the image found is appended.
+//   * Which addresses: only code, i.e. addresses inside an executable PT_LOAD segment of the main
+//     executable or of a shared library with a file. Heap, stack, data, the vdso and anonymous JIT
+//     pages are a ValueError.
+//   * dlclose. An image enters the table pinned: dlopen(its name, RTLD_NOLOAD | RTLD_NODELETE), so
+//     dlclose no longer unloads it and its address range never holds another image for the rest of
+//     the process. That is what makes the lock-free cache exact: no entry of the table or of a
+//     thread's cache can go stale, so a library unloaded and another loaded at the same range can
+//     never be named by the first one's index. The price: a library once sent stays mapped, as a
+//     Python module once pickled by reference stays imported. The image is read again after it is
+//     pinned (a dlclose racing with the first look is seen, not recorded).
+//   * Paths: the main executable's is readlink("/proc/self/exe"); a library's is the loader's name
+//     for it when absolute, else the directory it was loaded from (dlinfo RTLD_DI_ORIGIN, made
+//     absolute at load time) joined to its file name.
+//   * Identity (ImageRecord::build_id): the GNU build-id read from the image's PT_NOTE segments in
+//     memory. An image linked without one (-Wl,--build-id=none, some clang set-ups) is identified
+//     by "code-hash:<16 hex digits>", a 64-bit hash of the bytes of its executable segments: those
+//     are the same in every process that maps the same file (position-independent code has no
+//     relocations in its text), differ when the code differs, and unlike device/inode/mtime they
+//     survive overlay file systems and copies. Hashing costs about a millisecond per MiB of code,
+//     once per image per process.
+//
+// Receiver. `learn_images` validates and stores the sender's records in a two-level table of
+// atomic pointers (256 chunks of 256 slots; indices up to 65535), written under a mutex and never
+// freed, so that `resolve_code` on an image it already located is four acquire loads and a bounds
+// check: no lock, no system call. Locating an image (once per image): an image already loaded with
+// the record's identity is used, preferring one at the record's path (a fresh image of the same
+// program finds its main executable and its libraries this way, without reading any file);
+// otherwise the file at the record's path is loaded with dlopen(RTLD_NOW | RTLD_LOCAL) and its
+// identity checked. RTLD_NOW: a symbol that cannot be bound fails here, as a ProcessError naming
+// it, and not as the loader's abort in the middle of a task; RTLD_LOCAL: the library's symbols
+// must not change how libraries loaded later by the program bind theirs (the sender may have
+// loaded it RTLD_LOCAL too; a library that needs symbols another one exported with RTLD_GLOBAL
+// fails to load, with the loader's message). A file whose identity differs (replaced on disk after
+// the sender loaded it) is dlclose'd again before the ProcessError (its static constructors have
+// run: that cannot be avoided without loading it); a located image stays loaded and pinned for the
+// rest of the process.
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mproc/detail/travel.hpp>
+#include <mproc/errors.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "posix/error.hpp"
+#include "posix/loaded_images.hpp"
+#include "thread_annotations.hpp"
+
+namespace mproc::detail {
+namespace {
+
+constexpr std::uint32_t kChunkBits = 8;
+constexpr std::uint32_t kChunkSize = 1u << kChunkBits;
+constexpr std::uint32_t kMaxImages = kChunkSize * kChunkSize;  // 65536
+constexpr std::size_t kMaxPath = 4096;                         // PATH_MAX
+constexpr std::size_t kMaxIdentity = 256;
+
+std::string hex_address(std::uintptr_t a) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string s = "0x";
+  bool started = false;
+  for (int shift = static_cast<int>(sizeof a * 8) - 4; shift >= 0; shift -= 4) {
+    const unsigned d = (a >> shift) & 0xF;
+    if (d != 0 || started || shift == 0) {
+      s += kHex[d];
+      started = true;
+    }
+  }
+  return s;
+}
+
+// An identity as a message shows it: the build-id in hex, or the code hash as it is.
+std::string describe_identity(const std::string& id) {
+  if (id.rfind("code-hash:", 0) == 0) return id;
+  if (id.empty()) return "(none)";
+  static const char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : id) {
+    s += kHex[c >> 4];
+    s += kHex[c & 0xF];
+  }
+  return s;
+}
+
+std::string file_name(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// ---- Sender --------------------------------------------------------------------------------
+
+struct SentImage {
+  std::uintptr_t base = 0;
+  std::uintptr_t lo = 0;  // [lo, hi): the hull of its executable segments
+  std::uintptr_t hi = 0;
+  ImageRecord record;
+};
+
+struct SenderTable {
+  Mutex mu;
+  std::deque<SentImage> images MPROC_GUARDED_BY(mu);  // append-only; an element never moves
+  std::atomic<std::uint32_t> count{0};
+};
+
+// Never destroyed: a thread may send a code address while static destructors run.
+SenderTable& sender() {
+  static SenderTable* table = new SenderTable;
+  return *table;
+}
+
+// The calling thread's last image. Empty (lo == hi) until the first miss.
+struct LastImage {
+  std::uintptr_t lo = 0;
+  std::uintptr_t hi = 0;
+  std::uintptr_t base = 0;
+  std::uint32_t index = 0;
+};
+thread_local LastImage t_last;
+
+void remember(const SentImage& img) noexcept {
+  t_last = LastImage{img.lo, img.hi, img.base, img.record.index};
+}
+
+std::string sender_path(const LoadedImage& img) {
+  if (img.main) {
+    std::string path;
+    if (std::error_code ec = executable_path(path)) {
+      throw_system_error(ec,
+                         "mproc: cannot name the main executable for another process: "
+                         "readlink(/proc/self/exe)");
+    }
+    return path;
+  }
+  if (!img.name.empty() && img.name[0] == '/') return img.name;
+  std::string origin;
+  if (!image_origin(img.name, origin) || origin.empty() || origin[0] != '/') {
+    throw ValueError("mproc: cannot send a code address of " + img.name +
+                     ": the directory it was loaded from is unknown; load it by absolute path");
+  }
+  return origin + "/" + file_name(img.name);
+}
+
+CodeRef code_ref_miss(const void* code) {
+  const auto a = reinterpret_cast<std::uintptr_t>(code);
+  SenderTable& t = sender();
+  Guard g(t.mu);
+  for (const SentImage& img : t.images) {
+    if (a >= img.lo && a < img.hi) {
+      remember(img);
+      return {img.record.index, a - img.base};
+    }
+  }
+  LoadedImage found;
+  if (!find_loaded_image(code, found)) {
+    throw ValueError("mproc: the address " + hex_address(a) +
+                     " is not code of a loaded image with a file (heap, stack, data, the vdso or "
+                     "a JIT page?): only functions of the program and of its shared libraries can "
+                     "travel to another program image");
+  }
+  if (!found.main) {
+    std::string error;
+    if (!pin_image(found.name, found.base, error)) {
+      throw ValueError("mproc: cannot send a code address of " + found.name +
+                       ": it is being unloaded (" + error + ")");
+    }
+    // Read again once pinned: the image seen first may have been unloaded and another loaded.
+    LoadedImage again;
+    if (!find_loaded_image(code, again) || again.base != found.base || again.name != found.name) {
+      throw ValueError("mproc: cannot send a code address of " + found.name +
+                       ": it was unloaded while its address was being sent");
+    }
+    found = std::move(again);
+  }
+  if (t.images.size() >= kMaxImages) {
+    throw ValueError("mproc: cannot send a code address of " + found.name + ": " +
+                     std::to_string(kMaxImages) + " images have sent code addresses already");
+  }
+  SentImage img;
+  img.base = found.base;
+  img.lo = found.code_lo;
+  img.hi = found.code_hi;
+  img.record.index = static_cast<std::uint32_t>(t.images.size());
+  img.record.path = sender_path(found);
+  img.record.build_id = std::move(found.identity);
+  t.images.push_back(std::move(img));
+  const SentImage& added = t.images.back();
+  t.count.store(static_cast<std::uint32_t>(t.images.size()), std::memory_order_release);
+  remember(added);
+  return {added.record.index, a - added.base};
+}
+
+// ---- Receiver ------------------------------------------------------------------------------
+
+// Where a learnt image is in this process: its load bias and the offsets [lo, hi) of its code.
+struct Located {
+  std::uintptr_t base = 0;
+  std::uint64_t lo = 0;
+  std::uint64_t hi = 0;
+};
+
+struct Known {
+  ImageRecord record;                            // immutable once published
+  std::atomic<const Located*> located{nullptr};  // set once, under the table's mutex
+};
+
+struct Chunk {
+  std::atomic<Known*> slot[kChunkSize] = {};
+};
+
+// Never destroyed, nothing in it freed: a resolved address may be used until the process ends.
+struct ReceiverTable {
+  Mutex mu;
+  std::atomic<Chunk*> chunks[kChunkSize] = {};
+};
+
+ReceiverTable& receiver() {
+  static ReceiverTable* table = new ReceiverTable;
+  return *table;
+}
+
+Known* known(const ReceiverTable& t, std::uint32_t index) noexcept {
+  if (index >= kMaxImages) return nullptr;
+  const Chunk* c = t.chunks[index >> kChunkBits].load(std::memory_order_acquire);
+  return c == nullptr ? nullptr : c->slot[index & (kChunkSize - 1)].load(std::memory_order_acquire);
+}
+
+void check_record(const ImageRecord& r) {
+  const std::string which =
+      "mproc: the record of image " + std::to_string(r.index) + " of the sending process";
+  if (r.index >= kMaxImages) {
+    throw DecodeError(which + " is beyond the " + std::to_string(kMaxImages) +
+                      " images a table holds: the bytes are corrupt");
+  }
+  if (r.path.empty() || r.path.size() > kMaxPath || r.path[0] != '/' ||
+      r.path.find('\0') != std::string::npos) {
+    throw DecodeError(which + " has no usable path (empty, relative, over " +
+                      std::to_string(kMaxPath) + " bytes or with a NUL byte; " +
+                      std::to_string(r.path.size()) + " bytes): the bytes are corrupt");
+  }
+  if (r.build_id.empty() || r.build_id.size() > kMaxIdentity) {
+    throw DecodeError(which + " (" + r.path + ") has an identity of " +
+                      std::to_string(r.build_id.size()) + " bytes (1 to " +
+                      std::to_string(kMaxIdentity) + " expected): the bytes are corrupt");
+  }
+}
+
+bool same_record(const ImageRecord& a, const ImageRecord& b) {
+  return a.index == b.index && a.path == b.path && a.build_id == b.build_id;
+}
+
+std::string image_words(const ImageRecord& r) {
+  return r.path + " (image " + std::to_string(r.index) + " of the sending process, build-id " +
+         describe_identity(r.build_id) + ")";
+}
+
+const Located* locate(const ImageRecord& r) {
+  std::string exe;
+  (void)executable_path(exe);
+  const std::vector<LoadedImage> loaded = loaded_images();
+  const LoadedImage* best = nullptr;
+  for (const LoadedImage& img : loaded) {
+    if (img.identity != r.build_id) continue;
+    if (best == nullptr) best = &img;
+    if ((img.main ? exe : img.name) == r.path) {
+      best = &img;
+      break;
+    }
+  }
+  if (best != nullptr) {
+    std::string error;
+    if (!best->main && !pin_image(best->name, best->base, error)) {
+      throw ProcessError("mproc: cannot use " + image_words(r) + ": it is being unloaded here (" +
+                         error + ")");
+    }
+    return new Located{best->base, best->code_lo - best->base, best->code_hi - best->base};
+  }
+  void* handle = nullptr;
+  std::uintptr_t base = 0;
+  std::string error;
+  if (!load_image(r.path, handle, base, error)) {
+    throw ProcessError("mproc: cannot load " + image_words(r) + ": " + error +
+                       "; the file was moved or deleted after the sending process loaded it, or "
+                       "cannot be loaded by this program: restart the program with its files in "
+                       "place");
+  }
+  const LoadedImage* mine = nullptr;
+  const std::vector<LoadedImage> now = loaded_images();
+  for (const LoadedImage& img : now) {
+    if (!img.main && img.base == base) mine = &img;
+  }
+  if (mine == nullptr || mine->identity != r.build_id) {
+    const std::string got = mine == nullptr ? "unknown" : describe_identity(mine->identity);
+    unload_image(handle);
+    throw ProcessError("mproc: " + r.path +
+                       " is not the file the sending process loaded: its "
+                       "build-id is " +
+                       got + ", the sending process's was " + describe_identity(r.build_id) +
+                       " (image " + std::to_string(r.index) +
+                       "); the file was replaced after the sending process loaded it: restart "
+                       "the program");
+  }
+  // `handle` is kept: the image stays loaded for the rest of the process.
+  return new Located{mine->base, mine->code_lo - mine->base, mine->code_hi - mine->base};
+}
+
+[[noreturn]] void offset_outside(const ImageRecord& r, const Located& l, std::uint64_t offset) {
+  throw DecodeError("mproc: a code address at offset " + hex_address(offset) + " of " +
+                    image_words(r) + " is outside its code (offsets " + hex_address(l.lo) + " to " +
+                    hex_address(l.hi) + "): the bytes are corrupt");
+}
+
+const void* resolve_miss(const CodeRef& ref) {
+  ReceiverTable& t = receiver();
+  Guard g(t.mu);
+  Known* k = known(t, ref.image);
+  if (k == nullptr) {
+    throw ProcessError("mproc: a code address names image " + std::to_string(ref.image) +
+                       " of the sending process, which did not describe it (no record of it was "
+                       "received)");
+  }
+  const Located* l = k->located.load(std::memory_order_acquire);
+  if (l == nullptr) {
+    l = locate(k->record);
+    k->located.store(l, std::memory_order_release);
+  }
+  if (ref.offset < l->lo || ref.offset >= l->hi) offset_outside(k->record, *l, ref.offset);
+  return reinterpret_cast<const void*>(l->base + ref.offset);
+}
+
+}  // namespace
+
+CodeRef code_ref_of(const void* code) {
+  const auto a = reinterpret_cast<std::uintptr_t>(code);
+  const LastImage& last = t_last;
+  if (a - last.lo < last.hi - last.lo) return {last.index, a - last.base};
+  return code_ref_miss(code);
+}
+
+std::uint32_t image_count() noexcept { return sender().count.load(std::memory_order_acquire); }
+
+std::vector<ImageRecord> image_records(std::uint32_t from) {
+  SenderTable& t = sender();
+  Guard g(t.mu);
+  std::vector<ImageRecord> out;
+  for (std::size_t i = from; i < t.images.size(); ++i) out.push_back(t.images[i].record);
+  return out;
+}
+
+void learn_images(const std::vector<ImageRecord>& records) {
+  for (const ImageRecord& r : records) check_record(r);
+  ReceiverTable& t = receiver();
+  Guard g(t.mu);
+  // Every conflict is found before anything is stored: a batch is learnt whole or not at all.
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const ImageRecord& r = records[i];
+    const Known* k = known(t, r.index);
+    const ImageRecord* other = k != nullptr ? &k->record : nullptr;
+    for (std::size_t j = 0; other == nullptr && j < i; ++j) {
+      if (records[j].index == r.index) other = &records[j];
+    }
+    if (other != nullptr && !same_record(*other, r)) {
+      throw ProcessError(
+          "mproc: image " + std::to_string(r.index) +
+          " of the sending process was described twice, differently: " + other->path +
+          " (build-id " + describe_identity(other->build_id) + ") and " + r.path + " (build-id " +
+          describe_identity(r.build_id) + "): the sender's records are inconsistent");
+    }
+  }
+  for (const ImageRecord& r : records) {
+    std::atomic<Chunk*>& slot = t.chunks[r.index >> kChunkBits];
+    Chunk* c = slot.load(std::memory_order_relaxed);
+    if (c == nullptr) {
+      c = new Chunk;
+      slot.store(c, std::memory_order_release);
+    }
+    std::atomic<Known*>& s = c->slot[r.index & (kChunkSize - 1)];
+    if (s.load(std::memory_order_relaxed) != nullptr) continue;  // identical, checked above
+    auto* k = new Known;
+    k->record = r;
+    s.store(k, std::memory_order_release);
+  }
+}
+
+const void* resolve_code(const CodeRef& ref) {
+  if (const Known* k = known(receiver(), ref.image)) {
+    const Located* l = k->located.load(std::memory_order_acquire);
+    if (l != nullptr && ref.offset >= l->lo && ref.offset < l->hi) {
+      return reinterpret_cast<const void*>(l->base + ref.offset);
+    }
+  }
+  return resolve_miss(ref);
+}
+
+}  // namespace mproc::detail
