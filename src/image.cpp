@@ -29,7 +29,7 @@
 //
 // Receiver. `learn_images` validates and stores the sender's records in a two-level table of
 // atomic pointers (256 chunks of 256 slots; indices up to 65535), written under a mutex and never
-// freed, so that `resolve_code` on an image it already located is four acquire loads and a bounds
+// freed, so that `resolve_code` on an image it already located is three acquire loads and a bounds
 // check: no lock, no system call. Locating an image (once per image): an image already loaded with
 // the record's identity is used, preferring one at the record's path (a fresh image of the same
 // program finds its main executable and its libraries this way, without reading any file);
