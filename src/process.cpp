@@ -5,8 +5,9 @@
 // a child happens outside it (poll on the pidfd), and reaping happens under it, so a child is
 // reaped exactly once however many threads wait for it. A pthread_atfork handler holds `g_mu`
 // across every fork of the process, so the child never inherits it locked.
-#include <signal.h>     // SIGTERM, SIGKILL
-#include <stdio_ext.h>  // __fpending
+#include <signal.h>      // SIGTERM, SIGKILL
+#include <stdio_ext.h>   // __fpending
+#include <sys/socket.h>  // SOCK_SEQPACKET
 
 #include <cstdio>  // before the test below: a standard header defines __GLIBCXX__
 
@@ -20,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <mproc/detail/travel.hpp>
 #include <mproc/process.hpp>
 #include <mutex>
 #include <string>
@@ -31,10 +33,16 @@
 
 #include "posix/demangle.hpp"
 #include "posix/error.hpp"
+#include "posix/exit_status.hpp"
+#include "posix/fd_io.hpp"
 #include "posix/launch.hpp"
 #include "posix/pidfd.hpp"
+#include "posix/poll.hpp"
 #include "posix/process_self.hpp"
+#include "posix/socket.hpp"
 #include "posix/thread_id.hpp"
+#include "start/boot.hpp"
+#include "start/start.hpp"
 #include "thread_annotations.hpp"
 
 namespace mproc {
@@ -49,9 +57,6 @@ Mutex g_mu;
 // How long daemon children get between SIGTERM and SIGKILL when their parent exits.
 constexpr auto kDaemonGrace = std::chrono::seconds(1);
 
-// The start method every Process uses (the only one so far).
-constexpr Launcher kLauncher = &launch_fork;
-
 enum class Phase { kCreated, kStarting, kStarted, kClosed };
 
 }  // namespace
@@ -60,11 +65,15 @@ struct ProcessImpl {
   ProcessImpl() = default;
   ProcessImpl(const ProcessImpl&) = delete;
   ProcessImpl& operator=(const ProcessImpl&) = delete;
-  ~ProcessImpl() MPROC_NO_THREAD_SAFETY_ANALYSIS { close_fd(pidfd); }
+  ~ProcessImpl() MPROC_NO_THREAD_SAFETY_ANALYSIS {
+    close_fd(pidfd);
+    close_fd(status_fd);
+  }
 
   // Set at construction, then only read.
   std::string identity;  // "3", or "1:3" in the child "Process-1"
   pid_t creator_pid = -1;
+  std::optional<StartMethod> method;  // ProcessOptions::start_method
 
   // Owned by the thread that moved the phase to kStarting (and by the child after fork).
   Box<ProcessTarget> target;
@@ -74,6 +83,9 @@ struct ProcessImpl {
   Phase phase MPROC_GUARDED_BY(g_mu) = Phase::kCreated;
   pid_t pid MPROC_GUARDED_BY(g_mu) = -1;
   int pidfd MPROC_GUARDED_BY(g_mu) = -1;
+  // A forkserver's child is the server's, not ours: its exit code arrives on its boot channel
+  // (start/boot.hpp), which is then its sentinel; `pidfd` only signals it. -1 for other methods.
+  int status_fd MPROC_GUARDED_BY(g_mu) = -1;
   std::optional<int> exitcode MPROC_GUARDED_BY(g_mu);  // set once, when reaped
   int waiters MPROC_GUARDED_BY(g_mu) = 0;              // threads polling `pidfd` outside the lock
 };
@@ -125,6 +137,7 @@ void atfork_child() MPROC_NO_THREAD_SAFETY_ANALYSIS {
   close_fd(s.forker_pidfd);
   s.forker_pidfd = s.self_pidfd;  // the parent's pidfd: the bootstrap adopts it
   s.self_pidfd = -1;
+  forkserver_forget_after_fork();
 }
 
 // Registered by the first start(), not at load time: a program that links mproc but never starts
@@ -192,6 +205,11 @@ void bind_child_calls() noexcept {
 // registry here.
 std::error_code reap_locked(ProcessImpl& p) MPROC_REQUIRES(g_mu) {
   if (p.exitcode || p.phase != Phase::kStarted || p.creator_pid != this_process_id()) return {};
+  if (p.status_fd >= 0) {
+    int code = 0;
+    if (try_recv_boot_status(p.status_fd, code)) p.exitcode = code;
+    return {};
+  }
   bool exited = false;
   int code = 0;
   std::error_code ec = try_reap(p.pidfd, exited, code);
@@ -255,7 +273,7 @@ bool wait_child(ProcessImpl& p, const Expiry& deadline) MPROC_EXCLUDES(g_mu) {
       Guard g(g_mu);
       if (p.exitcode) return true;
       ++p.waiters;
-      fd = p.pidfd;
+      fd = p.status_fd >= 0 ? p.status_fd : p.pidfd;
     }
     bool ready = false;
     std::error_code ec = wait_readable(fd, deadline, ready);
@@ -263,9 +281,11 @@ bool wait_child(ProcessImpl& p, const Expiry& deadline) MPROC_EXCLUDES(g_mu) {
     {
       Guard g(g_mu);
       --p.waiters;
-      if (p.phase == Phase::kClosed && p.waiters == 0 && p.pidfd >= 0) {
+      if (p.phase == Phase::kClosed && p.waiters == 0 && (p.pidfd >= 0 || p.status_fd >= 0)) {
         close_fd(p.pidfd);  // close() left it to the last waiter
+        close_fd(p.status_fd);
         p.pidfd = -1;
+        p.status_fd = -1;
       }
       if (p.exitcode) return true;
       if (!ec && ready) {
@@ -405,6 +425,122 @@ struct ChildBoot {
   child_exit(code);
 }
 
+// Throws ValueError when the target of `p` cannot travel to a fresh program image.
+void check_travels(const ProcessImpl& p, StartMethod method) {
+  const std::type_info* type = nullptr;
+  const int why = p.target ? p.target->cannot_travel(type) : 0;
+  if (why == 0) return;
+  const std::string culprit = type ? demangle(type->name()) : std::string("?");
+  const std::string how =
+      std::string("mproc::Process::start (start method ") + method_name(method) + "): ";
+  if (why < 0) {
+    throw ValueError(how + "the target (" + culprit +
+                     ") cannot travel to a fresh program image: it is a lambda with captures or a "
+                     "function object without serialize(), whose bytes may hold addresses of this "
+                     "process. Use a function, a lambda without captures, a function object with "
+                     "serialize(), or bind the data with mproc::partial(f, args...)");
+  }
+  throw ValueError(how + "argument " + std::to_string(why) + " (" + culprit +
+                   ") cannot travel to a fresh program image: mproc::codec cannot encode it "
+                   "(see mproc/codec.hpp; handles such as Queue, Lock and SharedMemory travel "
+                   "with their descriptors)");
+}
+
+// Starts `p` with spawn or forkserver: the child is a fresh image of this program, told what to
+// run over its boot channel (start/boot.hpp). Returns once the child has acknowledged (its target
+// decoded); throws ProcessError with the child's reason when it could not, std::system_error when
+// the child cannot be created, ValueError when the target cannot travel. On any throw nothing is
+// left behind (the child, if any, is killed and reaped) and the caller rolls the phase back.
+void start_fresh(ProcessImpl& p, StartMethod method, pid_t me) {
+  check_travels(p, method);
+  BootMessage m;
+  Descriptors fds;
+  {
+    TravelOut scope(fds);
+    m.target = p.target->encode();
+  }
+  m.decoder = code_ref_of(p.target->decoder());
+  m.images = image_records(0);
+  int self_pidfd;
+  {
+    Guard g(g_mu);
+    ProcessState& s = state();
+    m.parent_pid = me;
+    m.parent_name = s.name;
+    m.name = p.name;
+    m.identity = p.identity;
+    m.daemon = p.daemon;
+    self_pidfd = s.self_pidfd;
+  }
+  (void)fds.add_dup(self_pidfd);  // the child's parent_process() sentinel, last
+
+  int boot[2] = {-1, -1};
+  if (std::error_code ec = socket_pair(SOCK_SEQPACKET, boot)) {
+    throw_system_error(ec, "mproc::Process::start: cannot create the boot channel: socketpair");
+  }
+  LaunchedChild child;
+  int status_fd = -1;
+  std::error_code ec;
+  std::string why;
+  if (method == StartMethod::spawn) {
+    const std::string argv0 = program_argv0();
+    char flag[] = "--mproc-spawn";
+    std::string title = p.name;
+    char* argv[] = {const_cast<char*>(argv0.c_str()), flag, title.data(), nullptr};
+    flush_stdio();
+    ec = launch_spawn(argv, boot[1], child);
+    if (ec) why = child.failed_call ? child.failed_call : "posix_spawn";
+  } else {
+    pid_t pid = -1;
+    ec = forkserver_fork(boot[1], pid, why);
+    if (!ec) {
+      child.pid = pid;
+      if (open_pidfd(pid, child.pidfd)) child.pidfd = -1;  // already gone: its status will say
+      status_fd = boot[0];
+    }
+  }
+  close_fd(boot[1]);
+  if (ec) {
+    close_fd(boot[0]);
+    throw_system_error(ec, std::string("mproc::Process::start: cannot create the process (") +
+                               method_name(method) + "): " + why);
+  }
+  // From here a child exists: any failure kills and reaps it before throwing.
+  auto abandon = [&](const std::string& message) {
+    if (child.pidfd >= 0) (void)send_signal(child.pidfd, SIGKILL);
+    if (status_fd >= 0) {
+      int code = 0;
+      bool ready = false;
+      (void)wait_readable(status_fd, Clock::now() + std::chrono::seconds(5), ready);
+      (void)try_recv_boot_status(status_fd, code);
+    } else if (child.pidfd >= 0) {
+      int code = 0;
+      (void)reap_blocking(child.pid, code);
+    }
+    close_fd(child.pidfd);
+    close_fd(boot[0]);
+    throw ProcessError(message);
+  };
+  ec = send_boot(boot[0], m, fds.fds());
+  fds.clear();
+  std::string error;
+  if (ec || !recv_boot_ack(boot[0], error)) {
+    if (ec && error.empty()) error = "cannot send it its target: " + ec.message();
+    abandon("mproc::Process::start: the new process (" + std::string(method_name(method)) +
+            ", pid " + std::to_string(child.pid) + ") could not start its target: " + error);
+  }
+  if (status_fd < 0) close_fd(boot[0]);
+  Guard g(g_mu);
+  p.pid = child.pid;
+  p.pidfd = child.pidfd;
+  p.status_fd = status_fd;
+  p.phase = Phase::kStarted;
+  if (child.pidfd < 0 && status_fd < 0) {  // already ended, reaped by the kernel
+    p.exitcode = kExitCodeUnknown;
+    unregister_locked(p);
+  }
+}
+
 [[noreturn]] void throw_closed() { throw ValueError("process object is closed"); }
 
 void check_open(const ProcessImpl& p) MPROC_REQUIRES(g_mu) {
@@ -412,6 +548,72 @@ void check_open(const ProcessImpl& p) MPROC_REQUIRES(g_mu) {
 }
 
 }  // namespace
+
+void run_fresh_child(int boot_fd, bool spawned) noexcept {
+  // Spawn: our parent is the starting process (checked against the boot message below); die with
+  // it. Forkserver: the server set this towards itself and checked it before calling here.
+  if (spawned) set_parent_death_signal(SIGKILL);
+  int code = 1;
+  ProcessTarget* target = nullptr;
+  std::string name;
+  try {
+    BootMessage m;
+    Descriptors fds;
+    std::string why;
+    if (!recv_boot(boot_fd, m, fds, why)) {
+      std::fprintf(stderr, "mproc: a process started by spawn or forkserver: %s\n", why.c_str());
+      send_boot_ack(boot_fd, false, why);
+      child_exit(1);
+    }
+    // If the parent died before the death signal was armed, we were reparented: leave.
+    if (spawned && parent_pid() != m.parent_pid) child_exit(1);
+    try {
+      if (fds.size() == 0) throw ProcessError("the parent's pidfd did not arrive");
+      int sentinel = -1;
+      if (dup_cloexec(fds.at(static_cast<std::uint32_t>(fds.size() - 1)), sentinel)) {
+        throw ProcessError("cannot keep the parent's pidfd: fcntl");
+      }
+      {
+        Guard g(g_mu);
+        ProcessState& s = state();
+        s.parent = ParentInfo{m.parent_name, m.parent_pid, sentinel};
+        s.name = m.name;
+        s.identity = m.identity;
+        s.daemon = m.daemon;
+        s.is_child = true;
+        s.counter = 0;
+        name = s.name;
+      }
+      learn_images(m.images);
+      auto decode =
+          reinterpret_cast<ProcessTarget::Decoder>(const_cast<void*>(resolve_code(m.decoder)));
+      {
+        TravelIn scope(fds);
+        Reader r(m.target.data(), m.target.size());
+        target = decode(r);
+        if (r.remaining() != 0) throw DecodeError("trailing bytes after the target's arguments");
+      }
+    } catch (const std::exception& e) {
+      std::string type;
+      try {
+        type = current_exception_type_name();
+      } catch (...) {
+      }
+      send_boot_ack(boot_fd, false, type + ": " + e.what());
+      child_exit(1);
+    }
+    send_boot_ack(boot_fd, true, {});
+    close_fd(boot_fd);
+  } catch (...) {
+    send_boot_ack(boot_fd, false, "std::bad_alloc");
+    child_exit(1);
+  }
+  code = target ? run_target(*target, name) : 0;
+  finish_children();
+  flush_child_stdio();
+  child_exit(code);
+}
+
 }  // namespace detail
 
 using detail::g_mu;
@@ -434,6 +636,7 @@ Process::Process(ProcessOptions options, detail::Box<detail::ProcessTarget> targ
     impl->identity = s.identity.empty() ? n : s.identity + ":" + n;
     impl->name = options.name.empty() ? "Process-" + impl->identity : std::move(options.name);
     impl->daemon = options.daemon;
+    impl->method = options.start_method;
   }
   impl_ = std::move(impl);
 }
@@ -471,6 +674,17 @@ ProcessImpl& Process::impl() const {
 
 void Process::start() {
   ProcessImpl& p = impl();
+  bool travels = false;
+  {
+    const std::type_info* type = nullptr;
+    Guard g(g_mu);
+    travels = p.phase == Phase::kCreated && p.target && p.target->cannot_travel(type) == 0;
+  }
+  const StartMethod method =
+      detail::choose_start_method(p.method, travels, "mproc::Process::start");
+  if (method != StartMethod::fork) {
+    detail::require_init(method, "mproc::Process::start");
+  }
   detail::register_atfork_once();
   auto& s = detail::state();
   const pid_t me = this_process_id();
@@ -504,11 +718,23 @@ void Process::start() {
     s.children.push_back(impl_);
     p.phase = Phase::kStarting;
   }
+  if (method != StartMethod::fork) {
+    try {
+      detail::start_fresh(p, method, me);
+    } catch (...) {
+      Guard g(g_mu);
+      p.phase = Phase::kCreated;  // may be started again
+      detail::unregister_locked(p);
+      throw;
+    }
+    p.target.reset();
+    return;
+  }
   detail::flush_stdio();
   detail::ChildBoot boot{&p, me};
   detail::LaunchedChild child;
   const std::error_code ec =
-      detail::kLauncher(detail::ChildEntry{&detail::child_main, &boot}, child);
+      detail::launch_fork(detail::ChildEntry{&detail::child_main, &boot}, child);
   {
     Guard g(g_mu);
     if (ec) {
@@ -583,7 +809,7 @@ int Process::sentinel() const {
   Guard g(g_mu);
   detail::check_open(p);
   if (p.phase != Phase::kStarted) throw ValueError("process not started");
-  return p.pidfd;
+  return p.status_fd >= 0 ? p.status_fd : p.pidfd;
 }
 
 void Process::signal(int sig, const char* what) {
@@ -591,7 +817,7 @@ void Process::signal(int sig, const char* what) {
   Guard g(g_mu);
   detail::check_open(p);
   if (p.phase != Phase::kStarted) throw ProcessError(what);
-  if (p.exitcode) return;
+  if (p.exitcode || p.pidfd < 0) return;
   std::error_code ec = detail::send_signal(p.pidfd, sig);
   if (ec) {
     const std::string op = "mproc::Process: cannot send signal " + std::to_string(sig) + " to";
@@ -619,7 +845,9 @@ void Process::close() {
       }
       if (p.waiters == 0) {
         detail::close_fd(p.pidfd);
+        detail::close_fd(p.status_fd);
         p.pidfd = -1;
+        p.status_fd = -1;
       }
     } else {
       drop = std::move(p.target);

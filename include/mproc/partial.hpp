@@ -31,6 +31,7 @@
 #include <mproc/byte_stream.hpp>
 #include <mproc/codec.hpp>
 #include <mproc/detail/std_light.hpp>  // detail::invoke
+#include <mproc/detail/travel.hpp>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -108,6 +109,72 @@ struct callable_codec {
 template <class F, class... Bound>
 struct callable_codec<Partial<F, Bound...>> {
   using Inner = callable_codec<F>;
+  static constexpr bool ok = Inner::ok && (is_encodable_v<Bound> && ...);
+
+  static std::size_t size(const Partial<F, Bound...>& p) {
+    return Inner::size(p.func()) + mproc::encoded_size(p.args());
+  }
+  static void write(Writer& w, const Partial<F, Bound...>& p) {
+    Inner::write(w, p.func());
+    mproc::encode(w, p.args());
+  }
+  static Partial<F, Bound...> read(Reader& r) {
+    F f = Inner::read(r);
+    return Partial<F, Bound...>(std::move(f), mproc::decode<std::tuple<Bound...>>(r));
+  }
+};
+
+// How a callable of type F travels to a *fresh program image* (start methods spawn and
+// forkserver; docs/design.md, "Code that travels"): only what cannot hold an address of the
+// sender's memory. A function pointer travels as a code reference (relocated in the receiver);
+// an empty callable (a lambda without captures, a stateless function object) as nothing; a
+// function object with serialize() (or its own codec) through the codec; a Partial when its
+// callable travels and its bound arguments are encodable. A lambda with captures, or a trivially
+// copyable function object without serialize(), does not travel: its bytes may hold pointers
+// into the sender (`ok` is false; the caller says so at run time, naming `partial`).
+template <class F>
+struct travel_codec {
+  static constexpr bool function_pointer =
+      std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
+  static constexpr bool empty =
+      !function_pointer && std::is_empty_v<F> && std::is_trivially_copyable_v<F>;
+  static constexpr bool encoded =
+      !function_pointer && !empty && is_encodable_v<F> && std::is_default_constructible_v<F> &&
+      (rule_of<F>() == rule::serialize || rule_of<F>() == rule::adapter ||
+       !std::is_base_of_v<builtin_codec<F>, codec<F>>);
+  static constexpr bool ok = function_pointer || empty || encoded;
+
+  static void write(Writer& w, const F& f) {
+    if constexpr (function_pointer) {
+      const CodeRef ref = code_ref_of(reinterpret_cast<const void*>(f));
+      mproc::encode(w, ref);
+    } else if constexpr (encoded) {
+      mproc::encode(w, f);
+    }
+  }
+  static std::size_t size(const F& f) {
+    if constexpr (function_pointer) {
+      return mproc::encoded_size(CodeRef{});
+    } else if constexpr (encoded) {
+      return mproc::encoded_size(f);
+    } else {
+      return 0;
+    }
+  }
+  static F read(Reader& r) {
+    if constexpr (function_pointer) {
+      return reinterpret_cast<F>(const_cast<void*>(resolve_code(mproc::decode<CodeRef>(r))));
+    } else if constexpr (encoded) {
+      return mproc::decode<F>(r);
+    } else {
+      return std::bit_cast<F>(std::array<std::byte, sizeof(F)>{});
+    }
+  }
+};
+
+template <class F, class... Bound>
+struct travel_codec<Partial<F, Bound...>> {
+  using Inner = travel_codec<F>;
   static constexpr bool ok = Inner::ok && (is_encodable_v<Bound> && ...);
 
   static std::size_t size(const Partial<F, Bound...>& p) {

@@ -79,11 +79,13 @@
 #include <mproc/detail/std_light.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/export.hpp>
+#include <mproc/partial.hpp>
 #include <mproc/timeout.hpp>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -114,12 +116,24 @@ class MPROC_API SystemExit {
 //   * Anywhere else: flushes stdio and calls `std::exit(code)`.
 [[noreturn]] MPROC_API void exit(int code);
 
+// How a new process comes to exist (Python's start methods; mproc/start_method.hpp has the
+// functions that choose one and the rules of each):
+//   * fork: a copy of the calling process (fast; lambdas and globals come along). Safe while the
+//     caller is single-threaded.
+//   * spawn: the program re-executed (/proc/self/exe, posix_spawn), made into the child by
+//     `mproc::init(argc, argv)` at the top of main. Safe in a threaded program.
+//   * forkserver: a fork of a single-threaded server process (itself spawned once), made into the
+//     child the same way. Safe in a threaded program; nearly as cheap as fork.
+enum class StartMethod : unsigned char { fork, spawn, forkserver };
+
 // How a process is created. `name` empty means the default name ("Process-N", see `Process`).
-// Both members have default initializers, so designated initializers may name either alone
-// (`{.daemon = true}`) without -Wmissing-field-initializers.
+// `start_method` empty means the program's choice (set_start_method, or the safe default of
+// mproc/start_method.hpp). Every member has a default initializer, so designated initializers may
+// name any alone (`{.daemon = true}`) without -Wmissing-field-initializers.
 struct ProcessOptions {
   std::string name{};
   bool daemon = false;
+  std::optional<StartMethod> start_method{};
 };
 
 namespace detail {
@@ -130,6 +144,17 @@ class MPROC_API ProcessTarget {
  public:
   virtual ~ProcessTarget();
   virtual int run() = 0;
+
+  // For a start method that runs the target in a fresh program image (spawn, forkserver).
+  // Why it cannot travel: 0 if it can, -1 when the callable cannot (a lambda with captures...),
+  // k > 0 when argument k (from 1) cannot be encoded; `type` then names the culprit's type.
+  virtual int cannot_travel(const std::type_info*& type) const noexcept = 0;
+  // The function that rebuilds this target from its encoding in the new image (a `Decoder`), and
+  // the encoding: the callable, then the arguments. Handles among the arguments add their
+  // descriptors to the calling thread's TravelOut scope (mproc/detail/travel.hpp).
+  virtual const void* decoder() const noexcept = 0;
+  virtual std::vector<std::byte> encode() const = 0;
+  using Decoder = ProcessTarget* (*)(Reader& r);
 };
 
 // A target that can be called with its arguments as lvalues but not as the rvalues `Process`
@@ -181,8 +206,20 @@ constexpr void reject_reference_parameter() {
       kPosition, std::tuple_element_t<(kPosition > 0 ? kPosition - 1 : 0), std::tuple<Args...>>>();
 }
 
+// The position (from 1) of the first of `Args` that the codec cannot encode; 0 if none.
+template <class... Args>
+constexpr int first_unencodable_argument() {
+  int k = 0;
+  int found = 0;
+  ((++k, found = (found == 0 && !is_encodable_v<Args>) ? k : found), ...);
+  return found;
+}
+
 template <class F, class... Args>
 class ProcessTargetFor final : public ProcessTarget {
+  static constexpr int kBadArgument = first_unencodable_argument<Args...>();
+  static constexpr bool kTravels = travel_codec<F>::ok && kBadArgument == 0;
+
  public:
   template <class G, class... A>
   explicit ProcessTargetFor(G&& f, A&&... args)
@@ -197,7 +234,50 @@ class ProcessTargetFor final : public ProcessTarget {
     }
   }
 
+  int cannot_travel(const std::type_info*& type) const noexcept override {
+    if constexpr (!travel_codec<F>::ok) {
+      type = &typeid(F);
+      return -1;
+    } else if constexpr (kBadArgument != 0) {
+      type = &typeid(std::tuple_element_t<kBadArgument - 1, std::tuple<Args...>>);
+      return kBadArgument;
+    } else {
+      type = nullptr;
+      return 0;
+    }
+  }
+  const void* decoder() const noexcept override {
+    if constexpr (kTravels) {
+      return reinterpret_cast<const void*>(&decode_target);
+    } else {
+      return nullptr;
+    }
+  }
+  std::vector<std::byte> encode() const override {
+    if constexpr (kTravels) {
+      std::size_t n = travel_codec<F>::size(f_) + mproc::encoded_size(args_);
+      std::vector<std::byte> out(n);
+      Writer w(out.data(), out.data() + n);
+      travel_codec<F>::write(w, f_);
+      mproc::encode(w, args_);
+      return out;
+    } else {
+      return {};
+    }
+  }
+
  private:
+  static ProcessTarget* decode_target(Reader& r) {
+    if constexpr (kTravels) {
+      F f = travel_codec<F>::read(r);
+      auto args = mproc::decode<std::tuple<Args...>>(r);
+      return std::apply(
+          [&](Args&... a) { return new ProcessTargetFor(std::move(f), std::move(a)...); }, args);
+    } else {
+      return nullptr;
+    }
+  }
+
   F f_;
   std::tuple<Args...> args_;
 };

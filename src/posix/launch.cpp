@@ -1,6 +1,7 @@
 #include "posix/launch.hpp"
 
 #include <signal.h>
+#include <spawn.h>
 #include <unistd.h>
 
 #include "posix/error.hpp"
@@ -41,6 +42,52 @@ std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcep
   }
   out.pid = pid;
   out.pidfd = fd;
+  return {};
+}
+
+namespace {
+// Holds the file actions of one posix_spawn.
+struct SpawnActions {
+  posix_spawn_file_actions_t a;
+  int err;
+  SpawnActions() noexcept : err(posix_spawn_file_actions_init(&a)) {}
+  ~SpawnActions() {
+    if (err == 0) posix_spawn_file_actions_destroy(&a);
+  }
+  SpawnActions(const SpawnActions&) = delete;
+  SpawnActions& operator=(const SpawnActions&) = delete;
+};
+}  // namespace
+
+std::error_code launch_spawn(char* const argv[], int fd, LaunchedChild& out) noexcept {
+  out.failed_call = "posix_spawn";
+  SpawnActions actions;
+  if (actions.err != 0) return errno_code(actions.err);
+  // dup2 onto 3 clears close-on-exec (also when fd is already 3: glibc >= 2.29 clears it then).
+  int err = posix_spawn_file_actions_adddup2(&actions.a, fd, 3);
+  if (err == 0) err = posix_spawn_file_actions_addclosefrom_np(&actions.a, 4);
+  if (err != 0) return errno_code(err);
+  pid_t pid = -1;
+  err = posix_spawn(&pid, "/proc/self/exe", &actions.a, nullptr, argv, environ);
+  if (err != 0) return errno_code(err);
+  int pidfd = -1;
+  std::error_code ec = open_pidfd(pid, pidfd);
+  if (ec == std::errc::no_such_process) {  // ended and reaped by the kernel (SIGCHLD ignored)
+    out.pid = pid;
+    out.pidfd = -1;
+    out.failed_call = nullptr;
+    return {};
+  }
+  if (ec) {
+    out.failed_call = "pidfd_open";
+    ::kill(pid, SIGKILL);
+    int code = 0;
+    (void)reap_blocking(pid, code);
+    return ec;
+  }
+  out.pid = pid;
+  out.pidfd = pidfd;
+  out.failed_call = nullptr;
   return {};
 }
 

@@ -33,4 +33,14 @@ using Launcher = std::error_code (*)(const ChildEntry& entry, LaunchedChild& out
 // pidfd cannot be opened (EMFILE) is killed and reaped before this returns.
 std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcept;
 
+// The spawn start method's first half: runs this program's file again (/proc/self/exe, the very
+// file the calling process runs even if its path was replaced) with `argv` (null-terminated) and
+// the calling process's environment, through posix_spawn (glibc: clone(CLONE_VM | CLONE_VFORK) and
+// exec, so safe in a threaded process and as cheap for a large process as for a small one). The new
+// program holds descriptors 0, 1 and 2 as the caller has them, `fd` as descriptor 3, and no other
+// (every other descriptor is closed, close-on-exec or not). Its parent is the calling thread (as
+// for fork). On success `out` holds the pid and a pidfd (same contract as launch_fork); on failure
+// `out.failed_call` names the step ("posix_spawn", "pidfd_open") and nothing is left behind.
+std::error_code launch_spawn(char* const argv[], int fd, LaunchedChild& out) noexcept;
+
 }  // namespace mproc::detail

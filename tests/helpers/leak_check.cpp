@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include "start/start.hpp"
+
 namespace mproc_test::leak {
 namespace {
 
@@ -229,6 +231,11 @@ Snapshot take_snapshot() {
 
 Leaks compare(const Snapshot& before, const Snapshot& after) {
   Leaks l;
+  // The forkserver (src/start/forkserver.cpp) is process-lifetime state, started on first use.
+  const int server_pid = static_cast<int>(mproc::detail::forkserver_pid());
+  int server_ctl = -1;
+  int server_pidfd = -1;
+  mproc::detail::forkserver_fds(server_ctl, server_pidfd);
   bool had_self_pidfd = false;
   for (const auto& [fd, target] : before.fds) {
     if (is_pidfd_of_self(before, fd)) had_self_pidfd = true;
@@ -237,6 +244,7 @@ Leaks compare(const Snapshot& before, const Snapshot& after) {
     auto it = before.fds.find(fd);
     if (it != before.fds.end() && it->second == target) continue;
     if (target.rfind("pipe:", 0) == 0 && after.symbolizer_targets.count(target)) continue;
+    if (fd == server_ctl || fd == server_pidfd) continue;
     if (!had_self_pidfd && is_pidfd_of_self(after, fd)) {
       had_self_pidfd = true;  // the library's one process-lifetime pidfd
       continue;
@@ -253,7 +261,8 @@ Leaks compare(const Snapshot& before, const Snapshot& after) {
       // Present before the test; a new zombie among them is still the test's doing.
       if (p.state != 'Z' || before.descendants.at(key).state == 'Z') continue;
     }
-    if (p.comm == "llvm-symbolizer") continue;  // the sanitizer runtime's, see the header
+    if (p.comm == "llvm-symbolizer") continue;            // the sanitizer runtime's, see the header
+    if (p.pid == server_pid && p.state != 'Z') continue;  // the forkserver, see above
     // A dead orphan waiting for init (or another reaper outside the tree) is not the test's to
     // reap; a zombie whose parent is the test process or one of its descendants is.
     if (p.state == 'Z' && !in_tree(after, p.ppid)) continue;

@@ -33,6 +33,9 @@
 //   which ASan/TSan start the first time they symbolize a stack (to print a report, or to match
 //   a suppression) and keep for the life of the process. Recognised by the process name, and the
 //   pipes by being open in that process too.
+// - The forkserver (src/start/forkserver.cpp): started by the first forkserver start and kept for
+//   the life of the process, with its control socket and pidfd. Recognised by asking the library
+//   (mproc::detail::forkserver_pid, forkserver_fds); a zombie forkserver is still a leak.
 // - The descriptor the check itself uses to list /proc/self/fd.
 // The library keeps no other process-lifetime descriptor or process: the Pool's zygote and
 // workers, queue and lock regions (memfds) and pidfds all belong to objects a test destroys.

@@ -1,0 +1,57 @@
+// start/start.hpp — the start methods inside the library: which one a start uses, the program's
+// init state, the fresh child's bootstrap and the forkserver (private to the library).
+#pragma once
+
+#include <sys/types.h>
+
+#include <mproc/process.hpp>
+#include <optional>
+#include <string>
+#include <system_error>
+
+namespace mproc::detail {
+
+// The method a start uses: `requested` if set, else set_start_method's, else the safe default:
+// fork while the calling process is single-threaded; otherwise forkserver if init() was called and
+// the target `travels` to a fresh image; otherwise fork with a warning printed once per program
+// naming the fix (init, or partial). `what` names the caller in the warning.
+StartMethod choose_start_method(std::optional<StartMethod> requested, bool travels,
+                                const char* what);
+
+// Whether mproc::init ran in this program (as the user's program: it returned).
+bool init_was_called() noexcept;
+// Throws ProcessError naming the fix unless init ran ("mproc::Process::start: the start method
+// spawn needs mproc::init(argc, argv) ...").
+void require_init(StartMethod method, const char* what);
+// The argv[0] the program was started with (for the children's argv), "mproc" if unknown.
+const char* program_argv0() noexcept;
+// The method's name: "fork", "spawn", "forkserver".
+const char* method_name(StartMethod m) noexcept;
+
+// Whether the calling process has more than one thread now.
+bool process_is_threaded() noexcept;
+
+// The child side of spawn and forkserver: reads the boot channel `boot_fd`, becomes the Process
+// it describes, runs its target and ends the process (src/process.cpp). Never returns. `spawned`:
+// started by spawn (its parent is the starter); otherwise a forkserver's child.
+[[noreturn]] void run_fresh_child(int boot_fd, bool spawned) noexcept;
+
+// The forkserver's own loop on its control socket (start/forkserver.cpp). Never returns.
+[[noreturn]] void run_forkserver(int control_fd) noexcept;
+
+// Asks this process's forkserver (started on first use, restarted once if it has died) for a new
+// child whose boot channel end is `boot_end` (borrowed: the server receives a copy). On success
+// `pid` is the child's. On failure the errno and, in `why`, the step that failed.
+std::error_code forkserver_fork(int boot_end, pid_t& pid, std::string& why) noexcept;
+
+// The forkserver's pid (0 when none runs) and its descriptors in this process (-1 when none):
+// process-lifetime state the tests' leak check knows about.
+pid_t forkserver_pid() noexcept;
+void forkserver_fds(int& control, int& pidfd) noexcept;
+// Ends this process's forkserver (it kills the children it still has) and reaps it. The next
+// forkserver start starts a new one.
+void forkserver_stop() noexcept;
+// In a child made by fork: forget the parent's forkserver (its descriptors are closed).
+void forkserver_forget_after_fork() noexcept;
+
+}  // namespace mproc::detail
