@@ -2,6 +2,7 @@
 // descriptors.
 #include <poll.h>        // pollfd, POLLIN
 #include <sys/socket.h>  // SOCK_STREAM, SHUT_*
+#include <sys/stat.h>    // fstat: the kind of a descriptor that travelled
 #include <sys/uio.h>     // iovec
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <mproc/detail/queue_core.hpp>
+#include <mproc/detail/travel.hpp>
 #include <mproc/pipe.hpp>
 #include <mproc/process.hpp>
 #include <optional>
@@ -255,6 +257,87 @@ void Connection::break_framing() noexcept {
 int Connection::fileno() const {
   check_open();
   return fd_;
+}
+
+// ---- travel to another process (see "Travel" in pipe.hpp) --------------------------------------
+
+namespace {
+constexpr std::uint8_t kTravelSocket = 1;
+constexpr std::uint8_t kTravelStream = 2;  // a pipe or a character device
+
+[[noreturn]] void throw_travel_decode(const std::string& what) {
+  throw DecodeError("mproc::Connection: the handle that travelled " + what);
+}
+
+const char* file_kind(mode_t mode) noexcept {
+  return S_ISSOCK(mode)   ? "a socket"
+         : S_ISFIFO(mode) ? "a pipe"
+         : S_ISCHR(mode)  ? "a character device"
+         : S_ISREG(mode)  ? "a regular file (shared memory?)"
+         : S_ISDIR(mode)  ? "a directory"
+                          : "a file of another kind";
+}
+}  // namespace
+
+void Connection::encode_travel(Writer& w) const {
+  detail::Descriptors* out = detail::travel_out();
+  if (out == nullptr) {
+    throw ValueError(
+        "mproc::Connection can travel to another process only as an argument of a Process or of "
+        "a Pool task (a Connection cannot be sent over a Queue or another Connection)");
+  }
+  if (closed()) throw Closed("mproc::Connection: cannot send a closed handle to a process");
+  std::uint8_t kind = kTravelSocket;
+  if (!socket_) {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0)
+      detail::throw_system_error(detail::last_error(), "mproc::Connection: fstat");
+    if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+      throw ValueError(std::string("mproc::Connection: a connection over ") +
+                       file_kind(st.st_mode) + " cannot travel to another process");
+    kind = kTravelStream;
+  }
+  const std::uint32_t index = out->add_dup(fd_);
+  w.write_value(index);
+  w.write_value(static_cast<std::uint8_t>(readable_ ? 1 : 0));
+  w.write_value(static_cast<std::uint8_t>(writable_ ? 1 : 0));
+  w.write_value(kind);
+  w.write_value(std::uint8_t{0});
+}
+
+Connection Connection::decode_travel(Reader& r) {
+  const auto index = r.read_value<std::uint32_t>();
+  const auto readable = r.read_value<std::uint8_t>();
+  const auto writable = r.read_value<std::uint8_t>();
+  const auto kind = r.read_value<std::uint8_t>();
+  const auto zero = r.read_value<std::uint8_t>();
+  if (readable > 1 || writable > 1 || zero != 0 || (kind != kTravelSocket && kind != kTravelStream))
+    throw_travel_decode("has a corrupt header");
+  if (readable == 0 && writable == 0) throw_travel_decode("neither receives nor sends");
+  const detail::Descriptors* in = detail::travel_in();
+  if (in == nullptr)
+    throw_travel_decode("came without its descriptors (decoded outside a TravelIn scope)");
+  if (index >= in->size())
+    throw_travel_decode("names descriptor " + std::to_string(index) + " of the " +
+                        std::to_string(in->size()) + " that came with it");
+  const int fd = in->at(index);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    detail::throw_system_error(detail::last_error(), "mproc::Connection: fstat of its descriptor");
+  const bool ok =
+      kind == kTravelSocket ? S_ISSOCK(st.st_mode) : (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode));
+  if (!ok)
+    throw_travel_decode(std::string("came with ") + file_kind(st.st_mode) + " where " +
+                        (kind == kTravelSocket ? "a socket" : "a pipe") + " was sent");
+  int copy = -1;
+  if (auto ec = detail::dup_cloexec(fd, copy))
+    detail::throw_system_error(ec, "mproc::Connection: fcntl(F_DUPFD_CLOEXEC)");
+  Connection c;
+  c.fd_ = copy;
+  c.readable_ = readable != 0;
+  c.writable_ = writable != 0;
+  c.socket_ = kind == kTravelSocket;
+  return c;
 }
 
 void Connection::check_open() const {

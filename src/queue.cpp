@@ -59,18 +59,22 @@
 // also waits for the producer's process, whose death wakes it). The sleeping consumer's bit is set
 // and cleared with fetch_or/fetch_and, so that it never overwrites a registration.
 #include <errno.h>
+#include <sys/stat.h>  // fstat: the kind and size of a descriptor that travelled
 
 #include <atomic>
 #include <bit>
 #include <cstring>
 #include <mproc/detail/queue_core.hpp>
+#include <mproc/detail/travel.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/queue.hpp>  // QueueOptions
 #include <new>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "posix/error.hpp"
+#include "posix/fd_io.hpp"
 #include "posix/futex.hpp"
 #include "posix/region.hpp"
 #include "posix/robust_mutex.hpp"
@@ -787,10 +791,11 @@ void settle_producer(QueueShared* s) noexcept {
 
 // ---------------------------------------------------------------------------------------------
 
-QueueCore::QueueCore(std::size_t maxsize, const QueueOptions& options, bool joinable) {
+QueueCore::QueueCore(std::size_t maxsize, const QueueOptions& options, bool joinable,
+                     std::uint64_t element_tag) {
   const std::uint64_t cap = round_capacity(options.capacity);
   const RingGeometry g = ring_geometry(cap);
-  const std::uint64_t header = (sizeof(QueueShared) + 4095) & ~std::uint64_t{4095};
+  const std::uint64_t header = kRegionHeader;
   std::error_code ec;
   const char* failed_call = "";
   auto region = Region::create(header + cap, "mproc-queue", ec, failed_call);  // cap <= 2^63
@@ -801,6 +806,8 @@ QueueCore::QueueCore(std::size_t maxsize, const QueueOptions& options, bool join
   config_.max_record = g.max_record;
   config_.chunk = g.chunk;
   config_.spin = options.spin < 0 ? 0u : static_cast<std::uint32_t>(options.spin);
+  config_.element_tag = element_tag;
+  config_.joinable = joinable;
   auto* s = ::new (region->data()) QueueShared();
   s->capacity = cap;
   s->mask = cap - 1;
@@ -809,6 +816,9 @@ QueueCore::QueueCore(std::size_t maxsize, const QueueOptions& options, bool join
   s->chunk = g.chunk;
   s->spin = config_.spin;
   s->joinable = joinable ? 1 : 0;
+  s->magic = kQueueMagic;
+  s->element_tag = element_tag;
+  fd_ = region->fd();
   ring_ = static_cast<std::byte*>(region->data()) + header;
   // The Ref owns the mapping (one allocation when the queue is made) and points at its header.
   shared_ = Ref<QueueShared>(make_ref<decltype(region)>(std::move(region)), s);
@@ -956,6 +966,158 @@ bool QueueCore::join(const Expiry& deadline) {
     s->joiners.fetch_sub(1, std::memory_order_relaxed);
     if (expired(deadline)) return finished();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Travel: a handle sent to another process (a Process argument, a Pool task argument under spawn
+// or forkserver). The wire form and the checks are in queue.hpp's header comment ("Travel").
+
+namespace {
+
+const char* kind_name(QueueKind kind) noexcept {
+  switch (kind) {
+    case QueueKind::kSimpleQueue:
+      return "mproc::SimpleQueue";
+    case QueueKind::kJoinableQueue:
+      return "mproc::JoinableQueue";
+    case QueueKind::kQueue:
+      break;
+  }
+  return "mproc::Queue";
+}
+
+[[noreturn]] void throw_travel_decode(QueueKind kind, const std::string& what) {
+  throw DecodeError(std::string(kind_name(kind)) + ": the handle that travelled " + what);
+}
+
+}  // namespace
+
+std::uint64_t hash_type_name(const char* name) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a, 64 bits
+  for (const char* p = name; *p != '\0'; ++p) {
+    h ^= static_cast<unsigned char>(*p);
+    h *= 0x100000001b3ULL;
+  }
+  return h == 0 ? 1 : h;  // 0 means "untyped"
+}
+
+void QueueCore::encode_travel(Writer& w, QueueKind kind) const {
+  Descriptors* out = travel_out();
+  if (out == nullptr) {
+    throw ValueError(std::string(kind_name(kind)) +
+                     " can travel to another process only as an argument of a Process or of a "
+                     "Pool task (Python: Queue objects should only be shared between processes "
+                     "through inheritance)");
+  }
+  if (closed_)
+    throw Closed(std::string(kind_name(kind)) + ": cannot send a closed handle to a process");
+  const std::uint32_t index = out->add_dup(fd_);
+  w.write_value(index);
+  w.write_value(static_cast<std::uint8_t>(kind));
+  w.write_value(static_cast<std::uint8_t>(config_.joinable ? 1 : 0));
+  w.write_value(std::uint16_t{0});
+  w.write_value(config_.spin);
+  w.write_value(std::uint32_t{0});
+  w.write_value(config_.capacity);
+  w.write_value(config_.maxsize);
+  w.write_value(config_.element_tag);
+}
+
+QueueCore QueueCore::decode_travel(Reader& r, QueueKind kind, std::uint64_t element_tag) {
+  const auto index = r.read_value<std::uint32_t>();
+  const auto sent_kind = r.read_value<std::uint8_t>();
+  const auto joinable = r.read_value<std::uint8_t>();
+  const auto zero16 = r.read_value<std::uint16_t>();
+  const auto spin = r.read_value<std::uint32_t>();
+  const auto zero32 = r.read_value<std::uint32_t>();
+  const auto capacity = r.read_value<std::uint64_t>();
+  const auto maxsize = r.read_value<std::uint64_t>();
+  const auto tag = r.read_value<std::uint64_t>();
+
+  // The bytes alone.
+  if (sent_kind != static_cast<std::uint8_t>(kind)) {
+    const bool known = sent_kind >= 1 && sent_kind <= 3;
+    throw_travel_decode(
+        kind, known ? std::string("is a ") + kind_name(static_cast<QueueKind>(sent_kind)) +
+                          ", not a " + kind_name(kind)
+                    : "is no queue handle (kind " + std::to_string(sent_kind) + ")");
+  }
+  if (zero16 != 0 || zero32 != 0 || joinable > 1)
+    throw_travel_decode(kind, "has a corrupt header (reserved bytes are not zero)");
+  if ((kind == QueueKind::kJoinableQueue && joinable != 1) ||
+      (kind == QueueKind::kSimpleQueue && joinable != 0))
+    throw_travel_decode(kind, "disagrees with its kind about counting tasks");
+  if (tag != element_tag)
+    throw_travel_decode(kind, "holds elements of another type than the receiver's T");
+  if (capacity < kMinCapacity || capacity > kMaxCapacity || !std::has_single_bit(capacity))
+    throw_travel_decode(kind, "announces an impossible capacity (" + std::to_string(capacity) +
+                                  " bytes; a power of two from 4096 to 2^63)");
+  if (spin > 0x7fffffffu) throw_travel_decode(kind, "announces an impossible spin count");
+
+  // The descriptor: one that travelled, a regular file (a memfd) holding the whole region.
+  const Descriptors* in = travel_in();
+  if (in == nullptr)
+    throw_travel_decode(kind, "came without its descriptors (decoded outside a TravelIn scope)");
+  if (index >= in->size())
+    throw_travel_decode(kind, "names descriptor " + std::to_string(index) + " of the " +
+                                  std::to_string(in->size()) + " that came with it");
+  const int fd = in->at(index);
+  const std::uint64_t need = kRegionHeader + capacity;  // capacity <= 2^63: no wrap
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    throw_system_error(last_error(), std::string(kind_name(kind)) + ": fstat of its descriptor");
+  if (!S_ISREG(st.st_mode))
+    throw_travel_decode(kind, "came with a descriptor that is not shared memory (a " +
+                                  std::string(S_ISSOCK(st.st_mode)   ? "socket"
+                                              : S_ISFIFO(st.st_mode) ? "pipe"
+                                              : S_ISDIR(st.st_mode)  ? "directory"
+                                              : S_ISCHR(st.st_mode)  ? "character device"
+                                                                     : "file of another kind") +
+                                  ")");
+  if (st.st_size < 0 || static_cast<std::uint64_t>(st.st_size) < need)
+    throw_travel_decode(kind, "came with " + std::to_string(st.st_size) +
+                                  " bytes of shared memory where its queue needs " +
+                                  std::to_string(need));
+  int copy = -1;
+  if (std::error_code ec = dup_cloexec(fd, copy))
+    throw_system_error(ec, std::string(kind_name(kind)) + ": fcntl(F_DUPFD_CLOEXEC)");
+  std::error_code ec;
+  auto region = Region::map_fd(copy, static_cast<std::size_t>(need), ec);  // closes copy on error
+  if (!region) throw_system_error(ec, std::string(kind_name(kind)) + ": mmap of its queue");
+
+  // The region's header: written once by the queue's creator, and it must say what the bytes say.
+  const auto* base = static_cast<const std::byte*>(region->data());
+  auto word = [base](std::size_t offset) { return load_word(base + offset); };
+  const RingGeometry g = ring_geometry(capacity);
+  const std::uint64_t spin_joinable = word(offsetof(QueueShared, spin));
+  if (word(offsetof(QueueShared, magic)) != kQueueMagic)
+    throw_travel_decode(kind, "came with shared memory that holds no queue");
+  if (word(offsetof(QueueShared, capacity)) != capacity ||
+      word(offsetof(QueueShared, mask)) != capacity - 1 ||
+      word(offsetof(QueueShared, maxsize)) != maxsize ||
+      word(offsetof(QueueShared, max_record)) != g.max_record ||
+      word(offsetof(QueueShared, chunk)) != g.chunk ||
+      spin_joinable != (spin | (std::uint64_t{joinable} << 32)))
+    throw_travel_decode(kind,
+                        "disagrees with its queue's shared header (capacity, item limit, "
+                        "spin or kind)");
+  if (word(offsetof(QueueShared, element_tag)) != element_tag)
+    throw_travel_decode(kind, "came with a queue created for another element type");
+
+  QueueCore q;
+  q.config_.capacity = capacity;
+  q.config_.mask = capacity - 1;
+  q.config_.maxsize = maxsize;
+  q.config_.max_record = g.max_record;
+  q.config_.chunk = g.chunk;
+  q.config_.element_tag = element_tag;
+  q.config_.spin = spin;
+  q.config_.joinable = joinable != 0;
+  q.fd_ = region->fd();
+  q.ring_ = static_cast<std::byte*>(region->data()) + kRegionHeader;
+  auto* s = static_cast<QueueShared*>(region->data());
+  q.shared_ = Ref<QueueShared>(make_ref<decltype(region)>(std::move(region)), s);
+  return q;
 }
 
 }  // namespace mproc::detail

@@ -4,10 +4,12 @@
 // The protocol that works on this layout is described at the top of src/queue.cpp.
 //
 // Trust: every word below can be overwritten by any process that maps the region (a buggy or
-// hostile one). The constants at the start are written once at creation and never read back by
-// the library: each handle works from its own copy (`QueueConfig`). Indices, counts and record
-// headers are read, validated against those constants, and a value that cannot be right is an
-// `mproc::Error("mproc::Queue: corrupt ring: ...")`, never an access outside the ring.
+// hostile one). The constants at the start are written once at creation; each handle works from
+// its own copy (`QueueConfig`), and the library reads them back only to check a handle that
+// arrived from another process (its encoded constants must match them, see src/queue.cpp,
+// "Travel"). Indices, counts and record headers are read, validated against those constants, and a
+// value that cannot be right is an `mproc::Error("mproc::Queue: corrupt ring: ...")`, never an
+// access outside the ring.
 #pragma once
 
 #include <atomic>
@@ -84,8 +86,8 @@ struct PublishJournal {
 };
 
 struct QueueShared {
-  // Written once at creation, for whoever inspects the region; never read by the library (see
-  // the file comment).
+  // Written once at creation, for whoever inspects the region; read by the library only to
+  // check a handle that arrives from another process against them (see the file comment).
   std::uint64_t capacity;
   std::uint64_t mask;
   std::uint64_t maxsize;  // 0: no item limit
@@ -93,6 +95,11 @@ struct QueueShared {
   std::uint64_t chunk;
   std::uint32_t spin;
   std::uint32_t joinable;
+  // Checked (with the constants above) by a handle that arrives in another process
+  // (QueueCore::decode_travel, src/queue.cpp, "Travel") before it trusts the region: kQueueMagic,
+  // and the tag of the element type the queue was created for (0 for an untyped QueueCore).
+  std::uint64_t magic;
+  std::uint64_t element_tag;
 
   // Producer side (written by the put_lock holder).
   MutexState put_lock{false};
@@ -127,6 +134,10 @@ struct QueueShared {
 
 static_assert(std::is_standard_layout_v<QueueShared>);
 static_assert(offsetof(QueueShared, capacity) == 0 && offsetof(QueueShared, mask) == 8);
+// The ring starts this many bytes into the region (the header rounded up to 4 KiB).
+inline constexpr std::uint64_t kRegionHeader = (sizeof(QueueShared) + 4095) & ~std::uint64_t{4095};
+// "mprocQ" and a layout version (1): the first word a travelling handle checks.
+inline constexpr std::uint64_t kQueueMagic = 0x0001'51'636f72706dULL;
 inline constexpr std::uint32_t kConsumerSleeps = 1;  // QueueShared::data_waiters
 inline constexpr std::uint32_t kWatchMask = ~kConsumerSleeps;
 

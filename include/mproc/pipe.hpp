@@ -85,6 +85,19 @@
 // end (a Connection moved into a `Process` is closed in the parent by `start()`). The descriptors
 // are close-on-exec: a program started with exec does not inherit them.
 //
+// Travel (spawn, forkserver): a Connection passed as an argument of a Process or of a Pool task
+// reaches a fresh program image with its descriptor beside the bytes (<mproc/detail/travel.hpp>).
+// As in Python, the sender keeps its end: encoding adds a duplicate of the descriptor, and the
+// sender's Connection stays open (a Process that owns the argument drops its copy after start(),
+// as it does for fork). Wire form, 8 bytes: u32 descriptor index, u8 readable, u8 writable, u8
+// kind (1: a socket, 2: a pipe or character device), u8 0. The receiver checks the bytes (at
+// least one direction, flags 0/1, a known kind) and that the descriptor is of the kind the
+// sender had (a memfd, or a socket where a pipe was sent, is refused): DecodeError
+// "mproc::Connection: ..." otherwise. Encoding outside a Process's or Pool task's arguments
+// (e.g. sending a Connection over another Connection) throws ValueError; a closed or broken
+// Connection throws Closed ("handle is closed", Python's OSError); a Connection over a regular
+// file cannot travel (ValueError). `encoded_size` works anywhere.
+//
 // Thread safety: a Connection is not safe for concurrent use, with one exception: on a duplex
 // connection one thread may send while another receives. Two threads sending (or two receiving) at
 // once interleave the bytes of their messages; `close()` and destruction must not race with other
@@ -408,6 +421,12 @@ class MPROC_API Connection {
  private:
   friend class detail::FrameSender;
   friend class detail::FrameReceiver;
+  friend struct codec<Connection>;
+
+  // Travel (see the header comment; src/pipe.cpp).
+  static constexpr std::size_t kTravelSize = 8;
+  void encode_travel(Writer& w) const;
+  static Connection decode_travel(Reader& r);
 
   // The implementations of the timed forms (nullopt: no limit).
   bool poll_at(const detail::Expiry& deadline);
@@ -446,6 +465,16 @@ class MPROC_API Connection {
   bool writable_ = false;
   bool socket_ = false;  // sends use MSG_NOSIGNAL; otherwise SIGPIPE is blocked around writes
   detail::Atomic<bool> broken_{false};  // set by break_framing(), possibly from another thread
+};
+
+// The codec of a Connection, used only when it travels to another process as an argument of a
+// Process or of a Pool task (see "Travel" in the header comment).
+template <>
+struct codec<Connection> {
+  static constexpr std::size_t min_size = Connection::kTravelSize;
+  static std::size_t size(const Connection&) noexcept { return Connection::kTravelSize; }
+  static void encode(Writer& w, const Connection& c) { c.encode_travel(w); }
+  static Connection decode(Reader& r) { return Connection::decode_travel(r); }
 };
 
 // Returns a connected pair of Connections. Duplex (default): both ends send and receive.

@@ -92,6 +92,23 @@
 // consumer sleeps), and a producer makes a system call only when a waiter has registered
 // (docs/design.md, "Queues").
 //
+// Travel (spawn, forkserver): a Queue, SimpleQueue or JoinableQueue passed as an argument of a
+// Process or of a Pool task reaches a fresh program image with its memfd beside the bytes
+// (<mproc/detail/travel.hpp>), and the receiver's handle shares the queue with the sender's: what
+// one puts the other gets, task_done() and join() count across, and close() stays per handle. The
+// sender's handle is unchanged (its descriptor is duplicated). Wire form, 40 bytes in host order:
+// u32 descriptor index, u8 kind (1 Queue, 2 SimpleQueue, 3 JoinableQueue), u8 counts tasks,
+// u16 0, u32 spin, u32 0, u64 capacity, u64 maxsize, u64 element tag (a hash of the element
+// type's mangled name, `typeid(T).name()`, or of `__PRETTY_FUNCTION__` without RTTI). The
+// receiver names the type it expects: another kind or element type, a descriptor that is not a
+// regular file (memfd) at least as large as the region, or a region whose header (written once
+// by the creator: a magic word, the constants, the element tag) disagrees with the bytes is a
+// DecodeError naming the handle's type, checked before anything is trusted or touched past the
+// header. Outside a Process's or Pool task's arguments (e.g. a Queue put on another Queue, or
+// sent on a Connection) encoding throws ValueError before anything is written (Python: "Queue
+// objects should only be shared between processes through inheritance"); a closed handle throws
+// Closed. `encoded_size` works anywhere.
+//
 // Thread safety: safe. Process safety: safe across fork (copy the handle; copies share the queue).
 #pragma once
 
@@ -104,6 +121,7 @@
 #include <mproc/export.hpp>
 #include <mproc/timeout.hpp>
 #include <optional>
+#include <typeinfo>  // typeid(T).name(): the element tag (<stdexcept> includes it anyway)
 #include <utility>
 #include <vector>
 
@@ -112,6 +130,8 @@ namespace mproc {
 class Waitable;
 template <class T>
 class JoinableQueue;
+template <class T>
+class SimpleQueue;
 
 // How a queue is built (the optional second argument of Queue, JoinableQueue and SimpleQueue).
 // Mirrors nothing in Python (whose queues grow without bound in the sender's memory); here memory
@@ -136,6 +156,21 @@ namespace detail {
 // once in src/queue.cpp rather than in every Queue<T>.
 [[noreturn]] MPROC_API void throw_queue_full();
 [[noreturn]] MPROC_API void throw_queue_empty();
+
+// A 64-bit hash (FNV-1a, never 0) of a type's name, for the element tag (src/queue.cpp).
+MPROC_API std::uint64_t hash_type_name(const char* name) noexcept;
+
+// The tag of a queue's element type, written into its region and carried when a handle travels
+// (see "Travel" above): the hash of the mangled name (the same from GCC and Clang), or, in a
+// translation unit built without RTTI, of the compiler's spelling of the type.
+template <class T>
+std::uint64_t element_tag() noexcept {
+#if defined(__GXX_RTTI) || defined(__cpp_rtti)
+  return hash_type_name(typeid(T).name());
+#else
+  return hash_type_name(__PRETTY_FUNCTION__);
+#endif
+}
 
 template <class T>
 void encode_erased(Writer& w, const void* obj) {
@@ -173,7 +208,7 @@ class Queue {
   // A queue holding at most `maxsize` items (0: no item limit; the ring's capacity still bounds
   // it). Throws std::system_error if the shared memory cannot be created. Mirrors Queue(maxsize).
   explicit Queue(std::size_t maxsize = 0, const QueueOptions& options = {})
-      : core_(maxsize, options, false) {}
+      : core_(maxsize, options, false, detail::element_tag<T>()) {}
 
   // Puts `v`, blocking while the queue is full. Mirrors Queue.put(obj). Every put form throws
   // ValueError for an encoded size above 2^62 bytes, Closed after close(), and what the codec
@@ -274,8 +309,14 @@ class Queue {
   friend class Waitable;                      // mproc::wait waits on core_
   friend class JoinableQueue<T>;              // counts tasks in core_
   friend struct detail::QueueCoreTestAccess;  // tests/helpers/queue_access.hpp
+  friend struct codec<Queue<T>>;              // travel (below)
+  friend struct codec<JoinableQueue<T>>;
+  friend struct codec<SimpleQueue<T>>;
+  template <class>
+  friend class SimpleQueue;
   Queue(std::size_t maxsize, const QueueOptions& options, bool joinable)
-      : core_(maxsize, options, joinable) {}
+      : core_(maxsize, options, joinable, detail::element_tag<T>()) {}
+  explicit Queue(detail::QueueCore&& core) noexcept : core_(std::move(core)) {}
   static T value_or_empty(std::optional<T>&& v) {
     if (!v) detail::throw_queue_empty();
     return std::move(*v);
@@ -349,6 +390,8 @@ class SimpleQueue {
 
  private:
   friend class Waitable;  // mproc::wait waits on q_
+  friend struct codec<SimpleQueue<T>>;
+  explicit SimpleQueue(detail::QueueCore&& core) noexcept : q_(std::move(core)) {}
   Queue<T> q_;
 };
 
@@ -375,6 +418,53 @@ class JoinableQueue : public Queue<T> {
   // timeout).
   [[nodiscard]] bool join(Timeout timeout) { return this->core_.join(timeout.when()); }
   [[nodiscard]] bool join_until(Deadline deadline) { return this->core_.join(deadline.when()); }
+
+ private:
+  friend struct codec<JoinableQueue<T>>;
+  explicit JoinableQueue(detail::QueueCore&& core) noexcept : Queue<T>(std::move(core)) {}
+};
+
+// The codecs of the handles, used only when a queue travels to another process as an argument of
+// a Process or of a Pool task (see "Travel" in the header comment).
+template <class T>
+struct codec<Queue<T>> {
+  static constexpr std::size_t min_size = detail::QueueCore::kTravelSize;
+  static std::size_t size(const Queue<T>&) noexcept { return detail::QueueCore::kTravelSize; }
+  static void encode(Writer& w, const Queue<T>& q) {
+    q.core_.encode_travel(w, detail::QueueKind::kQueue);
+  }
+  static Queue<T> decode(Reader& r) {
+    return Queue<T>(
+        detail::QueueCore::decode_travel(r, detail::QueueKind::kQueue, detail::element_tag<T>()));
+  }
+};
+
+template <class T>
+struct codec<SimpleQueue<T>> {
+  static constexpr std::size_t min_size = detail::QueueCore::kTravelSize;
+  static std::size_t size(const SimpleQueue<T>&) noexcept { return detail::QueueCore::kTravelSize; }
+  static void encode(Writer& w, const SimpleQueue<T>& q) {
+    q.q_.core_.encode_travel(w, detail::QueueKind::kSimpleQueue);
+  }
+  static SimpleQueue<T> decode(Reader& r) {
+    return SimpleQueue<T>(detail::QueueCore::decode_travel(r, detail::QueueKind::kSimpleQueue,
+                                                           detail::element_tag<T>()));
+  }
+};
+
+template <class T>
+struct codec<JoinableQueue<T>> {
+  static constexpr std::size_t min_size = detail::QueueCore::kTravelSize;
+  static std::size_t size(const JoinableQueue<T>&) noexcept {
+    return detail::QueueCore::kTravelSize;
+  }
+  static void encode(Writer& w, const JoinableQueue<T>& q) {
+    q.core_.encode_travel(w, detail::QueueKind::kJoinableQueue);
+  }
+  static JoinableQueue<T> decode(Reader& r) {
+    return JoinableQueue<T>(detail::QueueCore::decode_travel(r, detail::QueueKind::kJoinableQueue,
+                                                             detail::element_tag<T>()));
+  }
 };
 
 }  // namespace mproc

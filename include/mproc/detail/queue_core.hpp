@@ -46,17 +46,26 @@ struct UnreadBytes {};
 
 // The constants of one queue, as this handle knows them (see "Trust" above).
 struct QueueConfig {
-  std::uint64_t capacity = 0;    // bytes of the ring, a power of two
-  std::uint64_t mask = 0;        // capacity - 1
-  std::uint64_t maxsize = 0;     // 0: no item limit
-  std::uint64_t max_record = 0;  // larger messages are streamed
-  std::uint64_t chunk = 0;       // payload bytes per streamed chunk
+  std::uint64_t capacity = 0;     // bytes of the ring, a power of two
+  std::uint64_t mask = 0;         // capacity - 1
+  std::uint64_t maxsize = 0;      // 0: no item limit
+  std::uint64_t max_record = 0;   // larger messages are streamed
+  std::uint64_t chunk = 0;        // payload bytes per streamed chunk
+  std::uint64_t element_tag = 0;  // the element type's (element_tag<T>(), queue.hpp); 0: untyped
   std::uint32_t spin = 0;
+  bool joinable = false;
 };
+
+// What a queue handle is, as it travels (QueueCore::encode_travel): the receiver names the kind it
+// expects, and a handle of another kind is a DecodeError.
+enum class QueueKind : std::uint8_t { kQueue = 1, kSimpleQueue = 2, kJoinableQueue = 3 };
 
 class MPROC_API QueueCore {
  public:
-  QueueCore(std::size_t maxsize, const QueueOptions& options, bool joinable);
+  // `element_tag` identifies the element type (Queue<T> passes element_tag<T>()); it is written
+  // into the region and checked when a handle travels to another process.
+  QueueCore(std::size_t maxsize, const QueueOptions& options, bool joinable,
+            std::uint64_t element_tag = 0);
 
   // Puts one message; false when the deadline passed first (the queue stayed full). A message is
   // either wholly delivered or not at all. Throws Closed after close(); ValueError, before
@@ -102,6 +111,17 @@ class MPROC_API QueueCore {
   // if still waiting, at the queue again, and goes back to sleep.
   void wake_readable_waiters() const noexcept;
 
+  // Travel to another process (src/queue.cpp, "Travel"; the wire form and its checks are in
+  // queue.hpp's header comment, "Travel"). encode_travel writes kTravelSize bytes and adds a
+  // duplicate of the region's memfd to the calling thread's TravelOut list; it throws ValueError
+  // outside a TravelOut scope (before writing anything), Closed on a closed handle.
+  // decode_travel maps the descriptor named by the bytes from the TravelIn list, after checking
+  // the bytes, the descriptor (a regular file at least as large as the queue) and the region's
+  // header; anything that does not fit is a DecodeError naming `kind`'s type.
+  static constexpr std::size_t kTravelSize = 40;
+  void encode_travel(Writer& w, QueueKind kind) const;
+  static QueueCore decode_travel(Reader& r, QueueKind kind, std::uint64_t element_tag);
+
   // JoinableQueue support. Unfinished tasks are the messages that entered the queue (complete
   // and published) minus task_done() calls, so a put that never completed is never waited for.
   void task_done();
@@ -109,12 +129,14 @@ class MPROC_API QueueCore {
 
  private:
   friend struct QueueCoreTestAccess;  // tests that scribble into the shared region
+  QueueCore() = default;              // decode_travel's, filled in there
   void check_open() const;
   // The shared region's header; the Ref also keeps the mapping (which holds the ring) alive for
   // as long as a copy of this handle exists (src/queue.cpp).
   Ref<QueueShared> shared_;
   std::byte* ring_ = nullptr;
   QueueConfig config_;
+  int fd_ = -1;  // the region's memfd (owned by the region, which the Ref keeps), for travel
   bool closed_ = false;
 };
 
