@@ -5,8 +5,12 @@
 // errors; threads racing on first use agree. The fresh-image side is code_ref_image_test.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mproc/detail/travel.hpp>
@@ -16,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "helpers/watchdog.hpp"
 #include "posix/loaded_images.hpp"
 
 namespace {
@@ -287,6 +292,51 @@ TEST_F(CodeRefReceiver, AnImageThatIsNotLoadedAndWhoseFileIsMissingIsAProcessErr
     EXPECT_NE(m.find("01020304"), std::string::npos) << m;
     EXPECT_NE(m.find("restart the program"), std::string::npos) << m;
   }
+}
+
+// A child forked while another thread holds the receiver's table lock (learn_images) can still
+// learn and resolve: the tables' fork handlers hand the child unlocked tables. Without them a
+// child forked at such an instant waits forever; each child here is given 10 s.
+TEST(CodeRef, AChildForkedWhileAnotherThreadLearnsCanLearnAndResolve) {
+  mproc_test::Watchdog dog;
+  const CodeRef ref = mproc::detail::code_ref_of(addr(&triple));
+  const std::vector<ImageRecord> records = mproc::detail::image_records(0);
+  mproc::detail::learn_images(records);
+  std::atomic<bool> stop{false};
+  std::thread learner([&] {
+    while (!stop.load(std::memory_order_relaxed)) mproc::detail::learn_images(records);
+  });
+  int hung = 0;
+  int failed = 0;
+  for (int i = 0; i < 100; ++i) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      mproc::detail::learn_images(records);
+      const auto f =
+          reinterpret_cast<PluginFn>(const_cast<void*>(mproc::detail::resolve_code(ref)));
+      _exit(f == &triple && f(2) == 6 ? 0 : 1);
+    }
+    ASSERT_GT(pid, 0);
+    int status = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    pid_t got = 0;
+    while ((got = waitpid(pid, &status, WNOHANG)) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      usleep(1000);
+    }
+    if (got == 0) {
+      ++hung;
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      ++failed;
+    }
+    if (hung > 0) break;
+  }
+  stop.store(true);
+  learner.join();
+  EXPECT_EQ(hung, 0) << "a child waited for a lock its parent's other thread held at fork";
+  EXPECT_EQ(failed, 0);
 }
 
 // Threads that race on first use of three images agree on every reference, add each image once,

@@ -111,8 +111,9 @@ struct ImageRecord {
 
 // Sender. The image holding `code` and the offset in it; adds the image to this process's table on
 // first use. Throws ValueError when `code` is not in an executable segment of a loaded image with
-// a file (heap, stack, data, a JIT page, the vdso). Fast on repeated calls for the same image as
-// the calling thread's previous call (no system call, no lock; a lock on a miss). Thread-safe.
+// a file (heap, stack, data, a JIT page, the vdso). Fast on repeated calls: no system call and no
+// lock for an image already in the table (a lock only to add one). Thread-safe; usable in a child
+// forked while another thread was in it.
 // An image enters the table pinned (RTLD_NODELETE): dlclose no longer unloads it, so an entry
 // never goes stale and no other image can later appear at its addresses under its index.
 MPROC_API CodeRef code_ref_of(const void* code);
