@@ -4,11 +4,14 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <mproc/codec.hpp>
+#include <mproc/detail/travel.hpp>
 #include <mproc/shared_memory.hpp>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 
+#include "handle_travel.hpp"
 #include "posix/error.hpp"
 #include "posix/named_segment.hpp"
 #include "posix/pidfd.hpp"  // close_fd
@@ -302,6 +305,154 @@ void SharedMemory::release_name() noexcept {
 }
 
 bool SharedMemory::owns_name() const noexcept { return impl_ && impl_->owns_name; }
+
+// ---------------------------------------------------------------------------------------------
+// SharedMemory travels: kind byte, named flag (0/1), RegionRef (index kNoDescriptor when it travels
+// by name alone), the user-visible size (u64), the name (u64 length, bytes; empty when anonymous).
+
+using detail::HandleKind;
+
+namespace {
+
+constexpr std::size_t kNameMax = NAME_MAX;
+
+[[noreturn]] void throw_closed_travel() {
+  throw ValueError("mproc::SharedMemory: a closed segment cannot travel to another process");
+}
+
+}  // namespace
+
+std::size_t codec<SharedMemory, void>::size(const SharedMemory& v) {
+  if (!v.is_open()) throw_closed_travel();
+  return detail::kKindBytes + 1 + detail::kRegionRefBytes + 8 + 8 + v.impl_->name.size();
+}
+
+void codec<SharedMemory, void>::encode(Writer& w, const SharedMemory& v) {
+  if (!v.is_open()) throw_closed_travel();
+  const SharedMemory::Impl& impl = *v.impl_;
+  const bool named = !impl.name.empty();
+  const bool by_name = named && detail::travel_out() == nullptr;
+  if (!by_name) detail::require_travel_out(HandleKind::kSharedMemory);
+  w.write_value(static_cast<std::uint8_t>(HandleKind::kSharedMemory));
+  w.write_value(static_cast<std::uint8_t>(named ? 1 : 0));
+  if (by_name) {
+    w.write_value(detail::kNoDescriptor);
+    w.write_value(std::uint64_t{0});
+    w.write_value(std::uint64_t{0});
+  } else {
+    detail::write_region_ref(w, *impl.region, HandleKind::kSharedMemory);
+  }
+  w.write_value(static_cast<std::uint64_t>(impl.size));
+  w.write_value(static_cast<std::uint64_t>(impl.name.size()));
+  w.write(impl.name.data(), impl.name.size());
+}
+
+SharedMemory codec<SharedMemory, void>::decode(Reader& r) {
+  constexpr HandleKind kWhat = HandleKind::kSharedMemory;
+  return detail::decode_named(kWhat, [&] {
+    detail::read_kind(r, kWhat);
+    const auto named = r.read_value<std::uint8_t>();
+    const detail::RegionRef ref = detail::read_region_fields(r);
+    const auto size = r.read_value<std::uint64_t>();
+    const auto length = r.read_value<std::uint64_t>();
+    if (named > 1) detail::throw_decode(kWhat, "bad named flag " + std::to_string(named));
+    if (length > kNameMax || length > r.remaining()) {
+      detail::throw_decode(kWhat, "a name of " + std::to_string(length) + " bytes");
+    }
+    std::string name(static_cast<std::size_t>(length), '\0');
+    r.read(name.data(), name.size());
+    if ((named == 1) != !name.empty()) {
+      detail::throw_decode(
+          kWhat, named ? "a named segment without a name" : "an anonymous segment with a name");
+    }
+    if (named == 1) {
+      try {
+        if (normalise_name(name, "decode") != name) throw ValueError("not normalised");
+      } catch (const ValueError&) {
+        detail::throw_decode(kWhat, "an invalid segment name");
+      }
+      if (ref.index == detail::kNoDescriptor) return SharedMemory::attach(name);
+    }
+    if (size == 0 || ref.offset != 0 || size > ref.size) {
+      detail::throw_decode(kWhat, "a segment of " + std::to_string(size) +
+                                      " bytes does not fit the " + std::to_string(ref.size) +
+                                      " bytes to map at offset " + std::to_string(ref.offset));
+    }
+    detail::Received got = detail::map_region_ref(ref, kWhat, static_cast<std::size_t>(size), 1);
+    auto impl = detail::make_box<SharedMemory::Impl>();
+    if (named == 1) {
+      std::size_t file_size = 0;
+      if (auto ec = detail::file_identity(got.region->fd(), impl->id, file_size)) {
+        throw_os(ec.value(), describe("decode", name, size), "cannot identify the segment",
+                 "fstat");
+      }
+    }
+    impl->data = got.object;
+    impl->region = std::move(got.region);
+    impl->size = static_cast<std::size_t>(size);
+    impl->name = std::move(name);
+    return SharedMemory(std::move(impl));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value and Array travel: kind byte, RegionRef of the data, element count, size and alignment
+// (u64 each), a lock flag (0/1), and the RLock as its own codec writes it.
+
+namespace detail {
+
+std::size_t shared_block_size(bool has_lock) noexcept {
+  return kKindBytes + kRegionRefBytes + 3 * 8 + 1 + (has_lock ? kMutexBytes : 0);
+}
+
+void encode_shared_block(Writer& w, const SharedBlockLayout& layout, const void* data,
+                         const std::optional<RLock>& lock) {
+  const HandleKind kind = layout.array ? HandleKind::kArray : HandleKind::kValue;
+  require_travel_out(kind);
+  w.write_value(static_cast<std::uint8_t>(kind));
+  write_region_ref(w, data, kind);
+  w.write_value(static_cast<std::uint64_t>(layout.count));
+  w.write_value(static_cast<std::uint64_t>(layout.elem_size));
+  w.write_value(static_cast<std::uint64_t>(layout.elem_align));
+  w.write_value(static_cast<std::uint8_t>(lock ? 1 : 0));
+  if (lock) codec<RLock, void>::encode(w, *lock);
+}
+
+Ref<std::byte> decode_shared_block(Reader& r, SharedBlockLayout& layout,
+                                   std::optional<RLock>& lock) {
+  const HandleKind kind = layout.array ? HandleKind::kArray : HandleKind::kValue;
+  return decode_named(kind, [&] {
+    read_kind(r, kind);
+    const RegionRef ref = read_region_fields(r);
+    const auto count = r.read_value<std::uint64_t>();
+    const auto elem_size = r.read_value<std::uint64_t>();
+    const auto elem_align = r.read_value<std::uint64_t>();
+    const auto has_lock = r.read_value<std::uint8_t>();
+    if (elem_size != layout.elem_size || elem_align != layout.elem_align) {
+      throw_decode(kind, "its elements are " + std::to_string(elem_size) + " bytes aligned to " +
+                             std::to_string(elem_align) + ", the receiving type's " +
+                             std::to_string(layout.elem_size) + " bytes aligned to " +
+                             std::to_string(layout.elem_align));
+    }
+    if (!layout.array && count != 1) {
+      throw_decode(kind, "a Value of " + std::to_string(count) + " elements");
+    }
+    std::uint64_t bytes = 0;
+    if (__builtin_mul_overflow(count, elem_size, &bytes)) {
+      throw_decode(kind, std::to_string(count) + " elements of " + std::to_string(elem_size) +
+                             " bytes overflow");
+    }
+    if (has_lock > 1) throw_decode(kind, "bad lock flag " + std::to_string(has_lock));
+    Received got = map_region_ref(ref, kind, static_cast<std::size_t>(bytes),
+                                  static_cast<std::size_t>(elem_align));
+    if (has_lock == 1) lock = codec<RLock, void>::decode(r);
+    layout.count = static_cast<std::size_t>(count);
+    std::byte* p = got.object;
+    return Ref<std::byte>(make_ref<std::shared_ptr<Region>>(std::move(got.region)), p);
+  });
+}
+
+}  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
 // Value and Array: what does not depend on their element type

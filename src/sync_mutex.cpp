@@ -120,6 +120,11 @@ Ref<MutexState> make_mutex_state(bool recursive) {
   return Ref<MutexState>(make_ref<MutexRegion>(std::move(region), s), s);
 }
 
+Ref<MutexState> adopt_mutex_state(std::shared_ptr<Region> region, MutexState* s) {
+  if (g_parked.load(std::memory_order_relaxed) != nullptr) drain_parked();
+  return Ref<MutexState>(make_ref<MutexRegion>(std::move(region), s), s);
+}
+
 // A blocked acquirer sleeps at most this long before it looks at the lock again. The kernel wakes
 // a waiter when a robust lock's owner dies, and also when a woken waiter dies before taking a lock
 // its owner released; but when an owner dies and the waiter woken for it dies too before taking

@@ -49,6 +49,11 @@ struct alignas(kCacheLine) MutexState {
 // which also marks it owner-died for other processes), and is freed by the next make_mutex_state.
 Ref<MutexState> make_mutex_state(bool recursive);
 
+// A handle's reference to the mutex at `s` in `region` (a region received from another process),
+// with the same lifetime rule as make_mutex_state's (unmapped with the last reference, parked while
+// a thread of this process holds it).
+Ref<MutexState> adopt_mutex_state(std::shared_ptr<Region> region, MutexState* s);
+
 // Results of mutex_acquire besides 0: EOWNERDEAD (acquired; previous owner died), ETIMEDOUT/EBUSY
 // (not acquired), EDEADLK (caller already holds a non-recursive lock), other errno values.
 int mutex_acquire(MutexState* s, const Expiry& deadline) noexcept;
@@ -94,6 +99,13 @@ Ref<T> make_shared_state(const char* debug_name, Args&&... args) {
   std::shared_ptr<T> object = make_shared_object<T>(debug_name, std::forward<Args>(args)...);
   T* p = object.get();
   return Ref<T>(make_ref<std::shared_ptr<T>>(std::move(object)), p);
+}
+
+// A `Ref` to the `T` at `p` in `region` (received from another process), owning a reference to
+// the region, as make_shared_state's.
+template <class T>
+Ref<T> adopt_shared_state(std::shared_ptr<Region> region, T* p) {
+  return Ref<T>(make_ref<std::shared_ptr<Region>>(std::move(region)), p);
 }
 
 static_assert(std::is_standard_layout_v<SemaphoreState>);

@@ -43,6 +43,20 @@
 //   * `Array`'s element access does not take the lock (C++ hands out references); hold
 //     `get_lock()` around accesses that other processes may race with.
 //
+// Travel to another program image (spawn, forkserver): `SharedMemory`, `Value<T>` and `Array<T>`
+// are encodable with `mproc::codec`, so they can be arguments of a Process or of a Pool task under
+// any start method; their descriptors travel beside the bytes (mproc/detail/travel.hpp) and the
+// receiver maps the same memory. A named SharedMemory travels by descriptor (the same object even
+// if its name has been unlinked or reused meanwhile) with its name: the receiver's `name()` is the
+// sender's and it never owns the name (Python: only the creator unlinks); outside a travel scope (a
+// Queue, a Pipe) it travels by name alone and the receiver attaches it, as Python pickles it. An
+// anonymous segment, a Value and an Array travel only as Process or Pool task arguments (ValueError
+// elsewhere, as Python's "Synchronized objects should only be shared between processes through
+// inheritance"). A Value or Array travels with its lock (the receiver's `get_lock()` is the same
+// RLock) or without one, and with its element size and alignment, which the receiver checks
+// against its own `T` (and an Array its element count against the memory). A closed SharedMemory
+// does not travel (ValueError). Bad bytes or descriptors are a DecodeError naming the type.
+//
 // Header cost (docs/design.md, "Header cost"): this header includes none of <memory>, <atomic>,
 // <mutex>. Handles hold their memory through `detail::Ref` / `detail::Box`; `Value<T>` without a
 // lock loads and stores through the compiler's `__atomic` builtins (detail::atomic_copyable_v),
@@ -67,6 +81,11 @@
 #include <utility>
 
 namespace mproc {
+
+template <class T>
+class Value;
+template <class T>
+class Array;
 
 // A block of shared memory: named (findable by other processes, Python's included) or anonymous.
 //
@@ -177,9 +196,18 @@ class MPROC_API SharedMemory {
   [[nodiscard]] bool owns_name() const noexcept;
 
  private:
+  friend struct codec<SharedMemory, void>;
   struct Impl;
   explicit SharedMemory(detail::Box<Impl> impl) noexcept;
   detail::Box<Impl> impl_;
+};
+
+// Travels by descriptor and name (see the header comment). Defined in src/shared_memory.cpp.
+template <>
+struct MPROC_API codec<SharedMemory, void> {
+  static std::size_t size(const SharedMemory& v);
+  static void encode(Writer& w, const SharedMemory& v);
+  static SharedMemory decode(Reader& r);
 };
 
 // The tag that creates a `Value` or `Array` without a lock:
@@ -249,6 +277,22 @@ void atomic_copy_store(T* p, T v) noexcept {
   Aligned copy = v;
   __atomic_store(reinterpret_cast<Aligned*>(p), &copy, __ATOMIC_SEQ_CST);
 }
+
+// The codecs of Value<T> and Array<T>, without T: the element's size and alignment, the element
+// count, and the lock travel beside the data's RegionRef (src/shared_memory.cpp).
+struct SharedBlockLayout {
+  bool array;              // Array (else Value)
+  std::size_t count;       // elements (1 for a Value)
+  std::size_t elem_size;   // sizeof(T)
+  std::size_t elem_align;  // alignof(T)
+};
+MPROC_API std::size_t shared_block_size(bool has_lock) noexcept;
+MPROC_API void encode_shared_block(Writer& w, const SharedBlockLayout& layout, const void* data,
+                                   const std::optional<RLock>& lock);
+// Reads what encode_shared_block wrote, checks it against `layout` (whose count is replaced by the
+// received one for an Array), and returns the data's block.
+MPROC_API Ref<std::byte> decode_shared_block(Reader& r, SharedBlockLayout& layout,
+                                             std::optional<RLock>& lock);
 
 // Holds an RLock for a scope (std::scoped_lock's work, without <mutex>).
 class RLockSection {
@@ -350,6 +394,10 @@ class Value {
   [[nodiscard]] bool has_lock() const noexcept { return lock_.has_value(); }
 
  private:
+  friend struct codec<Value<T>, void>;
+  Value(detail::Ref<T> obj, std::optional<RLock> lock) noexcept
+      : obj_(std::move(obj)), lock_(std::move(lock)) {}
+
   detail::Ref<T> obj_;
   mutable std::optional<RLock> lock_;
 };
@@ -443,6 +491,10 @@ class Array {
   [[nodiscard]] bool has_lock() const noexcept { return lock_.has_value(); }
 
  private:
+  friend struct codec<Array<T>, void>;
+  Array(detail::Ref<T> data, std::size_t n, std::optional<RLock> lock) noexcept
+      : data_(std::move(data)), size_(n), lock_(std::move(lock)) {}
+
   T* allocate(std::size_t n) {
     if (n > static_cast<std::size_t>(-1) / sizeof(T)) {
       detail::throw_array_too_large(n, sizeof(T), false);
@@ -475,6 +527,37 @@ class Array {
   detail::Ref<T> data_;
   std::size_t size_ = 0;
   mutable std::optional<RLock> lock_;
+};
+
+// Value<T> and Array<T> travel (see the header comment); the work is in src/shared_memory.cpp.
+template <class T>
+struct codec<Value<T>, void> {
+  static std::size_t size(const Value<T>& v) { return detail::shared_block_size(v.has_lock()); }
+  static void encode(Writer& w, const Value<T>& v) {
+    detail::encode_shared_block(w, {false, 1, sizeof(T), alignof(T)}, v.obj_.get(), v.lock_);
+  }
+  static Value<T> decode(Reader& r) {
+    detail::SharedBlockLayout layout{false, 1, sizeof(T), alignof(T)};
+    std::optional<RLock> lock;
+    detail::Ref<std::byte> block = detail::decode_shared_block(r, layout, lock);
+    T* p = reinterpret_cast<T*>(block.get());
+    return Value<T>(detail::Ref<T>(std::move(block), p), std::move(lock));
+  }
+};
+
+template <class T>
+struct codec<Array<T>, void> {
+  static std::size_t size(const Array<T>& v) { return detail::shared_block_size(v.has_lock()); }
+  static void encode(Writer& w, const Array<T>& v) {
+    detail::encode_shared_block(w, {true, v.size_, sizeof(T), alignof(T)}, v.data_.get(), v.lock_);
+  }
+  static Array<T> decode(Reader& r) {
+    detail::SharedBlockLayout layout{true, 0, sizeof(T), alignof(T)};
+    std::optional<RLock> lock;
+    detail::Ref<std::byte> block = detail::decode_shared_block(r, layout, lock);
+    T* p = reinterpret_cast<T*>(block.get());
+    return Array<T>(detail::Ref<T>(std::move(block), p), layout.count, std::move(lock));
+  }
 };
 
 }  // namespace mproc

@@ -40,6 +40,20 @@
 //     (`resource_deadlock_would_occur`) instead of deadlocking.
 //   * `Condition::wait` may wake spuriously (as `std::condition_variable`); use `wait_for(pred)`.
 //
+// Travel to another program image (spawn, forkserver): every primitive here is encodable with
+// `mproc::codec`, so it can be an argument of a Process or of a Pool task under any start method.
+// Its shared memory's descriptor travels beside the bytes (mproc/detail/travel.hpp); the bytes are
+// a kind byte and, per piece of shared memory, the descriptor's index, the size to map and the
+// object's offset (a Condition adds its lock; a Barrier its default timeout). The receiver maps
+// the same object: a lock taken there is taken here, and a receiver killed while holding a Lock
+// makes the next acquirer here see `owner_died()`. Each received handle maps its memory once for
+// its lifetime (copies share the mapping). Outside a travel scope (a Queue, a Pipe, `to_bytes`),
+// encoding throws ValueError, as Python refuses to pickle a Lock outside process spawning; the size
+// pass (`encoded_size`) works anywhere. A Barrier with an action does not travel (ValueError): the
+// action is a std::function of this process. Bytes or descriptors that do not describe such an
+// object (an index out of range, a socket, a file too small for the object, a misaligned offset,
+// another kind) are a DecodeError naming the type, never a SIGBUS.
+//
 // Headers: the locks meet the standard's Lockable requirements by their member names alone, so
 // this header does not include <mutex>: a file that uses `std::scoped_lock` or `std::unique_lock`
 // with them includes <mutex> itself (likewise <functional> for anything of it besides
@@ -60,6 +74,18 @@
 #include <optional>
 
 namespace mproc {
+
+class Writer;
+class Reader;
+template <class T, class Enable>
+struct codec;
+class Lock;
+class RLock;
+class Semaphore;
+class BoundedSemaphore;
+class Condition;
+class Event;
+class Barrier;
 
 namespace detail {
 struct MutexState;
@@ -100,9 +126,12 @@ class MPROC_API MutexHandle {
   // the lock again and reinstates the count.
   std::uint32_t release_all();
   void restore(std::uint32_t depth);
+  // The shared mutex (for the codecs of the handles that hold one).
+  const Ref<MutexState>& state_ref() const noexcept { return state_; }
 
  protected:
   explicit MutexHandle(bool recursive);
+  explicit MutexHandle(Ref<MutexState> state) noexcept : state_(std::move(state)) {}
   Ref<MutexState> state_;
 };
 }  // namespace detail
@@ -154,6 +183,8 @@ class MPROC_API Lock : private detail::MutexHandle {
 
  private:
   friend class Condition;
+  friend struct codec<Lock, void>;
+  explicit Lock(detail::Ref<detail::MutexState> state) noexcept : MutexHandle(std::move(state)) {}
 };
 
 // A recursive, owned, robust lock: the holder may acquire it again; it is free when released as
@@ -184,6 +215,8 @@ class MPROC_API RLock : private detail::MutexHandle {
 
  private:
   friend class Condition;
+  friend struct codec<RLock, void>;
+  explicit RLock(detail::Ref<detail::MutexState> state) noexcept : MutexHandle(std::move(state)) {}
 };
 
 // A counting semaphore. Not owned: any process may release.
@@ -225,8 +258,12 @@ class MPROC_API Semaphore {
 
  protected:
   Semaphore(int value, int bound);
+  explicit Semaphore(detail::Ref<detail::SemaphoreState> state) noexcept
+      : state_(std::move(state)) {}
 
  private:
+  friend struct codec<Semaphore, void>;
+  friend struct codec<BoundedSemaphore, void>;
   // The one implementation of the blocking forms (nullopt: no limit).
   bool acquire_at(const detail::Expiry& deadline);
 
@@ -238,6 +275,11 @@ class MPROC_API Semaphore {
 class MPROC_API BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(int value = 1) : Semaphore(value, value) {}
+
+ private:
+  friend struct codec<BoundedSemaphore, void>;
+  explicit BoundedSemaphore(detail::Ref<detail::SemaphoreState> state) noexcept
+      : Semaphore(std::move(state)) {}
 };
 
 // A condition variable bound to a Lock or RLock (an RLock of its own by default).
@@ -296,9 +338,13 @@ class MPROC_API Condition {
   void notify_all();
 
  private:
+  friend struct codec<Condition, void>;
   struct Mutex : detail::MutexHandle {
     explicit Mutex(const detail::MutexHandle& h) : detail::MutexHandle(h) {}
+    explicit Mutex(detail::Ref<detail::MutexState> state) noexcept
+        : detail::MutexHandle(std::move(state)) {}
   };
+  Condition(Mutex mutex, detail::Ref<detail::ConditionState> state) noexcept;
   // The implementations of the blocking forms (nullopt: no limit).
   bool wait_at(const detail::Expiry& deadline);
   template <class Pred>
@@ -337,6 +383,8 @@ class MPROC_API Event {
   [[nodiscard]] bool wait_until(Deadline deadline) { return wait_at(deadline.when()); }
 
  private:
+  friend struct codec<Event, void>;
+  explicit Event(detail::Ref<detail::EventState> state) noexcept : state_(std::move(state)) {}
   bool wait_at(const detail::Expiry& deadline);  // nullopt: no limit
 
   detail::Ref<detail::EventState> state_;
@@ -382,11 +430,34 @@ class MPROC_API Barrier {
   [[nodiscard]] bool broken() const noexcept;
 
  private:
+  friend struct codec<Barrier, void>;
+  Barrier(detail::Ref<detail::BarrierState> state,
+          std::optional<std::chrono::duration<double>> timeout) noexcept;
   int wait_at(const detail::Expiry& deadline);  // nullopt: no limit
 
   detail::Ref<detail::BarrierState> state_;
   std::function<void()> action_;
   std::optional<std::chrono::duration<double>> timeout_;
 };
+
+// The codecs of the primitives (see "Travel" in the header comment). Encoding adds descriptors to
+// the calling thread's TravelOut scope and throws ValueError outside one; decoding takes them from
+// its TravelIn scope and throws DecodeError for anything that does not describe such an object.
+// `size` needs no scope. Defined in src/sync.cpp.
+#define MPROC_HANDLE_CODEC_(T)                 \
+  template <>                                  \
+  struct MPROC_API codec<T, void> {            \
+    static std::size_t size(const T& v);       \
+    static void encode(Writer& w, const T& v); \
+    static T decode(Reader& r);                \
+  }
+MPROC_HANDLE_CODEC_(Lock);
+MPROC_HANDLE_CODEC_(RLock);
+MPROC_HANDLE_CODEC_(Semaphore);
+MPROC_HANDLE_CODEC_(BoundedSemaphore);
+MPROC_HANDLE_CODEC_(Condition);
+MPROC_HANDLE_CODEC_(Event);
+MPROC_HANDLE_CODEC_(Barrier);
+#undef MPROC_HANDLE_CODEC_
 
 }  // namespace mproc

@@ -1,13 +1,18 @@
 #include "posix/region.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <mproc/detail/shared_handle.hpp>
@@ -79,7 +84,132 @@ void close_quietly(int fd) noexcept {
   if (fd >= 0) ::close(fd);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The table of live regions (find_region). Chunks of slots, appended and never freed; a slot is
+// claimed by a CAS of its `base` from 0 (free) to kClaimed, filled, then published by a release
+// store of the base, and freed by a store of 0. Nothing takes a lock, so a fork at any instant
+// leaves the child a consistent table (a slot claimed but not yet published stays claimed: one
+// slot lost). Readers re-check the base after reading a slot (a seqlock without a counter): a slot
+// freed and reused meanwhile is skipped, and reuse at the same base means the same live mapping.
+
+constexpr std::uintptr_t kClaimed = 1;
+constexpr std::size_t kSlotsPerChunk = 256;
+
+struct Chunk;
+
+struct Slot {
+  std::atomic<std::uintptr_t> base{0};
+  std::atomic<std::size_t> size{0};
+  std::atomic<int> fd{-1};
+  Chunk* chunk = nullptr;  // written by the claimer, read by the same region's unlist
+};
+
+struct Chunk {
+  Slot slots[kSlotsPerChunk];
+  std::atomic<std::size_t> used{0};
+  std::atomic<Chunk*> next{nullptr};
+};
+
+Chunk g_first_chunk;  // constant-initialised: usable from any static initialiser
+
+Slot* list_region(const void* base, std::size_t size, int fd) noexcept {
+  Chunk* c = &g_first_chunk;
+  for (;;) {
+    if (c->used.load(std::memory_order_relaxed) < kSlotsPerChunk) {
+      for (Slot& s : c->slots) {
+        std::uintptr_t expected = 0;
+        if (s.base.load(std::memory_order_relaxed) != 0 ||
+            !s.base.compare_exchange_strong(expected, kClaimed, std::memory_order_acquire,
+                                            std::memory_order_relaxed))
+          continue;
+        c->used.fetch_add(1, std::memory_order_relaxed);
+        s.chunk = c;
+        s.size.store(size, std::memory_order_relaxed);
+        s.fd.store(fd, std::memory_order_relaxed);
+        s.base.store(reinterpret_cast<std::uintptr_t>(base), std::memory_order_release);
+        return &s;
+      }
+    }
+    Chunk* next = c->next.load(std::memory_order_acquire);
+    if (next == nullptr) {
+      auto* fresh = new (std::nothrow) Chunk;
+      if (fresh == nullptr) return nullptr;  // not listed: this region cannot travel
+      if (c->next.compare_exchange_strong(next, fresh, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+        next = fresh;
+      } else {
+        delete fresh;  // another thread appended one first: use theirs
+      }
+    }
+    c = next;
+  }
+}
+
+void unlist_slot(void* listed) noexcept {
+  auto* s = static_cast<Slot*>(listed);
+  s->fd.store(-1, std::memory_order_relaxed);
+  s->base.store(0, std::memory_order_release);
+  s->chunk->used.fetch_sub(1, std::memory_order_relaxed);
+}
+
 }  // namespace
+
+bool find_region(const void* p, RegionSpan& out) noexcept {
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  for (Chunk* c = &g_first_chunk; c != nullptr; c = c->next.load(std::memory_order_acquire)) {
+    for (Slot& s : c->slots) {
+      const std::uintptr_t base = s.base.load(std::memory_order_acquire);
+      if (base <= kClaimed || addr < base) continue;
+      const std::size_t size = s.size.load(std::memory_order_relaxed);
+      const int fd = s.fd.load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (s.base.load(std::memory_order_relaxed) != base) continue;  // freed or reused meanwhile
+      if (addr - base >= size || fd < 0) continue;
+      out.fd = fd;
+      out.base = reinterpret_cast<const std::byte*>(base);
+      out.size = size;
+      return true;
+    }
+  }
+  return false;
+}
+
+const char* check_shared_file(int fd, std::size_t size, char* buf, std::size_t buf_size) noexcept {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    std::snprintf(buf, buf_size, "a descriptor fstat refuses (errno %d)", errno);
+    return buf;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    const char* what = S_ISSOCK(st.st_mode)   ? "a socket"
+                       : S_ISFIFO(st.st_mode) ? "a pipe"
+                       : S_ISDIR(st.st_mode)  ? "a directory"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                                              : "not a regular file";
+    std::snprintf(buf, buf_size, "%s, not shared memory", what);
+    return buf;
+  }
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0) {
+    std::snprintf(buf, buf_size, "a file fstatfs refuses (errno %d)", errno);
+    return buf;
+  }
+  if (fs.f_type != TMPFS_MAGIC && fs.f_type != HUGETLBFS_MAGIC) {
+    std::snprintf(buf, buf_size,
+                  "a file on a file system other than tmpfs (type 0x%lx), "
+                  "not shared memory",
+                  static_cast<unsigned long>(fs.f_type));
+    return buf;
+  }
+  const std::size_t file_size = st.st_size > 0 ? static_cast<std::size_t>(st.st_size) : 0;
+  if (size == 0 || file_size < size) {
+    std::snprintf(buf, buf_size, "shared memory of %zu bytes, fewer than the %zu to map", file_size,
+                  size);
+    return buf;
+  }
+  return nullptr;
+}
 
 std::size_t page_size() noexcept {
   static const std::size_t kPage = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
@@ -200,6 +330,7 @@ std::shared_ptr<Region> Region::map_fd(int fd, std::size_t size, std::error_code
     ec = std::make_error_code(std::errc::not_enough_memory);
     return nullptr;
   }
+  if (p != nullptr) r->listed_ = list_region(p, size, fd);
   try {
     return std::shared_ptr<Region>(r);
   } catch (const std::bad_alloc&) {  // no control block: shared_ptr deleted `r` (unmapped, closed)
@@ -208,7 +339,13 @@ std::shared_ptr<Region> Region::map_fd(int fd, std::size_t size, std::error_code
   }
 }
 
+void Region::unlist() noexcept {
+  if (listed_ != nullptr) unlist_slot(listed_);
+  listed_ = nullptr;
+}
+
 void Region::release() noexcept {
+  unlist();  // before the mapping goes: a listed range is always mapped
   if (data_) munmap(data_, size_);
   if (fd_ >= 0) close(fd_);
   data_ = nullptr;
@@ -216,6 +353,7 @@ void Region::release() noexcept {
 }
 
 void Region::close_fd() noexcept {
+  unlist();
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
 }

@@ -4,6 +4,12 @@
 // process that maps them (or holds the fd) is gone. The fd is kept (O_CLOEXEC) so that a later
 // start method that re-executes the child can hand it over.
 //
+// Every mapped region with an fd is listed in a per-process table (find_region), so that a handle
+// that holds only a pointer into a region (a Lock's state, a Value's data) can find the descriptor
+// to send and its offset. The table is lock-free and consistent at every instant, so a fork at any
+// moment leaves the child a usable table (whose descriptors the child inherited at the same
+// numbers).
+//
 // Memory is reserved when a region is created (fallocate on the memfd), so running out of memory
 // is an error at creation, never a SIGBUS at the first write. Sizes are checked before any
 // arithmetic or system call: nothing wraps around, and a size no machine can give is refused at
@@ -43,7 +49,8 @@ class Region {
 
   // Unmaps and closes now (idempotent); data() becomes null.
   void release() noexcept;
-  // Closes the fd and keeps the mapping (idempotent); fd() becomes -1.
+  // Closes the fd and keeps the mapping (idempotent); fd() becomes -1. The region leaves the
+  // table of find_region (it can no longer travel).
   void close_fd() noexcept;
   // Closes the fd and forgets the mapping without unmapping it: it stays for the rest of the
   // process. data() becomes null.
@@ -51,10 +58,31 @@ class Region {
 
  private:
   Region(void* data, std::size_t size, int fd) noexcept : data_(data), size_(size), fd_(fd) {}
+  void unlist() noexcept;
   void* data_;
   std::size_t size_;
   int fd_;
+  void* listed_ = nullptr;  // this region's entry in find_region's table, or null
 };
+
+// A region of this process as find_region reports it.
+struct RegionSpan {
+  int fd = -1;                      // still owned by the region
+  const std::byte* base = nullptr;  // the start of its mapping
+  std::size_t size = 0;             // the mapping's length
+};
+
+// The region of this process (with its fd still open) whose mapping contains `p`. The caller must
+// hold a reference to that region (e.g. through the handle that points into it), so that it cannot
+// go meanwhile. Lock-free; O(number of live regions). False when `p` is in no listed region.
+bool find_region(const void* p, RegionSpan& out) noexcept;
+
+// Whether `fd`, received from another process, is shared memory that can be mapped for `size`
+// bytes without a SIGBUS at the first touch: a regular file on tmpfs or hugetlbfs (a memfd, or a
+// segment in /dev/shm) at least `size` bytes long. Returns null when it is, otherwise what it is
+// instead, in words ("a socket", "a file of 4096 bytes, fewer than the 8192 to map", ...), written
+// into `buf`.
+const char* check_shared_file(int fd, std::size_t size, char* buf, std::size_t buf_size) noexcept;
 
 std::size_t page_size() noexcept;
 
