@@ -2,7 +2,8 @@
 // forked before the handle existed receives it over a socket (bytes, then descriptors by
 // SCM_RIGHTS, tests/helpers/travel_pipe.hpp) and uses it against the parent; a freshly executed
 // program (tests/helpers/channel_travel_main.cpp) does the same with a socket it inherited, as a
-// spawned child will. Every wait is bounded.
+// spawned child does; and the handles as arguments of a mproc::Process under each start method.
+// Every wait is bounded.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -13,7 +14,9 @@
 #include <filesystem>
 #include <mproc/detail/travel.hpp>
 #include <mproc/pipe.hpp>
+#include <mproc/process.hpp>
 #include <mproc/queue.hpp>
+#include <mproc/start_method.hpp>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -222,5 +225,98 @@ TEST(ChannelTravel, ReceiverKilledMidPutLeavesTheQueueToTheSender) {
   EXPECT_EQ(q.get(30s), "after");
   EXPECT_FALSE(q.try_get().has_value());
 }
+
+// ---- as Process arguments under each start method ----------------------------------------------
+
+// Set by the parent before start(): a forked child sees it, a fresh image (spawn, forkserver)
+// does not, which tells that the handle really travelled.
+int g_marker = 0;
+
+int put_range(mproc::Queue<int> q, int n) {
+  for (int i = 0; i < n; ++i) q.put(i);
+  return g_marker;
+}
+
+int work_off(mproc::JoinableQueue<int> q, int n) {
+  for (int i = 0; i < n; ++i) {
+    (void)q.get(30s);
+    q.task_done();
+  }
+  return 0;
+}
+
+int echo_simple(mproc::SimpleQueue<std::string> in, mproc::SimpleQueue<std::string> out) {
+  out.put(in.get(30s) + "!");
+  return 0;
+}
+
+int echo_connection(mproc::Connection conn) {
+  const int x = conn.recv<int>();
+  conn.send(x + 1);
+  return 0;
+}
+
+struct MethodName {
+  std::string operator()(const ::testing::TestParamInfo<mproc::StartMethod>& p) const {
+    return std::string(mproc::start_method_name(p.param));
+  }
+};
+
+class ChannelArguments : public ::testing::TestWithParam<mproc::StartMethod> {
+ protected:
+  mproc::ProcessOptions opts() const { return {.start_method = GetParam()}; }
+  mproc_test::Watchdog dog_{std::chrono::seconds(90)};
+};
+
+TEST_P(ChannelArguments, QueueItemsPutByTheChildArriveInOrder) {
+  mproc::Queue<int> q(0, {.capacity = 4096});
+  mproc::Process p(opts(), put_range, q, 1000);
+  g_marker = 7;
+  p.start();
+  g_marker = 0;
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(q.get(30s), i);
+  ASSERT_TRUE(p.join(30s));
+  EXPECT_EQ(p.exitcode(), GetParam() == mproc::StartMethod::fork ? 7 : 0);
+}
+
+TEST_P(ChannelArguments, JoinableQueueJoinsAfterTheChildsTaskDone) {
+  mproc::JoinableQueue<int> q;
+  for (int i = 0; i < 20; ++i) q.put(i);
+  mproc::Process p(opts(), work_off, q, 20);
+  p.start();
+  EXPECT_TRUE(q.join(30s));
+  ASSERT_TRUE(p.join(30s));
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(q.qsize(), 0u);
+}
+
+TEST_P(ChannelArguments, SimpleQueuesBothWays) {
+  mproc::SimpleQueue<std::string> in;
+  mproc::SimpleQueue<std::string> out;
+  mproc::Process p(opts(), echo_simple, in, out);
+  p.start();
+  in.put("hello");
+  EXPECT_EQ(out.get(30s), "hello!");
+  ASSERT_TRUE(p.join(30s));
+  EXPECT_EQ(p.exitcode(), 0);
+}
+
+TEST_P(ChannelArguments, ConnectionWorksBothWaysAndStartDropsTheParentsCopy) {
+  auto [mine, theirs] = mproc::Pipe();
+  mproc::Process p(opts(), echo_connection, std::move(theirs));
+  p.start();
+  mine.send(41);
+  EXPECT_EQ(mine.recv<int>(), 42);
+  ASSERT_TRUE(p.join(30s));
+  EXPECT_EQ(p.exitcode(), 0);
+  // The child's end is gone with the child, and start() dropped the parent's copy (pipe.hpp).
+  ASSERT_TRUE(mine.poll(30s));
+  EXPECT_THROW((void)mine.recv<int>(), mproc::EOFError);
+}
+
+INSTANTIATE_TEST_SUITE_P(, ChannelArguments,
+                         ::testing::Values(mproc::StartMethod::fork, mproc::StartMethod::spawn,
+                                           mproc::StartMethod::forkserver),
+                         MethodName{});
 
 }  // namespace
