@@ -16,6 +16,7 @@
 #include <mproc/pipe.hpp>
 #include <mproc/queue.hpp>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -76,6 +77,12 @@ void poke(Bytes& b, std::size_t at, W value) {
   std::memcpy(b.data() + at, &value, sizeof value);
 }
 
+static_assert(mproc::is_encodable_v<mproc::Queue<int>>);
+static_assert(mproc::is_encodable_v<mproc::SimpleQueue<std::string>>);
+static_assert(mproc::is_encodable_v<mproc::JoinableQueue<std::vector<int>>>);
+static_assert(mproc::is_encodable_v<mproc::Connection>);
+static_assert(mproc::is_encodable_v<std::tuple<mproc::Queue<int>, mproc::Connection>>);
+
 TEST(QueueTravel, EncodedSizeNeedsNoScopeAndAddsNoDescriptor) {
   mproc::Queue<int> q;
   mproc::SimpleQueue<int> sq;
@@ -114,6 +121,16 @@ TEST(QueueTravel, RoundTripSharesTheQueue) {
   q.put("still open");
   EXPECT_EQ(q.get(std::chrono::seconds(5)), "still open");
   EXPECT_THROW(r.put("x"), mproc::Closed);
+}
+
+TEST(QueueTravel, ArrivedHandleCanBeWaitedFor) {
+  mproc::Queue<int> q;
+  Descriptors fds;
+  auto r = decode_in<mproc::Queue<int>>(encode_out(q, fds), fds);
+  EXPECT_TRUE(mproc::wait({r}, std::chrono::seconds(0)).empty());
+  q.put(1);
+  EXPECT_EQ(mproc::wait({r}, std::chrono::seconds(5)), std::vector<std::size_t>{0});
+  EXPECT_EQ(r.get(std::chrono::seconds(5)), 1);
 }
 
 TEST(QueueTravel, RoundTripKeepsMaxsize) {
