@@ -12,6 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <mproc/detail/travel.hpp>
 #include <mproc/errors.hpp>
@@ -138,6 +140,29 @@ TEST(CodeRef, RepeatedCallsGiveTheSameReferenceAndOneRecordPerImage) {
   EXPECT_TRUE(mproc::detail::image_records(n).empty());
   EXPECT_TRUE(mproc::detail::image_records(n + 100).empty());
   EXPECT_EQ(mproc::detail::image_records(0).size(), n);
+}
+
+// A library loaded by a relative name (the loader keeps "./libcopy.so") is recorded by the
+// absolute path of the directory it was loaded from, which stays right after the working
+// directory changes.
+TEST(CodeRef, ALibraryLoadedByARelativeNameIsRecordedByItsAbsolutePath) {
+  namespace fs = std::filesystem;
+  std::string templ = (fs::temp_directory_path() / "mproc-code-ref-XXXXXX").string();
+  ASSERT_NE(mkdtemp(templ.data()), nullptr);
+  const fs::path dir = templ;
+  fs::copy_file(MPROC_TEST_PLUGIN_A, dir / "libcopy.so");
+  const fs::path before = fs::current_path();
+  fs::current_path(dir);
+  Lib plugin("./libcopy.so");
+  fs::current_path(before);
+  ASSERT_NE(plugin.h, nullptr) << dlerror();
+  const CodeRef ref = mproc::detail::code_ref_of(addr(plugin.fn()));
+  const std::string path = record_of(ref).path;
+  std::error_code ec;
+  EXPECT_TRUE(fs::equivalent(path, dir / "libcopy.so", ec)) << path;
+  EXPECT_EQ(path[0], '/') << path;
+  EXPECT_EQ(round_trip(plugin.fn())(1), 1007);
+  fs::remove_all(dir, ec);
 }
 
 TEST(CodeRef, AnAddressThatIsNotCodeIsAValueError) {
