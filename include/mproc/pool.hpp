@@ -148,19 +148,58 @@
 
 namespace mproc {
 
+// What a Pool runs once in each worker before it takes tasks: any callable without arguments (its
+// result, if any, is ignored). Copyable; empty by default. With the fork start method it may
+// capture anything; with spawn or forkserver it must travel like a task's callable (a function, a
+// lambda without captures, a function object with serialize(), or mproc::partial(f, args...), whose
+// bound arguments may be handles): otherwise the Pool's constructor throws ValueError naming
+// partial. Mirrors Pool(initializer, initargs): bind the arguments with partial.
+class PoolInitializer {
+ public:
+  PoolInitializer() = default;
+  template <class F>
+    requires(!std::is_same_v<std::decay_t<F>, PoolInitializer> &&
+             std::is_invocable_v<std::decay_t<F>&>)
+  PoolInitializer(F&& f)  // NOLINT: implicit, as std::function's
+      : target_(make_target(std::forward<F>(f))) {}
+  PoolInitializer(std::nullptr_t) noexcept {}  // NOLINT: implicit, as std::function's
+
+  [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(target_); }
+  // The type-erased callable (library use).
+  [[nodiscard]] const detail::Ref<detail::ProcessTarget>& target() const noexcept {
+    return target_;
+  }
+
+ private:
+  template <class F>
+  static detail::Ref<detail::ProcessTarget> make_target(F&& f) {
+    using G = std::decay_t<F>;
+    if constexpr (std::is_pointer_v<std::remove_reference_t<F>> ||
+                  (std::is_class_v<G> && requires(const G& g) { g == nullptr; })) {
+      if (f == nullptr) return {};  // a null function pointer, an empty std::function
+    }
+    return detail::make_ref<detail::ProcessTargetFor<G>>(std::forward<F>(f));
+  }
+  detail::Ref<detail::ProcessTarget> target_;
+};
+
 // How a Pool is made. Every member has a default, so designated initializers may name any subset.
 struct PoolOptions {
   // Number of workers; empty: process_cpu_count(). Zero or negative throws ValueError.
   // Mirrors Pool(processes).
   std::optional<int> processes{};
-  // Runs once in each worker before it takes tasks (e.g. to open a file or seed a generator).
-  // It runs in the worker, a fork of the calling program, so it may capture anything. If it throws
-  // or kills its worker, the Pool is broken (see the header comment).
-  // Mirrors Pool(initializer, initargs): capture the arguments.
-  std::function<void()> initializer{};
+  // Runs once in each worker before it takes tasks (e.g. to open a file or seed a generator); see
+  // PoolInitializer for what it may be under each start method. If it throws or kills its worker,
+  // the Pool is broken (see the header comment). Mirrors Pool(initializer, initargs).
+  PoolInitializer initializer{};
   // A worker leaves after this many tasks (a chunk of map/imap counts as one task) and is
   // replaced; empty: never. Zero or negative throws ValueError. Mirrors Pool(maxtasksperchild).
   std::optional<int> maxtasksperchild{};
+  // How the workers are started (mproc/start_method.hpp); empty: the program's choice, by the same
+  // rule as Process. With spawn or forkserver the workers are fresh images of the program (forked
+  // by a zygote that is itself spawned, or made by the forkserver): tasks' callables must travel
+  // (mproc/partial.hpp), and a task whose callable cannot is a ValueError at submit.
+  std::optional<StartMethod> start_method{};
 };
 
 // How a map/starmap/imap/imap_unordered call runs. Every member has a default.
@@ -504,11 +543,10 @@ class IMapResult {
   void submit_chunk(std::vector<Elem>&& chunk, std::size_t bytes) {
     const std::size_t n = chunk.size();
     std::vector<detail::TaskSpec> spec;
-    spec.push_back(detail::TaskSpec{&detail::invoke_chunk<Fn, Elem, Star, R>,
-                                    detail::make_chunk_payload(f_, chunk, 0, n, bytes), submitted_,
-                                    elements_, n});
     sink_->expect(submitted_, n);
     try {
+      spec.push_back(detail::chunk_spec<Fn, Elem, Star, R>(core_->fresh_image(), f_, chunk, 0, n,
+                                                           bytes, submitted_, elements_));
       core_->submit(std::move(spec), sink_, /*continuation=*/true);
     } catch (...) {
       // The pool stopped (joined, terminated, broken) or is out of memory: the chunk's elements
@@ -702,8 +740,7 @@ class MPROC_API Pool {
     auto st = detail::make_ref<detail::ResultState<V>>();
     detail::set_callbacks<R>(*st, std::move(callback), std::move(error_callback));
     std::vector<detail::TaskSpec> spec;
-    spec.push_back(
-        detail::TaskSpec{&detail::invoke_apply<F, Tuple>, detail::make_payload(f, args), 0, 0, 0});
+    spec.push_back(detail::apply_spec(core().fresh_image(), f, args));
     core().submit(std::move(spec), detail::make_ref<detail::ApplySink<V>>(st));
     return AsyncResult<R>(std::move(st));
   }
@@ -748,9 +785,8 @@ class MPROC_API Pool {
           ++e;
         }
       }
-      spec.push_back(detail::TaskSpec{&detail::invoke_chunk<F, Elem, Star, R>,
-                                      detail::make_chunk_payload(f, items, b, e, bytes),
-                                      spec.size(), b, e - b});
+      spec.push_back(detail::chunk_spec<F, Elem, Star, R>(core().fresh_image(), f, items, b, e,
+                                                          bytes, spec.size(), b));
       sizes.push_back(e - b);
       b = e;
     }

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "posix/error.hpp"
+#include "posix/memfd.hpp"
 #include "posix/pidfd.hpp"
 #include "posix/region.hpp"
 #include "posix/socket.hpp"
@@ -27,7 +28,7 @@ Queue<EventMsg> make_result_queue() {
 
 }  // namespace
 
-PoolChannels::PoolChannels(int n) : events(make_result_queue()) {
+PoolChannels::PoolChannels(int n, bool fresh) : events(make_result_queue()) {
   const auto count = static_cast<std::size_t>(n);
   const std::string of = " of " + std::to_string(n);
   mailboxes.reserve(count);
@@ -43,14 +44,14 @@ PoolChannels::PoolChannels(int n) : events(make_result_queue()) {
   fd_parent.reserve(count);
   fd_worker.reserve(count);
   try {
-    make_fd_channels_and_staging(n);
+    make_fd_channels_and_staging(n, fresh);
   } catch (...) {
     release();  // a constructor that throws runs no destructor
     throw;
   }
 }
 
-void PoolChannels::make_fd_channels_and_staging(int n) {
+void PoolChannels::make_fd_channels_and_staging(int n, bool fresh) {
   const auto count = static_cast<std::size_t>(n);
   const std::string of = " of " + std::to_string(n);
   for (int i = 0; i < n; ++i) {
@@ -63,10 +64,14 @@ void PoolChannels::make_fd_channels_and_staging(int n) {
   }
   slot_shared_bytes = sizeof(SlotShared) * count;
   void* shared = nullptr;
-  if (std::error_code ec = map_shared_anonymous(slot_shared_bytes, shared))
+  const char* call = "mmap";
+  std::error_code ec = fresh ? create_unreserved_memfd(slot_shared_bytes, "mproc-pool-staging",
+                                                       slot_shared_fd, shared, call)
+                             : map_shared_anonymous(slot_shared_bytes, shared);
+  if (ec)
     throw_system_error(ec, "mproc::Pool: cannot map the workers' staging areas (" +
                                std::to_string(slot_shared_bytes) +
-                               " bytes of shared memory): mmap");
+                               " bytes of shared memory): " + call);
   slot_shared = static_cast<SlotShared*>(shared);
   for (std::size_t i = 0; i < count; ++i)
     new (&slot_shared[i]) SlotShared;  // the staging bytes stay untouched
@@ -81,10 +86,13 @@ void PoolChannels::release() noexcept {
   fd_worker.clear();
   if (slot_shared) unmap(slot_shared, slot_shared_bytes);
   slot_shared = nullptr;
+  close_fd(slot_shared_fd);
+  slot_shared_fd = -1;
 }
 
 void PoolChannels::close_worker_ends() noexcept {
   for (int& fd : fd_worker) close_fd(std::exchange(fd, -1));
+  close_fd(std::exchange(slot_shared_fd, -1));
 }
 
 }  // namespace mproc::detail

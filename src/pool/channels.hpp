@@ -19,7 +19,9 @@ struct PoolChannels {
   // Makes the channels of `n` worker slots. Throws std::system_error naming what could not be
   // made ("mproc::Pool: cannot create the mailbox of worker 2 of 2 (1 MiB of shared memory)"); what
   // was made goes with the object.
-  explicit PoolChannels(int n);
+  // `fresh`: the workers are fresh images of the program (spawn, forkserver), which must map the
+  // staging areas from a descriptor (`slot_shared_fd`) rather than inherit them.
+  PoolChannels(int n, bool fresh);
   ~PoolChannels();
   PoolChannels(const PoolChannels&) = delete;
   PoolChannels& operator=(const PoolChannels&) = delete;
@@ -38,9 +40,10 @@ struct PoolChannels {
   // staging bytes are touched only as far as results fill them).
   SlotShared* slot_shared = nullptr;
   std::size_t slot_shared_bytes = 0;
+  int slot_shared_fd = -1;  // fresh: the memfd of the staging areas; -1 otherwise
 
  private:
-  void make_fd_channels_and_staging(int n);
+  void make_fd_channels_and_staging(int n, bool fresh);
   void release() noexcept;
 };
 

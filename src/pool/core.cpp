@@ -18,8 +18,10 @@
 #include <thread>
 
 #include "pool/worker.hpp"
+#include "posix/demangle.hpp"
 #include "posix/error.hpp"
 #include "posix/thread_id.hpp"
+#include "start/start.hpp"
 
 namespace mproc::detail {
 namespace {
@@ -31,13 +33,28 @@ constexpr auto kLauncherAbortGrace = std::chrono::seconds(10);
 
 }  // namespace
 
-PoolCore::Impl::Impl(int processes, std::function<void()> init, int max_tasks)
+namespace {
+std::function<void()> run_of(const Ref<ProcessTarget>& t) {
+  if (!t) return {};
+  return [t] { (void)t->run(); };
+}
+}  // namespace
+
+std::unique_ptr<WorkerLauncher> PoolCore::Impl::make_launcher(Impl& im, StartMethod method) {
+  FreshZygoteInputs fz{method, &im.channels, im.init_target, im.maxtasks};
+  return make_zygote_launcher(im.n, &worker_main, &im, &report_exit, &im.channels.events,
+                              im.fresh ? &fz : nullptr);
+}
+
+PoolCore::Impl::Impl(int processes, PoolInitializer init, int max_tasks, StartMethod method)
     : n(processes),
-      initializer(std::move(init)),
+      init_target(init.target()),
+      initializer(run_of(init_target)),
+      fresh(method != StartMethod::fork),
       maxtasks(max_tasks),
       creator_pid(this_process_id()),
-      channels(processes),
-      launcher(make_zygote_launcher(processes, &worker_main, this, &report_exit, &channels.events)),
+      channels(processes, fresh),
+      launcher(make_launcher(*this, method)),
       dispatcher(processes, max_tasks, static_cast<bool>(initializer), channels, *launcher) {}
 
 void PoolCore::Impl::worker_main(void* ctx, int slot) noexcept {
@@ -78,10 +95,27 @@ PoolCore::PoolCore(PoolOptions options) {
   if (n <= 0) throw ValueError("mproc::Pool: processes must be at least 1");
   if (options.maxtasksperchild && *options.maxtasksperchild <= 0)
     throw ValueError("mproc::Pool: maxtasksperchild must be a positive number or empty");
+  const Ref<ProcessTarget>& init = options.initializer.target();
+  const std::type_info* culprit = nullptr;
+  const bool init_travels = !init || init->cannot_travel(culprit) == 0;
+  const StartMethod method = choose_start_method(options.start_method, init_travels, "mproc::Pool");
+  if (method != StartMethod::fork) {
+    require_init(method, "mproc::Pool");
+    if (!init_travels) {
+      throw ValueError(std::string("mproc::Pool (start method ") + method_name(method) +
+                       "): the initializer (" + (culprit ? demangle(culprit->name()) : "?") +
+                       ") cannot travel to a fresh program image: a lambda with captures, a "
+                       "std::function or a function object without serialize(). Use a function, "
+                       "a lambda without captures, or bind data with mproc::partial(f, args...)");
+    }
+  }
   impl_ = make_box<Impl>(n, std::move(options.initializer),
-                         options.maxtasksperchild ? *options.maxtasksperchild : 0);
+                         options.maxtasksperchild ? *options.maxtasksperchild : 0, method);
   Impl& im = *impl_;
+  // The images the zygote learns when it starts (fresh): later ones travel with the tasks.
+  const std::uint32_t images_known = image_count();
   im.launcher->start();  // forks the zygote and the workers: before the result thread exists
+  if (im.fresh) im.dispatcher.set_fresh(images_known);
   im.channels.close_worker_ends();
   try {
     im.dispatcher.start_result_thread(&Impl::destroy, &im);
@@ -100,6 +134,16 @@ PoolCore::PoolCore(PoolOptions options) {
 std::size_t PoolCore::max_task_bytes() const noexcept { return kMailboxBytes / 4 - 256; }
 std::size_t PoolCore::chunk_bytes() noexcept { return kChunkBytes; }
 int PoolCore::processes() const noexcept { return impl_->n; }
+bool PoolCore::fresh_image() const noexcept { return impl_->fresh; }
+
+void throw_task_cannot_travel(const std::type_info& type) {
+  throw ValueError("mproc::Pool: the task's callable (" + demangle(type.name()) +
+                   ") cannot travel to this pool's workers, which are fresh images of the program "
+                   "(start method spawn or forkserver): it is a lambda with captures or a function "
+                   "object without serialize(), whose bytes may hold addresses of this process. "
+                   "Use a function, a lambda without captures, a function object with serialize(), "
+                   "or bind data with mproc::partial(f, args...)");
+}
 
 void PoolCore::submit(std::vector<TaskSpec> specs, const Ref<TaskSink>& sink, bool continuation) {
   impl_->check_owner();

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mproc/detail/pool_core.hpp>
+#include <mproc/pool.hpp>
 
 #include "pool/channels.hpp"
 #include "pool/dispatcher.hpp"
@@ -17,7 +18,7 @@ namespace mproc::detail {
 // has ended or been detached by then), the launcher (its process is gone by then, or killed), the
 // channels.
 struct PoolCore::Impl {
-  Impl(int processes, std::function<void()> init, int max_tasks);
+  Impl(int processes, PoolInitializer init, int max_tasks, StartMethod method);
 
   // ProcessError unless called in the process that created the Pool.
   void check_owner() const;
@@ -25,6 +26,8 @@ struct PoolCore::Impl {
   // The launcher's WorkerMain (`ctx`: this): runs in a new worker process of `slot`, which
   // inherited the Pool's state, and hands the worker loop its inputs and nothing else.
   [[noreturn]] static void worker_main(void* ctx, int slot) noexcept;
+  // The launcher of the pool's workers (fresh: the zygote in a fresh image of the method).
+  static std::unique_ptr<WorkerLauncher> make_launcher(Impl& im, StartMethod method);
   // The launcher's ExitReport (`ctx`: the result queue): runs in the zygote and touches only the
   // result queue. Never waits: false when the queue has no room now (the launcher tries again).
   static bool report_exit(void* ctx, int slot, int pid, int code, int error,
@@ -33,7 +36,9 @@ struct PoolCore::Impl {
   static void destroy(void* ctx) noexcept;
 
   const int n;
-  const std::function<void()> initializer;
+  const Ref<ProcessTarget> init_target;
+  const std::function<void()> initializer;  // runs init_target (fork: in each worker, once)
+  const bool fresh;                         // workers are fresh images (spawn, forkserver)
   const int maxtasks;
   const pid_t creator_pid;
   PoolChannels channels;

@@ -80,13 +80,16 @@ void Dispatcher::add_locked(std::vector<TaskSpec>& specs, const Ref<TaskSink>& s
     for (TaskSpec& s : specs) {
       TaskMsg t;
       t.id = next_id_;
-      t.invoker = reinterpret_cast<std::uint64_t>(s.invoker);
+      t.invoker = fresh_ ? pack_code_ref(code_ref_of(reinterpret_cast<const void*>(s.invoker)))
+                         : reinterpret_cast<std::uint64_t>(s.invoker);
+      t.fds = s.fds.size();
       // A payload too large for a mailbox gets its memfd when it is dispatched (dispatch_locked).
       if (s.payload.size() > max_task_bytes) t.big = s.payload.size();
       t.payload = std::move(s.payload);
       pending_.push_back(std::move(t));
       try {
-        Entry e{sink, s.part, nullptr, 0, 0, {}, 0, {}};
+        Entry e{sink, s.part, nullptr, 0, 0, {}, 0, {}, {}};
+        e.fds = std::move(s.fds);
         if (s.elements != 0) {
           e.first = s.first;
           e.elements = s.elements;
@@ -152,6 +155,10 @@ void Dispatcher::dispatch_locked() {
     // Recorded before the put (this may throw std::bad_alloc; nothing after the put does), so
     // a task in a mailbox is always one the bookkeeping knows.
     Slot& sl = slots_[slot];
+    if (fresh_) {
+      // Records of the images the worker's zygote did not learn when it started.
+      if (image_count() > images_known_) t.images = image_records(images_known_);
+    }
     sl.outstanding.push_back(t.id);
     bool put = false;
     try {
@@ -168,6 +175,13 @@ void Dispatcher::dispatch_locked() {
       // does not block in practice (a slot has at most two tasks out, and stale descriptors are
       // drained by its next worker); if it fails the slot's worker is gone with its socket.
       (void)send_fd(ch_.fd_parent[slot], t.id, big->fd());
+    }
+    if (t.fds != 0) {
+      // The descriptors of the handles among the arguments follow (after the payload's memfd).
+      auto e = tasks_.find(t.id);
+      if (e != tasks_.end()) {
+        for (int fd : e->second.fds.fds()) (void)send_fd(ch_.fd_parent[slot], t.id, fd);
+      }
     }
     ++sl.dispatched;
     if (!big) {

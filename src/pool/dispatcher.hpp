@@ -46,6 +46,14 @@ class Dispatcher {
   // abandoned from a callback (abandon()). Throws std::system_error when no thread can be made.
   void start_result_thread(void (*on_orphaned_end)(void*) noexcept, void* arg);
 
+  // The workers are fresh images of the program (spawn, forkserver) whose zygote learned the first
+  // `images_known` images of this process's table: invokers travel as code references, and later
+  // images' records with the tasks. Called before the first submit.
+  void set_fresh(std::uint32_t images_known) noexcept {
+    fresh_ = true;
+    images_known_ = images_known;
+  }
+
   // PoolCore::submit: queues the tasks (all or none) and dispatches what fits.
   void submit(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink, bool continuation,
               std::size_t max_task_bytes);
@@ -78,6 +86,7 @@ class Dispatcher {
     Spans todo;
     std::uint64_t invoker = 0;
     std::vector<std::byte> payload;
+    Descriptors fds;  // of the handles among its arguments, sent with each dispatch
   };
   using Tasks = std::unordered_map<std::uint64_t, Entry>;
   struct Slot {
@@ -164,6 +173,8 @@ class Dispatcher {
   std::string broken_ MPROC_GUARDED_BY(mu_);     // why the pool is broken (empty: it is not)
   std::uint64_t next_id_ MPROC_GUARDED_BY(mu_) = 1;
   std::deque<TaskMsg> pending_ MPROC_GUARDED_BY(mu_);
+  bool fresh_ = false;
+  std::uint32_t images_known_ = 0;
   Tasks tasks_ MPROC_GUARDED_BY(mu_);
   // Accepted tasks whose outcome has not been delivered yet.
   std::size_t undelivered_ MPROC_GUARDED_BY(mu_) = 0;

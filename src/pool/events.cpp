@@ -235,6 +235,7 @@ void Dispatcher::on_chunk_lost_locked(std::uint64_t id, const EventMsg& m,
   TaskMsg again;
   again.id = id;
   again.invoker = e.invoker;
+  again.fds = e.fds.size();
   again.run = e.todo;
   if (e.big) {
     again.big = e.big->size();

@@ -25,15 +25,22 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <mproc/detail/travel.hpp>
 #include <mproc/process.hpp>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "pool/channels.hpp"
+#include "pool/protocol.hpp"
+#include "pool/worker.hpp"
 #include "posix/error.hpp"
 #include "posix/exit_status.hpp"
+#include "posix/fd_io.hpp"
 #include "posix/launch.hpp"
+#include "posix/memfd.hpp"
 #include "posix/pidfd.hpp"
 #include "posix/poll.hpp"
 #include "posix/process_self.hpp"
@@ -74,10 +81,84 @@ const char* start_call(const std::error_code& ec) noexcept {
 // the buffers it inherited were flushed by the parent before it forked.
 [[noreturn]] void leave(int code) noexcept { exit_group(code); }
 
+// A descriptor as a Process argument: its index among the descriptors that travel (travel.hpp).
+// The receiver gets a close-on-exec duplicate it owns.
+struct TravellingFd {
+  int fd = -1;
+};
+
+// What a zygote in a fresh image needs: the Pool's channels and the initializer.
+struct ZygoteSetup {
+  std::int32_t slots = 0;
+  std::int32_t maxtasks = 0;
+  TravellingFd cmd;                       // the zygote's end of the command socket
+  std::optional<Queue<EventMsg>> events;  // optional: a Queue's default constructor makes one
+  std::vector<Queue<TaskMsg>> mailboxes;
+  std::vector<TravellingFd> fd_worker;
+  TravellingFd staging;
+  std::uint64_t staging_bytes = 0;
+  bool has_init = false;
+  CodeRef init_decoder;
+  std::vector<std::byte> init_bytes;
+  template <class A>
+  void serialize(A& a) {
+    a(slots, maxtasks, cmd, events, mailboxes, fd_worker, staging, staging_bytes, has_init,
+      init_decoder, init_bytes);
+  }
+};
+
+}  // namespace
+}  // namespace mproc::detail
+
+template <>
+struct mproc::codec<mproc::detail::TravellingFd> {
+  using T = mproc::detail::TravellingFd;
+  static constexpr std::size_t min_size = sizeof(std::uint32_t);
+  static std::size_t size(const T&) { return sizeof(std::uint32_t); }
+  static void encode(Writer& w, const T& v) {
+    mproc::detail::Descriptors* out = mproc::detail::travel_out();
+    if (out == nullptr) throw ValueError("mproc::Pool: a descriptor travels only to a new process");
+    w.write_value(out->add_dup(v.fd));
+  }
+  static T decode(Reader& r) {
+    const mproc::detail::Descriptors* in = mproc::detail::travel_in();
+    if (in == nullptr) throw DecodeError("mproc::Pool: a descriptor arrived outside a start");
+    int fd = -1;
+    if (mproc::detail::dup_cloexec(in->at(r.read_value<std::uint32_t>()), fd))
+      throw DecodeError("mproc::Pool: cannot keep a descriptor that arrived: fcntl");
+    return T{fd};
+  }
+};
+
+namespace mproc::detail {
+namespace {
+
+// The zygote's state in a fresh image: what it decoded, for its workers (never freed: the zygote
+// and its workers end with exit_group).
+struct FreshWorld {
+  ZygoteSetup setup;
+  SlotShared* staging = nullptr;
+  std::function<void()> initializer;
+};
+
+void fresh_worker_main(void* ctx, int slot) noexcept;
+bool fresh_report_exit(void* ctx, int slot, int pid, int code, int error,
+                       const char* call) noexcept;
+
 class ZygoteLauncher final : public WorkerLauncher {
  public:
-  ZygoteLauncher(int slots, WorkerMain main, void* main_ctx, ExitReport report, void* report_ctx)
-      : slots_(slots), main_(main), main_ctx_(main_ctx), report_(report), report_ctx_(report_ctx) {}
+  ZygoteLauncher(int slots, WorkerMain main, void* main_ctx, ExitReport report, void* report_ctx,
+                 const FreshZygoteInputs* fresh)
+      : slots_(slots), main_(main), main_ctx_(main_ctx), report_(report), report_ctx_(report_ctx) {
+    if (fresh) fresh_ = *fresh;
+  }
+
+  // In a fresh zygote: runs the zygote's loop on the command socket `cmd` (never returns).
+  [[noreturn]] void run_fresh(int cmd) noexcept {
+    cmd_rd_ = cmd;
+    watch_parent_sentinel_ = true;
+    run();
+  }
   ZygoteLauncher(const ZygoteLauncher&) = delete;
   ZygoteLauncher& operator=(const ZygoteLauncher&) = delete;
   ~ZygoteLauncher() override {
@@ -93,8 +174,12 @@ class ZygoteLauncher final : public WorkerLauncher {
     cmd_rd_ = fds[0];
     cmd_wr_ = fds[1];
     try {
-      zygote_.emplace(ProcessOptions{.name = "PoolZygote", .daemon = true}, [this] { run(); });
-      zygote_->start();
+      if (fresh_) {
+        start_fresh_zygote();
+      } else {
+        zygote_.emplace(ProcessOptions{.name = "PoolZygote", .daemon = true}, [this] { run(); });
+        zygote_->start();
+      }
     } catch (...) {
       close_fd(cmd_rd_);
       close_fd(cmd_wr_);
@@ -103,6 +188,7 @@ class ZygoteLauncher final : public WorkerLauncher {
       try {
         throw;
       } catch (const std::system_error& e) {
+        if (fresh_) throw;  // its message names the start method's step
         throw_system_error(e.code(), std::string("mproc::Pool: cannot start the zygote process: ") +
                                          start_call(e.code()));
       }
@@ -216,14 +302,32 @@ class ZygoteLauncher final : public WorkerLauncher {
     default_sigchld(saved_sigchld_);
     // Live as long as the Pool's *process*, not the thread that created it (the death signal an
     // mproc::Process arms fires when the creating thread ends): watch the parent through a pidfd.
-    const pid_t parent = parent_pid();
-    if (std::error_code ec = open_pidfd(parent, parent_fd_)) {
-      answer_start(-1, ec.value(), "pidfd_open");
-      leave(0);
+    // A fresh zygote made by the forkserver is the server's child: it watches the Pool's process
+    // through the sentinel its boot gave it (parent_process()).
+    if (watch_parent_sentinel_) {
+      std::optional<ParentProcess> parent;
+      try {
+        parent = parent_process();
+      } catch (...) {
+      }
+      if (!parent || dup_cloexec(parent->sentinel(), parent_fd_)) {
+        answer_start(-1, EBADF, "pidfd");
+        leave(0);
+      }
+      set_parent_death_signal(0);
+      bool gone = false;
+      (void)wait_readable(parent_fd_, Clock::now(), gone);
+      if (gone) kill_and_leave();
+    } else {
+      const pid_t parent = parent_pid();
+      if (std::error_code ec = open_pidfd(parent, parent_fd_)) {
+        answer_start(-1, ec.value(), "pidfd_open");
+        leave(0);
+      }
+      if (parent_pid() != parent) kill_and_leave();
+      set_parent_death_signal(0);
+      if (parent_pid() != parent) kill_and_leave();  // it died before the pidfd could tell
     }
-    if (parent_pid() != parent) kill_and_leave();
-    set_parent_death_signal(0);
-    if (parent_pid() != parent) kill_and_leave();  // it died before the pidfd could tell
     workers_.assign(static_cast<std::size_t>(slots_), Worker{});
     for (int s = 0; s < slots_; ++s) {
       const char* call = nullptr;
@@ -375,6 +479,35 @@ class ZygoteLauncher final : public WorkerLauncher {
     leave(0);
   }
 
+  // Parent side, fresh: starts the zygote as a Process of the method, its arguments the channels.
+  void start_fresh_zygote() {
+    PoolChannels& ch = *fresh_->channels;
+    ZygoteSetup s;
+    s.slots = slots_;
+    s.maxtasks = fresh_->maxtasks;
+    s.cmd = TravellingFd{cmd_rd_};
+    s.events = ch.events;
+    s.mailboxes = ch.mailboxes;
+    for (int fd : ch.fd_worker) s.fd_worker.push_back(TravellingFd{fd});
+    s.staging = TravellingFd{ch.slot_shared_fd};
+    s.staging_bytes = ch.slot_shared_bytes;
+    if (fresh_->initializer) {
+      s.has_init = true;
+      s.init_decoder = code_ref_of(fresh_->initializer->decoder());
+      Descriptors none;
+      TravelOut scope(none);  // handles bound in the initializer travel with the zygote's below
+      s.init_bytes = fresh_->initializer->encode();
+      if (none.size() != 0)
+        throw ValueError("mproc::Pool: an initializer's bound arguments cannot be handles yet");
+    }
+    zygote_.emplace(
+        ProcessOptions{.name = "PoolZygote", .daemon = true, .start_method = fresh_->method},
+        &fresh_zygote_main, std::move(s));
+    zygote_->start();
+  }
+
+  static void fresh_zygote_main(ZygoteSetup s);
+
   int slots_;
   WorkerMain main_;
   void* main_ctx_;
@@ -391,14 +524,64 @@ class ZygoteLauncher final : public WorkerLauncher {
   struct sigaction saved_sigchld_ {};  // the program's SIGCHLD disposition, for the workers
   std::deque<Report> unsent_;          // exit reports that found the result queue full
   bool quitting_ = false;              // told to quit: no more spawns, leave once workers are gone
-  Clock::time_point quit_deadline_{};  // then kill the workers that are left
+  std::optional<FreshZygoteInputs> fresh_;  // parent side: start the zygote in a fresh image
+  bool watch_parent_sentinel_ = false;      // zygote side: a fresh zygote
+  Clock::time_point quit_deadline_{};       // then kill the workers that are left
 };
 
 }  // namespace
 
+void ZygoteLauncher::fresh_zygote_main(ZygoteSetup s) {
+  auto* world = new FreshWorld{std::move(s), nullptr, {}};
+  void* at = nullptr;
+  if (map_memfd(world->setup.staging.fd, static_cast<std::size_t>(world->setup.staging_bytes), at))
+    leave(1);
+  world->staging = static_cast<SlotShared*>(at);
+  if (world->setup.has_init) {
+    auto decode = reinterpret_cast<ProcessTarget::Decoder>(
+        const_cast<void*>(resolve_code(world->setup.init_decoder)));
+    Reader r(world->setup.init_bytes.data(), world->setup.init_bytes.size());
+    Ref<ProcessTarget> init(decode(r));
+    world->initializer = [init] { (void)init->run(); };
+  }
+  auto* z = new ZygoteLauncher(world->setup.slots, &fresh_worker_main, world, &fresh_report_exit,
+                               &*world->setup.events, nullptr);
+  z->run_fresh(world->setup.cmd.fd);
+}
+
+namespace {
+
+void fresh_worker_main(void* ctx, int slot) noexcept {
+  auto& w = *static_cast<FreshWorld*>(ctx);
+  const auto s = static_cast<std::size_t>(slot);
+  WorkerInputs in;
+  in.slot = slot;
+  in.tasks = &w.setup.mailboxes[s];
+  in.results = &*w.setup.events;
+  in.descriptors = w.setup.fd_worker[s].fd;
+  in.shared = &w.staging[s];
+  in.initializer = &w.initializer;
+  in.maxtasks = w.setup.maxtasks;
+  in.fresh = true;
+  run_worker(in);
+}
+
+bool fresh_report_exit(void* ctx, int slot, int pid, int code, int error,
+                       const char* call) noexcept {
+  try {
+    return static_cast<Queue<EventMsg>*>(ctx)->try_put(
+        EventMsg::exited(slot, pid, code, error, call));
+  } catch (...) {
+    return true;
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<WorkerLauncher> make_zygote_launcher(int slots, WorkerMain main, void* main_ctx,
-                                                     ExitReport report, void* report_ctx) {
-  return std::make_unique<ZygoteLauncher>(slots, main, main_ctx, report, report_ctx);
+                                                     ExitReport report, void* report_ctx,
+                                                     const FreshZygoteInputs* fresh) {
+  return std::make_unique<ZygoteLauncher>(slots, main, main_ctx, report, report_ctx, fresh);
 }
 
 }  // namespace mproc::detail

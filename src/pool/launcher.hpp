@@ -15,6 +15,8 @@
 
 #include <memory>
 #include <mproc/detail/expiry.hpp>
+#include <mproc/detail/ref.hpp>
+#include <mproc/process.hpp>
 
 namespace mproc::detail {
 
@@ -67,7 +69,22 @@ class WorkerLauncher {
 // zygote dies (PR_SET_PDEATHSIG), and the zygote when the Pool's process dies (it watches it
 // through a pidfd; start() returns once it does, so the thread that created the Pool may end) or
 // when the Pool's end of the socket closes.
+//
+// With `fresh` (start method spawn or forkserver) the zygote is itself a fresh image of the
+// program: it is started as a Process of that method whose arguments are the Pool's channels (the
+// queues travel as handles, the descriptor channels' worker ends and the staging memfd as
+// descriptors) and the initializer, and its workers run the worker loop on what it decoded (`main`
+// and `main_ctx` are not used then: they point into this process). Its workers are forks of that
+// fresh image, so no worker ever inherits the Pool's process's threads, locks or memory.
+struct PoolChannels;
+struct FreshZygoteInputs {
+  StartMethod method = StartMethod::spawn;
+  PoolChannels* channels = nullptr;
+  Ref<ProcessTarget> initializer;  // null: none
+  int maxtasks = 0;
+};
 std::unique_ptr<WorkerLauncher> make_zygote_launcher(int slots, WorkerMain main, void* main_ctx,
-                                                     ExitReport report, void* report_ctx);
+                                                     ExitReport report, void* report_ctx,
+                                                     const FreshZygoteInputs* fresh = nullptr);
 
 }  // namespace mproc::detail

@@ -22,6 +22,7 @@
 #include <mproc/codec.hpp>
 #include <mproc/detail/atomic.hpp>
 #include <mproc/detail/pool_core.hpp>
+#include <mproc/detail/travel.hpp>
 #include <string>
 #include <vector>
 
@@ -56,17 +57,35 @@ static_assert(kStageValueBytes < (std::uint64_t{1} << 24) && kStageErrorBytes < 
 // PoolCore::max_task_bytes() does not travel in the message: it is in a memfd (`big` bytes) whose
 // descriptor the parent sends over the slot's descriptor channel, tagged with the task's id.
 // `run`: for a chunk of map/imap, the elements still to run (empty: all of them).
+// `fds`: the number of descriptors of the handles among the task's arguments, which follow the
+// large payload's (if any) on the descriptor channel, tagged with the task's id (see
+// mproc/detail/travel.hpp). For a pool whose workers are fresh images of the program (spawn,
+// forkserver), `invoker` is a packed code reference (pack_code_ref) and `images` the records of
+// the parent's images the worker may not know yet (those recorded after the zygote started).
 struct TaskMsg {
   std::uint64_t id = 0;
   std::uint64_t invoker = 0;
   std::uint64_t big = 0;
+  std::uint64_t fds = 0;
   Spans run;
   std::vector<std::byte> payload;
+  std::vector<ImageRecord> images;
   template <class A>
   void serialize(A& ar) {
-    ar(id, invoker, big, run, payload);
+    ar(id, invoker, big, fds, run, payload, images);
   }
 };
+
+// A code reference in one word, as TaskMsg::invoker: the image in the top 16 bits, the offset in
+// the low 48 (no image is 256 TiB long). Never 0 (the stop message): the image is offset by 1.
+inline std::uint64_t pack_code_ref(const CodeRef& r) noexcept {
+  return (static_cast<std::uint64_t>(r.image + 1) << 48) |
+         (r.offset & ((std::uint64_t{1} << 48) - 1));
+}
+inline CodeRef unpack_code_ref(std::uint64_t word) noexcept {
+  return CodeRef{static_cast<std::uint32_t>((word >> 48) - 1),
+                 word & ((std::uint64_t{1} << 48) - 1)};
+}
 
 enum EventKind : std::uint8_t {
   kOk = 1,           // a task's result (payload)

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mproc/detail/travel.hpp>
 #include <system_error>
 
 #include "posix/fd_passing.hpp"
@@ -133,10 +134,18 @@ class Worker {
     TaskContext ctx(std::move(t.run), &shared, &Worker::emit_part, &poster);
     try {
       std::shared_ptr<Region> big;
-      if (t.big != 0) big = receive_payload(t);
+      Descriptors handles;
+      if (t.big != 0 || t.fds != 0) receive_descriptors(t, big, handles);
       Reader r = big ? Reader(static_cast<const std::byte*>(big->data()), t.big)
                      : Reader(t.payload.data(), t.payload.size());
-      reinterpret_cast<Invoker>(t.invoker)(r, ctx);
+      Invoker invoker = reinterpret_cast<Invoker>(t.invoker);
+      if (in_.fresh) {
+        if (!t.images.empty()) learn_images(t.images);
+        invoker =
+            reinterpret_cast<Invoker>(const_cast<void*>(resolve_code(unpack_code_ref(t.invoker))));
+      }
+      TravelIn scope(handles);
+      invoker(r, ctx);
       if (ctx.chunk()) {  // its last piece
         Final f{&ev, poster.since};
         ctx.finish(&Worker::emit_final, &f);
@@ -150,10 +159,13 @@ class Worker {
     return ev;
   }
 
-  // Maps the memfd that holds task `t`'s payload. Descriptors tagged with another id are left over
-  // from a worker of this slot that died before it took them: they are dropped.
-  std::shared_ptr<Region> receive_payload(const TaskMsg& t) {
-    for (;;) {
+  // Receives task `t`'s descriptors: the memfd that holds its payload (mapped into `big`) when it
+  // is large, then those of the handles among its arguments (into `handles`). Descriptors tagged
+  // with another id are left over from a worker of this slot that died before it took them: they
+  // are dropped.
+  void receive_descriptors(const TaskMsg& t, std::shared_ptr<Region>& big, Descriptors& handles) {
+    bool need_big = t.big != 0;
+    while (need_big || handles.size() < t.fds) {
       std::uint64_t tag = 0;
       int fd = -1;
       if (recv_fd(in_.descriptors, tag, fd)) leave(kExitDescriptors);
@@ -161,10 +173,14 @@ class Worker {
         close_fd(fd);
         continue;
       }
-      std::error_code ec;
-      auto region = Region::map_fd(fd, static_cast<std::size_t>(t.big), ec);
-      if (!region) throw std::system_error(ec, "mproc::Pool: mapping a task's payload failed");
-      return region;
+      if (need_big) {
+        need_big = false;
+        std::error_code ec;
+        big = Region::map_fd(fd, static_cast<std::size_t>(t.big), ec);
+        if (!big) throw std::system_error(ec, "mproc::Pool: mapping a task's payload failed");
+        continue;
+      }
+      handles.adopt(fd);
     }
   }
 

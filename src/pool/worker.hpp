@@ -23,6 +23,9 @@ struct WorkerInputs {
   const std::function<void()>* initializer =
       nullptr;       // runs once before the first task; may be empty
   int maxtasks = 0;  // leave after this many tasks (0: never)
+  // The worker is a fresh image of the program (spawn, forkserver): invokers are code references
+  // to relocate (TaskMsg), not addresses.
+  bool fresh = false;
 };
 
 // Runs the initializer, reports kReady (or kInitFailed and leaves), then runs tasks from `in.tasks`

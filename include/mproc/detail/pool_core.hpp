@@ -232,12 +232,15 @@ class MPROC_API TaskSink {
 
 // A task to submit. `elements` is 0 for a task of apply/submit, and the number of elements of a
 // chunk of map/imap, whose element 0 is the input's element `first`.
+// `fds`: the descriptors of the handles among the arguments (mproc/detail/travel.hpp), sent to the
+// worker beside the task.
 struct TaskSpec {
   Invoker invoker;
   std::vector<std::byte> payload;
   std::uint64_t part;
   std::uint64_t first = 0;
   std::uint64_t elements = 0;
+  Descriptors fds{};
 };
 
 // The non-template part of Pool: a facade over the parent's dispatcher, the worker launcher and
@@ -264,6 +267,9 @@ class MPROC_API PoolCore {
   // its own). Well inside a mailbox message, so a chunk is encoded once and never split.
   [[nodiscard]] static std::size_t chunk_bytes() noexcept;
   [[nodiscard]] int processes() const noexcept;
+  // True when the workers are fresh images of the program (start method spawn or forkserver):
+  // tasks then carry their code as relocatable references (travel_codec), not as addresses.
+  [[nodiscard]] bool fresh_image() const noexcept;
   void close();
   void terminate();
   void join();
@@ -275,13 +281,23 @@ class MPROC_API PoolCore {
   Box<Impl> impl_;
 };
 
+// How the callable of a task travels: to a worker forked from this program (its bytes, which mean
+// the same there) or to a fresh image of it (travel_codec: code as relocatable references).
+template <class F, bool Fresh>
+using task_callable_codec = std::conditional_t<Fresh, travel_codec<F>, callable_codec<F>>;
+
+// Thrown at submit for a callable that cannot travel to a pool's fresh-image workers: ValueError
+// naming `type` and mproc::partial.
+[[noreturn]] MPROC_API void throw_task_cannot_travel(const std::type_info& type);
+
 // A task's payload: the callable, then the encoded arguments.
-template <class F, class Args>
+template <bool Fresh, class F, class Args>
 std::vector<std::byte> make_payload(const F& f, const Args& args) {
-  const std::size_t fn = callable_codec<F>::size(f);
+  using C = task_callable_codec<F, Fresh>;
+  const std::size_t fn = C::size(f);
   std::vector<std::byte> out(fn + mproc::encoded_size(args));
   Writer w(out.data(), out.data() + out.size());
-  callable_codec<F>::write(w, f);
+  C::write(w, f);
   mproc::encode(w, args);
   return out;
 }
@@ -289,14 +305,15 @@ std::vector<std::byte> make_payload(const F& f, const Args& args) {
 // A chunk's payload: the callable, then elements [b, e) of `items` encoded as a std::vector of
 // them (what invoke_chunk decodes), straight from `items`: each byte is written once.
 // `bytes`: the elements' encoded sizes added up.
-template <class F, class Items>
+template <bool Fresh, class F, class Items>
 std::vector<std::byte> make_chunk_payload(const F& f, const Items& items, std::size_t b,
                                           std::size_t e, std::size_t bytes) {
   using E = std::ranges::range_value_t<Items>;
-  const std::size_t fn = callable_codec<F>::size(f);
+  using C = task_callable_codec<F, Fresh>;
+  const std::size_t fn = C::size(f);
   std::vector<std::byte> out(fn + kCountBytes + bytes);
   Writer w(out.data(), out.data() + out.size());
-  callable_codec<F>::write(w, f);
+  C::write(w, f);
   write_count(w, e - b);
   if constexpr (bitwise_v<E> && requires { items.data(); }) {
     w.write(items.data() + b, (e - b) * sizeof(E));
@@ -314,9 +331,9 @@ struct NoValue {};
 template <class R>
 using stored_t = std::conditional_t<std::is_void_v<R>, NoValue, R>;
 
-template <class F, class Tuple>
+template <class F, class Tuple, bool Fresh>
 void invoke_apply(Reader& in, TaskContext& ctx) {
-  F f = callable_codec<F>::read(in);
+  F f = task_callable_codec<F, Fresh>::read(in);
   Tuple args = mproc::decode<Tuple>(in);
   using R = decltype(std::apply(f, std::move(args)));
   if constexpr (std::is_void_v<R>) {
@@ -347,9 +364,9 @@ using ElementError = std::tuple<std::uint64_t, std::string, std::string>;
 // context names, in order, staging each one's outcome (see TaskContext); an element that throws
 // does not stop the chunk. A value that cannot be encoded (its codec throws) is that element's
 // error. The worker loop sends what is staged at the end.
-template <class F, class E, bool Star, class R>
+template <class F, class E, bool Star, class R, bool Fresh>
 void invoke_chunk(Reader& in, TaskContext& ctx) {
-  F f = callable_codec<F>::read(in);
+  F f = task_callable_codec<F, Fresh>::read(in);
   auto items = mproc::decode<std::vector<E>>(in);
   const Spans run = ctx.checked_run(items.size());
   std::uint64_t left = span_count(run);
@@ -371,6 +388,47 @@ void invoke_chunk(Reader& in, TaskContext& ctx) {
     }
   }
   ctx.end_chunk();
+}
+
+// The task of apply/submit for a pool whose workers are fresh images or not: its invoker and its
+// payload, encoded with the handles' descriptors collected in the spec.
+template <class F, class Tuple>
+TaskSpec apply_spec(bool fresh, const F& f, const Tuple& args) {
+  TaskSpec s{nullptr, {}, 0, 0, 0};
+  TravelOut scope(s.fds);
+  if (fresh) {
+    if constexpr (travel_codec<F>::ok) {
+      s.invoker = &invoke_apply<F, Tuple, true>;
+      s.payload = make_payload<true>(f, args);
+    } else {
+      throw_task_cannot_travel(typeid(F));
+    }
+  } else {
+    s.invoker = &invoke_apply<F, Tuple, false>;
+    s.payload = make_payload<false>(f, args);
+  }
+  return s;
+}
+
+// A chunk of map/imap: elements [b, e) of `items` (`bytes`: their encoded sizes added up), the
+// chunk `part` whose element 0 is the input's element `first`.
+template <class F, class E, bool Star, class R, class Items>
+TaskSpec chunk_spec(bool fresh, const F& f, const Items& items, std::size_t b, std::size_t e,
+                    std::size_t bytes, std::uint64_t part, std::uint64_t first) {
+  TaskSpec s{nullptr, {}, part, first, e - b};
+  TravelOut scope(s.fds);
+  if (fresh) {
+    if constexpr (travel_codec<F>::ok) {
+      s.invoker = &invoke_chunk<F, E, Star, R, true>;
+      s.payload = make_chunk_payload<true>(f, items, b, e, bytes);
+    } else {
+      throw_task_cannot_travel(typeid(F));
+    }
+  } else {
+    s.invoker = &invoke_chunk<F, E, Star, R, false>;
+    s.payload = make_chunk_payload<false>(f, items, b, e, bytes);
+  }
+  return s;
 }
 
 // ---- Where the outcomes of a task go
