@@ -87,6 +87,12 @@ struct TravellingFd {
   int fd = -1;
 };
 
+// A type-erased callable as a Process argument: the code reference of its decoder, then its
+// encoding (made inside the start's TravelOut scope, so handles it binds travel too).
+struct TravellingTarget {
+  Ref<ProcessTarget> target;
+};
+
 // What a zygote in a fresh image needs: the Pool's channels and the initializer.
 struct ZygoteSetup {
   std::int32_t slots = 0;
@@ -97,13 +103,10 @@ struct ZygoteSetup {
   std::vector<TravellingFd> fd_worker;
   TravellingFd staging;
   std::uint64_t staging_bytes = 0;
-  bool has_init = false;
-  CodeRef init_decoder;
-  std::vector<std::byte> init_bytes;
+  std::optional<TravellingTarget> initializer;
   template <class A>
   void serialize(A& a) {
-    a(slots, maxtasks, cmd, events, mailboxes, fd_worker, staging, staging_bytes, has_init,
-      init_decoder, init_bytes);
+    a(slots, maxtasks, cmd, events, mailboxes, fd_worker, staging, staging_bytes, initializer);
   }
 };
 
@@ -128,6 +131,32 @@ struct mproc::codec<mproc::detail::TravellingFd> {
       throw DecodeError("mproc::Pool: cannot keep a descriptor that arrived: fcntl");
     return T{fd};
   }
+};
+
+template <>
+struct mproc::codec<mproc::detail::TravellingTarget> {
+  using T = mproc::detail::TravellingTarget;
+  static std::size_t size(const T& v) {
+    return mproc::encoded_size(mproc::detail::CodeRef{}) + kCountBytesOf(v);
+  }
+  static void encode(Writer& w, const T& v) {
+    mproc::encode(w, mproc::detail::code_ref_of(v.target->decoder()));
+    mproc::encode(w, v.target->encode());
+  }
+  static T decode(Reader& r) {
+    const auto ref = mproc::decode<mproc::detail::CodeRef>(r);
+    const auto bytes = mproc::decode<std::vector<std::byte>>(r);
+    auto decoder = reinterpret_cast<mproc::detail::ProcessTarget::Decoder>(
+        const_cast<void*>(mproc::detail::resolve_code(ref)));
+    Reader in(bytes.data(), bytes.size());
+    T t{mproc::detail::Ref<mproc::detail::ProcessTarget>(decoder(in))};
+    if (in.remaining() != 0) throw DecodeError("mproc::Pool: trailing bytes after the initializer");
+    return t;
+  }
+
+ private:
+  // The size pass encodes once (a target has no cheaper size); encode() encodes again.
+  static std::size_t kCountBytesOf(const T& v) { return mproc::encoded_size(v.target->encode()); }
 };
 
 namespace mproc::detail {
@@ -491,15 +520,7 @@ class ZygoteLauncher final : public WorkerLauncher {
     for (int fd : ch.fd_worker) s.fd_worker.push_back(TravellingFd{fd});
     s.staging = TravellingFd{ch.slot_shared_fd};
     s.staging_bytes = ch.slot_shared_bytes;
-    if (fresh_->initializer) {
-      s.has_init = true;
-      s.init_decoder = code_ref_of(fresh_->initializer->decoder());
-      Descriptors none;
-      TravelOut scope(none);  // handles bound in the initializer travel with the zygote's below
-      s.init_bytes = fresh_->initializer->encode();
-      if (none.size() != 0)
-        throw ValueError("mproc::Pool: an initializer's bound arguments cannot be handles yet");
-    }
+    if (fresh_->initializer) s.initializer = TravellingTarget{fresh_->initializer};
     zygote_.emplace(
         ProcessOptions{.name = "PoolZygote", .daemon = true, .start_method = fresh_->method},
         &fresh_zygote_main, std::move(s));
@@ -537,11 +558,8 @@ void ZygoteLauncher::fresh_zygote_main(ZygoteSetup s) {
   if (map_memfd(world->setup.staging.fd, static_cast<std::size_t>(world->setup.staging_bytes), at))
     leave(1);
   world->staging = static_cast<SlotShared*>(at);
-  if (world->setup.has_init) {
-    auto decode = reinterpret_cast<ProcessTarget::Decoder>(
-        const_cast<void*>(resolve_code(world->setup.init_decoder)));
-    Reader r(world->setup.init_bytes.data(), world->setup.init_bytes.size());
-    Ref<ProcessTarget> init(decode(r));
+  if (world->setup.initializer) {
+    Ref<ProcessTarget> init = world->setup.initializer->target;
     world->initializer = [init] { (void)init->run(); };
   }
   auto* z = new ZygoteLauncher(world->setup.slots, &fresh_worker_main, world, &fresh_report_exit,
