@@ -49,13 +49,15 @@
 // receiver maps the same memory. A named SharedMemory travels by descriptor (the same object even
 // if its name has been unlinked or reused meanwhile) with its name: the receiver's `name()` is the
 // sender's and it never owns the name (Python: only the creator unlinks); outside a travel scope (a
-// Queue, a Pipe) it travels by name alone and the receiver attaches it, as Python pickles it. An
-// anonymous segment, a Value and an Array travel only as Process or Pool task arguments (ValueError
-// elsewhere, as Python's "Synchronized objects should only be shared between processes through
-// inheritance"). A Value or Array travels with its lock (the receiver's `get_lock()` is the same
-// RLock) or without one, and with its element size and alignment, which the receiver checks
-// against its own `T` (and an Array its element count against the memory). A closed SharedMemory
-// does not travel (ValueError). Bad bytes or descriptors are a DecodeError naming the type.
+// Queue, a Pipe) it travels by name alone and the receiver attaches it, as Python pickles it. (A
+// Process drops its arguments after start(): give it `attach(name())`, not the creator's handle,
+// unless the name should go then.) An anonymous segment, a Value and an Array travel only as
+// Process or Pool task arguments (ValueError elsewhere, as Python's "Synchronized objects should
+// only be shared between processes through inheritance"). A Value or Array travels with its lock
+// (the receiver's `get_lock()` is the same RLock) or without one, and with its element size and
+// alignment, which the receiver checks against its own `T` (and an Array its element count against
+// the memory). A closed SharedMemory does not travel (ValueError). Bad bytes or descriptors are a
+// DecodeError naming the type.
 //
 // Header cost (docs/design.md, "Header cost"): this header includes none of <memory>, <atomic>,
 // <mutex>. Handles hold their memory through `detail::Ref` / `detail::Box`; `Value<T>` without a
