@@ -22,13 +22,22 @@
 // callable is a compile-time error. Arguments and results must be encodable by `mproc::codec` (a
 // compile-time error otherwise).
 //
-// What a task sees of the parent's memory: the workers are forked from a "zygote" process that
-// the Pool forks in its constructor, so a task sees the program's state *as it was when the Pool
-// was created* (copy-on-write, like mpire's shared objects). A pointer or reference captured by a
+// What a task sees of the parent's memory depends on the start method (PoolOptions::start_method,
+// mproc/start_method.hpp). With fork, the workers are forked from a "zygote" process that the Pool
+// forks in its constructor, so a task sees the program's state *as it was when the Pool was
+// created* (copy-on-write, like mpire's shared objects). A pointer or reference captured by a
 // lambda works only for objects that existed, with the contents they had, at that moment; later
 // changes and later objects do not reach the workers. Send them as arguments. The same holds for
 // code: a callable from a library loaded (dlopen) after the Pool was created is not mapped in the
 // workers, and its task fails with WorkerLost (SIGSEGV); create the Pool after loading plugins.
+// With spawn and forkserver the zygote is itself a fresh image of the program, so a task sees
+// only what the program's static initialisers built: callables must travel (functions, lambdas
+// without captures, function objects with serialize(), partial; anything else is a ValueError at
+// submit), and their code travels as (library, offset): a library loaded with dlopen before or
+// after the Pool started is loaded by the worker from the same file, checked by build-id (a
+// replaced file fails the task with an error naming it). Under every method a task's arguments
+// may be mproc handles (Queue, Lock, Event, Value, SharedMemory, Connection, ...): their
+// descriptors travel beside the task.
 //
 // Chunking: `map` cuts its input into ceil(n / (4 * processes)) elements per task, as Python does,
 // and, by default, also ends a chunk before its encoded elements pass 64 KiB (so a map of large

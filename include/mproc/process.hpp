@@ -8,11 +8,20 @@
 //   p.join();
 //   assert(p.exitcode() == 42);
 //
-// Start method: fork. The child is a copy of the parent made when `start()` runs, with only the
-// thread that called `start()`. As with any fork in a multithreaded program, a lock another thread
-// of the parent held at that instant stays held in the child: start processes before starting
-// threads, or keep the target's code away from such locks. Buffered standard output is flushed
-// before the fork so that it is not written twice.
+// Start methods (mproc/start_method.hpp has the rules; `ProcessOptions::start_method` chooses per
+// Process, set_start_method for the program): with fork, the child is a copy of the parent made
+// when `start()` runs, with only the thread that called `start()`; as with any fork in a
+// multithreaded program, a lock another thread of the parent held at that instant stays held in
+// the child. With spawn and forkserver the child is a fresh image of the program (main's
+// `mproc::init(argc, argv)` turns it into the child) that receives the target and its arguments
+// encoded: the target must then travel (a function, a lambda without captures, a function object
+// with serialize(), or mproc::partial), every argument must be encodable or an mproc handle, and
+// `start()` returns once the child has decoded them (a failure there, such as a library whose file
+// was replaced, is a ProcessError from `start()` carrying the child's message). The default rule
+// forks while the program is single-threaded. Buffered standard output is flushed before a fork or
+// spawn so that it is not written twice. A forkserver child is the server's child, not the
+// caller's: its exit code reaches the caller through the server (`sentinel()` is then the channel
+// it arrives on), and is kExitCodeUnknown if the server was killed first.
 //
 // Exit codes, once for all (`Process::exitcode()`):
 //   * empty while the child runs (or before `start()`);
