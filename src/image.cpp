@@ -338,10 +338,12 @@ std::string image_words(const ImageRecord& r) {
 const Located* locate(const ImageRecord& r) {
   std::string exe;
   (void)executable_path(exe);
-  const std::vector<LoadedImage> loaded = loaded_images();
+  // Hashing the code of every image without a build-id is needed only to find one of those.
+  const bool by_hash = r.build_id.rfind("code-hash:", 0) == 0;
+  const std::vector<LoadedImage> loaded = loaded_images(by_hash);
   const LoadedImage* best = nullptr;
   for (const LoadedImage& img : loaded) {
-    if (img.identity != r.build_id) continue;
+    if (img.identity.empty() || img.identity != r.build_id) continue;
     if (best == nullptr) best = &img;
     if ((img.main ? exe : img.name) == r.path) {
       best = &img;
@@ -366,18 +368,17 @@ const Located* locate(const ImageRecord& r) {
                        "place");
   }
   const LoadedImage* mine = nullptr;
-  const std::vector<LoadedImage> now = loaded_images();
+  const std::vector<LoadedImage> now = loaded_images(by_hash);
   for (const LoadedImage& img : now) {
     if (!img.main && img.base == base) mine = &img;
   }
   if (mine == nullptr || mine->identity != r.build_id) {
     const std::string got = mine == nullptr ? "unknown" : describe_identity(mine->identity);
     unload_image(handle);
-    throw ProcessError("mproc: " + r.path +
-                       " is not the file the sending process loaded: its "
-                       "build-id is " +
-                       got + ", the sending process's was " + describe_identity(r.build_id) +
-                       " (image " + std::to_string(r.index) +
+    const std::string what = r.path +
+                             " is not the file the sending process loaded: its build-id is " + got +
+                             ", the sending process's was " + describe_identity(r.build_id);
+    throw ProcessError("mproc: " + what + " (image " + std::to_string(r.index) +
                        "); the file was replaced after the sending process loaded it: restart "
                        "the program");
   }

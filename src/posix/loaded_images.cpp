@@ -43,6 +43,7 @@ struct Walk {
   const void* wanted = nullptr;  // find_loaded_image: the address; null: list every image
   std::vector<LoadedImage>* all = nullptr;
   LoadedImage* found = nullptr;
+  bool hash_code = true;
   bool hit = false;
   unsigned seen = 0;
 };
@@ -66,7 +67,7 @@ int visit(dl_phdr_info* info, std::size_t, void* data) {
   img.code_hi = hi;
   img.main = main;
   img.name = main ? std::string() : std::string(name);
-  img.identity = image_identity(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum);
+  img.identity = image_identity(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum, w.hash_code);
   if (w.wanted != nullptr) {
     *w.found = std::move(img);
     w.hit = true;
@@ -117,7 +118,8 @@ std::uint64_t hash_bytes(const unsigned char* p, std::size_t n, std::uint64_t h)
 
 }  // namespace
 
-std::string image_identity(std::uintptr_t base, const void* phdrs, std::size_t phnum) {
+std::string image_identity(std::uintptr_t base, const void* phdrs, std::size_t phnum,
+                           bool hash_code) {
   const auto* ph = static_cast<const ElfW(Phdr)*>(phdrs);
   for (std::size_t i = 0; i < phnum; ++i) {
     if (ph[i].p_type != PT_NOTE) continue;
@@ -126,6 +128,7 @@ std::string image_identity(std::uintptr_t base, const void* phdrs, std::size_t p
                                  ph[i].p_filesz, align);
     if (!id.empty()) return id;
   }
+  if (!hash_code) return {};
   std::uint64_t h = 0xCBF29CE484222325ULL;
   for (std::size_t i = 0; i < phnum; ++i) {
     if (ph[i].p_type != PT_LOAD || (ph[i].p_flags & PF_X) == 0) continue;
@@ -137,9 +140,10 @@ std::string image_identity(std::uintptr_t base, const void* phdrs, std::size_t p
   return id;
 }
 
-std::vector<LoadedImage> loaded_images() {
+std::vector<LoadedImage> loaded_images(bool hash_code) {
   std::vector<LoadedImage> all;
   Walk w;
+  w.hash_code = hash_code;
   w.vdso = vdso_phdrs();
   w.all = &all;
   ::dl_iterate_phdr(visit, &w);

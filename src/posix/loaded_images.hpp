@@ -27,8 +27,10 @@ struct LoadedImage {
 
 // Every image with a file, in the loader's order: the main executable first, then the shared
 // libraries. The vdso and objects without a name (other than the main executable) are left out,
-// as are objects without an executable PT_LOAD segment.
-std::vector<LoadedImage> loaded_images();
+// as are objects without an executable PT_LOAD segment. Without `hash_code`, an image without a
+// build-id gets an empty identity (its code is not hashed: a caller that looks for a build-id
+// saves a pass over every such image's code).
+std::vector<LoadedImage> loaded_images(bool hash_code);
 
 // The image whose executable segments hold `p`, into `out`; false when none does (heap, stack,
 // data, the vdso, an anonymous JIT page).
@@ -37,8 +39,10 @@ bool find_loaded_image(const void* p, LoadedImage& out);
 // The identity of a loaded image: the bytes of its GNU build-id (NT_GNU_BUILD_ID, read from its
 // PT_NOTE segments in memory), or, for an image without one, "code-hash:" and 16 hex digits of a
 // 64-bit hash of the bytes of its executable segments (identical in every process that maps the
-// same file: position-independent code has no relocations in its text).
-std::string image_identity(std::uintptr_t base, const void* phdrs, std::size_t phnum);
+// same file: position-independent code has no relocations in its text). Empty for an image without
+// a build-id when `hash_code` is false.
+std::string image_identity(std::uintptr_t base, const void* phdrs, std::size_t phnum,
+                           bool hash_code = true);
 
 // readlink("/proc/self/exe") into `path`.
 std::error_code executable_path(std::string& path);

@@ -186,6 +186,26 @@ TEST(CodeRefImage, AFileReplacedAfterItWasLoadedIsAProcessErrorNamingBothBuildId
       << "the replaced file stayed loaded in the helper: " << r.out;
 }
 
+TEST(CodeRefImage, AFileReplacedByOneWithoutBuildIdIsAProcessError) {
+  mproc_test::Watchdog dog;
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  const fs::path lib = dir.path / "libplugin.so";
+  fs::copy_file(MPROC_TEST_PLUGIN_A, lib);
+  Lib plugin(lib.string());
+  ASSERT_NE(plugin.h, nullptr) << dlerror();
+  const std::string loaded_id = hex(identity_of(plugin.fn()));
+  fs::copy_file(MPROC_TEST_PLUGIN_N, dir.path / "next.so");
+  fs::rename(dir.path / "next.so", lib);
+
+  const HelperRun r = send_and_call(plugin.fn(), dir.path.string());
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  EXPECT_NE(r.out.find("its build-id is (none), the sending process's was " + loaded_id),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("still-loaded 0\n"), std::string::npos) << r.out;
+}
+
 TEST(CodeRefImage, AFileDeletedAfterItWasLoadedIsAProcessErrorNamingThePath) {
   mproc_test::Watchdog dog;
   TempDir dir;
