@@ -25,6 +25,20 @@ const std::vector<Group>& groups() {
       // pthread_atfork handlers, which would make the raw-fork floor pay part of mproc's cost.
       {"process.start_join", "start + join of a forked child that does nothing", "mproc/floor<=1.3",
        true},
+      // The start methods (workloads_start.cpp, floors_start.cpp, python/anchors_start.py),
+      // isolated as process.start_join. spawn's floor is an exec of a C++ program that exits at
+      // once; a forkserver's child is a fork of the server, so its floor is the raw fork's. The
+      // forkserver rows start their server before the clock runs; its cost is the next group's.
+      {"process.start_join_spawn",
+       "start + join of a child started with spawn (the program run again) that does nothing",
+       "mproc<=1ms", true},
+      {"process.start_join_forkserver",
+       "start + join of a child started with forkserver (server already running) that does "
+       "nothing",
+       "mproc/floor<=1.5", true},
+      {"process.forkserver_first_start",
+       "start + join of the first forkserver child of a process: the server's spawn included", "",
+       true},
       // Throughput groups: one op is one message (the clock runs from the start of the transfer to
       // its end, producers and consumers running at once); compare.py also shows the rate.
       {.name = "queue.spsc_64B",
@@ -140,6 +154,19 @@ const std::vector<Group>& groups() {
        .target = "mproc/manual<=1.5",
        .rate = Rate::kBytes,
        .bytes_per_op = 40'000},
+      // A pool's whole life under each start method (workloads_start.cpp, anchors_start.py): 2
+      // workers made, one task's result taken, close() + join(); forkserver's server is started
+      // before the clock runs.
+      {.name = "pool.lifecycle_fork",
+       .op = "Pool(2) with fork made, the result of one task, close() + join()",
+       .target = "python/mproc>=10"},
+      {.name = "pool.lifecycle_spawn",
+       .op = "Pool(2) with spawn made, the result of one task, close() + join()",
+       .target = "python/mproc>=10"},
+      {.name = "pool.lifecycle_forkserver",
+       .op = "Pool(2) with forkserver (server running) made, the result of one task, close() + "
+             "join()",
+       .target = "python/mproc>=10"},
   };
   return all;
 }

@@ -21,6 +21,7 @@
 #include <exception>
 #include <iostream>
 #include <memory>
+#include <mproc/start_method.hpp>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -172,6 +173,9 @@ int serve() {
 }  // namespace mproc_bench
 
 int main(int argc, char** argv) {
+  // First: in a child started with spawn or forkserver (this program run again, the start-method
+  // rows of workloads_start.cpp), init() becomes that child and never returns.
+  mproc::init(argc, argv);
   using namespace mproc_bench;
   std::string_view mode;
   for (int i = 1; i < argc; ++i) {
