@@ -59,7 +59,6 @@
 // also waits for the producer's process, whose death wakes it). The sleeping consumer's bit is set
 // and cleared with fetch_or/fetch_and, so that it never overwrites a registration.
 #include <errno.h>
-#include <sys/stat.h>  // fstat: the kind and size of a descriptor that travelled
 
 #include <atomic>
 #include <bit>
@@ -1054,7 +1053,8 @@ QueueCore QueueCore::decode_travel(Reader& r, QueueKind kind, std::uint64_t elem
                                   " bytes; a power of two from 4096 to 2^63)");
   if (spin > 0x7fffffffu) throw_travel_decode(kind, "announces an impossible spin count");
 
-  // The descriptor: one that travelled, a regular file (a memfd) holding the whole region.
+  // The descriptor: one that travelled, shared memory (a regular file on tmpfs: a memfd) holding
+  // the whole region, so that no page of the mapping lies past the file's end (no SIGBUS).
   const Descriptors* in = travel_in();
   if (in == nullptr)
     throw_travel_decode(kind, "came without its descriptors (decoded outside a TravelIn scope)");
@@ -1063,21 +1063,9 @@ QueueCore QueueCore::decode_travel(Reader& r, QueueKind kind, std::uint64_t elem
                                   std::to_string(in->size()) + " that came with it");
   const int fd = in->at(index);
   const std::uint64_t need = kRegionHeader + capacity;  // capacity <= 2^63: no wrap
-  struct stat st {};
-  if (::fstat(fd, &st) != 0)
-    throw_system_error(last_error(), std::string(kind_name(kind)) + ": fstat of its descriptor");
-  if (!S_ISREG(st.st_mode))
-    throw_travel_decode(kind, "came with a descriptor that is not shared memory (a " +
-                                  std::string(S_ISSOCK(st.st_mode)   ? "socket"
-                                              : S_ISFIFO(st.st_mode) ? "pipe"
-                                              : S_ISDIR(st.st_mode)  ? "directory"
-                                              : S_ISCHR(st.st_mode)  ? "character device"
-                                                                     : "file of another kind") +
-                                  ")");
-  if (st.st_size < 0 || static_cast<std::uint64_t>(st.st_size) < need)
-    throw_travel_decode(kind, "came with " + std::to_string(st.st_size) +
-                                  " bytes of shared memory where its queue needs " +
-                                  std::to_string(need));
+  char why[160];
+  if (const char* what = check_shared_file(fd, static_cast<std::size_t>(need), why, sizeof why))
+    throw_travel_decode(kind, std::string("came with ") + what);
   int copy = -1;
   if (std::error_code ec = dup_cloexec(fd, copy))
     throw_system_error(ec, std::string(kind_name(kind)) + ": fcntl(F_DUPFD_CLOEXEC)");

@@ -100,8 +100,9 @@
 // u32 descriptor index, u8 kind (1 Queue, 2 SimpleQueue, 3 JoinableQueue), u8 counts tasks,
 // u16 0, u32 spin, u32 0, u64 capacity, u64 maxsize, u64 element tag (a hash of the element
 // type's mangled name, `typeid(T).name()`, or of `__PRETTY_FUNCTION__` without RTTI). The
-// receiver names the type it expects: another kind or element type, a descriptor that is not a
-// regular file (memfd) at least as large as the region, or a region whose header (written once
+// receiver names the type it expects: another kind or element type, a descriptor that is not
+// shared memory (a regular file on tmpfs: a memfd) at least as large as the region (so no page of
+// the mapping lies past the file's end: no SIGBUS), or a region whose header (written once
 // by the creator: a magic word, the constants, the element tag) disagrees with the bytes is a
 // DecodeError naming the handle's type, checked before anything is trusted or touched past the
 // header. Outside a Process's or Pool task's arguments (e.g. a Queue put on another Queue, or

@@ -116,7 +116,7 @@ class MPROC_API QueueCore {
   // duplicate of the region's memfd to the calling thread's TravelOut list; it throws ValueError
   // outside a TravelOut scope (before writing anything), Closed on a closed handle.
   // decode_travel maps the descriptor named by the bytes from the TravelIn list, after checking
-  // the bytes, the descriptor (a regular file at least as large as the queue) and the region's
+  // the bytes, the descriptor (shared memory at least as large as the queue) and the region's
   // header; anything that does not fit is a DecodeError naming `kind`'s type.
   static constexpr std::size_t kTravelSize = 40;
   void encode_travel(Writer& w, QueueKind kind) const;
