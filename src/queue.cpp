@@ -1042,7 +1042,7 @@ QueueCore QueueCore::decode_travel(Reader& r, QueueKind kind, std::uint64_t elem
                     : "is no queue handle (kind " + std::to_string(sent_kind) + ")");
   }
   if (zero16 != 0 || zero32 != 0 || joinable > 1)
-    throw_travel_decode(kind, "has a corrupt header (reserved bytes are not zero)");
+    throw_travel_decode(kind, "has a corrupt header (a flag or a reserved byte out of range)");
   if ((kind == QueueKind::kJoinableQueue && joinable != 1) ||
       (kind == QueueKind::kSimpleQueue && joinable != 0))
     throw_travel_decode(kind, "disagrees with its kind about counting tasks");
