@@ -176,6 +176,10 @@ int main(int argc, char** argv) {
   // First: in a child started with spawn or forkserver (this program run again, the start-method
   // rows of workloads_start.cpp), init() becomes that child and never returns.
   mproc::init(argc, argv);
+  // Every row that does not choose a start method forks, as the rows did before init() was called
+  // here: without this, a Pool made while another row's Pool has its threads would get the default
+  // rule's forkserver. The start-method rows choose theirs per object.
+  mproc::set_start_method(mproc::StartMethod::fork);
   using namespace mproc_bench;
   std::string_view mode;
   for (int i = 1; i < argc; ++i) {
