@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -389,6 +390,135 @@ TEST(ForkserverKilled, AgainAndAgainWhileThreadsStartProcessesEveryStartEndsClea
   last.start();
   ASSERT_TRUE(last.join(kLong));
   EXPECT_EQ(last.exitcode(), 3);
+}
+
+// The children of `pid` (every thread's), from /proc/<pid>/task/<tid>/children.
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    char buf[4096] = {};
+    if (FILE* f = std::fopen((task.path() / "children").c_str(), "re")) {
+      (void)!std::fread(buf, 1, sizeof buf - 1, f);
+      std::fclose(f);
+    }
+    std::istringstream in(buf);
+    for (pid_t c; in >> c;) out.push_back(c);
+  }
+  return out;
+}
+
+// The command line of `pid`, arguments separated by spaces ("" once it is gone).
+std::string cmdline_of(pid_t pid) {
+  char buf[4096] = {};
+  std::size_t n = 0;
+  if (FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), "re")) {
+    n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    if (buf[i] == '\0') buf[i] = ' ';
+  return std::string(buf, n);
+}
+
+// The pid of the Pool's zygote, or 0: under spawn, this process's child whose title (argv[2]) is
+// PoolZygote; under forkserver, the server's only child (a fork of the server has the server's
+// command line).
+pid_t find_zygote(StartMethod method) {
+  if (method == StartMethod::forkserver) {
+    const std::vector<pid_t> kids = children_of(mproc::detail::forkserver_pid());
+    return kids.size() == 1 ? kids[0] : 0;
+  }
+  for (pid_t c : children_of(::getpid()))
+    if (cmdline_of(c).find("--mproc-spawn PoolZygote") != std::string::npos) return c;
+  return 0;
+}
+
+// The Pool's zygote killed while tasks run, under spawn (the zygote is this process's child) and
+// forkserver (the server's): the Pool breaks, every unfinished task fails with BrokenPool naming
+// the zygote, later submissions throw BrokenPool, and the Pool's destructor leaves nothing.
+class ZygoteKilled : public ::testing::TestWithParam<StartMethod> {
+ protected:
+  Watchdog dog_{std::chrono::seconds(90)};
+};
+
+TEST_P(ZygoteKilled, ThePoolBreaksWithBrokenPoolNamingTheZygote) {
+  mproc::Pool pool({.processes = 2, .start_method = GetParam()});
+  EXPECT_EQ(pool.apply_async(square, 4).get(kLong), 16);
+  const pid_t zygote = find_zygote(GetParam());
+  ASSERT_GT(zygote, 0) << "the Pool's zygote was not found";
+  auto running = pool.map_async(slow_square, std::vector<int>(200, 3), std::size_t{1});
+  std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(::kill(zygote, SIGKILL), 0);
+  try {
+    (void)running.get(kLong);
+    ADD_FAILURE() << "the map finished although the zygote and its workers were killed";
+  } catch (const mproc::BrokenPool& e) {
+    EXPECT_NE(std::string(e.what()).find("zygote"), std::string::npos) << e.what();
+  } catch (const mproc::TimeoutError&) {
+    ADD_FAILURE() << "the map neither finished nor failed within 30 s of the zygote's death";
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "unexpected error: " << e.what();
+  }
+  EXPECT_THROW((void)pool.apply_async(square, 2), mproc::BrokenPool);
+}
+
+INSTANTIATE_TEST_SUITE_P(, ZygoteKilled,
+                         ::testing::Values(StartMethod::spawn, StartMethod::forkserver),
+                         MethodName{});
+
+// Spawned children killed at every moment of their bootstrap: a thread SIGKILLs each new spawned
+// child of this process as soon as it sees it, while starts go on. Each start ends clearly: start()
+// throws ProcessError (killed before it acknowledged), or it started and its exit code is the
+// target's or -SIGKILL. Nothing hangs; nothing is left.
+TEST(KilledInBoot, SpawnedChildrenKilledAtRandomMomentsEndClearly) {
+  Watchdog dog(120s);
+  std::atomic<bool> stop{false};
+  std::atomic<int> kills{0};
+  std::thread killer([&] {
+    const pid_t me = ::getpid();
+    std::set<pid_t> seen;
+    while (!stop.load()) {
+      for (pid_t c : children_of(me)) {
+        if (!seen.insert(c).second) continue;
+        const int fd = static_cast<int>(::syscall(SYS_pidfd_open, c, 0));
+        if (fd < 0) continue;
+        // Still this process's child, and a spawned one (pinned by the pidfd from here on).
+        const std::vector<pid_t> now = children_of(me);
+        if (std::count(now.begin(), now.end(), c) > 0 &&
+            cmdline_of(c).find("--mproc-spawn") != std::string::npos) {
+          if (::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0) == 0) ++kills;
+        }
+        ::close(fd);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200 + (kills.load() % 7) * 150));
+    }
+  });
+  int started = 0;
+  int refused = 0;
+  std::set<std::string> reasons;
+  for (int i = 0; i < 100; ++i) {
+    mproc::Process p({.start_method = StartMethod::spawn}, add, i, 1);
+    try {
+      p.start();
+    } catch (const mproc::ProcessError& e) {
+      const std::string what = e.what();
+      const std::size_t at = what.find("could not start its target: ");
+      EXPECT_NE(at, std::string::npos) << what;
+      if (at != std::string::npos) reasons.insert(what.substr(at + 28));
+      ++refused;
+      continue;
+    }
+    ++started;
+    ASSERT_TRUE(p.join(kLong));
+    const int code = p.exitcode().value_or(-1000);
+    EXPECT_TRUE(code == i + 1 || code == -SIGKILL) << code;
+  }
+  stop = true;
+  killer.join();
+  std::printf("started %d, refused %d, killed %d\n", started, refused, kills.load());
+  for (const std::string& r : reasons) std::printf("  refused because: %s\n", r.c_str());
+  EXPECT_GT(kills.load(), 0);
 }
 
 // A known defect, disabled until it is fixed: the program holds the forkserver's pidfd, but
