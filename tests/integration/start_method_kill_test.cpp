@@ -471,12 +471,20 @@ INSTANTIATE_TEST_SUITE_P(, ZygoteKilled,
 // child of this process as soon as it sees it, while starts go on. Each start ends clearly: start()
 // throws ProcessError (killed before it acknowledged), or it started and its exit code is the
 // target's or -SIGKILL. Nothing hangs; nothing is left.
-TEST(KilledInBoot, SpawnedChildrenKilledAtRandomMomentsEndClearly) {
+class KilledAtRandomMoments : public ::testing::TestWithParam<StartMethod> {};
+
+TEST_P(KilledAtRandomMoments, EveryStartEndsClearly) {
   Watchdog dog(120s);
+  const bool spawn = GetParam() == StartMethod::spawn;
+  if (!spawn) {  // the server runs before the killer looks for its children
+    mproc::Process first({.start_method = StartMethod::forkserver}, add, 0, 0);
+    first.start();
+    ASSERT_TRUE(first.join(kLong));
+  }
   std::atomic<bool> stop{false};
   std::atomic<int> kills{0};
   std::thread killer([&] {
-    const pid_t me = ::getpid();
+    const pid_t me = spawn ? ::getpid() : mproc::detail::forkserver_pid();
     std::set<pid_t> seen;
     while (!stop.load()) {
       for (pid_t c : children_of(me)) {
@@ -486,7 +494,7 @@ TEST(KilledInBoot, SpawnedChildrenKilledAtRandomMomentsEndClearly) {
         // Still this process's child, and a spawned one (pinned by the pidfd from here on).
         const std::vector<pid_t> now = children_of(me);
         if (std::count(now.begin(), now.end(), c) > 0 &&
-            cmdline_of(c).find("--mproc-spawn") != std::string::npos) {
+            (!spawn || cmdline_of(c).find("--mproc-spawn") != std::string::npos)) {
           if (::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0) == 0) ++kills;
         }
         ::close(fd);
@@ -498,7 +506,7 @@ TEST(KilledInBoot, SpawnedChildrenKilledAtRandomMomentsEndClearly) {
   int refused = 0;
   std::set<std::string> reasons;
   for (int i = 0; i < 100; ++i) {
-    mproc::Process p({.start_method = StartMethod::spawn}, add, i, 1);
+    mproc::Process p({.start_method = GetParam()}, add, i, 1);
     try {
       p.start();
     } catch (const mproc::ProcessError& e) {
@@ -520,6 +528,72 @@ TEST(KilledInBoot, SpawnedChildrenKilledAtRandomMomentsEndClearly) {
   for (const std::string& r : reasons) std::printf("  refused because: %s\n", r.c_str());
   EXPECT_GT(kills.load(), 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(, KilledAtRandomMoments,
+                         ::testing::Values(StartMethod::spawn, StartMethod::forkserver),
+                         MethodName{});
+
+// A starter killed while its fresh child runs: the child does not outlive it (spawn: the death
+// signal towards the starter; forkserver: the starter's server ends with it and kills its
+// children). The starter is a fork child of the test that starts the fresh child and reports its
+// pid through a pipe; the test kills the starter and waits (bounded) for the grandchild to go.
+int sleep_long() {
+  std::this_thread::sleep_for(60s);
+  return 3;
+}
+
+int start_grandchild(StartMethod method, int report_fd) {
+  mproc::Process g({.start_method = method}, sleep_long);
+  g.start();
+  const int pid = g.pid().value_or(-1);
+  (void)!::write(report_fd, &pid, sizeof pid);
+  std::this_thread::sleep_for(60s);
+  return 4;
+}
+
+bool gone_within(pid_t pid, std::chrono::seconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "re");
+    if (f == nullptr) return true;
+    char buf[512] = {};
+    (void)!std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    const char* close = std::strrchr(buf, ')');
+    if (close != nullptr && close[1] == ' ' && (close[2] == 'Z' || close[2] == 'X')) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+class StarterKilled : public ::testing::TestWithParam<StartMethod> {
+ protected:
+  Watchdog dog_{std::chrono::seconds(90)};
+};
+
+TEST_P(StarterKilled, TheFreshChildDoesNotOutliveIt) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  mproc::Process starter({.start_method = StartMethod::fork}, start_grandchild, GetParam(), fds[1]);
+  starter.start();
+  ::close(fds[1]);
+  pollfd pfd{fds[0], POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 30000), 1);
+  int grandchild = -1;
+  ASSERT_EQ(::read(fds[0], &grandchild, sizeof grandchild),
+            static_cast<ssize_t>(sizeof grandchild));
+  ::close(fds[0]);
+  ASSERT_GT(grandchild, 0);
+  starter.kill();
+  ASSERT_TRUE(starter.join(kLong));
+  EXPECT_EQ(starter.exitcode(), -SIGKILL);
+  EXPECT_TRUE(gone_within(grandchild, 20s))
+      << "the fresh child " << grandchild << " outlived its starter: " << cmdline_of(grandchild);
+}
+
+INSTANTIATE_TEST_SUITE_P(, StarterKilled,
+                         ::testing::Values(StartMethod::spawn, StartMethod::forkserver),
+                         MethodName{});
 
 // A known defect, disabled until it is fixed: the program holds the forkserver's pidfd, but
 // nothing reaps a server that died until the next forkserver request (forkserver_fork's retry,
