@@ -1,12 +1,12 @@
 // helpers/no_init_main.cpp — a program that does NOT call mproc::init, run by
-// integration/start_method_kill_test.cpp. It starts a spawn Process, a forkserver Process and a
-// spawn Pool; each must throw ProcessError naming the fix (`mproc::init(argc, argv)`) rather than
-// run a second copy of this main. It prints one line per entry into main ("main <pid>"), so the
-// test can count them, and one line per attempt:
+// integration/start_method_kill_test.cpp. It starts a spawn Process, a forkserver Process, a spawn
+// Pool and a forkserver Pool; each must throw ProcessError naming the fix (`mproc::init(argc,
+// argv)`) rather than run a second copy of this main. It prints one line per entry into main ("main
+// <pid>"), so the test can count them, and one line per attempt:
 //   "<what> ProcessError <message>"  the expected error
 //   "<what> <other type> <message>"  another error
 //   "<what> started"                 no error (the defect this program exists to catch)
-// Exit code: 0 when all three threw ProcessError naming mproc::init(argc, argv), 1 otherwise.
+// Exit code: 0 when all four threw ProcessError naming mproc::init(argc, argv), 1 otherwise.
 #include <unistd.h>
 
 #include <chrono>
@@ -56,6 +56,10 @@ int main() {
   });
   ok &= expect_init_error("spawn-pool", [] {
     mproc::Pool pool({.processes = 1, .start_method = mproc::StartMethod::spawn});
+    (void)pool.apply_async(square, 3).get(std::chrono::seconds(30));
+  });
+  ok &= expect_init_error("forkserver-pool", [] {
+    mproc::Pool pool({.processes = 1, .start_method = mproc::StartMethod::forkserver});
     (void)pool.apply_async(square, 3).get(std::chrono::seconds(30));
   });
   std::fflush(stdout);

@@ -463,6 +463,36 @@ TEST_P(ZygoteKilled, ThePoolBreaksWithBrokenPoolNamingTheZygote) {
   EXPECT_THROW((void)pool.apply_async(square, 2), mproc::BrokenPool);
 }
 
+// The server killed first (the zygote goes on, orphaned), then the zygote: the Pool still sees
+// its zygote die, and breaks as above.
+TEST(ZygoteKilledAfterTheServer, ThePoolBreaksWithBrokenPoolNamingTheZygote) {
+  Watchdog dog(90s);
+  mproc::Pool pool({.processes = 2, .start_method = StartMethod::forkserver});
+  EXPECT_EQ(pool.apply_async(square, 4).get(kLong), 16);
+  const pid_t zygote = find_zygote(StartMethod::forkserver);
+  ASSERT_GT(zygote, 0);
+  ASSERT_TRUE(kill_forkserver());
+  EXPECT_EQ(pool.apply_async(square, 5).get(kLong), 25);
+  auto running = pool.map_async(slow_square, std::vector<int>(200, 3), std::size_t{1});
+  std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(::kill(zygote, SIGKILL), 0);
+  try {
+    (void)running.get(kLong);
+    ADD_FAILURE() << "the map finished although the zygote and its workers were killed";
+  } catch (const mproc::BrokenPool& e) {
+    EXPECT_NE(std::string(e.what()).find("zygote"), std::string::npos) << e.what();
+  } catch (const mproc::TimeoutError&) {
+    ADD_FAILURE() << "the map neither finished nor failed within 30 s of the zygote's death";
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "unexpected error: " << e.what();
+  }
+  EXPECT_THROW((void)pool.apply_async(square, 2), mproc::BrokenPool);
+  // Reap the killed server (see DISABLED_AKilledServerIsReapedWithoutAnotherStart).
+  mproc::Process p({.start_method = StartMethod::forkserver}, add, 1, 2);
+  p.start();
+  ASSERT_TRUE(p.join(kLong));
+}
+
 INSTANTIATE_TEST_SUITE_P(, ZygoteKilled,
                          ::testing::Values(StartMethod::spawn, StartMethod::forkserver),
                          MethodName{});
@@ -686,7 +716,8 @@ TEST(NoInit, SpawnAndForkserverThrowNamingInitAndMainRunsOnce) {
     if (line.find(" ProcessError ") != std::string::npos) errors.insert(line.substr(0, sp));
   }
   EXPECT_EQ(mains, 1) << "main ran " << mains << " times:\n" << r.out;
-  EXPECT_EQ(errors, (std::set<std::string>{"spawn-process", "forkserver-process", "spawn-pool"}))
+  EXPECT_EQ(errors, (std::set<std::string>{"spawn-process", "forkserver-process", "spawn-pool",
+                                           "forkserver-pool"}))
       << r.out;
   for (const char* what : {"spawn-process ProcessError mproc::Process::start: the start method "
                            "spawn runs this program again",
