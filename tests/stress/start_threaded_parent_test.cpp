@@ -179,39 +179,44 @@ class BusyThreads {
 };
 
 // Starts kChildren children with `method` (empty: the default rule) in batches, joins each batch
-// (bounded), and checks every exit code. Returns the number of wrong or missing exit codes.
-int run_children(std::optional<StartMethod> method, int not_parent, Watchdog& dog,
-                 const char* name) {
+// (bounded), and checks every exit code. Returns what went wrong ("" if nothing); the test reports
+// it once standard output and error are back.
+std::string run_children(std::optional<StartMethod> method, int not_parent, Watchdog& dog,
+                         const char* name) {
   int wrong = 0;
   std::string first_wrong;
-  for (int base = 0; base < kChildren; base += kBatch) {
-    dog.stage(std::string(name) + ": children " + std::to_string(base) + ".." +
-              std::to_string(base + kBatch - 1));
-    std::vector<mproc::Process> batch;
-    batch.reserve(kBatch);
-    for (int i = base; i < base + kBatch; ++i) {
-      const int code = 1 + i % 200;
-      batch.emplace_back(mproc::ProcessOptions{.start_method = method}, child_work, code,
-                         not_parent);
-      batch.back().start();
-    }
-    for (int i = 0; i < kBatch; ++i) {
-      mproc::Process& p = batch[static_cast<std::size_t>(i)];
-      const int code = 1 + (base + i) % 200;
-      if (!p.join(60s)) {
-        p.kill();
-        (void)p.join(10s);
+  try {
+    for (int base = 0; base < kChildren; base += kBatch) {
+      dog.stage(std::string(name) + ": children " + std::to_string(base) + ".." +
+                std::to_string(base + kBatch - 1));
+      std::vector<mproc::Process> batch;
+      batch.reserve(kBatch);
+      for (int i = base; i < base + kBatch; ++i) {
+        const int code = 1 + i % 200;
+        batch.emplace_back(mproc::ProcessOptions{.start_method = method}, child_work, code,
+                           not_parent);
+        batch.back().start();
       }
-      if (p.exitcode() != code) {
-        if (wrong++ == 0)
-          first_wrong = "child " + std::to_string(base + i) + " exited with " +
-                        std::to_string(p.exitcode().value_or(-1000)) + ", expected " +
-                        std::to_string(code);
+      for (int i = 0; i < kBatch; ++i) {
+        mproc::Process& p = batch[static_cast<std::size_t>(i)];
+        const int code = 1 + (base + i) % 200;
+        if (!p.join(60s)) {
+          p.kill();
+          (void)p.join(10s);
+        }
+        if (p.exitcode() != code) {
+          if (wrong++ == 0)
+            first_wrong = "child " + std::to_string(base + i) + " exited with " +
+                          std::to_string(p.exitcode().value_or(-1000)) + ", expected " +
+                          std::to_string(code);
+        }
       }
     }
+  } catch (const std::exception& e) {
+    return std::string(name) + ": " + e.what();
   }
-  if (wrong != 0) ADD_FAILURE() << name << ": " << wrong << " wrong exit codes; " << first_wrong;
-  return wrong;
+  if (wrong == 0) return {};
+  return std::string(name) + ": " + std::to_string(wrong) + " wrong exit codes; " + first_wrong;
 }
 
 // Restores the test main's start method (fork) at the end of a test.
@@ -221,41 +226,57 @@ struct RestoreForkMethod {
 
 TEST(ThreadedParent, ThousandsOfChildrenUnderEachSafeMethodNeverDeadlock) {
   RestoreForkMethod restore;
-  Silenced silenced;
-  Watchdog dog(240s, silenced.saved_err());
-  BusyThreads threads;
-  EXPECT_EQ(run_children(StartMethod::forkserver, 0, dog, "forkserver"), 0);
-  EXPECT_EQ(run_children(StartMethod::spawn, 0, dog, "spawn"), 0);
-  mproc::reset_start_method();
-  EXPECT_EQ(mproc::get_start_method(), std::optional<std::string>("forkserver"));
-  EXPECT_EQ(run_children(std::nullopt, static_cast<int>(::getpid()), dog, "default"), 0);
+  std::vector<std::string> problems;
+  std::optional<std::string> default_method;
+  {
+    Silenced silenced;
+    Watchdog dog(240s, silenced.saved_err());
+    BusyThreads threads;
+    problems.push_back(run_children(StartMethod::forkserver, 0, dog, "forkserver"));
+    problems.push_back(run_children(StartMethod::spawn, 0, dog, "spawn"));
+    mproc::reset_start_method();
+    default_method = mproc::get_start_method();
+    problems.push_back(run_children(std::nullopt, static_cast<int>(::getpid()), dog, "default"));
+  }
+  EXPECT_EQ(default_method, std::optional<std::string>("forkserver"));
+  for (const std::string& p : problems) EXPECT_EQ(p, "");
 }
 
 TEST(ThreadedParent, PoolsMadeWhileThreadsRunNeverDeadlock) {
   RestoreForkMethod restore;
-  Silenced silenced;
-  Watchdog dog(240s, silenced.saved_err());
-  BusyThreads threads;
   std::vector<int> xs(3000);
   std::iota(xs.begin(), xs.end(), 0);
   std::vector<int> want(xs.size());
   for (std::size_t i = 0; i < xs.size(); ++i) want[i] = pool_work(xs[i]);
-  mproc::reset_start_method();
-  for (std::optional<StartMethod> method :
-       {std::optional<StartMethod>(StartMethod::forkserver),
-        std::optional<StartMethod>(StartMethod::spawn), std::optional<StartMethod>()}) {
-    const std::string name =
-        method ? std::string(mproc::start_method_name(*method)) : std::string("default");
-    dog.stage("Pool, " + name);
-    mproc::Pool pool({.processes = 4, .start_method = method});
-    EXPECT_EQ(pool.map(pool_work, xs, std::size_t{16}), want) << name;
-    // One element per task: many round trips while the threads run.
-    EXPECT_EQ(pool.map(pool_work, std::vector<int>(xs.begin(), xs.begin() + 200), std::size_t{1}),
-              std::vector<int>(want.begin(), want.begin() + 200))
-        << name;
-    pool.close();
-    pool.join();
+  const std::vector<int> xs200(xs.begin(), xs.begin() + 200);
+  const std::vector<int> want200(want.begin(), want.begin() + 200);
+  std::vector<std::string> problems;
+  {
+    Silenced silenced;
+    Watchdog dog(240s, silenced.saved_err());
+    BusyThreads threads;
+    mproc::reset_start_method();
+    for (std::optional<StartMethod> method :
+         {std::optional<StartMethod>(StartMethod::forkserver),
+          std::optional<StartMethod>(StartMethod::spawn), std::optional<StartMethod>()}) {
+      const std::string name =
+          method ? std::string(mproc::start_method_name(*method)) : std::string("default");
+      dog.stage("Pool, " + name);
+      try {
+        mproc::Pool pool({.processes = 4, .start_method = method});
+        if (pool.map(pool_work, xs, std::size_t{16}) != want)
+          problems.push_back(name + ": wrong map results");
+        // One element per task: many round trips while the threads run.
+        if (pool.map(pool_work, xs200, std::size_t{1}) != want200)
+          problems.push_back(name + ": wrong map results (chunksize 1)");
+        pool.close();
+        pool.join();
+      } catch (const std::exception& e) {
+        problems.push_back(name + ": " + e.what());
+      }
+    }
   }
+  EXPECT_EQ(problems, std::vector<std::string>{});
 }
 
 }  // namespace
