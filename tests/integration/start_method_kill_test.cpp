@@ -770,6 +770,11 @@ int list_with_connection(std::string path, mproc::Connection conn) {
   return rc;
 }
 
+int echo_plus_one(mproc::Connection conn) {
+  conn.send(conn.recv<int>() + 1);
+  return 0;
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -859,6 +864,44 @@ TEST_P(FreshChildDescriptors, AChildGivenAConnectionHoldsItToo) {
 }
 
 INSTANTIATE_TEST_SUITE_P(, FreshChildDescriptors,
+                         ::testing::Values(StartMethod::spawn, StartMethod::forkserver),
+                         MethodName{});
+
+// A starter whose standard descriptors are closed: the boot channel and the descriptors of the
+// handles take the lowest free numbers (0, 1, 2), and must still reach the fresh child as its
+// descriptors, not as its standard ones. The starter is a fork child of the test; it reports
+// through its exit code: the fresh child's exit code, or 100 + a step that failed.
+int start_with_closed_std(StartMethod method) {
+  ::close(0);
+  ::close(1);
+  ::close(2);
+  try {
+    auto [mine, theirs] = mproc::Pipe();
+    mproc::Process p({.start_method = method}, echo_plus_one, std::move(theirs));
+    p.start();
+    mine.send(41);
+    if (!mine.poll(kLong)) return 101;
+    if (mine.recv<int>() != 42) return 102;
+    if (!p.join(kLong)) return 103;
+    return p.exitcode().value_or(104);
+  } catch (...) {
+    return 105;
+  }
+}
+
+class ClosedStandardDescriptors : public ::testing::TestWithParam<StartMethod> {
+ protected:
+  Watchdog dog_{std::chrono::seconds(90)};
+};
+
+TEST_P(ClosedStandardDescriptors, AStarterWithoutThemStillStartsAFreshChild) {
+  mproc::Process starter({.start_method = StartMethod::fork}, start_with_closed_std, GetParam());
+  starter.start();
+  ASSERT_TRUE(starter.join(kLong));
+  EXPECT_EQ(starter.exitcode(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(, ClosedStandardDescriptors,
                          ::testing::Values(StartMethod::spawn, StartMethod::forkserver),
                          MethodName{});
 
