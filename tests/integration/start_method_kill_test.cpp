@@ -518,13 +518,16 @@ TEST_P(KilledAtRandomMoments, EveryStartEndsClearly) {
     std::set<pid_t> seen;
     while (!stop.load()) {
       for (pid_t c : children_of(me)) {
-        if (!seen.insert(c).second) continue;
+        if (seen.count(c) != 0) continue;
         const int fd = static_cast<int>(::syscall(SYS_pidfd_open, c, 0));
         if (fd < 0) continue;
-        // Still this process's child, and a spawned one (pinned by the pidfd from here on).
+        // Still this process's child, and a spawned one (pinned by the pidfd from here on). A
+        // child seen before its exec still has this program's command line: looked at again on
+        // the next round.
         const std::vector<pid_t> now = children_of(me);
         if (std::count(now.begin(), now.end(), c) > 0 &&
             (!spawn || cmdline_of(c).find("--mproc-spawn") != std::string::npos)) {
+          seen.insert(c);
           if (::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0) == 0) ++kills;
         }
         ::close(fd);
