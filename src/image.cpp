@@ -335,11 +335,36 @@ std::string image_words(const ImageRecord& r) {
          describe_identity(r.build_id) + ")";
 }
 
-const Located* locate(const ImageRecord& r) {
+// The images loaded when snapshot_loaded_images() ran, and the main executable's path; never freed.
+struct LoadedSnapshot {
   std::string exe;
-  (void)executable_path(exe);
+  std::vector<LoadedImage> images;
+};
+std::atomic<const LoadedSnapshot*> g_snapshot{nullptr};
+
+// An image of the snapshot with the record's identity (preferring its path); null if none.
+const LoadedImage* in_snapshot(const ImageRecord& r, const LoadedSnapshot& s) {
+  const LoadedImage* best = nullptr;
+  for (const LoadedImage& img : s.images) {
+    if (img.identity.empty() || img.identity != r.build_id) continue;
+    if (best == nullptr) best = &img;
+    if ((img.main ? s.exe : img.name) == r.path) return &img;
+  }
+  return best;
+}
+
+const Located* locate(const ImageRecord& r) {
   // Hashing the code of every image without a build-id is needed only to find one of those.
   const bool by_hash = r.build_id.rfind("code-hash:", 0) == 0;
+  if (const LoadedSnapshot* s = g_snapshot.load(std::memory_order_acquire); s && !by_hash) {
+    if (const LoadedImage* img = in_snapshot(r, *s)) {
+      std::string error;
+      if (img->main || pin_image(img->name, img->base, error))
+        return new Located{img->base, img->code_lo - img->base, img->code_hi - img->base};
+    }
+  }
+  std::string exe;
+  (void)executable_path(exe);
   const std::vector<LoadedImage> loaded = loaded_images(by_hash);
   const LoadedImage* best = nullptr;
   for (const LoadedImage& img : loaded) {
@@ -459,6 +484,19 @@ void learn_images(const std::vector<ImageRecord>& records) {
     k->record = r;
     t.known.set(r.index, k.get());
     (void)k.release();
+  }
+}
+
+void snapshot_loaded_images() noexcept {
+  try {
+    auto* s = new LoadedSnapshot;
+    if (executable_path(s->exe)) {
+      delete s;
+      return;
+    }
+    s->images = loaded_images(false);
+    g_snapshot.store(s, std::memory_order_release);
+  } catch (...) {
   }
 }
 

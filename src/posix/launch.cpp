@@ -59,7 +59,8 @@ struct SpawnActions {
 };
 }  // namespace
 
-std::error_code launch_spawn(char* const argv[], int fd, LaunchedChild& out) noexcept {
+std::error_code launch_spawn(char* const argv[], int fd, LaunchedChild& out,
+                             char* const* envp) noexcept {
   out.failed_call = "posix_spawn";
   SpawnActions actions;
   if (actions.err != 0) return errno_code(actions.err);
@@ -68,7 +69,7 @@ std::error_code launch_spawn(char* const argv[], int fd, LaunchedChild& out) noe
   if (err == 0) err = posix_spawn_file_actions_addclosefrom_np(&actions.a, 4);
   if (err != 0) return errno_code(err);
   pid_t pid = -1;
-  err = posix_spawn(&pid, "/proc/self/exe", &actions.a, nullptr, argv, environ);
+  err = posix_spawn(&pid, "/proc/self/exe", &actions.a, nullptr, argv, envp ? envp : environ);
   if (err != 0) return errno_code(err);
   int pidfd = -1;
   std::error_code ec = open_pidfd(pid, pidfd);

@@ -41,6 +41,8 @@ std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcep
 // (every other descriptor is closed, close-on-exec or not). Its parent is the calling thread (as
 // for fork). On success `out` holds the pid and a pidfd (same contract as launch_fork); on failure
 // `out.failed_call` names the step ("posix_spawn", "pidfd_open") and nothing is left behind.
-std::error_code launch_spawn(char* const argv[], int fd, LaunchedChild& out) noexcept;
+// `envp`: the environment (null: the calling process's).
+std::error_code launch_spawn(char* const argv[], int fd, LaunchedChild& out,
+                             char* const* envp = nullptr) noexcept;
 
 }  // namespace mproc::detail

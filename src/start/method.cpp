@@ -122,7 +122,10 @@ StartMethod choose_start_method(std::optional<StartMethod> requested, bool trave
 void init(int argc, char** argv) {
   if (argc >= 2 && argv != nullptr && argv[1] != nullptr) {
     if (std::strcmp(argv[1], detail::kSpawnFlag) == 0) detail::run_fresh_child(3, true);
-    if (std::strcmp(argv[1], detail::kServerFlag) == 0) detail::run_forkserver(3);
+    if (std::strcmp(argv[1], detail::kServerFlag) == 0) {
+      detail::run_forkserver(3,
+                             argc >= 3 && argv[2] != nullptr && std::strcmp(argv[2], "bind") == 0);
+    }
   }
   {
     std::lock_guard<std::mutex> lock(detail::g_argv0_mu);

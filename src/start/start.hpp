@@ -37,7 +37,10 @@ bool process_is_threaded() noexcept;
 [[noreturn]] void run_fresh_child(int boot_fd, bool spawned) noexcept;
 
 // The forkserver's own loop on its control socket (start/forkserver.cpp). Never returns.
-[[noreturn]] void run_forkserver(int control_fd) noexcept;
+// `bind_now_added`: the client put LD_BIND_NOW=1 in the server's environment (so that the server
+// binds every symbol once, before it forks, rather than each child binding lazily); the server
+// removes it, so that its children's environment is the program's.
+[[noreturn]] void run_forkserver(int control_fd, bool bind_now_added) noexcept;
 
 // Asks this process's forkserver (started on first use, restarted once if it has died) for a new
 // child whose boot channel end is `boot_end` (borrowed: the server receives a copy). On success

@@ -205,6 +205,15 @@ TEST_P(ProcessMethods, ManyChildrenInARow) {
   }
 }
 
+// The forkserver binds its symbols at load through LD_BIND_NOW, which its children must not see.
+int bind_now_unset() { return std::getenv("LD_BIND_NOW") == nullptr ? 0 : 1; }
+
+TEST_P(ProcessMethods, ChildEnvironmentIsTheProgramsOwn) {
+  if (std::getenv("LD_BIND_NOW") != nullptr) GTEST_SKIP() << "LD_BIND_NOW is set for the test";
+  mproc::Process p(opts(), bind_now_unset);
+  EXPECT_EQ(run(p), 0);
+}
+
 TEST_P(ProcessMethods, StartTwiceThrows) {
   mproc::Process p(opts(), nothing);
   p.start();

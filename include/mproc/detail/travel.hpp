@@ -128,6 +128,11 @@ MPROC_API std::vector<ImageRecord> image_records(std::uint32_t from);
 // relative, over 4096 bytes or holds a NUL; an identity empty or over 256 bytes). A batch with a
 // bad or conflicting record is learnt not at all. Thread-safe.
 MPROC_API void learn_images(const std::vector<ImageRecord>& records);
+// Receiver. Records the images loaded now and the main executable's path, so that this process and
+// every process forked from it afterwards locate those images without scanning the loader's list
+// or reading /proc (the forkserver calls it once, before it forks its first child). An image not
+// in the snapshot is still found by a scan. Best effort: a failure leaves no snapshot.
+MPROC_API void snapshot_loaded_images() noexcept;
 // Receiver. The local address of `ref` (loads the image's file if it is not loaded; checks its
 // build-id). Throws ProcessError naming the image when it is unknown, cannot be loaded, or its
 // build-id differs; DecodeError when the offset is outside the image's executable segments.
