@@ -147,9 +147,10 @@ Slot* list_region(const void* base, std::size_t size, int fd) noexcept {
 
 void unlist_slot(void* listed) noexcept {
   auto* s = static_cast<Slot*>(listed);
+  Chunk* c = s->chunk;  // read before the slot is free: the next claimer writes it
   s->fd.store(-1, std::memory_order_relaxed);
   s->base.store(0, std::memory_order_release);
-  s->chunk->used.fetch_sub(1, std::memory_order_relaxed);
+  c->used.fetch_sub(1, std::memory_order_relaxed);
 }
 
 }  // namespace
