@@ -207,7 +207,10 @@ std::error_code reap_locked(ProcessImpl& p) MPROC_REQUIRES(g_mu) {
   if (p.exitcode || p.phase != Phase::kStarted || p.creator_pid != this_process_id()) return {};
   if (p.status_fd >= 0) {
     int code = 0;
-    if (try_recv_boot_status(p.status_fd, code)) p.exitcode = code;
+    if (try_recv_boot_status(p.status_fd, code)) {
+      p.exitcode = code;
+      if (code == kExitCodeUnknown) forkserver_reap_if_dead();  // the server died first
+    }
     return {};
   }
   bool exited = false;
@@ -485,7 +488,7 @@ void start_fresh(ProcessImpl& p, StartMethod method, pid_t me) {
   if (method == StartMethod::spawn) {
     const std::string argv0 = program_argv0();
     char flag[] = "--mproc-spawn";
-    std::string title = p.name;
+    std::string title = m.name;
     char* argv[] = {const_cast<char*>(argv0.c_str()), flag, title.data(), nullptr};
     flush_stdio();
     ec = launch_spawn(argv, boot[1], child);
@@ -505,29 +508,38 @@ void start_fresh(ProcessImpl& p, StartMethod method, pid_t me) {
     throw_system_error(ec, std::string("mproc::Process::start: cannot create the process (") +
                                method_name(method) + "): " + why);
   }
-  // From here a child exists: any failure kills and reaps it before throwing.
-  auto abandon = [&](const std::string& message) {
-    if (child.pidfd >= 0) (void)send_signal(child.pidfd, SIGKILL);
-    if (status_fd >= 0) {
-      int code = 0;
+  // From here a child exists: any failure ends and reaps it before throwing. A child that is gone
+  // already (it closed its end) is reaped as it ended, so the message can say how.
+  ec = send_boot(boot[0], m, fds.fds());
+  fds.clear();
+  std::string error;
+  bool gone = ec == std::errc::broken_pipe || ec == std::errc::connection_reset;
+  int code = kExitCodeUnknown;
+  if (ec || !recv_boot_ack(boot[0], error, gone, code)) {
+    if (!gone && child.pidfd >= 0) (void)send_signal(child.pidfd, SIGKILL);
+    if (code != kExitCodeUnknown) {
+      // The forkserver reported the child's end instead of an acknowledgement.
+    } else if (status_fd >= 0) {
       bool ready = false;
       (void)wait_readable(status_fd, Clock::now() + std::chrono::seconds(5), ready);
+      if (!ready && child.pidfd >= 0) (void)send_signal(child.pidfd, SIGKILL);
       (void)try_recv_boot_status(status_fd, code);
     } else if (child.pidfd >= 0) {
-      int code = 0;
       (void)reap_blocking(child.pid, code);
     }
     close_fd(child.pidfd);
     close_fd(boot[0]);
-    throw ProcessError(message);
-  };
-  ec = send_boot(boot[0], m, fds.fds());
-  fds.clear();
-  std::string error;
-  if (ec || !recv_boot_ack(boot[0], error)) {
-    if (ec && error.empty()) error = "cannot send it its target: " + ec.message();
-    abandon("mproc::Process::start: the new process (" + std::string(method_name(method)) +
-            ", pid " + std::to_string(child.pid) + ") could not start its target: " + error);
+    if (gone) {
+      error = "it ended before it could run its target (" +
+              (code == kExitCodeUnknown ? std::string("its exit status is unknown")
+                                        : describe_exitcode(code)) +
+              ")";
+    } else if (ec) {
+      error = "cannot send it its target: " + ec.message();
+    }
+    throw ProcessError("mproc::Process::start: the new process (" +
+                       std::string(method_name(method)) + ", pid " + std::to_string(child.pid) +
+                       ") could not start its target: " + error);
   }
   if (status_fd < 0) close_fd(boot[0]);
   Guard g(g_mu);

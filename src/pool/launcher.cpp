@@ -46,6 +46,7 @@
 #include "posix/process_self.hpp"
 #include "posix/socket.hpp"
 #include "posix/thread_id.hpp"
+#include "start/start.hpp"
 
 namespace mproc::detail {
 namespace {
@@ -204,7 +205,12 @@ class ZygoteLauncher final : public WorkerLauncher {
     cmd_wr_ = fds[1];
     try {
       if (fresh_) {
-        start_fresh_zygote();
+        try {
+          start_fresh_zygote();
+        } catch (const ProcessError& e) {
+          throw ProcessError(std::string("mproc::Pool: cannot start the zygote process (") +
+                             method_name(fresh_->method) + "): " + e.what());
+        }
       } else {
         zygote_.emplace(ProcessOptions{.name = "PoolZygote", .daemon = true}, [this] { run(); });
         zygote_->start();

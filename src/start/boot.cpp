@@ -111,19 +111,21 @@ void send_boot_ack(int sock, bool ok, const std::string& error) noexcept {
   (void)send_message(sock, msg.data(), msg.size(), nullptr, 0);
 }
 
-bool recv_boot_ack(int sock, std::string& error) noexcept {
+bool recv_boot_ack(int sock, std::string& error, bool& gone, int& exitcode) noexcept {
   char buf[4096];
   std::size_t got = 0;
   std::size_t nfds = 0;
   int none[1];
+  gone = false;
+  exitcode = kExitCodeUnknown;
   std::error_code ec = recv_message(sock, buf, sizeof buf, got, none, 0, nfds);
   try {
-    if (ec) {
-      error = "cannot read its acknowledgement: " + ec.message();
+    if (ec == std::errc::connection_reset || (!ec && got == 0)) {
+      gone = true;
       return false;
     }
-    if (got == 0) {
-      error = "it ended before it could run its target";
+    if (ec) {
+      error = "cannot read its acknowledgement: " + ec.message();
       return false;
     }
     if (static_cast<std::uint8_t>(buf[0]) == kBootOk && got == 1) return true;
@@ -132,7 +134,8 @@ bool recv_boot_ack(int sock, std::string& error) noexcept {
       return false;
     }
     if (static_cast<std::uint8_t>(buf[0]) == kBootStatus) {
-      error = "it ended before it could run its target";
+      gone = true;
+      if (got == 1 + sizeof(int)) std::memcpy(&exitcode, buf + 1, sizeof(int));
       return false;
     }
     error = "its acknowledgement is garbled";

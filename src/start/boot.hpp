@@ -59,10 +59,11 @@ bool recv_boot(int sock, BootMessage& m, Descriptors& fds, std::string& why) noe
 
 // Child: the acknowledgement (best effort: a starter that is gone cannot be told).
 void send_boot_ack(int sock, bool ok, const std::string& error) noexcept;
-// Starter: waits for the acknowledgement. 0 on kBootOk; otherwise `error` holds the child's text,
-// or says that the child ended before it acknowledged (EOF), and the errno is returned where a
-// system call failed.
-bool recv_boot_ack(int sock, std::string& error) noexcept;
+// Starter: waits for the acknowledgement; true on kBootOk. Otherwise `error` holds the child's
+// text, or `gone` is set when the child ended before it acknowledged (EOF, ECONNRESET, or the
+// forkserver's status came first: `exitcode` is then that status, else kExitCodeUnknown), or
+// `error` names the failed call.
+bool recv_boot_ack(int sock, std::string& error, bool& gone, int& exitcode) noexcept;
 
 // Forkserver: the exit code of the child whose end this is.
 void send_boot_status(int sock, int exitcode) noexcept;

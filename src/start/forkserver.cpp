@@ -284,6 +284,16 @@ void forkserver_fds(int& control, int& pidfd) noexcept {
   pidfd = c.pidfd;
 }
 
+void forkserver_reap_if_dead() noexcept {
+  Client& c = client();
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (c.pid <= 0 || c.pidfd < 0) return;
+  // The channel ended without a status because the server is exiting: its descriptors close
+  // before its pidfd reports the exit, so give it a moment (a live server answers at once).
+  pollfd p{c.pidfd, POLLIN, 0};
+  if (::poll(&p, 1, 1000) == 1) stop_locked(c);
+}
+
 void forkserver_stop() noexcept {
   Client& c = client();
   std::lock_guard<std::mutex> lock(c.mu);

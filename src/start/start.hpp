@@ -54,6 +54,10 @@ void forkserver_fds(int& control, int& pidfd) noexcept;
 // Ends this process's forkserver (it kills the children it still has) and reaps it. The next
 // forkserver start starts a new one.
 void forkserver_stop() noexcept;
+// Reaps this process's forkserver if it has ended or ends within a second (killed): called when a
+// forkserver child's channel ends without its status, so that a dead server does not stay a zombie
+// until the next forkserver start.
+void forkserver_reap_if_dead() noexcept;
 // In a child made by fork: forget the parent's forkserver (its descriptors are closed).
 void forkserver_forget_after_fork() noexcept;
 
