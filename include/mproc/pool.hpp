@@ -610,6 +610,9 @@ class MPROC_API Pool {
 
   // The number of worker slots.
   [[nodiscard]] int processes() const;
+  // How the workers were started: PoolOptions::start_method, or what the default rule chose when
+  // the Pool was made (mproc/start_method.hpp).
+  [[nodiscard]] StartMethod start_method() const;
 
   // Runs `f(args...)` in a worker and returns its result (blocks). Throws the task's error.
   // Mirrors Pool.apply(func, args).

@@ -58,6 +58,9 @@
 
 namespace mproc {
 
+class Pool;
+struct PoolOptions;
+
 // Turns a process started by spawn or forkserver into what it was started for (never returns
 // there); returns at once in the user's program. Call it first in main, with main's arguments.
 // Calling it more than once is harmless. Throws nothing in the user's program.
@@ -87,7 +90,7 @@ MPROC_API void reset_start_method() noexcept;
 
 // A start method bound to the objects made through it (Python's context objects). Queues, locks,
 // shared memory and pipes do not depend on the method in mproc (they work with every one), so a
-// context makes processes (and, with mproc/pool.hpp, pools); make the rest directly.
+// context makes processes and pools; make the rest directly.
 //   auto ctx = mproc::get_context("spawn");
 //   mproc::Process p = ctx.process(work, q);
 class Context {
@@ -109,6 +112,14 @@ class Context {
   [[nodiscard]] Process process(ProcessOptions options, F&& f, Args&&... args) const {
     if (!options.start_method) options.start_method = method_;
     return Process(std::move(options), std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  // A Pool whose workers use this context's method (needs <mproc/pool.hpp>). Mirrors
+  // ctx.Pool(processes, ...).
+  //   mproc::Pool pool = mproc::get_context("forkserver").pool({.processes = 4});
+  template <class P = Pool, class Options = PoolOptions>
+  [[nodiscard]] P pool(Options options = Options{}) const {
+    if (!options.start_method) options.start_method = method_;
+    return P(std::move(options));
   }
 
  private:

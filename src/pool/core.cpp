@@ -51,6 +51,7 @@ PoolCore::Impl::Impl(int processes, PoolInitializer init, int max_tasks, StartMe
       init_target(init.target()),
       initializer(run_of(init_target)),
       fresh(method != StartMethod::fork),
+      start_method(method),
       maxtasks(max_tasks),
       creator_pid(this_process_id()),
       channels(processes, fresh),
@@ -135,6 +136,7 @@ std::size_t PoolCore::max_task_bytes() const noexcept { return kMailboxBytes / 4
 std::size_t PoolCore::chunk_bytes() noexcept { return kChunkBytes; }
 int PoolCore::processes() const noexcept { return impl_->n; }
 bool PoolCore::fresh_image() const noexcept { return impl_->fresh; }
+StartMethod PoolCore::start_method() const noexcept { return impl_->start_method; }
 
 void throw_task_cannot_travel(const std::type_info& type) {
   throw ValueError("mproc::Pool: the task's callable (" + demangle(type.name()) +
@@ -164,6 +166,7 @@ detail::PoolCore& Pool::core() const {
 }
 
 int Pool::processes() const { return core().processes(); }
+StartMethod Pool::start_method() const { return core().start_method(); }
 void Pool::close() { core().close(); }
 void Pool::terminate() { core().terminate(); }
 void Pool::join() { core().join(); }

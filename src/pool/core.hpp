@@ -39,6 +39,7 @@ struct PoolCore::Impl {
   const Ref<ProcessTarget> init_target;
   const std::function<void()> initializer;  // runs init_target (fork: in each worker, once)
   const bool fresh;                         // workers are fresh images (spawn, forkserver)
+  const StartMethod start_method;
   const int maxtasks;
   const pid_t creator_pid;
   PoolChannels channels;

@@ -106,6 +106,13 @@ TEST_P(PoolMethods, WorkersAreNotTheCallerAndNotForkedFromIt) {
   EXPECT_NE(pid, static_cast<int>(::getpid()));
 }
 
+TEST_P(PoolMethods, ContextMakesAPoolOfItsMethod) {
+  auto ctx = mproc::get_context(GetParam());
+  mproc::Pool pool = ctx.pool({.processes = 1});
+  EXPECT_EQ(pool.apply_async(square, 5).get(30s), 25);
+  EXPECT_EQ(pool.start_method(), GetParam());
+}
+
 INSTANTIATE_TEST_SUITE_P(, PoolMethods,
                          ::testing::Values(StartMethod::fork, StartMethod::spawn,
                                            StartMethod::forkserver),

@@ -33,6 +33,7 @@
 namespace mproc {
 
 struct PoolOptions;
+enum class StartMethod : unsigned char;  // mproc/process.hpp
 
 namespace detail {
 
@@ -270,6 +271,7 @@ class MPROC_API PoolCore {
   // True when the workers are fresh images of the program (start method spawn or forkserver):
   // tasks then carry their code as relocatable references (travel_codec), not as addresses.
   [[nodiscard]] bool fresh_image() const noexcept;
+  [[nodiscard]] StartMethod start_method() const noexcept;
   void close();
   void terminate();
   void join();
