@@ -2,7 +2,7 @@
 // descriptors.
 #include <poll.h>        // pollfd, POLLIN
 #include <sys/socket.h>  // SOCK_STREAM, SHUT_*
-#include <sys/stat.h>    // fstat: the kind of a descriptor that travelled
+#include <sys/stat.h>    // S_ISSOCK...: the kind of a descriptor that travelled
 #include <sys/uio.h>     // iovec
 
 #include <algorithm>
@@ -289,12 +289,12 @@ void Connection::encode_travel(Writer& w) const {
   if (closed()) throw Closed("mproc::Connection: cannot send a closed handle to a process");
   std::uint8_t kind = kTravelSocket;
   if (!socket_) {
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0)
-      detail::throw_system_error(detail::last_error(), "mproc::Connection: fstat");
-    if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
-      throw ValueError(std::string("mproc::Connection: a connection over ") +
-                       file_kind(st.st_mode) + " cannot travel to another process");
+    mode_t mode = 0;
+    if (auto ec = detail::file_mode(fd_, mode))
+      detail::throw_system_error(ec, "mproc::Connection: fstat");
+    if (!S_ISFIFO(mode) && !S_ISCHR(mode))
+      throw ValueError(std::string("mproc::Connection: a connection over ") + file_kind(mode) +
+                       " cannot travel to another process");
     kind = kTravelStream;
   }
   const std::uint32_t index = out->add_dup(fd_);
@@ -321,13 +321,12 @@ Connection Connection::decode_travel(Reader& r) {
     throw_travel_decode("names descriptor " + std::to_string(index) + " of the " +
                         std::to_string(in->size()) + " that came with it");
   const int fd = in->at(index);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0)
-    detail::throw_system_error(detail::last_error(), "mproc::Connection: fstat of its descriptor");
-  const bool ok =
-      kind == kTravelSocket ? S_ISSOCK(st.st_mode) : (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode));
+  mode_t mode = 0;
+  if (auto ec = detail::file_mode(fd, mode))
+    detail::throw_system_error(ec, "mproc::Connection: fstat of its descriptor");
+  const bool ok = kind == kTravelSocket ? S_ISSOCK(mode) : (S_ISFIFO(mode) || S_ISCHR(mode));
   if (!ok)
-    throw_travel_decode(std::string("came with ") + file_kind(st.st_mode) + " where " +
+    throw_travel_decode(std::string("came with ") + file_kind(mode) + " where " +
                         (kind == kTravelSocket ? "a socket" : "a pipe") + " was sent");
   int copy = -1;
   if (auto ec = detail::dup_cloexec(fd, copy))

@@ -67,6 +67,13 @@ std::error_code is_socket(int fd, bool& socket) noexcept {
   return {};
 }
 
+std::error_code file_mode(int fd, mode_t& mode) noexcept {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return last_error();
+  mode = st.st_mode;
+  return {};
+}
+
 std::error_code dup_cloexec(int fd, int& out, int at_least) noexcept {
   const int r = ::fcntl(fd, F_DUPFD_CLOEXEC, at_least);
   if (r < 0) return last_error();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include <cstddef>
@@ -30,6 +31,9 @@ bool terminal_columns(int fd, std::size_t& columns) noexcept;
 
 // Whether `fd` is a socket (fstat); EBADF when it is not open.
 std::error_code is_socket(int fd, bool& socket) noexcept;
+
+// The file type and mode bits of `fd` (fstat's st_mode; test it with S_ISSOCK, S_ISFIFO, ...).
+std::error_code file_mode(int fd, mode_t& mode) noexcept;
 
 // A close-on-exec duplicate of `fd` (F_DUPFD_CLOEXEC), numbered `at_least` or above.
 std::error_code dup_cloexec(int fd, int& out, int at_least = 0) noexcept;
