@@ -17,7 +17,10 @@
 //   * The server ends when the requesting process ends (its pidfd polls readable) or closes the
 //     control socket; it then SIGKILLs and reaps the children it still has. Its children have
 //     PR_SET_PDEATHSIG(SIGKILL) towards it (single-threaded, so the death signal is reliable): a
-//     killed server takes its children with it. Nothing is orphaned.
+//     killed server takes its children with it. Nothing is orphaned. One exception, on purpose: a
+//     Pool's zygote clears that death signal and watches the Pool's process instead (as every
+//     zygote does, src/pool/launcher.cpp), so a forkserver Pool outlives a killed server and goes
+//     on (start_method_kill_test); it still ends with the Pool's process.
 //   * The children are the server's: it reaps them and reports each exit code on the child's boot
 //     channel (kBootStatus), which is the requesting Process's sentinel. A server killed before
 //     it reported leaves that Process's exit code unknown (kExitCodeUnknown).
