@@ -35,6 +35,7 @@
 #include "posix/error.hpp"
 #include "posix/exit_status.hpp"
 #include "posix/fd_io.hpp"
+#include "posix/fd_passing.hpp"
 #include "posix/launch.hpp"
 #include "posix/pidfd.hpp"
 #include "posix/poll.hpp"
@@ -478,69 +479,103 @@ void start_fresh(ProcessImpl& p, StartMethod method, pid_t me) {
   (void)fds.add_dup(self_pidfd);  // the child's parent_process() sentinel, last
 
   int boot[2] = {-1, -1};
-  if (std::error_code ec = socket_pair(SOCK_SEQPACKET, boot)) {
-    throw_system_error(ec, "mproc::Process::start: cannot create the boot channel: socketpair");
-  }
   LaunchedChild child;
   int status_fd = -1;
-  std::error_code ec;
-  std::string why;
-  if (method == StartMethod::spawn) {
-    const std::string argv0 = program_argv0();
-    char flag[] = "--mproc-spawn";
-    std::string title = m.name;
-    char* argv[] = {const_cast<char*>(argv0.c_str()), flag, title.data(), nullptr};
-    flush_stdio();
-    ec = launch_spawn(argv, boot[1], child);
-    if (ec) why = child.failed_call ? child.failed_call : "posix_spawn";
-  } else {
-    pid_t pid = -1;
-    ec = forkserver_fork(boot[1], pid, why);
-    if (!ec) {
-      child.pid = pid;
-      if (open_pidfd(pid, child.pidfd)) child.pidfd = -1;  // already gone: its status will say
-      status_fd = boot[0];
+  for (int attempt = 0;; ++attempt) {
+    boot[0] = boot[1] = -1;
+    if (std::error_code ec = socket_pair(SOCK_SEQPACKET, boot)) {
+      throw_system_error(ec, "mproc::Process::start: cannot create the boot channel: socketpair");
     }
+    // A small boot message is queued on the channel before the child exists (the socket buffer
+    // holds it), so the child finds it at once instead of the starter waiting for the child's pid
+    // first: one round trip less per start (the forkserver's reply). A large one would block with
+    // no reader yet: it is sent once the child exists.
+    constexpr std::size_t kEarlyBoot = std::size_t{48} << 10;
+    const bool early = fds.size() <= kMaxFdsPerMessage && mproc::encoded_size(m) <= kEarlyBoot;
+    std::error_code boot_ec;
+    if (early) {
+      boot_ec = send_boot(boot[0], m, fds.fds());
+    }
+    child = LaunchedChild{};
+    status_fd = -1;
+    std::error_code ec;
+    std::string why;
+    if (method == StartMethod::spawn) {
+      const std::string argv0 = program_argv0();
+      char flag[] = "--mproc-spawn";
+      std::string title = m.name;
+      char* argv[] = {const_cast<char*>(argv0.c_str()), flag, title.data(), nullptr};
+      flush_stdio();
+      ec = launch_spawn(argv, boot[1], child);
+      if (ec) why = child.failed_call ? child.failed_call : "posix_spawn";
+    } else {
+      ec = forkserver_fork(boot[1], why);
+      if (!ec) status_fd = boot[0];  // the pid comes with the acknowledgement
+    }
+    close_fd(boot[1]);
+    if (ec) {
+      close_fd(boot[0]);
+      throw_system_error(ec, std::string("mproc::Process::start: cannot create the process (") +
+                                 method_name(method) + "): " + why);
+    }
+    // From here a child exists: any failure ends and reaps it before throwing. A child that is gone
+    // already (it closed its end) is reaped as it ended, so the message can say how.
+    ec = early ? boot_ec : send_boot(boot[0], m, fds.fds());
+    std::string error;
+    bool gone = ec == std::errc::broken_pipe || ec == std::errc::connection_reset;
+    int code = kExitCodeUnknown;
+    int acked_pid = -1;
+    int fork_errno = 0;
+    const bool acked = !ec && recv_boot_ack(boot[0], error, gone, code, acked_pid, fork_errno);
+    if (acked && status_fd >= 0) {
+      child.pid = acked_pid;
+      // A forkserver's child is not ours: a pidfd still signals it. Gone already: its status says.
+      if (open_pidfd(acked_pid, child.pidfd)) child.pidfd = -1;
+    }
+    if (fork_errno != 0) {
+      close_fd(boot[0]);
+      throw_system_error(errno_code(fork_errno),
+                         "mproc::Process::start: cannot create the process (forkserver): fork (in "
+                         "the forkserver)");
+    }
+    if (!acked) {
+      if (!gone && child.pidfd >= 0) (void)send_signal(child.pidfd, SIGKILL);
+      // A forkserver's child waiting for the rest of its boot message sees it end and leaves.
+      if (!gone) (void)shutdown_socket(boot[0], SHUT_WR);
+      if (code != kExitCodeUnknown) {
+        // The forkserver reported the child's end instead of an acknowledgement.
+      } else if (status_fd >= 0) {
+        bool ready = false;
+        (void)wait_readable(status_fd, Clock::now() + std::chrono::seconds(5), ready);
+        if (!ready && child.pidfd >= 0) (void)send_signal(child.pidfd, SIGKILL);
+        (void)try_recv_boot_status(status_fd, code);
+      } else if (child.pidfd >= 0) {
+        (void)reap_blocking(child.pid, code);
+      }
+      close_fd(child.pidfd);
+      close_fd(boot[0]);
+      // The forkserver died with the request (killed just before or while it took it): once, a new
+      // server and the start again, as a request to a server already dead is retried.
+      if (method == StartMethod::forkserver && gone && child.pid <= 0 && code == kExitCodeUnknown &&
+          attempt == 0 && forkserver_reap_if_dead()) {
+        continue;
+      }
+      if (gone) {
+        error = "it ended before it could run its target (" +
+                (code == kExitCodeUnknown ? std::string("its exit status is unknown")
+                                          : describe_exitcode(code)) +
+                ")";
+      } else if (ec) {
+        error = "cannot send it its target: " + ec.message();
+      }
+      throw ProcessError("mproc::Process::start: the new process (" +
+                         std::string(method_name(method)) +
+                         (child.pid > 0 ? ", pid " + std::to_string(child.pid) : std::string()) +
+                         ") could not start its target: " + error);
+    }
+    break;
   }
-  close_fd(boot[1]);
-  if (ec) {
-    close_fd(boot[0]);
-    throw_system_error(ec, std::string("mproc::Process::start: cannot create the process (") +
-                               method_name(method) + "): " + why);
-  }
-  // From here a child exists: any failure ends and reaps it before throwing. A child that is gone
-  // already (it closed its end) is reaped as it ended, so the message can say how.
-  ec = send_boot(boot[0], m, fds.fds());
   fds.clear();
-  std::string error;
-  bool gone = ec == std::errc::broken_pipe || ec == std::errc::connection_reset;
-  int code = kExitCodeUnknown;
-  if (ec || !recv_boot_ack(boot[0], error, gone, code)) {
-    if (!gone && child.pidfd >= 0) (void)send_signal(child.pidfd, SIGKILL);
-    if (code != kExitCodeUnknown) {
-      // The forkserver reported the child's end instead of an acknowledgement.
-    } else if (status_fd >= 0) {
-      bool ready = false;
-      (void)wait_readable(status_fd, Clock::now() + std::chrono::seconds(5), ready);
-      if (!ready && child.pidfd >= 0) (void)send_signal(child.pidfd, SIGKILL);
-      (void)try_recv_boot_status(status_fd, code);
-    } else if (child.pidfd >= 0) {
-      (void)reap_blocking(child.pid, code);
-    }
-    close_fd(child.pidfd);
-    close_fd(boot[0]);
-    if (gone) {
-      error = "it ended before it could run its target (" +
-              (code == kExitCodeUnknown ? std::string("its exit status is unknown")
-                                        : describe_exitcode(code)) +
-              ")";
-    } else if (ec) {
-      error = "cannot send it its target: " + ec.message();
-    }
-    throw ProcessError("mproc::Process::start: the new process (" +
-                       std::string(method_name(method)) + ", pid " + std::to_string(child.pid) +
-                       ") could not start its target: " + error);
-  }
   if (status_fd < 0) close_fd(boot[0]);
   Guard g(g_mu);
   p.pid = child.pid;

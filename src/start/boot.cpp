@@ -2,6 +2,7 @@
 #include "start/boot.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -103,21 +104,38 @@ bool recv_boot(int sock, BootMessage& m, Descriptors& fds, std::string& why) noe
 }
 
 void send_boot_ack(int sock, bool ok, const std::string& error) noexcept {
-  std::string msg(1, static_cast<char>(ok ? kBootOk : kBootFailed));
+  if (ok) {
+    char msg[1 + sizeof(std::int32_t)];
+    msg[0] = static_cast<char>(kBootOk);
+    const std::int32_t pid = ::getpid();
+    std::memcpy(msg + 1, &pid, sizeof pid);
+    (void)send_message(sock, msg, sizeof msg, nullptr, 0);
+    return;
+  }
+  std::string msg(1, static_cast<char>(kBootFailed));
   try {
-    if (!ok) msg += error.substr(0, 4000);
+    msg += error.substr(0, 4000);
   } catch (...) {
   }
   (void)send_message(sock, msg.data(), msg.size(), nullptr, 0);
 }
 
-bool recv_boot_ack(int sock, std::string& error, bool& gone, int& exitcode) noexcept {
+void send_boot_fork_failed(int sock, int err) noexcept {
+  char msg[1 + sizeof(int)];
+  msg[0] = static_cast<char>(kBootForkFailed);
+  std::memcpy(msg + 1, &err, sizeof err);
+  (void)::send(sock, msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+bool recv_boot_ack(int sock, std::string& error, bool& gone, int& exitcode, int& pid,
+                   int& fork_errno) noexcept {
   char buf[4096];
   std::size_t got = 0;
   std::size_t nfds = 0;
   int none[1];
   gone = false;
   exitcode = kExitCodeUnknown;
+  fork_errno = 0;
   std::error_code ec = recv_message(sock, buf, sizeof buf, got, none, 0, nfds);
   try {
     if (ec == std::errc::connection_reset || (!ec && got == 0)) {
@@ -128,7 +146,17 @@ bool recv_boot_ack(int sock, std::string& error, bool& gone, int& exitcode) noex
       error = "cannot read its acknowledgement: " + ec.message();
       return false;
     }
-    if (static_cast<std::uint8_t>(buf[0]) == kBootOk && got == 1) return true;
+    if (static_cast<std::uint8_t>(buf[0]) == kBootOk && got == 1 + sizeof(std::int32_t)) {
+      std::int32_t p = 0;
+      std::memcpy(&p, buf + 1, sizeof p);
+      pid = p;
+      return p > 0;
+    }
+    if (static_cast<std::uint8_t>(buf[0]) == kBootForkFailed && got == 1 + sizeof(int)) {
+      std::memcpy(&fork_errno, buf + 1, sizeof(int));
+      if (fork_errno <= 0) fork_errno = EPROTO;
+      return false;
+    }
     if (static_cast<std::uint8_t>(buf[0]) == kBootFailed) {
       error.assign(buf + 1, got - 1);
       return false;

@@ -10,8 +10,11 @@
 //      descriptors are the ones the target's handles need (TravelOut), then the parent's pidfd
 //      (the child's parent_process() sentinel), always last.
 //   2. child -> starter: the acknowledgement, once the target is decoded (its code relocated, its
-//      handles mapped): kBootOk, or kBootFailed followed by the error's text. Process::start()
-//      returns after kBootOk and throws ProcessError with the text after kBootFailed.
+//      handles mapped): kBootOk and the child's pid, or kBootFailed followed by the error's text.
+//      (Or, from a forkserver that could not fork: kBootForkFailed and the errno.) A small boot
+//      message is sent before the child exists (the socket holds it), so the child never waits.
+//      Process::start() returns after kBootOk and throws ProcessError with the text after
+//      kBootFailed.
 //   3. forkserver -> starter, on the child's end (the server keeps a copy): kBootStatus and the
 //      exit code, once the server has reaped the child (the child is the server's, not the
 //      starter's).
@@ -31,6 +34,7 @@ namespace mproc::detail {
 inline constexpr std::uint8_t kBootOk = 0;
 inline constexpr std::uint8_t kBootFailed = 1;
 inline constexpr std::uint8_t kBootStatus = 2;
+inline constexpr std::uint8_t kBootForkFailed = 3;  // forkserver -> starter: fork failed (errno)
 inline constexpr std::size_t kMaxBootBody = std::size_t{1} << 30;
 inline constexpr std::size_t kMaxBootFds = 4096;
 
@@ -57,13 +61,18 @@ std::error_code send_boot(int sock, const BootMessage& m, const std::vector<int>
 // when the channel breaks or what arrives is not a boot message.
 bool recv_boot(int sock, BootMessage& m, Descriptors& fds, std::string& why) noexcept;
 
-// Child: the acknowledgement (best effort: a starter that is gone cannot be told).
+// Child: the acknowledgement (best effort: a starter that is gone cannot be told). kBootOk carries
+// the child's pid (a forkserver's starter learns it there: the server does not answer requests).
 void send_boot_ack(int sock, bool ok, const std::string& error) noexcept;
+// Forkserver: the fork for this channel failed with `err`.
+void send_boot_fork_failed(int sock, int err) noexcept;
 // Starter: waits for the acknowledgement; true on kBootOk. Otherwise `error` holds the child's
 // text, or `gone` is set when the child ended before it acknowledged (EOF, ECONNRESET, or the
 // forkserver's status came first: `exitcode` is then that status, else kExitCodeUnknown), or
-// `error` names the failed call.
-bool recv_boot_ack(int sock, std::string& error, bool& gone, int& exitcode) noexcept;
+// `fork_errno` is set when the forkserver could not fork (0 otherwise), or `error` names the failed
+// call. On success `pid` is the child's.
+bool recv_boot_ack(int sock, std::string& error, bool& gone, int& exitcode, int& pid,
+                   int& fork_errno) noexcept;
 
 // Forkserver: the exit code of the child whose end this is.
 void send_boot_status(int sock, int exitcode) noexcept;

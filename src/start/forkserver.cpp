@@ -9,9 +9,10 @@
 // locks or memory, only what the program's static initialisers and init() built.
 //
 // Protocol (SOCK_SEQPACKET control socket, descriptor 3 in the server):
-//   request: 1 byte 'f' with one descriptor, the child's end of its boot channel (start/boot.hpp);
-//   reply:   an int32, the child's pid, or -errno when the fork failed.
-// Requests are served in order; the client serialises them under its mutex.
+//   request: 1 byte 'f' with one descriptor, the child's end of its boot channel (start/boot.hpp).
+//   No reply: the child acknowledges on its boot channel with its pid, and a fork that failed is
+//   reported there (kBootForkFailed), so a start waits for one message. A server that dies after
+//   it took a request closes that channel: the start sees it end and fails with ProcessError.
 //
 // Lifetime and failure:
 //   * The server ends when the requesting process ends (its pidfd polls readable) or closes the
@@ -134,29 +135,27 @@ void run_forkserver(int ctl, bool bind_now_added) noexcept {
     int boot = -1;
     std::error_code ec = recv_message(ctl, &req, 1, got, &boot, 1, n);
     if (ec || got == 0) end_server(kids);
-    std::int32_t reply = -EBADMSG;
-    if (req == 'f' && n == 1) {
-      try {
-        kids.reserve(kids.size() + 1);
-      } catch (...) {
-        reply = -ENOMEM;
-        close_fd(boot);
-        (void)send_message(ctl, &reply, sizeof reply, nullptr, 0);
-        continue;
-      }
-      const pid_t pid = ::fork();
-      if (pid == 0) become_child(boot, old, self);
-      if (pid < 0) {
-        reply = -errno;
-        close_fd(boot);
-      } else {
-        kids.emplace(pid, boot);
-        reply = pid;
-      }
-    } else if (n == 1) {
-      close_fd(boot);
+    if (req != 'f' || n != 1) {  // not a request: dropped
+      if (n == 1) close_fd(boot);
+      continue;
     }
-    if (send_message(ctl, &reply, sizeof reply, nullptr, 0)) end_server(kids);
+    // No answer on the control socket: the child acknowledges on its boot channel with its pid,
+    // and a failure to fork is told there too, so the starter waits for one message, not two.
+    try {
+      kids.reserve(kids.size() + 1);
+    } catch (...) {
+      send_boot_fork_failed(boot, ENOMEM);
+      close_fd(boot);
+      continue;
+    }
+    const pid_t pid = ::fork();
+    if (pid == 0) become_child(boot, old, self);
+    if (pid < 0) {
+      send_boot_fork_failed(boot, errno);
+      close_fd(boot);
+    } else {
+      kids.emplace(pid, boot);
+    }
   }
 }
 
@@ -243,7 +242,7 @@ std::error_code start_server_locked(Client& c, std::string& why) {
 
 }  // namespace
 
-std::error_code forkserver_fork(int boot_end, pid_t& pid, std::string& why) noexcept {
+std::error_code forkserver_fork(int boot_end, std::string& why) noexcept {
   Client& c = client();
   std::lock_guard<std::mutex> lock(c.mu);
   std::error_code last;
@@ -252,22 +251,10 @@ std::error_code forkserver_fork(int boot_end, pid_t& pid, std::string& why) noex
       if (auto ec = start_locked(c, why)) return ec;
     }
     const char req = 'f';
-    std::error_code ec = send_message(c.ctl, &req, 1, &boot_end, 1);
-    std::int32_t reply = 0;
-    std::size_t got = 0;
-    std::size_t n = 0;
-    int none[1];
-    if (!ec) ec = recv_message(c.ctl, &reply, sizeof reply, got, none, 0, n);
-    if (!ec && got == sizeof reply) {
-      if (reply > 0) {
-        pid = reply;
-        return {};
-      }
-      why = "fork (in the forkserver)";
-      return errno_code(reply < 0 ? -reply : EPROTO);
-    }
+    const std::error_code ec = send_message(c.ctl, &req, 1, &boot_end, 1);
+    if (!ec) return {};
     // The server is gone (killed, or it failed): reap it and start another, once.
-    last = ec ? ec : std::make_error_code(std::errc::connection_reset);
+    last = ec;
     stop_locked(c);
   }
   why = "the forkserver ended while serving the request";
@@ -287,14 +274,17 @@ void forkserver_fds(int& control, int& pidfd) noexcept {
   pidfd = c.pidfd;
 }
 
-void forkserver_reap_if_dead() noexcept {
+bool forkserver_reap_if_dead() noexcept {
   Client& c = client();
   std::lock_guard<std::mutex> lock(c.mu);
-  if (c.pid <= 0 || c.pidfd < 0) return;
+  if (c.pid <= 0 || c.pidfd < 0) return false;
   // The channel ended without a status because the server is exiting: its descriptors close
-  // before its pidfd reports the exit, so give it a moment (a live server answers at once).
+  // before its pidfd reports the exit, so give it a moment. Short: the server that ended may be
+  // an earlier one, already replaced by the live server this waits on (the caller may hold locks).
   pollfd p{c.pidfd, POLLIN, 0};
-  if (::poll(&p, 1, 1000) == 1) stop_locked(c);
+  if (::poll(&p, 1, 20) != 1) return false;
+  stop_locked(c);
+  return true;
 }
 
 void forkserver_stop() noexcept {

@@ -42,10 +42,11 @@ bool process_is_threaded() noexcept;
 // removes it, so that its children's environment is the program's.
 [[noreturn]] void run_forkserver(int control_fd, bool bind_now_added) noexcept;
 
-// Asks this process's forkserver (started on first use, restarted once if it has died) for a new
-// child whose boot channel end is `boot_end` (borrowed: the server receives a copy). On success
-// `pid` is the child's. On failure the errno and, in `why`, the step that failed.
-std::error_code forkserver_fork(int boot_end, pid_t& pid, std::string& why) noexcept;
+// Asks this process's forkserver (started on first use, restarted once if it is found dead) for a
+// new child whose boot channel end is `boot_end` (borrowed: the server receives a copy). Does not
+// wait for the child: its pid comes with its acknowledgement on the boot channel. On failure the
+// errno and, in `why`, the step that failed.
+std::error_code forkserver_fork(int boot_end, std::string& why) noexcept;
 
 // The forkserver's pid (0 when none runs) and its descriptors in this process (-1 when none):
 // process-lifetime state the tests' leak check knows about.
@@ -54,10 +55,11 @@ void forkserver_fds(int& control, int& pidfd) noexcept;
 // Ends this process's forkserver (it kills the children it still has) and reaps it. The next
 // forkserver start starts a new one.
 void forkserver_stop() noexcept;
-// Reaps this process's forkserver if it has ended or ends within a second (killed): called when a
+// Reaps this process's forkserver if it has ended or ends within 20 ms (killed): called when a
 // forkserver child's channel ends without its status, so that a dead server does not stay a zombie
 // until the next forkserver start.
-void forkserver_reap_if_dead() noexcept;
+// True when it had ended (and is now reaped).
+bool forkserver_reap_if_dead() noexcept;
 // In a child made by fork: forget the parent's forkserver (its descriptors are closed).
 void forkserver_forget_after_fork() noexcept;
 
