@@ -10,6 +10,7 @@
 //   Values as bytes         <mproc/codec.hpp>          (pickle's role)
 //     more std types        <mproc/codec/map.hpp>, set, unordered_map, unordered_set, deque,
 //                           list, variant: opt-in, each with its standard header (codec.hpp)
+//   Start methods           <mproc/start_method.hpp>   set_start_method, get_context, init
 //   Exceptions              <mproc/errors.hpp>
 // clang-format on
 #pragma once
@@ -22,4 +23,5 @@
 #include <mproc/process.hpp>
 #include <mproc/queue.hpp>
 #include <mproc/shared_memory.hpp>
+#include <mproc/start_method.hpp>
 #include <mproc/sync.hpp>
