@@ -527,6 +527,7 @@ void start_fresh(ProcessImpl& p, StartMethod method, pid_t me) {
     int acked_pid = -1;
     int fork_errno = 0;
     const bool acked = !ec && recv_boot_ack(boot[0], error, gone, code, acked_pid, fork_errno);
+    if (!acked && status_fd >= 0 && acked_pid > 0) child.pid = acked_pid;  // from its status
     if (acked && status_fd >= 0) {
       child.pid = acked_pid;
       // A forkserver's child is not ours: a pidfd still signals it. Gone already: its status says.

@@ -163,7 +163,10 @@ bool recv_boot_ack(int sock, std::string& error, bool& gone, int& exitcode, int&
     }
     if (static_cast<std::uint8_t>(buf[0]) == kBootStatus) {
       gone = true;
-      if (got == 1 + sizeof(int)) std::memcpy(&exitcode, buf + 1, sizeof(int));
+      if (got == 1 + 2 * sizeof(int)) {
+        std::memcpy(&exitcode, buf + 1, sizeof(int));
+        std::memcpy(&pid, buf + 1 + sizeof(int), sizeof(int));
+      }
       return false;
     }
     error = "its acknowledgement is garbled";
@@ -172,10 +175,11 @@ bool recv_boot_ack(int sock, std::string& error, bool& gone, int& exitcode, int&
   return false;
 }
 
-void send_boot_status(int sock, int exitcode) noexcept {
-  char msg[1 + sizeof(int)];
+void send_boot_status(int sock, int exitcode, int pid) noexcept {
+  char msg[1 + 2 * sizeof(int)];
   msg[0] = static_cast<char>(kBootStatus);
   std::memcpy(msg + 1, &exitcode, sizeof exitcode);
+  std::memcpy(msg + 1 + sizeof(int), &pid, sizeof pid);
   (void)::send(sock, msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
@@ -187,7 +191,7 @@ bool try_recv_boot_status(int sock, int& exitcode) noexcept {
     exitcode = kExitCodeUnknown;
     return true;
   }
-  if (r == 1 + static_cast<ssize_t>(sizeof(int)) &&
+  if (r == 1 + 2 * static_cast<ssize_t>(sizeof(int)) &&
       static_cast<std::uint8_t>(msg[0]) == kBootStatus) {
     std::memcpy(&exitcode, msg + 1, sizeof exitcode);
     return true;

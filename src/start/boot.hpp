@@ -68,14 +68,15 @@ void send_boot_ack(int sock, bool ok, const std::string& error) noexcept;
 void send_boot_fork_failed(int sock, int err) noexcept;
 // Starter: waits for the acknowledgement; true on kBootOk. Otherwise `error` holds the child's
 // text, or `gone` is set when the child ended before it acknowledged (EOF, ECONNRESET, or the
-// forkserver's status came first: `exitcode` is then that status, else kExitCodeUnknown), or
+// forkserver's status came first: `exitcode` and `pid` are then its, else kExitCodeUnknown), or
 // `fork_errno` is set when the forkserver could not fork (0 otherwise), or `error` names the failed
 // call. On success `pid` is the child's.
 bool recv_boot_ack(int sock, std::string& error, bool& gone, int& exitcode, int& pid,
                    int& fork_errno) noexcept;
 
 // Forkserver: the exit code of the child whose end this is.
-void send_boot_status(int sock, int exitcode) noexcept;
+// (With the child's pid: a starter whose child ended before it acknowledged learns it here.)
+void send_boot_status(int sock, int exitcode, int pid) noexcept;
 // Starter: reads the status without blocking. Returns true when the channel has answered: `exited`
 // and `exitcode` set (exitcode kExitCodeUnknown when the server ended before it could report);
 // false while nothing has arrived.

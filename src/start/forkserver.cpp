@@ -76,7 +76,7 @@ void reap_kids(std::unordered_map<pid_t, int>& kids) noexcept {
     if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) return;
     auto it = kids.find(info.si_pid);
     if (it == kids.end()) continue;
-    send_boot_status(it->second, exitcode_from_siginfo(info));
+    send_boot_status(it->second, exitcode_from_siginfo(info), static_cast<int>(info.si_pid));
     close_fd(it->second);
     kids.erase(it);
   }
