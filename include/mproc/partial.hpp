@@ -106,9 +106,10 @@ struct callable_codec {
   }
 };
 
-template <class F, class... Bound>
-struct callable_codec<Partial<F, Bound...>> {
-  using Inner = callable_codec<F>;
+// A Partial travels as its callable (by `Inner`, the rule of the way it travels) followed by the
+// encoded bound arguments; one shape for callable_codec and travel_codec.
+template <class Inner, class F, class... Bound>
+struct partial_codec {
   static constexpr bool ok = Inner::ok && (is_encodable_v<Bound> && ...);
 
   static std::size_t size(const Partial<F, Bound...>& p) {
@@ -123,6 +124,9 @@ struct callable_codec<Partial<F, Bound...>> {
     return Partial<F, Bound...>(std::move(f), mproc::decode<std::tuple<Bound...>>(r));
   }
 };
+
+template <class F, class... Bound>
+struct callable_codec<Partial<F, Bound...>> : partial_codec<callable_codec<F>, F, Bound...> {};
 
 // How a callable of type F travels to a *fresh program image* (start methods spawn and
 // forkserver; docs/design.md, "Code that travels"): only what cannot hold an address of the
@@ -173,22 +177,7 @@ struct travel_codec {
 };
 
 template <class F, class... Bound>
-struct travel_codec<Partial<F, Bound...>> {
-  using Inner = travel_codec<F>;
-  static constexpr bool ok = Inner::ok && (is_encodable_v<Bound> && ...);
-
-  static std::size_t size(const Partial<F, Bound...>& p) {
-    return Inner::size(p.func()) + mproc::encoded_size(p.args());
-  }
-  static void write(Writer& w, const Partial<F, Bound...>& p) {
-    Inner::write(w, p.func());
-    mproc::encode(w, p.args());
-  }
-  static Partial<F, Bound...> read(Reader& r) {
-    F f = Inner::read(r);
-    return Partial<F, Bound...>(std::move(f), mproc::decode<std::tuple<Bound...>>(r));
-  }
-};
+struct travel_codec<Partial<F, Bound...>> : partial_codec<travel_codec<F>, F, Bound...> {};
 
 // A static_assert with the rules, for the Pool's entry points.
 template <class F>

@@ -10,19 +10,13 @@
 
 namespace mproc::detail {
 
-std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcept {
-  pid_t pid = fork();
-  if (pid < 0) {
-    const std::error_code ec = last_error();
-    out.failed_call = "fork";
-    return ec;
-  }
-  if (pid == 0) {
-    entry.run(entry.arg);
-    _exit(127);  // not reached: the entry ends the process itself
-  }
-  // Only this process can reap the child, so the pid still names it here (unless another thread
-  // reaps every child with wait()/waitpid(-1), which the documentation rules out).
+namespace {
+
+// The new child `pid` into `out` with a pidfd for it. Only this process can reap the child, so the
+// pid still names it here (unless another thread reaps every child with wait()/waitpid(-1), which
+// the documentation rules out). A child that cannot be held (no descriptor for its pidfd) is killed
+// and reaped, and the errno returned with `out.failed_call` "pidfd_open".
+std::error_code hold_child(pid_t pid, LaunchedChild& out) noexcept {
   int fd = -1;
   std::error_code ec = open_pidfd(pid, fd);
   if (ec == std::errc::no_such_process) {
@@ -31,6 +25,7 @@ std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcep
     // is gone. Started, and already over.
     out.pid = pid;
     out.pidfd = -1;
+    out.failed_call = nullptr;
     return {};
   }
   if (ec) {
@@ -42,7 +37,24 @@ std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcep
   }
   out.pid = pid;
   out.pidfd = fd;
+  out.failed_call = nullptr;
   return {};
+}
+
+}  // namespace
+
+std::error_code launch_fork(const ChildEntry& entry, LaunchedChild& out) noexcept {
+  pid_t pid = fork();
+  if (pid < 0) {
+    const std::error_code ec = last_error();
+    out.failed_call = "fork";
+    return ec;
+  }
+  if (pid == 0) {
+    entry.run(entry.arg);
+    _exit(127);  // not reached: the entry ends the process itself
+  }
+  return hold_child(pid, out);
 }
 
 namespace {
@@ -71,25 +83,7 @@ std::error_code launch_spawn(char* const argv[], int fd, LaunchedChild& out,
   pid_t pid = -1;
   err = posix_spawn(&pid, "/proc/self/exe", &actions.a, nullptr, argv, envp ? envp : environ);
   if (err != 0) return errno_code(err);
-  int pidfd = -1;
-  std::error_code ec = open_pidfd(pid, pidfd);
-  if (ec == std::errc::no_such_process) {  // ended and reaped by the kernel (SIGCHLD ignored)
-    out.pid = pid;
-    out.pidfd = -1;
-    out.failed_call = nullptr;
-    return {};
-  }
-  if (ec) {
-    out.failed_call = "pidfd_open";
-    ::kill(pid, SIGKILL);
-    int code = 0;
-    (void)reap_blocking(pid, code);
-    return ec;
-  }
-  out.pid = pid;
-  out.pidfd = pidfd;
-  out.failed_call = nullptr;
-  return {};
+  return hold_child(pid, out);
 }
 
 }  // namespace mproc::detail
