@@ -713,6 +713,10 @@ class Consumer {
       if (corrupt_) throw_corrupt(corrupt_);
       if (ended_) return false;
       drain(r);
+      // A stream that ended with an ABORT while we drained it never was a message (it never
+      // counted, and a JoinableQueue never waits for it): the decoder's error goes with it, and
+      // the caller looks for the next message.
+      if (ended_) return false;
       throw;
     }
     if (corrupt_) throw_corrupt(corrupt_);
@@ -720,6 +724,7 @@ class Consumer {
     if (unread) {
       const std::uint64_t left = r.remaining();
       drain(r);
+      if (ended_) return false;  // as above: an aborted stream is no message to refuse
       throw_unread(left, total);
     }
     // All `total` bytes were read; chunk lengths are checked against them, so this is the end of

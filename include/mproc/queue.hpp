@@ -47,7 +47,9 @@
 // does (a codec that reads fewer bytes than it wrote: DecodeError "a message decoded short of its
 // length"), is consumed by the call that throws, small or streamed alike; a streamed one is
 // received whole and dropped, so its producer is never left blocked, and the next call gets the
-// next message.
+// next message. A streamed one whose producer dies before its last chunk never was a message: the
+// call drops it without throwing and goes on to the next message (a JoinableQueue has no task to
+// mark done for it).
 //
 // Sizes: a ring of up to 2^63 bytes (ValueError above; std::system_error when the machine cannot
 // hold it); messages of up to 2^62 bytes (ValueError above, before anything is written). Every

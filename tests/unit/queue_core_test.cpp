@@ -478,6 +478,53 @@ TEST(QueueCore, ProducerKilledMidStreamLeavesTheCountExact) {
   EXPECT_FALSE(get(q, Clock::now()));
 }
 
+// A consumer that cannot decode a stream drains it; when the stream's producer dies before its
+// last chunk, the stream ends with an ABORT and never was a message: the get() finds no message
+// (it does not throw for it), and a JoinableQueue's count has nothing to mark done.
+void expect_undecodable_stream_of_a_dead_producer_is_no_message(mproc::detail::DecodeFn fn) {
+  const std::size_t cap = 16 * 1024;
+  QueueCore q(0, QueueOptions{.capacity = cap}, true);
+  SharedPage<KillBoard> board;
+  g_board = &*board;
+  Child doomed([&] {
+    q.put(EncodeJob{10 * cap, &encode_then_hang, &cap}, Expiry());
+    return 0;
+  });
+  std::thread killer([&] {
+    ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));
+    doomed.kill();
+  });
+  Bytes b;
+  std::string thrown = "nothing";
+  bool got = true;
+  try {
+    got = q.get(fn, &b, in(3s));
+  } catch (const std::exception& e) {
+    thrown = e.what();
+  }
+  killer.join();
+  EXPECT_EQ(doomed.wait(), -SIGKILL);
+  EXPECT_EQ(thrown, "nothing");
+  EXPECT_FALSE(got);
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_TRUE(q.join(Clock::now())) << "join() waits for a message that never was";
+  EXPECT_THROW(q.task_done(), mproc::ValueError);
+  ASSERT_TRUE(put(q, pattern(5, 60), in(10s)));
+  auto c = get(q, in(10s));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c, pattern(5, 60));
+  q.task_done();
+  EXPECT_TRUE(q.join(Clock::now()));
+}
+
+TEST(QueueCore, ShortDecodedStreamWhoseProducerDiesIsNoMessage) {
+  expect_undecodable_stream_of_a_dead_producer_is_no_message(&decode_prefix);
+}
+
+TEST(QueueCore, ThrowingDecodeOfAStreamWhoseProducerDiesIsNoMessage) {
+  expect_undecodable_stream_of_a_dead_producer_is_no_message(&decode_then_throw);
+}
+
 // --- sizes that cannot be carried ----------------------------------------------------------------
 
 std::atomic<int> g_encoder_calls{0};
