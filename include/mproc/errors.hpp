@@ -15,11 +15,21 @@
 //   ├── ValueError          an argument or state that cannot be accepted (closing a running process,
 //   │                       using a closed object, releasing a BoundedSemaphore too often).
 //   │                       Mirrors Python's ValueError.
+//   │   └── InvalidStateError  an operation a future's state does not allow (asking whether a
+//   │                       result that is not ready was successful). Mirrors
+//   │                       concurrent.futures.InvalidStateError; a ValueError, as the
+//   │                       multiprocessing.pool.AsyncResult of Python raises for the same.
 //   ├── LockError           releasing a Lock/RLock the caller does not hold, waiting on or notifying
 //   │                       a Condition without holding its lock. Mirrors Python's RuntimeError /
 //   │                       AssertionError for the same misuse.
 //   ├── TimeoutError        a blocking call whose deadline passed where Python raises
 //   │                       (`AsyncResult.get(timeout)` later). Mirrors multiprocessing.TimeoutError.
+//   │   └── TaskTimeout     a Pool task (or an element of a map/imap chunk) that ran past its
+//   │                       limit: its worker was killed and replaced; names the task or element
+//   │                       and the limit. pebble's TimeoutError of a task; Python has none.
+//   ├── CancelledError      the result of a task that was cancelled (AsyncResult::cancel,
+//   │                       Pool::shutdown(cancel_futures)). Mirrors
+//   │                       concurrent.futures.CancelledError.
 //   ├── BrokenBarrierError  a Barrier that was aborted, reset or timed out while waited on.
 //   │                       Mirrors threading.BrokenBarrierError.
 //   ├── Empty               a get on an empty queue that could not wait (or whose timeout
@@ -67,6 +77,16 @@ class MPROC_API ProcessError : public Error {
 };
 
 class MPROC_API ValueError : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API InvalidStateError : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
+
+class MPROC_API CancelledError : public Error {
  public:
   using Error::Error;
 };
@@ -173,6 +193,24 @@ class MPROC_API WorkerLost : public Error {
  private:
   int pid_;
   int exitcode_;
+  TaskOrigin origin_;
+};
+
+// A task (or an element of a chunk) that ran longer than its limit (PoolOptions::task_timeout,
+// SubmitOptions/MapOptions::timeout): its worker was killed and replaced, and only that task or
+// element failed. what() names it and the limit ("mproc::Pool: task 12 ran past its limit of
+// 0.5 s; its worker 4711 was killed").
+class MPROC_API TaskTimeout : public TimeoutError {
+ public:
+  TaskTimeout(const std::string& message, double limit_seconds, TaskOrigin origin = {})
+      : TimeoutError(message), limit_(limit_seconds), origin_(origin) {}
+  // The limit that was passed, in seconds.
+  [[nodiscard]] double limit() const noexcept { return limit_; }
+  [[nodiscard]] std::optional<std::size_t> position() const noexcept { return origin_.position; }
+  [[nodiscard]] std::optional<std::uint64_t> task() const noexcept { return origin_.task; }
+
+ private:
+  double limit_;
   TaskOrigin origin_;
 };
 
