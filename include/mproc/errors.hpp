@@ -42,6 +42,8 @@
 //   │                       Mirrors EOFError.
 //   ├── DecodeError         bytes that do not decode as the requested type (corrupt, truncated,
 //   │                       or of another type). Mirrors pickle.UnpicklingError.
+//   ├── Interrupted         a blocking call ended by mproc::interrupt() (interrupt.hpp), e.g.
+//   │                       from a SIGINT handler. Mirrors KeyboardInterrupt.
 //   ├── RemoteError         an exception thrown by a task in a Pool worker: carries the original
 //   │                       type name, what(), the worker's pid and the element's position in
 //   │                       the input (or the task's number). Mirrors the exception Python
@@ -127,6 +129,11 @@ class MPROC_API EOFError : public Error {
 };
 
 class MPROC_API DecodeError : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API Interrupted : public Error {
  public:
   using Error::Error;
 };
