@@ -12,6 +12,7 @@
 #include <memory>
 #include <mproc/detail/queue_core.hpp>
 #include <mproc/detail/travel.hpp>
+#include <mproc/interrupt.hpp>
 #include <mproc/pipe.hpp>
 #include <mproc/process.hpp>
 #include <optional>
@@ -356,8 +357,10 @@ void Connection::check_writable() const {
 bool Connection::poll_at(const detail::Expiry& deadline) {
   check_readable();
   bool ready = false;
-  if (auto ec = detail::wait_readable(fd_, deadline, ready))
+  if (auto ec = detail::wait_readable_interruptible(fd_, deadline, ready)) {
+    if (ec == std::errc::interrupted) detail::throw_interrupted("mproc::Connection::poll");
     detail::throw_system_error(ec, "mproc::Connection::poll");
+  }
   return ready;
 }
 
@@ -398,6 +401,16 @@ void Connection::send_raw(const std::byte* a, std::size_t an, const std::byte* b
 }
 
 std::uint64_t Connection::recv_frame_header() {
+  // While interruption is armed, the wait for a message that has not begun is a ppoll that an
+  // interruption request ends (one system call more per recv then; none when not armed). Once a
+  // byte of the message is there the rest is read as before: cutting it would break the framing.
+  if (detail::interrupts_armed()) {
+    bool ready = false;
+    if (auto ec = detail::wait_readable_interruptible(fd_, detail::Expiry(), ready)) {
+      if (ec == std::errc::interrupted) detail::throw_interrupted("mproc::Connection::recv");
+      detail::throw_system_error(ec, "mproc::Connection::recv: ppoll");
+    }
+  }
   std::byte h[8];
   std::size_t got = 0;
   auto read_exact = [&](std::size_t n, bool in_frame) {
@@ -579,11 +592,14 @@ Waitable::Waitable(const detail::QueueCore& queue) : queue_(&queue) {
 
 namespace {
 
-// detail::poll_until for mproc::wait; returns ppoll's count (0: timed out).
+// detail::poll_until_interruptible for mproc::wait; returns ppoll's count (0: timed out). Throws
+// Interrupted when an interruption request ends the wait.
 int poll_until(pollfd* fds, std::size_t n, const detail::Expiry& deadline) {
   int ready = 0;
-  if (auto ec = detail::poll_until(fds, n, deadline, ready))
+  if (auto ec = detail::poll_until_interruptible(fds, n, deadline, ready)) {
+    if (ec == std::errc::interrupted) detail::throw_interrupted("mproc::wait");
     detail::throw_system_error(ec, "mproc::wait");
+  }
   return ready;
 }
 
@@ -620,6 +636,8 @@ class QueueWatchers {
     watches_.push_back(std::move(w));
     detail::AllSignalsBlocked blocked;  // the new thread inherits the mask
     raw->thread = std::thread([raw, this] {
+      // The waiting thread's poll sees interruption requests; the watchers wait for its cancel.
+      detail::InterruptExempt exempt;
       if (raw->queue->wait_readable(detail::Expiry(), &cancel_)) {
         raw->saw_ready.store(true, std::memory_order_relaxed);
         detail::eventfd_post(efd_);
@@ -715,6 +733,7 @@ std::vector<std::size_t> Waitable::wait_at(std::span<const Waitable> objects,
   // One queue and nothing else: sleep on it in this thread.
   if (n == 1) {
     if (objects[0].queue()->wait_readable(deadline, nullptr)) return {0};
+    detail::throw_if_interrupted("mproc::wait");  // wait_readable's false may be a request
     return {};
   }
 

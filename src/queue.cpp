@@ -66,6 +66,7 @@
 #include <mproc/detail/queue_core.hpp>
 #include <mproc/detail/travel.hpp>
 #include <mproc/errors.hpp>
+#include <mproc/interrupt.hpp>
 #include <mproc/queue.hpp>  // QueueOptions
 #include <new>
 #include <optional>
@@ -148,8 +149,9 @@ void recover_consumer_side(QueueShared* s) {
 }
 
 // Takes one of the queue's robust locks, spinning briefly first.
-// Returns 0 (acquired), EOWNERDEAD (acquired; the previous holder died) or ETIMEDOUT.
-int lock_side(MutexState* m, const Expiry& deadline, std::uint32_t spin) {
+// Returns 0 (acquired), EOWNERDEAD (acquired; the previous holder died) or ETIMEDOUT; throws
+// Interrupted naming `operation` when an interruption request ends the wait (nothing is held then).
+int lock_side(MutexState* m, const Expiry& deadline, std::uint32_t spin, const char* operation) {
   int r = mutex_try_acquire(m);
   // Test and test-and-set: watch the lock word with plain loads, try only when it looks free.
   for (std::uint32_t i = 0; r == EBUSY && i < spin; ++i) {
@@ -158,6 +160,7 @@ int lock_side(MutexState* m, const Expiry& deadline, std::uint32_t spin) {
   }
   if (r == EBUSY) r = mutex_acquire(m, deadline);
   if (r == 0 || r == EOWNERDEAD || r == ETIMEDOUT) return r;
+  if (r == kInterrupted) throw_interrupted(operation);
   throw_errno(r, "mproc::Queue: cannot take the queue's lock: pthread_mutex_lock");
 }
 
@@ -165,7 +168,10 @@ int lock_side(MutexState* m, const Expiry& deadline, std::uint32_t spin) {
 // after announcing itself in bit 0 of `sleeping` (set and cleared by RMW: the word's other bits
 // may be mproc::wait registrations; the waker checks the bit after a sequentially consistent
 // fence, see the file comment). Returns false once `deadline` has passed. With `slice`, sleeps at
-// most that long at a time and calls on_idle() after each slice that ended without progress.
+// most that long at a time and calls on_idle() after each slice that ended without progress. With
+// `interrupted`, an interruption request (<mproc/interrupt.hpp>) ends the wait too: it returns
+// false with *interrupted set (only when not ready: a ready side wins). Without, the wait is
+// exactly as before (a wait in the middle of a stream must not be cut).
 // Pauses between two looks at the other side's index while spinning. Looking after every pause
 // gives the lowest latency but pulls the index's cache line away from the other side each time,
 // which a producer and consumer running flat out pay on every message; looking every few pauses
@@ -174,8 +180,8 @@ constexpr std::uint32_t kSpinStride = 8;
 
 template <class Ready, class OnIdle>
 bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping,
-          const Expiry& deadline, Ready ready, std::optional<Clock::duration> slice,
-          OnIdle on_idle) {
+          const Expiry& deadline, Ready ready, std::optional<Clock::duration> slice, OnIdle on_idle,
+          bool* interrupted = nullptr) {
   for (std::uint32_t i = 0; i < spin; i += kSpinStride) {
     if (ready()) return true;
     for (std::uint32_t k = 0; k < kSpinStride; ++k) cpu_relax();
@@ -193,9 +199,14 @@ bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::
       auto next = Clock::now() + *slice;
       if (!until || next < *until) until = next;
     }
-    int r = futex_wait(&seq, value, until);
+    const int r = interrupted != nullptr ? futex_wait_interruptible(&seq, value, until)
+                                         : futex_wait(&seq, value, until);
     sleeping.fetch_and(~1u, std::memory_order_relaxed);
     if (ready()) return true;
+    if (r == kInterrupted) {
+      *interrupted = true;
+      return false;
+    }
     if (expired(deadline)) return false;
     if (r == ETIMEDOUT && slice) on_idle();
   }
@@ -301,6 +312,10 @@ class Producer {
     }
   }
 
+  // Whether the last wait for space ended because of an interruption request (a false from
+  // reserve, abort_stream or write then means that, not a timeout).
+  bool interrupted() const noexcept { return interrupted_; }
+
   // Writes an ABORT record ending an unfinished stream and publishes it before clearing the
   // stream's flag (a kill in between leaves the flag, and a second, harmless, ABORT); false on
   // timeout.
@@ -349,8 +364,10 @@ class Producer {
       const std::uint64_t h = s_->head.load(std::memory_order_acquire);
       return c_.capacity - (t_ - h) >= need && (!item || has_slot());
     };
-    return park(c_.spin, s_->space_seq, s_->producer_sleeping, deadline_, ready,
-                std::optional<Clock::duration>(kProbe), [this] { settle_consumer(s_, ring_, c_); });
+    return park(
+        c_.spin, s_->space_seq, s_->producer_sleeping, deadline_, ready,
+        std::optional<Clock::duration>(kProbe), [this] { settle_consumer(s_, ring_, c_); },
+        &interrupted_);
   }
 
   bool write_single(const EncodeJob& job) {
@@ -443,6 +460,7 @@ class Producer {
   Chunk chunk_;
   std::uint64_t stream_left_ = 0;
   bool timed_out_ = false;
+  bool interrupted_ = false;  // see interrupted()
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -576,7 +594,11 @@ class Consumer {
     if (!wait) return false;
     publish();
     for (;;) {
-      if (!wait_for_data(deadline_, false)) return false;
+      bool interrupted = false;
+      if (!wait_for_data(deadline_, false, &interrupted)) {
+        if (interrupted) throw_interrupted("mproc::Queue::get");
+        return false;
+      }
       if (refresh_tail()) return true;
       if (expired(deadline_)) return false;
     }
@@ -611,10 +633,12 @@ class Consumer {
 
   // Waits for tail to move past h_. With `probe`, wakes every kProbe to check that the producer of
   // the stream being received is still there; ends the stream for it if not.
-  bool wait_for_data(const Expiry& deadline, bool probe) {
+  // With `interrupted`, an interruption request ends the wait (see park).
+  bool wait_for_data(const Expiry& deadline, bool probe, bool* interrupted = nullptr) {
     auto ready = [&] { return s_->tail.load(std::memory_order_acquire) != h_; };
     if (!probe)
-      return park(c_.spin, s_->data_seq, s_->data_waiters, deadline, ready, std::nullopt, kNoIdle);
+      return park(c_.spin, s_->data_seq, s_->data_waiters, deadline, ready, std::nullopt, kNoIdle,
+                  interrupted);
     return park(c_.spin, s_->data_seq, s_->data_waiters, deadline, ready,
                 std::optional<Clock::duration>(kProbe), [this] { check_stream_producer(); });
   }
@@ -840,14 +864,17 @@ void QueueCore::close() noexcept { closed_ = true; }
 std::size_t QueueCore::put_batch(const EncodeJob* jobs, std::size_t n, const Expiry& deadline) {
   check_open();
   QueueShared* s = shared_.get();
-  const int r = lock_side(&s->put_lock, deadline, config_.spin);
+  const int r = lock_side(&s->put_lock, deadline, config_.spin, "mproc::Queue::put");
   if (r == ETIMEDOUT) return 0;
   Unlock unlock(&s->put_lock);
   if (r == EOWNERDEAD) recover_producer_side(s);
   Producer p(s, ring_, config_, deadline);
   std::size_t done = 0;
   try {
-    if (s->put_stream_open != 0 && !p.abort_stream()) return 0;
+    if (s->put_stream_open != 0 && !p.abort_stream()) {
+      if (p.interrupted()) throw_interrupted("mproc::Queue::put");
+      return 0;
+    }
     for (; done < n; ++done) {
       if (!p.write(jobs[done])) break;
     }
@@ -857,6 +884,9 @@ std::size_t QueueCore::put_batch(const EncodeJob* jobs, std::size_t n, const Exp
     throw;
   }
   p.publish();
+  // Interrupted while waiting for room for message `done`: those before it stay put (as when a
+  // codec throws), and the call throws rather than report a timeout.
+  if (p.interrupted()) throw_interrupted("mproc::Queue::put");
   return done;
 }
 
@@ -867,7 +897,7 @@ bool QueueCore::put(const EncodeJob& job, const Expiry& deadline) {
 std::size_t QueueCore::get_batch(DecodeFn fn, void* out, std::size_t max, const Expiry& deadline) {
   check_open();
   QueueShared* s = shared_.get();
-  const int r = lock_side(&s->get_lock, deadline, config_.spin);
+  const int r = lock_side(&s->get_lock, deadline, config_.spin, "mproc::Queue::get");
   if (r == ETIMEDOUT) return 0;
   Unlock unlock(&s->get_lock);
   if (r == EOWNERDEAD) recover_consumer_side(s);
@@ -919,7 +949,8 @@ bool QueueCore::wait_readable(const Expiry& deadline,
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (readable()) return true;
     if (expired(deadline)) return false;
-    (void)futex_wait(&s->watch_seq, seq, deadline);
+    // An interruption request ends the wait as a cancel does (the caller, mproc::wait, throws).
+    if (futex_wait_interruptible(&s->watch_seq, seq, deadline) == kInterrupted) return false;
   }
 }
 
@@ -966,8 +997,9 @@ bool QueueCore::join(const Expiry& deadline) {
     // that settle_producer() repairs, and nobody would wake us for it.
     Expiry until = Clock::now() + 2 * kProbe;
     if (deadline && *deadline < *until) until = deadline;
-    (void)futex_wait(&s->join_seq, seq, until);
+    const int r = futex_wait_interruptible(&s->join_seq, seq, until);
     s->joiners.fetch_sub(1, std::memory_order_relaxed);
+    if (r == kInterrupted && !finished()) throw_interrupted("mproc::JoinableQueue::join");
     if (expired(deadline)) return finished();
   }
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <mproc/codec.hpp>
 #include <mproc/detail/travel.hpp>
+#include <mproc/interrupt.hpp>
 #include <mproc/sync.hpp>
 #include <string>
 #include <system_error>
@@ -28,7 +29,8 @@ namespace {
   throw_errno(r, (op + ": cannot take the lock: pthread_mutex_lock").c_str());
 }
 
-// Acquisition results: true when acquired, false on timeout/busy; throws on misuse.
+// Acquisition results: true when acquired, false on timeout/busy; throws on misuse, and Interrupted
+// when an interruption request ended the wait (nothing is held then).
 bool acquired(int r, const MutexState* s) {
   switch (r) {
     case 0:
@@ -37,6 +39,8 @@ bool acquired(int r, const MutexState* s) {
     case ETIMEDOUT:
     case EBUSY:
       return false;
+    case kInterrupted:
+      throw_interrupted(s->recursive ? "mproc::RLock::acquire" : "mproc::Lock::acquire");
     default:
       throw_mutex_error(r, s);
   }
@@ -73,8 +77,11 @@ std::uint32_t MutexHandle::release_all() {
   return depth;
 }
 
+// Condition::wait's re-acquisition: never interrupted, so that wait returns (or throws) holding the
+// lock, as on every way out.
 void MutexHandle::restore(std::uint32_t depth) {
   MutexState* s = state_.get();
+  InterruptExempt exempt;
   int r = mutex_acquire(s, Expiry());
   if (r != 0 && r != EOWNERDEAD) throw_mutex_error(r, s);
   s->depth = depth;
@@ -117,9 +124,12 @@ bool Semaphore::acquire_at(const detail::Expiry& deadline) {
     if (try_acquire()) return true;
     if (detail::expired(deadline)) return false;
     s->waiters.fetch_add(1, std::memory_order_seq_cst);
-    int r = detail::futex_wait(&s->value, 0, deadline);
+    int r = detail::futex_wait_interruptible(&s->value, 0, deadline);
     s->waiters.fetch_sub(1, std::memory_order_relaxed);
     if (r == ETIMEDOUT) return try_acquire();
+    if (r == detail::kInterrupted && !try_acquire())
+      detail::throw_interrupted("mproc::Semaphore::acquire");
+    if (r == detail::kInterrupted) return true;
   }
 }
 
@@ -159,11 +169,19 @@ bool Event::wait_at(const detail::Expiry& deadline) {
   auto* s = state_.get();
   if (s->flag.load(std::memory_order_acquire) != 0) return true;
   s->waiters.fetch_add(1, std::memory_order_seq_cst);
+  bool interrupted = false;
   while (s->flag.load(std::memory_order_seq_cst) == 0) {
-    if (detail::futex_wait(&s->flag, 0, deadline) == ETIMEDOUT) break;
+    const int r = detail::futex_wait_interruptible(&s->flag, 0, deadline);
+    if (r == ETIMEDOUT) break;
+    if (r == detail::kInterrupted) {
+      interrupted = true;
+      break;
+    }
   }
   s->waiters.fetch_sub(1, std::memory_order_relaxed);
-  return s->flag.load(std::memory_order_acquire) != 0;
+  const bool set = s->flag.load(std::memory_order_acquire) != 0;
+  if (!set && interrupted) detail::throw_interrupted("mproc::Event::wait");
+  return set;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,13 +204,22 @@ void Condition::check_owned(const char* what) const {
 
 bool Condition::wait_at(const detail::Expiry& deadline) {
   check_owned("mproc::Condition: cannot wait on un-acquired lock");
+  detail::throw_if_interrupted("mproc::Condition::wait");  // before letting the lock go
   auto* s = state_.get();
   std::uint32_t seq = s->seq.load(std::memory_order_seq_cst);
   s->waiters.fetch_add(1, std::memory_order_seq_cst);
   std::uint32_t depth = mutex_.release_all();
-  int r = detail::futex_wait(&s->seq, seq, deadline);
+  // While interruption is armed the sleep ends every kInterruptSlice (0) to look for a request
+  // (kInterrupted): it sleeps again while nobody notified. A notify that came between two slices is
+  // taken as this waiter's (never lost), so a notify(n) may then wake more than n waiters: a
+  // spurious wake-up, which a predicate loop absorbs.
+  int r;
+  do {
+    r = detail::futex_wait_interruptible(&s->seq, seq, deadline);
+  } while (r == 0 && s->seq.load(std::memory_order_seq_cst) == seq);
   s->waiters.fetch_sub(1, std::memory_order_relaxed);
   mutex_.restore(depth);
+  if (r == detail::kInterrupted) detail::throw_interrupted("mproc::Condition::wait");
   return r != ETIMEDOUT;
 }
 
@@ -224,8 +251,11 @@ void break_barrier(detail::BarrierState* s) noexcept {
 }
 
 // Takes the barrier's lock; a dead previous holder (e.g. killed in the action) breaks the barrier.
+// Throws Interrupted (holding nothing) when an interruption request ends the wait for it, unless
+// the thread is exempt (InterruptExempt).
 void lock_barrier(detail::BarrierState* s) {
   int r = detail::mutex_acquire(&s->lock, detail::Expiry());
+  if (r == detail::kInterrupted) detail::throw_interrupted("mproc::Barrier");
   if (r == EOWNERDEAD) {
     if (!s->broken.load(std::memory_order_relaxed)) break_barrier(s);
   } else if (r != 0) {
@@ -299,9 +329,21 @@ int Barrier::wait_at(const detail::Expiry& deadline) {
       auto next = detail::Clock::now() + kActionProbe;
       if (!slice || next < *slice) slice = next;
     }
-    int r = detail::futex_wait(&s->generation, g, slice);
+    int r = detail::futex_wait_interruptible(&s->generation, g, slice);
+    if (r == detail::kInterrupted) {
+      // As Python's Barrier.wait on any exception (KeyboardInterrupt too): the barrier breaks,
+      // unless this generation completed meanwhile (then the wait succeeded).
+      detail::InterruptExempt exempt;
+      {
+        BarrierGuard guard(s);
+        if (s->generation.load(std::memory_order_relaxed) != g) break;
+        break_barrier(s);
+      }
+      detail::throw_interrupted("mproc::Barrier::wait");
+    }
     if (r != ETIMEDOUT || s->generation.load(std::memory_order_seq_cst) != g) continue;
     if (detail::expired(deadline)) {
+      detail::InterruptExempt exempt;  // the barrier must break: take its lock whatever comes
       BarrierGuard guard(s);
       if (s->generation.load(std::memory_order_relaxed) == g) break_barrier(s);
       break;

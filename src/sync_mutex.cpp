@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include <atomic>
+#include <mproc/interrupt.hpp>
 #include <new>
 
 #include "posix/region.hpp"
@@ -130,6 +131,11 @@ Ref<MutexState> adopt_mutex_state(std::shared_ptr<Region> region, MutexState* s)
 // its owner released; but when an owner dies and the waiter woken for it dies too before taking
 // the lock, nobody is woken. With this re-check such a chain of deaths delays the other waiters by
 // at most this much instead of blocking them until someone else touches the lock.
+//
+// While interruption is armed (<mproc/interrupt.hpp>) the slices are kInterruptSlice, and before
+// each a pending request ends the wait with kInterrupted. pthread_mutex_clocklock either takes the
+// lock or, at the slice's end, leaves it untouched: an interrupted acquisition holds nothing, and a
+// lock taken at the last moment is kept (the acquisition succeeded).
 constexpr auto kRecheck = std::chrono::milliseconds(100);
 
 int mutex_acquire(MutexState* s, const Expiry& deadline) noexcept {
@@ -140,7 +146,11 @@ int mutex_acquire(MutexState* s, const Expiry& deadline) noexcept {
   int r = robust_mutex_trylock(s->mutex);  // the uncontended case: no clock read
   if (r == EBUSY && mutex_owned(s)) r = EDEADLK;
   while (r == EBUSY) {
-    const Clock::time_point slice_end = Clock::now() + kRecheck;
+    const bool armed = interrupts_armed();
+    if (armed && interrupt_pending()) return kInterrupted;
+    const Clock::time_point slice_end =
+        Clock::now() + (armed ? std::chrono::duration_cast<Clock::duration>(kInterruptSlice)
+                              : std::chrono::duration_cast<Clock::duration>(kRecheck));
     const bool last = deadline && *deadline <= slice_end;
     r = robust_mutex_lock_until(s->mutex, last ? *deadline : slice_end);
     if (r == ETIMEDOUT && !last) r = EBUSY;  // not our deadline yet: look again

@@ -5,6 +5,8 @@
 // spurious wake-up re-waits only for the time left and a wall-clock change does not matter.
 #pragma once
 
+#include <errno.h>
+
 #include <atomic>
 #include <cstdint>
 #include <mproc/detail/expiry.hpp>
@@ -16,6 +18,21 @@ namespace mproc::detail {
 // ETIMEDOUT when the deadline passed. Never throws.
 int futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
                const Expiry& deadline) noexcept;
+
+// What futex_wait_interruptible and the interruptible waits built on it return when an
+// interruption request (mproc::interrupt(), <mproc/interrupt.hpp>) ends the wait. Not an errno any
+// of those calls can otherwise return.
+inline constexpr int kInterrupted = ECANCELED;
+
+// As futex_wait, for a wait that an interruption request may end. Not armed (the program never
+// called enable_interrupts() or interrupt(), or the thread holds an InterruptExempt): exactly
+// futex_wait. Armed: returns kInterrupted without sleeping when a request is pending, else sleeps
+// at most kInterruptSlice (or to `deadline` if earlier); a slice that ends before `deadline`
+// returns 0, a spurious wake-up to the caller, whose loop looks at its condition and calls again
+// (so a result that is there wins over the request). EINTR is folded into 0 the same way: the
+// caller's next call looks for the request at once (the signal that made it may be that request).
+int futex_wait_interruptible(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                             const Expiry& deadline) noexcept;
 
 // Wakes up to `n` waiters on `word`; returns how many were woken (or -errno).
 int futex_wake(const std::atomic<std::uint32_t>* word, int n) noexcept;
