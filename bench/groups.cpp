@@ -142,6 +142,11 @@ const std::vector<Group>& groups() {
       {.name = "pool.imap_first_result",
        .op = "imap(identity, unbounded input) started, until its first result is returned",
        .target = ""},
+      {.name = "pool.map_throwing",
+       .op = "one element of map(f, range(10^5)) whose f throws for every element (the map "
+             "throws the first RemoteError; timed until every element has failed): an element's "
+             "failure, traceback included",
+       .target = ""},
       // The automatic chunksize of map against manual ones: the main row uses the automatic
       // chunksize, the rows named "<group>/mproc.chunksize<N>" a manual one, and the target
       // "mproc/manual<=1.5" bounds the main row's time by 1.5x the best manual row's.

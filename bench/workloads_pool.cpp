@@ -139,6 +139,38 @@ const Registrar kMap1e6{
     map_ints_workload("pool.map_noop_1e6/mproc", "pool.map_noop_1e6",
                       "mproc::Pool map(identity, iota(0, 10^6)), automatic chunksize", true, 0)};
 
+// pool.map_throwing: every element throws; the map throws the first error that arrives, and the
+// clock stops when the pool has finished every element (drain). The cost of an element's failure
+// in the worker (the throw, its stack recorded at the throw and symbolised into the traceback, its
+// error record) and in the parent (a RemoteError made for each). Compare a build with
+// -DMPROC_TRACEBACKS=OFF (--baseline) for the traceback's share.
+constexpr std::uint64_t kThrowItems = 100'000;
+
+const Registrar kMapThrowing{{
+    .name = "pool.map_throwing/mproc",
+    .group = "pool.map_throwing",
+    .impl = "mproc",
+    .label = "mproc::Pool map(f, iota(0, 10^5)), f throws std::runtime_error for every element",
+    .primary = true,
+    .make =
+        [] {
+          return scaled_runner(kThrowItems, UINT64_MAX, [pool = group_pool()] {
+            const double t0 = now_seconds();
+            bool caught = false;
+            try {
+              (void)pool->map([](int x) -> int { throw std::runtime_error(std::to_string(x)); },
+                              std::views::iota(0, int{kThrowItems}));
+            } catch (const mproc::RemoteError& e) {
+              caught = e.position().has_value();
+            }
+            drain(*pool);  // the map throws at its first error; the other elements still fail
+            const double t = now_seconds() - t0;
+            check(caught, "pool.map_throwing: the map did not throw an element's RemoteError");
+            return t;
+          });
+        },
+}};
+
 // pool.map_small: the automatic chunksize against manual ones on the same 10^6 ints. The manual
 // rows are named "<group>/mproc.chunksize<N>": compare.py takes the best of them for the group's
 // "mproc/manual" ratio.

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "stacktrace.hpp"
 #include "thread_annotations.hpp"
 
 namespace mproc::detail {
@@ -25,14 +26,14 @@ void decode_piece_errors(Reader& r, std::uint64_t first, const Spans& covered, s
   std::size_t c = 0;  // the span of `covered` that holds the next error
   while (er.remaining() != 0) {
     std::uint64_t index = 0;
-    std::string type, what;
-    TaskContext::read_error_record(er, index, type, what);
+    std::string type, what, trace;
+    read_error_record(er, index, type, what, trace);
     while (c < covered.size() && covered[c].end <= index) ++c;
     if (c == covered.size() || index < covered[c].begin ||
         (!errors.empty() && index <= errors.back().first))
       throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
     errors.emplace_back(
-        index, remote_error(type, what, pid,
+        index, remote_error(type, what, trace, pid,
                             TaskOrigin{.position = static_cast<std::size_t>(first + index)}));
   }
 }

@@ -42,6 +42,7 @@
 #include "posix/process_self.hpp"
 #include "posix/socket.hpp"
 #include "posix/thread_id.hpp"
+#include "stacktrace.hpp"
 #include "start/boot.hpp"
 #include "start/start.hpp"
 #include "thread_annotations.hpp"
@@ -358,18 +359,20 @@ void finish_children() noexcept {
 
 void at_exit() { finish_children(); }
 
-// Prints an escaping exception the way Python prints a child's traceback header and last line.
+// Prints an escaping exception the way Python prints a child's traceback: the header, the stack
+// at the throw (stacktrace.hpp; none when it is unknown), then the type and what().
 void report_exception(const std::string& name, const char* what) noexcept {
   std::string type_name;
   try {
     type_name = current_exception_type_name();
   } catch (...) {  // no memory for the name
   }
+  const std::string trace = current_exception_trace();
   const char* type = type_name.empty() ? "unknown exception" : type_name.c_str();
   if (what) {
-    std::fprintf(stderr, "Process %s:\n%s: %s\n", name.c_str(), type, what);
+    std::fprintf(stderr, "Process %s:\n%s%s: %s\n", name.c_str(), trace.c_str(), type, what);
   } else {
-    std::fprintf(stderr, "Process %s:\n%s\n", name.c_str(), type);
+    std::fprintf(stderr, "Process %s:\n%s%s\n", name.c_str(), trace.c_str(), type);
   }
 }
 

@@ -45,9 +45,10 @@
 //   ├── Interrupted         a blocking call ended by mproc::interrupt() (interrupt.hpp), e.g.
 //   │                       from a SIGINT handler. Mirrors KeyboardInterrupt.
 //   ├── RemoteError         an exception thrown by a task in a Pool worker: carries the original
-//   │                       type name, what(), the worker's pid and the element's position in
-//   │                       the input (or the task's number). Mirrors the exception Python
-//   │                       re-raises from AsyncResult.get() (with its remote traceback).
+//   │                       type name, what(), the worker's pid, the element's position in
+//   │                       the input (or the task's number) and the worker's stack at the
+//   │                       throw (traceback()). Mirrors the exception Python re-raises from
+//   │                       AsyncResult.get() (with its remote traceback).
 //   ├── WorkerLost          the Pool worker running a task died (signal, crash, `_exit`) before
 //   │                       the task finished; names the signal or exit code and the element's
 //   │                       position in the input (or the task's number). Python's Pool hangs
@@ -155,20 +156,39 @@ struct TaskOrigin {
 
 // An exception thrown by a task in a Pool worker, rethrown in the caller. `what()` reads
 // "<type>: <what> (in worker pid N, input element I)" (", task T" for apply/submit); the parts
-// are available separately.
+// are available separately, and so is the worker's stack at the point of the throw:
+// `traceback()`.
+//
+// Decided: what() does not include the traceback (Python's str(RemoteError) does). A what() stays
+// one line that logs, test assertions and error dialogs can use as they are; a traceback is many
+// lines and up to 8 KiB. Print `e.traceback()` then `e.what()` for Python's full report.
 class MPROC_API RemoteError : public Error {
  public:
-  RemoteError(std::string type_name, std::string remote_what, int pid, TaskOrigin origin = {})
+  RemoteError(std::string type_name, std::string remote_what, int pid, TaskOrigin origin = {},
+              std::string traceback = {})
       : Error(type_name + ": " + remote_what + " (in worker pid " + std::to_string(pid) +
               origin.describe() + ")"),
         type_name_(std::move(type_name)),
         remote_what_(std::move(remote_what)),
+        traceback_(std::move(traceback)),
         pid_(pid),
         origin_(origin) {}
   // The demangled type of the original exception ("std::invalid_argument").
   [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
   // The original exception's what() (empty for a type not derived from std::exception).
   [[nodiscard]] const std::string& remote_what() const noexcept { return remote_what_; }
+  // The worker's stack where the exception was thrown, as Python prints a traceback (most recent
+  // call last), from the task's own code to the throw, one line per frame (inlined calls too):
+  //   Traceback (most recent call last):
+  //     File "/src/app.cpp", line 42, in run_job(int)
+  //     File "/src/app.cpp", line 17, in parse(std::string const&)
+  // A frame without debug information names its image and the function's symbol instead of
+  // file and line ("??" when neither is known). At most 64 frames and 8 KiB: the innermost are
+  // kept, after a line "  ... N earlier frames left out". Empty when the stack is unknown: an
+  // exception made without a throw expression (std::make_exception_ptr), a library built with
+  // MPROC_TRACEBACKS=OFF. The stack is recorded at the throw, so a task that catches and rethrows
+  // (`throw;`) still reports the first throw. See "Remote tracebacks" in docs/design.md.
+  [[nodiscard]] const std::string& traceback() const noexcept { return traceback_; }
   // The pid of the worker that ran the task.
   [[nodiscard]] int pid() const noexcept { return pid_; }
   // The element's index in the input of map/starmap/imap/imap_unordered (empty for apply/submit).
@@ -179,6 +199,7 @@ class MPROC_API RemoteError : public Error {
  private:
   std::string type_name_;
   std::string remote_what_;
+  std::string traceback_;
   int pid_;
   TaskOrigin origin_;
 };

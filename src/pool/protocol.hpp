@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "stacktrace.hpp"
+
 namespace mproc::detail {
 
 // The capacity of each worker slot's mailbox and of the result queue.
@@ -101,7 +103,8 @@ enum EventKind : std::uint8_t {
 };
 
 // Everything that reaches the parent: results and worker life events. Encoded by the codec
-// below: the header (kind, slot, pid, status, id, ns), then covered, payload, type and what.
+// below: the header (kind, slot, pid, status, id, ns), then covered, payload, type, what and
+// trace.
 struct EventMsg {
   std::uint8_t kind = 0;
   std::int32_t slot = -1;
@@ -112,6 +115,9 @@ struct EventMsg {
   std::vector<std::byte> payload;
   std::string type;
   std::string what;
+  // kFailed, kInitFailed: the traceback of the exception (see stacktrace.hpp; "" when unknown),
+  // at most kMaxTraceBytes (a longer one does not decode: the event becomes kUndecodable).
+  std::string trace;
   std::uint64_t ns = 0;  // kOk, kPart of a chunk: how long the piece took in the worker
   // Not sent: kUndecodable: the size of what could not be decoded, and the kind that was sent.
   std::uint64_t bytes = 0;
@@ -173,7 +179,7 @@ struct mproc::codec<mproc::detail::EventMsg> {
   }
   static std::size_t size(const EventMsg& m) {
     return kHeader + mproc::encoded_size(m.covered) + payload_size(m) +
-           mproc::encoded_size(m.type) + mproc::encoded_size(m.what);
+           mproc::encoded_size(m.type) + mproc::encoded_size(m.what) + mproc::encoded_size(m.trace);
   }
   static void encode(Writer& w, const EventMsg& m) {
     w.write_value(m.kind);
@@ -193,6 +199,7 @@ struct mproc::codec<mproc::detail::EventMsg> {
     }
     mproc::encode(w, m.type);
     mproc::encode(w, m.what);
+    mproc::encode(w, m.trace);
   }
   static EventMsg decode(Reader& r) {
     EventMsg m;
@@ -208,11 +215,13 @@ struct mproc::codec<mproc::detail::EventMsg> {
       m.payload = mproc::decode<std::vector<std::byte>>(r);
       m.type = mproc::decode<std::string>(r);
       m.what = mproc::decode<std::string>(r);
+      m.trace = mproc::detail::read_trace(r);
     } catch (const std::exception&) {
       std::vector<std::byte>().swap(m.payload);
       mproc::detail::Spans().swap(m.covered);
       m.type.clear();
       m.what.clear();
+      m.trace.clear();
       mproc::detail::describe_current(m.type, m.what);
       m.sent_kind = m.kind;
       m.kind = mproc::detail::kUndecodable;

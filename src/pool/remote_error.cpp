@@ -1,6 +1,6 @@
 // How a task's exception crosses the process boundary: described in the worker (demangled type
-// name, what()), rebuilt in the parent (RemoteError, or a registered type with it nested). Also
-// TaskSink's default members.
+// name, what(), and its traceback: stacktrace.hpp), rebuilt in the parent (RemoteError, or a
+// registered type with it nested). Also TaskSink's default members.
 #include <mproc/detail/pool_core.hpp>
 #include <mutex>
 #include <string>
@@ -10,6 +10,7 @@
 #include "pool/protocol.hpp"
 #include "posix/demangle.hpp"
 #include "posix/thread_id.hpp"
+#include "stacktrace.hpp"
 
 namespace mproc::detail {
 
@@ -62,13 +63,18 @@ void register_remote_exception(const std::type_info& type, RemoteFactory make) {
 
 std::exception_ptr remote_error(const std::string& type, const std::string& what, std::int32_t pid,
                                 TaskOrigin origin) {
+  return remote_error(type, what, std::string(), pid, origin);
+}
+
+std::exception_ptr remote_error(const std::string& type, const std::string& what,
+                                const std::string& trace, std::int32_t pid, TaskOrigin origin) {
   RemoteFactory make = nullptr;
   {
     std::lock_guard<std::mutex> g(g_remote_mu);
     auto& m = remote_factories();
     if (auto it = m.find(type); it != m.end()) make = it->second;
   }
-  RemoteError info(type, what, pid, origin);
+  RemoteError info(type, what, pid, origin, trace);
   if (make) {
     try {
       return make(what, info);

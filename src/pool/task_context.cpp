@@ -6,6 +6,7 @@
 #include <mproc/detail/pool_core.hpp>
 
 #include "pool/protocol.hpp"
+#include "stacktrace.hpp"
 
 namespace mproc::detail {
 namespace {
@@ -42,22 +43,42 @@ std::uint64_t TaskContext::read_piece_header(Reader& r) {
   return error_bytes;
 }
 
+// An error record: index, type, what() and trace (stacktrace.hpp), as mproc::encode writes them.
+std::size_t error_record_bytes(const std::string& type, const std::string& what,
+                               const std::string& trace) {
+  return sizeof(std::uint64_t) + mproc::encoded_size(type) + mproc::encoded_size(what) +
+         mproc::encoded_size(trace);
+}
+
+void write_error_record(Writer& w, std::uint64_t index, const std::string& type,
+                        const std::string& what, const std::string& trace) {
+  w.write_value(index);
+  mproc::encode(w, type);
+  mproc::encode(w, what);
+  mproc::encode(w, trace);
+}
+
+void read_error_record(Reader& r, std::uint64_t& index, std::string& type, std::string& what,
+                       std::string& trace) {
+  index = r.read_value<std::uint64_t>();
+  type = mproc::decode<std::string>(r);
+  what = mproc::decode<std::string>(r);
+  trace = read_trace(r);
+}
+
 std::size_t TaskContext::error_record_bytes(const std::string& type, const std::string& what) {
-  return sizeof(std::uint64_t) + mproc::encoded_size(type) + mproc::encoded_size(what);
+  return detail::error_record_bytes(type, what, std::string());
 }
 
 void TaskContext::write_error_record(Writer& w, std::uint64_t index, const std::string& type,
                                      const std::string& what) {
-  w.write_value(index);
-  mproc::encode(w, type);
-  mproc::encode(w, what);
+  detail::write_error_record(w, index, type, what, std::string());
 }
 
 void TaskContext::read_error_record(Reader& r, std::uint64_t& index, std::string& type,
                                     std::string& what) {
-  index = r.read_value<std::uint64_t>();
-  type = mproc::decode<std::string>(r);
-  what = mproc::decode<std::string>(r);
+  std::string trace;
+  detail::read_error_record(r, index, type, what, trace);
 }
 
 // --- staging, in the worker -------------------------------------------------------------------
@@ -89,12 +110,15 @@ bool TaskContext::make_room(std::size_t value_bytes) {
   return value_bytes <= value_cap_;
 }
 
+// Called in the handler of the element's exception (invoke_chunk), whose stack at the throw is
+// looked up here: the record carries the element's traceback.
 void TaskContext::stage_error(std::uint64_t index, const std::string& type,
                               const std::string& what) {
-  const std::size_t bytes = error_record_bytes(type, what);
+  const std::string trace = current_exception_trace();
+  const std::size_t bytes = detail::error_record_bytes(type, what, trace);
   auto write = [&](std::byte* at) {
     Writer w(at, at + bytes);
-    write_error_record(w, index, type, what);
+    detail::write_error_record(w, index, type, what, trace);
   };
   if (bytes > error_cap_ - error_bytes_ || records_ == kMaxRecords) flush();
   if (bytes > error_cap_) {

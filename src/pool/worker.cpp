@@ -18,6 +18,7 @@
 #include "posix/pidfd.hpp"
 #include "posix/region.hpp"
 #include "posix/thread_id.hpp"
+#include "stacktrace.hpp"
 
 namespace mproc::detail {
 namespace {
@@ -97,6 +98,7 @@ class Worker {
       } catch (...) {
         EventMsg ev = event(kInitFailed);
         describe_current(ev.type, ev.what);
+        ev.trace = current_exception_trace();
         post(ev);
         leave(1);
       }
@@ -155,6 +157,7 @@ class Worker {
     } catch (...) {
       ev = event(kFailed, t.id);
       describe_current(ev.type, ev.what);
+      ev.trace = current_exception_trace();
     }
     return ev;
   }
