@@ -57,6 +57,8 @@ struct TracedError : std::runtime_error {
   return x;
 }
 
+[[gnu::noinline]] void init_explodes_here() { throw std::runtime_error("no config"); }
+
 [[gnu::noinline]] int child_explodes_here() { throw std::logic_error("child broke"); }
 int child_target() { return child_explodes_here() + 1; }
 
@@ -293,6 +295,21 @@ TEST_P(RemoteTracebackMethods, DISABLED_ApplyTaskErrorNamesTheThrowingFunction) 
   } catch (const mproc::RemoteError& e) {
     EXPECT_TRUE(e.task().has_value());
     expect_traceback_of(e.traceback(), "explode_in_named_function(int)");
+  }
+}
+
+// Needs the parent's side to put EventMsg::trace of kInitFailed into the BrokenPool's message
+// (src/pool/events.cpp, Slot::init_error).
+TEST_P(RemoteTracebackMethods, DISABLED_InitializerFailureNamesTheThrowingFunction) {
+  mproc::Pool pool({.processes = 1, .initializer = init_explodes_here, .start_method = GetParam()});
+  try {
+    (void)pool.apply_async(explode_in_named_function, 2).get(30s);
+    FAIL() << "no exception";
+  } catch (const mproc::BrokenPool& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("std::runtime_error: no config"), std::string::npos) << what;
+    EXPECT_NE(what.find("Traceback (most recent call last):\n"), std::string::npos) << what;
+    EXPECT_NE(what.find("init_explodes_here()"), std::string::npos) << what;
   }
 }
 
