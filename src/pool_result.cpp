@@ -70,6 +70,34 @@ bool ResultWait::ready() const {
   return done_;
 }
 
+ResultWait::~ResultWait() = default;
+
+std::uint64_t ResultWait::add_hook(std::function<void()> hook) {
+  std::lock_guard<const Monitor> g(w_);
+  if (done_) return 0;
+  const std::uint64_t token = next_token_++;
+  hooks_.push_back(Hook{token, std::move(hook)});
+  return token;
+}
+
+void ResultWait::remove_hook(std::uint64_t token) noexcept {
+  std::function<void()> gone;  // destroyed outside the lock (it may own other results)
+  std::lock_guard<const Monitor> g(w_);
+  for (auto it = hooks_.begin(); it != hooks_.end(); ++it) {
+    if (it->token == token) {
+      gone = std::move(it->fn);
+      hooks_.erase(it);
+      return;
+    }
+  }
+}
+
+void ResultWait::bind(Ref<PoolLink> link, std::uint64_t first, std::uint64_t count) noexcept {
+  link_ = std::move(link);
+  first_ = first;
+  count_ = count;
+}
+
 bool ResultWait::claim() noexcept {
   std::lock_guard<const Monitor> g(w_);
   if (set_) return false;
@@ -78,11 +106,20 @@ bool ResultWait::claim() noexcept {
 }
 
 void ResultWait::finish() noexcept {
+  std::vector<Hook> hooks;
   {
     std::lock_guard<const Monitor> g(w_);
     done_ = true;
+    hooks.swap(hooks_);
   }
   w_.notify_all();
+  for (Hook& h : hooks) {
+    try {
+      h.fn();
+    } catch (...) {
+      // As a result callback's: nobody could receive it (Python logs it).
+    }
+  }
 }
 
 }  // namespace mproc::detail

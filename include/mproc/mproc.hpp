@@ -17,6 +17,7 @@
 
 #include <mproc/codec.hpp>
 #include <mproc/errors.hpp>
+#include <mproc/futures.hpp>
 #include <mproc/interrupt.hpp>
 #include <mproc/partial.hpp>
 #include <mproc/pipe.hpp>

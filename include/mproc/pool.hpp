@@ -209,6 +209,25 @@ struct PoolOptions {
   // by a zygote that is itself spawned, or made by the forkserver): tasks' callables must travel
   // (mproc/partial.hpp), and a task whose callable cannot is a ValueError at submit.
   std::optional<StartMethod> start_method{};
+  // The longest a task of apply/apply_async/submit, or an element of map/imap, may run; empty:
+  // no limit. A task past it has its worker killed and replaced, and fails alone with
+  // TaskTimeout naming it and the limit (an element of a chunk: that element; the chunk's other
+  // elements run on). Measured in the worker from the moment it begins the task or element, and
+  // enforced by the parent within a few milliseconds. Zero or negative throws ValueError. A call
+  // may set its own (SubmitOptions::timeout, MapOptions::timeout). pebble's timeout; Python's Pool
+  // has none.
+  std::optional<std::chrono::duration<double>> task_timeout{};
+  // The longest a worker's initializer may run; empty: no limit. Past it the pool is broken (every
+  // unfinished task fails with BrokenPool naming the limit), instead of hanging. Zero or negative
+  // throws ValueError.
+  std::optional<std::chrono::duration<double>> initializer_timeout{};
+};
+
+// How one apply_async/submit call runs (the overloads that take it first).
+struct SubmitOptions {
+  // The longest the task may run (see PoolOptions::task_timeout, which it replaces for this
+  // task). Zero or negative throws ValueError.
+  std::optional<std::chrono::duration<double>> timeout{};
 };
 
 // How a map/starmap/imap/imap_unordered call runs. Every member has a default.
@@ -227,7 +246,16 @@ struct MapOptions {
   // Draws a progress bar on stderr while the call runs — only when stderr is a terminal. mpire's
   // progress_bar=True.
   bool progress_bar = false;
+  // The longest each element may run (see PoolOptions::task_timeout, which it replaces for this
+  // call): an element past it fails alone with TaskTimeout naming its position and the limit; the
+  // chunk's other elements run on in a new worker. Zero or negative throws ValueError.
+  std::optional<std::chrono::duration<double>> timeout{};
 };
+
+// How AsyncResult::cancel treats a task that a worker has begun: leaves it (Python's behaviour,
+// cancel() returns false) or kills its worker (the task fails with CancelledError; the worker is
+// replaced).
+enum class CancelMode : unsigned char { queued, kill_running };
 
 // The result of a task submitted with `apply_async`/`submit` (or of a whole `map_async`): a handle
 // shared with the pool, cheap to copy. Made by the Pool only. Mirrors
@@ -272,12 +300,87 @@ class AsyncResult {
   // True once the task is done (successfully or not; its callback has run). Never blocks.
   // Mirrors AsyncResult.ready().
   [[nodiscard]] bool ready() const { return state().ready(); }
-  // True when the task is done and did not fail. Throws ValueError if it is not done yet.
-  // Mirrors AsyncResult.successful().
+  // True when the task is done and did not fail. Throws InvalidStateError (a ValueError) if it
+  // is not done yet. Mirrors AsyncResult.successful().
   [[nodiscard]] bool successful() const {
-    if (!state().ready()) throw ValueError("mproc::AsyncResult: the result is not ready");
+    if (!state().ready()) throw InvalidStateError("mproc::AsyncResult: the result is not ready");
     return !state().error();
   }
+
+  // --- concurrent.futures.Future -------------------------------------------------------------
+
+  // Cancels the task unless it has started: a task still queued in the parent or waiting in a
+  // worker's mailbox is withdrawn and never runs; the result is ready with CancelledError when
+  // cancel() returns (its error callback and done callbacks run on this thread or on the pool's
+  // result thread, whichever sets the error first). Returns true when
+  // the result is cancelled (also when it was before), false when the task is running or done.
+  // With CancelMode::kill_running a running task is cancelled too: its worker is killed and
+  // replaced, and only that task fails with CancelledError (other tasks, also those waiting in
+  // the same worker's mailbox, go on elsewhere). A task that finishes at the very moment it is
+  // killed may have run to its end; its result is then discarded. For a map_async result: every
+  // chunk not started is withdrawn (and, with kill_running, every running one killed); true when
+  // that made the map's result CancelledError; chunks left running finish and are discarded.
+  // Never blocks on a task. Mirrors Future.cancel().
+  bool cancel(CancelMode mode = CancelMode::queued) {
+    detail::ResultState<V>& st = state();
+    if (st.ready()) return st.cancelled();
+    detail::PoolLink* link = st.link();
+    if (link == nullptr || !detail::cancel_tasks(*link, st.first_task(), st.task_count(),
+                                                 mode == CancelMode::kill_running))
+      return st.ready() && st.cancelled();
+    // The result thread may be delivering the same CancelledError: whoever claims the result
+    // sets it; the wait is for the other one to finish (never long, and never ourselves).
+    st.set_error(detail::cancelled_error());
+    (void)st.wait(std::nullopt);
+    return st.cancelled();
+  }
+  // True when the result is CancelledError. Never blocks. Mirrors Future.cancelled().
+  [[nodiscard]] bool cancelled() const {
+    const detail::ResultState<V>& st = state();
+    return st.ready() && st.cancelled();
+  }
+  // True while a worker runs the task (for a map_async result: one of its chunks); false once it
+  // is done. Never blocks. Mirrors Future.running().
+  [[nodiscard]] bool running() const {
+    const detail::ResultState<V>& st = state();
+    if (st.ready() || st.link() == nullptr) return false;
+    return detail::tasks_running(*st.link(), st.first_task(), st.task_count()) && !st.ready();
+  }
+  // True once the task is done, failed or cancelled: ready(). Mirrors Future.done().
+  [[nodiscard]] bool done() const { return ready(); }
+  // As get(): the result, or the error thrown. Mirrors Future.result(timeout).
+  R result() const { return get(); }
+  R result(Timeout timeout) const { return get(timeout); }
+  // Waits for the task, then returns its error (nullptr when it succeeded); throws CancelledError
+  // if it was cancelled, TimeoutError if it is not done in time. Mirrors Future.exception(timeout).
+  std::exception_ptr exception() const { return exception_at(std::nullopt); }
+  std::exception_ptr exception(Timeout timeout) const { return exception_at(timeout.when()); }
+  std::exception_ptr exception_until(Deadline deadline) const {
+    return exception_at(deadline.when());
+  }
+  // Calls `fn(*this)` (or `fn()`) once the task is done: at once on this thread if it is done
+  // already, otherwise on the thread that completes it (the pool's result thread, or the thread
+  // that cancels it), after the result's own callbacks. Any number may be added; they run in the
+  // order added. An exception `fn` throws is dropped. Mirrors Future.add_done_callback(fn).
+  template <class F>
+    requires std::is_invocable_v<F&, const AsyncResult&> || std::is_invocable_v<F&>
+  void add_done_callback(F fn) const {
+    auto call = [self = *this, f = std::move(fn)]() mutable {
+      if constexpr (std::is_invocable_v<F&, const AsyncResult&>)
+        f(static_cast<const AsyncResult&>(self));
+      else
+        f();
+    };
+    // The hook holds a copy of this result: it lives until it has run.
+    if (state().add_hook(call) != 0) return;
+    try {
+      call();
+    } catch (...) {
+    }
+  }
+
+  // The shared state (library use: as_completed, wait).
+  [[nodiscard]] detail::ResultWait& wait_state() const { return state(); }
 
  private:
   friend class Pool;
@@ -286,6 +389,12 @@ class AsyncResult {
   detail::ResultState<V>& state() const {
     if (!st_) throw ValueError("mproc::AsyncResult: empty result handle");
     return *st_;
+  }
+  std::exception_ptr exception_at(const detail::Expiry& expiry) const {
+    if (!state().wait(expiry))
+      throw TimeoutError("mproc::AsyncResult::exception: the result is not ready");
+    if (st_->cancelled()) std::rethrow_exception(st_->error());
+    return st_->error();
   }
   R get_at(const detail::Expiry& expiry) const {
     if (!state().wait(expiry))
@@ -435,7 +544,8 @@ class IMapResult {
         f_(std::move(f)),
         range_(hold(std::forward<Src>(src))),
         schedule_(static_cast<std::size_t>(core_->processes()), options.chunksize,
-                  options.max_in_flight, size_of(range()), core_->max_task_bytes()) {
+                  options.max_in_flight, size_of(range()), core_->max_task_bytes()),
+        limit_(detail::limit_ns(options.timeout)) {
     sink_ = detail::make_ref<detail::IMapSink<R>>(
         Ordered, detail::make_progress(options.progress, options.progress_bar, size_of(range())));
   }
@@ -556,6 +666,7 @@ class IMapResult {
     try {
       spec.push_back(detail::chunk_spec<Fn, Elem, Star, R>(core_->fresh_image(), f_, chunk, 0, n,
                                                            bytes, submitted_, elements_));
+      spec.back().limit_ns = limit_;
       core_->submit(std::move(spec), sink_, /*continuation=*/true);
     } catch (...) {
       // The pool stopped (joined, terminated, broken) or is out of memory: the chunk's elements
@@ -571,6 +682,7 @@ class IMapResult {
   Fn f_;
   Holder range_;
   detail::ImapSchedule schedule_;
+  std::int64_t limit_;  // per element, in nanoseconds (0: the pool's)
   std::optional<std::ranges::iterator_t<std::remove_reference_t<Src>>> it_;
   std::optional<Elem> carry_;    // read from the input, for the next chunk (it did not fit)
   std::size_t carry_bytes_ = 0;  // its encoded size
@@ -643,6 +755,21 @@ class MPROC_API Pool {
   auto apply_async(F f, std::tuple<Args...> args, CB callback, ECB error_callback = nullptr) {
     using R = std::decay_t<std::invoke_result_t<F&, Args...>>;
     return submit_one<R>(f, std::move(args), std::move(callback), std::move(error_callback));
+  }
+
+  // As apply_async(f, args...), with `options` for this task (a time limit).
+  template <class F, class... Args>
+    requires std::is_invocable_v<F&, std::decay_t<Args>...>
+  auto apply_async(const SubmitOptions& options, F f, Args&&... args) {
+    using R = std::invoke_result_t<F&, std::decay_t<Args>...>;
+    return submit_one<std::decay_t<R>>(
+        f, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...), nullptr, nullptr,
+        detail::limit_ns(options.timeout));
+  }
+  template <class F, class... Args>
+    requires std::is_invocable_v<F&, std::decay_t<Args>...>
+  auto submit(const SubmitOptions& options, F f, Args&&... args) {
+    return apply_async(options, f, std::forward<Args>(args)...);
   }
 
   // Executor style: the same as apply_async(f, args...). Mirrors Executor.submit(fn, *args).
@@ -737,6 +864,12 @@ class MPROC_API Pool {
   // Mirrors Pool.join().
   void join();
 
+  // Executor style: close(); with `cancel_futures`, every task not started yet is cancelled
+  // (withdrawn; its result is CancelledError); with `wait`, join() (waits for the tasks left).
+  // Without `wait` it returns at once and the destructor joins. Mirrors
+  // Executor.shutdown(wait, cancel_futures).
+  void shutdown(bool wait = true, bool cancel_futures = false);
+
   // Tasks (chunks) accepted and not yet done: a snapshot. A task counts until its outcome has
   // been delivered and its callbacks have run (join() waits for 0), so the count can lag a result
   // that get() or next() already returned.
@@ -746,14 +879,18 @@ class MPROC_API Pool {
   detail::PoolCore& core() const;
 
   template <class R, class F, class Tuple, class CB, class ECB>
-  AsyncResult<R> submit_one(F f, Tuple args, CB callback, ECB error_callback) {
+  AsyncResult<R> submit_one(F f, Tuple args, CB callback, ECB error_callback,
+                            std::int64_t limit = 0) {
     static_assert(detail::check_callable<F>());
     using V = detail::stored_t<R>;
     auto st = detail::make_ref<detail::ResultState<V>>();
     detail::set_callbacks<R>(*st, std::move(callback), std::move(error_callback));
     std::vector<detail::TaskSpec> spec;
     spec.push_back(detail::apply_spec(core().fresh_image(), f, args));
-    core().submit(std::move(spec), detail::make_ref<detail::ApplySink<V>>(st));
+    spec.back().limit_ns = limit;
+    const std::uint64_t id =
+        core().submit(std::move(spec), detail::make_ref<detail::ApplySink<V>>(st));
+    st->bind(core().link(), id, 1);
     return AsyncResult<R>(std::move(st));
   }
 
@@ -770,6 +907,7 @@ class MPROC_API Pool {
     auto st = detail::make_ref<detail::ResultState<std::vector<R>>>();
     detail::set_callbacks<std::vector<R>>(*st, std::move(callback), std::move(error_callback));
     const std::size_t n = items.size();
+    const std::int64_t time_limit = detail::limit_ns(options.timeout);
     auto progress = detail::make_progress(options.progress, options.progress_bar, n);
     if (items.empty()) {
       detail::finish_progress(progress.get());
@@ -799,11 +937,14 @@ class MPROC_API Pool {
       }
       spec.push_back(detail::chunk_spec<F, Elem, Star, R>(core().fresh_image(), f, items, b, e,
                                                           bytes, spec.size(), b));
+      spec.back().limit_ns = time_limit;
       sizes.push_back(e - b);
       b = e;
     }
     auto sink = detail::make_ref<detail::MapSink<R>>(st, std::move(sizes), std::move(progress));
-    core().submit(std::move(spec), sink);
+    const std::uint64_t chunks = spec.size();
+    const std::uint64_t first = core().submit(std::move(spec), sink);
+    st->bind(core().link(), first, chunks);
     return AsyncResult<std::vector<R>>(std::move(st));
   }
 

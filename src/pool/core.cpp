@@ -96,6 +96,8 @@ PoolCore::PoolCore(PoolOptions options) {
   if (n <= 0) throw ValueError("mproc::Pool: processes must be at least 1");
   if (options.maxtasksperchild && *options.maxtasksperchild <= 0)
     throw ValueError("mproc::Pool: maxtasksperchild must be a positive number or empty");
+  const std::int64_t task_ns = limit_ns(options.task_timeout);
+  const std::int64_t init_ns = limit_ns(options.initializer_timeout);
   const Ref<ProcessTarget>& init = options.initializer.target();
   const std::type_info* culprit = nullptr;
   const bool init_travels = !init || init->cannot_travel(culprit) == 0;
@@ -113,6 +115,7 @@ PoolCore::PoolCore(PoolOptions options) {
   impl_ = make_box<Impl>(n, std::move(options.initializer),
                          options.maxtasksperchild ? *options.maxtasksperchild : 0, method);
   Impl& im = *impl_;
+  im.dispatcher.set_limits(task_ns, init_ns);
   // The images the zygote learns when it starts (fresh): later ones travel with the tasks.
   const std::uint32_t images_known = image_count();
   im.launcher->start();  // forks the zygote and the workers: before the result thread exists
@@ -147,9 +150,10 @@ void throw_task_cannot_travel(const std::type_info& type) {
                    "or bind data with mproc::partial(f, args...)");
 }
 
-void PoolCore::submit(std::vector<TaskSpec> specs, const Ref<TaskSink>& sink, bool continuation) {
+std::uint64_t PoolCore::submit(std::vector<TaskSpec> specs, const Ref<TaskSink>& sink,
+                               bool continuation) {
   impl_->check_owner();
-  impl_->dispatcher.submit(specs, sink, continuation, max_task_bytes());
+  return impl_->dispatcher.submit(specs, sink, continuation, max_task_bytes());
 }
 
 std::size_t PoolCore::unfinished() const { return impl_->dispatcher.unfinished(); }
@@ -170,6 +174,7 @@ StartMethod Pool::start_method() const { return core().start_method(); }
 void Pool::close() { core().close(); }
 void Pool::terminate() { core().terminate(); }
 void Pool::join() { core().join(); }
+void Pool::shutdown(bool wait, bool cancel_futures) { core().shutdown(wait, cancel_futures); }
 std::size_t Pool::unfinished() const { return core().unfinished(); }
 
 }  // namespace mproc

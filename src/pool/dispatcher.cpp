@@ -22,6 +22,8 @@ constexpr int kQueueErrorsToBreak = 100;
 constexpr auto kQueueErrorPause = std::chrono::milliseconds(10);
 // How long the result thread waits for events before it checks that the launcher lives.
 constexpr auto kEventWait = std::chrono::milliseconds(200);
+// The same while tasks have time limits: how late a limit may be enforced, at most.
+constexpr auto kWatchWait = std::chrono::milliseconds(5);
 constexpr std::size_t kEventBatch = 64;
 
 }  // namespace
@@ -33,7 +35,8 @@ Dispatcher::Dispatcher(int n, int maxtasks, bool has_initializer, PoolChannels& 
       has_initializer_(has_initializer),
       ch_(channels),
       launcher_(launcher),
-      slots_(static_cast<std::size_t>(n)) {}
+      slots_(static_cast<std::size_t>(n)),
+      link_(make_pool_link(this)) {}
 
 void Dispatcher::start_result_thread(void (*on_orphaned_end)(void*) noexcept, void* arg) {
   on_orphaned_end_ = on_orphaned_end;
@@ -51,9 +54,10 @@ std::size_t Dispatcher::unfinished() const {
 
 // --- submission and dispatch -------------------------------------------------------------------
 
-void Dispatcher::submit(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink, bool continuation,
-                        std::size_t max_task_bytes) {
+std::uint64_t Dispatcher::submit(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink,
+                                 bool continuation, std::size_t max_task_bytes) {
   bool wake = false;  // the dispatcher failed a task that the result thread must deliver
+  std::uint64_t first = 0;
   {
     Guard g(mu_);
     if (!broken_.empty()) throw BrokenPool(broken_);
@@ -63,6 +67,7 @@ void Dispatcher::submit(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink,
                                     : "mproc::Pool: Pool not running");
     if (state_ != State::kRunning && !continuation)
       throw ValueError("mproc::Pool: Pool not running");
+    first = next_id_;
     add_locked(specs, sink, max_task_bytes);
     undelivered_ += specs.size();
     dispatch_locked();
@@ -70,6 +75,7 @@ void Dispatcher::submit(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink,
   }
   // Its outcome is delivered (and its callbacks run) on the result thread: wake it.
   if (wake) wake_result_thread();
+  return first;
 }
 
 // Records the tasks, all or none: on an allocation failure half-way, what was added is taken back.
@@ -90,11 +96,15 @@ void Dispatcher::add_locked(std::vector<TaskSpec>& specs, const Ref<TaskSink>& s
       try {
         Entry e{sink, s.part, nullptr, 0, 0, {}, 0, {}, {}};
         e.fds = std::move(s.fds);
+        e.invoker = t.invoker;
+        e.limit_ns = s.limit_ns != 0 ? s.limit_ns : task_limit_ns_;
+        e.element_clock = e.limit_ns != 0 && s.elements != 0;
+        pending_.back().element_clock = e.element_clock;
+        if (e.limit_ns != 0) watching_.store(true, std::memory_order_relaxed);
         if (s.elements != 0) {
           e.first = s.first;
           e.elements = s.elements;
           e.todo.push_back(Span{0, s.elements});
-          e.invoker = t.invoker;
         }
         tasks_.emplace(next_id_, std::move(e));
       } catch (...) {
@@ -118,7 +128,7 @@ int Dispatcher::least_loaded_locked() const {
   int best = -1;
   for (int s = 0; s < n_; ++s) {
     const Slot& sl = slots_[static_cast<std::size_t>(s)];
-    if (sl.outstanding.size() >= kMailboxDepth) continue;
+    if (sl.outstanding.size() >= kMailboxDepth || sl.killing) continue;
     if (maxtasks_ > 0 && sl.dispatched >= maxtasks_) continue;
     if (best < 0 ||
         sl.outstanding.size() < slots_[static_cast<std::size_t>(best)].outstanding.size())
@@ -184,11 +194,16 @@ void Dispatcher::dispatch_locked() {
       }
     }
     ++sl.dispatched;
+    if (auto e = tasks_.find(t.id); e != tasks_.end()) {
+      e->second.slot = best;
+      e->second.seq = ++sl.put_seq;
+    }
     if (!big) {
-      // A chunk keeps its payload until it is done: a dead worker's unfinished elements run
-      // again from it (a large one keeps its memfd).
+      // A task keeps its payload until it is done: a dead worker's unfinished elements of a chunk
+      // run again from it, and so does a task that a worker killed for another one had taken but
+      // not begun (a large one keeps its memfd).
       auto e = tasks_.find(t.id);
-      if (e != tasks_.end() && e->second.elements != 0) e->second.payload = std::move(t.payload);
+      if (e != tasks_.end()) e->second.payload = std::move(t.payload);
     }
     pending_.pop_front();
   }
@@ -312,7 +327,8 @@ void Dispatcher::read_batch(std::vector<Delivery>& out, bool& quit, int& queue_e
   std::vector<EventMsg> batch;
   std::string queue_error;
   try {
-    batch = ch_.events.get_many(kEventBatch, kEventWait);
+    batch = ch_.events.get_many(
+        kEventBatch, watching_.load(std::memory_order_relaxed) ? kWatchWait : kEventWait);
     queue_errors = 0;
   } catch (...) {
     batch.clear();
@@ -339,6 +355,8 @@ void Dispatcher::read_batch(std::vector<Delivery>& out, bool& quit, int& queue_e
     break_locked("mproc::Pool: the result queue cannot be read (" + queue_error + ")", out);
   if (batch.empty() && !stopping_ && broken_.empty() && !launcher_.alive())
     break_locked("mproc::Pool: the pool's zygote process died", out);
+  if (watching_.load(std::memory_order_relaxed) && !stopping_ && broken_.empty())
+    watch_limits_locked(out);
   dispatch_locked();
   take_stranded_locked(out);
 }

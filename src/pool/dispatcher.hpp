@@ -32,6 +32,10 @@
 
 namespace mproc::detail {
 
+class Dispatcher;
+Ref<PoolLink> make_pool_link(Dispatcher* d);
+void detach_pool_link(PoolLink& link) noexcept;
+
 class Dispatcher {
  public:
   // `n` worker slots over `channels`, whose workers `launcher` starts (already started). Every
@@ -41,6 +45,7 @@ class Dispatcher {
              WorkerLauncher& launcher);
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
+  ~Dispatcher();
 
   // Starts the result thread; `on_orphaned_end(arg)` runs on it after its loop when the pool was
   // abandoned from a callback (abandon()). Throws std::system_error when no thread can be made.
@@ -54,10 +59,30 @@ class Dispatcher {
     images_known_ = images_known;
   }
 
+  // The pool's time limits, in nanoseconds (0: none): of every task or element without its own,
+  // and of the initializer. Called before the result thread starts.
+  void set_limits(std::int64_t task_ns, std::int64_t init_ns) noexcept {
+    task_limit_ns_ = task_ns;
+    init_limit_ns_ = init_ns;
+    if (task_ns != 0 || init_ns != 0) watching_.store(true, std::memory_order_relaxed);
+  }
+
   // PoolCore::submit: queues the tasks (all or none) and dispatches what fits.
-  void submit(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink, bool continuation,
-              std::size_t max_task_bytes);
+  std::uint64_t submit(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink, bool continuation,
+                       std::size_t max_task_bytes);
   [[nodiscard]] std::size_t unfinished() const;
+
+  // Cancelling (cancel.cpp; see "Futures" in docs/design.md). Tasks [first, first + count):
+  // those not started are withdrawn (their outcome: CancelledError, delivered by the result
+  // thread); with `kill_running` the workers running the others are killed and replaced (the same
+  // outcome). True when at least one was withdrawn or killed.
+  bool cancel(std::uint64_t first, std::uint64_t count, bool kill_running);
+  // True when one of them runs in a worker now.
+  bool running(std::uint64_t first, std::uint64_t count);
+  // Withdraws every task not started yet (Executor.shutdown(cancel_futures=True)).
+  void cancel_pending();
+  // The tie that results keep to this dispatcher (cleared when the pool has stopped).
+  [[nodiscard]] const Ref<PoolLink>& link() const noexcept { return link_; }
 
   // The shutdown policy (shutdown.cpp).
   void close();
@@ -87,6 +112,14 @@ class Dispatcher {
     std::uint64_t invoker = 0;
     std::vector<std::byte> payload;
     Descriptors fds;  // of the handles among its arguments, sent with each dispatch
+    // Where it was last put: the slot, and its number among the tasks put in that slot's mailbox
+    // since the slot's worker started (Slot::put_seq; compared with SlotShared::taken).
+    int slot = -1;
+    std::uint64_t seq = 0;
+    // Its time limit (0: none), for the task as a whole or, with `element_clock`, for each
+    // element of the chunk.
+    std::int64_t limit_ns = 0;
+    bool element_clock = false;
   };
   using Tasks = std::unordered_map<std::uint64_t, Entry>;
   struct Slot {
@@ -95,7 +128,15 @@ class Dispatcher {
     bool ready = false;                     // its initializer has finished
     int pid = 0;
     std::string init_error;
-    int early_deaths = 0;  // workers of this slot that died before "ready", in a row
+    int early_deaths = 0;       // workers of this slot that died before "ready", in a row
+    std::uint64_t put_seq = 0;  // tasks put in the mailbox since the worker started
+    // The parent is killing this worker (SlotShared::doomed is set): nothing more is put in its
+    // mailbox. `kill_task`: the task it was killed for; `kill_limit`: the time limit it ran past
+    // in seconds (its outcome is then TaskTimeout), or 0 for a cancelled task (whose outcome is
+    // delivered already).
+    bool killing = false;
+    std::uint64_t kill_task = 0;
+    double kill_limit = 0;
   };
   // An outcome to deliver outside the lock: of a whole task, or (chunk) of the elements
   // `covered`. `last`: the task has no outcome left to deliver after this one.
@@ -136,8 +177,8 @@ class Dispatcher {
   void on_result_locked(EventMsg& m, std::vector<Delivery>& out) MPROC_REQUIRES(mu_);
   void on_chunk_result_locked(Tasks::iterator it, EventMsg& m, bool final,
                               std::vector<Delivery>& out) MPROC_REQUIRES(mu_);
-  void on_chunk_lost_locked(std::uint64_t id, const EventMsg& m, std::vector<Delivery>& out)
-      MPROC_REQUIRES(mu_);
+  void on_chunk_lost_locked(std::uint64_t id, const EventMsg& m, std::vector<Delivery>& out,
+                            double limit = 0) MPROC_REQUIRES(mu_);
   bool settle_staged_locked(Tasks::iterator it, const EventMsg& m, std::vector<Delivery>& out)
       MPROC_REQUIRES(mu_);
   bool settle_locked(Tasks::iterator it, Delivery d, std::vector<Delivery>& out)
@@ -146,6 +187,14 @@ class Dispatcher {
   std::vector<std::uint64_t> drain_mailbox_locked(int slot) MPROC_REQUIRES(mu_);
   std::string broken_by_exit_locked(const EventMsg& m) MPROC_REQUIRES(mu_);
   static std::exception_ptr undecodable_error(const EventMsg& m);
+
+  // cancel.cpp
+  enum class Withdraw { kWithdrawn, kTaken, kGone };
+  Withdraw withdraw_locked(std::uint64_t id) MPROC_REQUIRES(mu_);
+  bool kill_for_locked(std::uint64_t id, double limit) MPROC_REQUIRES(mu_);
+  void repend_locked(std::uint64_t id) MPROC_REQUIRES(mu_);
+  void reset_slot_shared_locked(int slot) MPROC_REQUIRES(mu_);
+  void watch_limits_locked(std::vector<Delivery>& out) MPROC_REQUIRES(mu_);
 
   // shutdown.cpp
   void shut_down(bool kill);
@@ -183,6 +232,12 @@ class Dispatcher {
   // result thread, which delivers them (callbacks run there).
   std::vector<Delivery> stranded_ MPROC_GUARDED_BY(mu_);
   Mutex shutdown_mu_;  // serialises join() and terminate()
+  Ref<PoolLink> link_;
+  std::int64_t task_limit_ns_ = 0;
+  std::int64_t init_limit_ns_ = 0;
+  // Some task has a time limit (or the initializer has): the result thread looks at the running
+  // tasks every few milliseconds (watch_limits_locked) instead of sleeping until an event.
+  std::atomic<bool> watching_{false};
 };
 
 }  // namespace mproc::detail

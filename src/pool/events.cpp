@@ -3,6 +3,7 @@
 // which tasks it held, which element of a chunk it was running, what it had staged and not sent.
 // Everything here runs on the result thread, under the dispatcher's mutex.
 #include <algorithm>
+#include <cstdio>
 #include <unordered_set>
 
 #include "pool/dispatcher.hpp"
@@ -20,6 +21,13 @@ std::string describe_exit(int code) {
   if (code == kExitUnknown)
     return "ended; its exit status is unknown (SIGCHLD is ignored or another waiter reaped it)";
   return describe_exitcode(code);
+}
+
+// "0.5 s", "2 s", "1.25 s": a limit as the errors name it.
+std::string describe_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", s);
+  return buf;
 }
 
 // Elements of a chunk as sorted, disjoint, non-empty spans.
@@ -69,6 +77,7 @@ void Dispatcher::handle_locked(EventMsg& m, std::vector<Delivery>& out, bool& qu
     case kPart:
     case kFailed:
     case kUndecodable:
+    case kSkipped:  // a withdrawn task: its outcome (CancelledError) is delivered already
       on_result_locked(m, out);
       return;
     case kReady:
@@ -210,7 +219,7 @@ bool Dispatcher::settle_staged_locked(Tasks::iterator it, const EventMsg& m,
 // without an outcome run again in another worker. Each death settles one element at least, so
 // a chunk whose elements all kill their worker ends too.
 void Dispatcher::on_chunk_lost_locked(std::uint64_t id, const EventMsg& m,
-                                      std::vector<Delivery>& out) {
+                                      std::vector<Delivery>& out, double limit) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;
   Entry& e = it->second;
@@ -225,24 +234,21 @@ void Dispatcher::on_chunk_lost_locked(std::uint64_t id, const EventMsg& m,
   std::uint64_t lost = e.todo.front().begin;
   if (ours && began != 0 && spans_contain(e.todo, began - 1)) lost = began - 1;
   const std::size_t position = static_cast<std::size_t>(e.first + lost);
-  std::string msg = "mproc::Pool: worker " + std::to_string(m.pid) + " died (" +
-                    describe_exit(m.status) + ") while running input element " +
-                    std::to_string(position);
   Delivery d{e.sink, e.part, {}, nullptr, true, false, e.first, Spans{Span{lost, lost + 1}}};
-  d.error =
-      std::make_exception_ptr(WorkerLost(msg, m.pid, m.status, TaskOrigin{.position = position}));
-  if (settle_locked(it, std::move(d), out)) return;
-  TaskMsg again;
-  again.id = id;
-  again.invoker = e.invoker;
-  again.fds = e.fds.size();
-  again.run = e.todo;
-  if (e.big) {
-    again.big = e.big->size();
+  if (limit > 0) {
+    d.error = std::make_exception_ptr(TaskTimeout(
+        "mproc::Pool: input element " + std::to_string(position) + " ran past its limit of " +
+            describe_seconds(limit) + "; its worker " + std::to_string(m.pid) + " was killed",
+        limit, TaskOrigin{.position = position}));
   } else {
-    again.payload = e.payload;
+    std::string msg = "mproc::Pool: worker " + std::to_string(m.pid) + " died (" +
+                      describe_exit(m.status) + ") while running input element " +
+                      std::to_string(position);
+    d.error =
+        std::make_exception_ptr(WorkerLost(msg, m.pid, m.status, TaskOrigin{.position = position}));
   }
-  pending_.push_front(std::move(again));
+  if (settle_locked(it, std::move(d), out)) return;
+  repend_locked(id);
 }
 
 // What the dead worker of `slot` never took is still in its mailbox (the parent is now its only
@@ -259,13 +265,14 @@ std::vector<std::uint64_t> Dispatcher::drain_mailbox_locked(int slot) {
       continue;  // a message that does not decode is dropped; its task fails as lost
     }
     if (!t) break;
-    if (t->invoker != 0) unstarted.push_back(std::move(*t));
+    // A task cancelled while it waited there has its outcome already: it is dropped.
+    if (t->invoker != 0 && tasks_.count(t->id) != 0) unstarted.push_back(std::move(*t));
   }
   std::unordered_set<std::uint64_t> back;
   for (const TaskMsg& t : unstarted) back.insert(t.id);
   std::vector<std::uint64_t> lost;
   for (std::uint64_t id : s.outstanding)
-    if (!back.count(id)) lost.push_back(id);
+    if (!back.count(id) && tasks_.count(id) != 0) lost.push_back(id);
   s.outstanding.clear();
   s.dispatched = 0;
   for (auto it = unstarted.rbegin(); it != unstarted.rend(); ++it)
@@ -300,6 +307,14 @@ void Dispatcher::on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) {
   if (stopping_ || !broken_.empty()) return;
   Slot& s = slots_[static_cast<std::size_t>(m.slot)];
   const std::vector<std::uint64_t> lost = drain_mailbox_locked(m.slot);
+  // Killed by the parent for one task (cancelled or past its limit): a task it had taken and
+  // parked on never began, and goes back to be run; the task it was killed for fails as its
+  // kill says.
+  const bool killed = s.killing;
+  const std::uint64_t kill_task = s.kill_task;
+  const double kill_limit = s.kill_limit;
+  const std::uint64_t parked =
+      ch_.slot_shared[static_cast<std::size_t>(m.slot)].parked.load(order::seq_cst);
   // Without an initializer a worker reports "ready" before it takes anything, so one that dies
   // earlier was killed from outside (or by the OOM killer) and is simply replaced — a few times
   // in a row at most, so that a slot whose workers cannot live does not respawn forever.
@@ -312,8 +327,23 @@ void Dispatcher::on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) {
   for (std::uint64_t id : lost) {
     auto it = tasks_.find(id);
     if (it == tasks_.end()) continue;
+    if (killed && id == parked && id != kill_task) {
+      repend_locked(id);
+      continue;
+    }
+    const double limit = killed && id == kill_task ? kill_limit : 0;
     if (it->second.elements != 0) {
-      on_chunk_lost_locked(id, m, out);
+      on_chunk_lost_locked(id, m, out, limit);
+      continue;
+    }
+    if (limit > 0) {
+      fail_locked(
+          id,
+          std::make_exception_ptr(TaskTimeout(
+              "mproc::Pool: task " + std::to_string(id) + " ran past its limit of " +
+                  describe_seconds(limit) + "; its worker " + std::to_string(m.pid) + " was killed",
+              limit, TaskOrigin{.task = id})),
+          out);
       continue;
     }
     std::string msg = "mproc::Pool: worker " + std::to_string(m.pid) + " died (" +
@@ -324,6 +354,7 @@ void Dispatcher::on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) {
   s.ready = false;
   s.pid = 0;
   s.init_error.clear();
+  reset_slot_shared_locked(m.slot);
   launcher_.spawn(m.slot);
 }
 

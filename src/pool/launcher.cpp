@@ -51,11 +51,12 @@
 namespace mproc::detail {
 namespace {
 
-enum : std::int32_t { kCmdSpawn = 1, kCmdQuit = 2, kCmdKill = 3 };
+enum : std::int32_t { kCmdSpawn = 1, kCmdQuit = 2, kCmdKill = 3, kCmdKillWorker = 4 };
 
 struct Cmd {
   std::int32_t kind;
   std::int32_t slot;
+  std::int32_t pid = 0;  // kCmdKillWorker: the worker meant
 };
 
 // The zygote's answer to start(): error 0 when every worker exists; otherwise the errno of the
@@ -255,6 +256,7 @@ class ZygoteLauncher final : public WorkerLauncher {
   void spawn(int slot) noexcept override { send(kCmdSpawn, slot); }
   void quit() noexcept override { send(kCmdQuit, -1); }
   void kill_all() noexcept override { send(kCmdKill, -1); }
+  void kill_worker(int slot, int pid) noexcept override { send(kCmdKillWorker, slot, pid); }
 
   bool wait(const Expiry& deadline) noexcept override {
     if (!zygote_) return true;
@@ -295,9 +297,9 @@ class ZygoteLauncher final : public WorkerLauncher {
     int pidfd = -1;
   };
 
-  void send(std::int32_t kind, std::int32_t slot) noexcept {
+  void send(std::int32_t kind, std::int32_t slot, std::int32_t pid = 0) noexcept {
     if (cmd_wr_ < 0) return;
-    Cmd c{kind, slot};
+    Cmd c{kind, slot, pid};
     (void)send_all(cmd_wr_, &c, sizeof c);
   }
 
@@ -421,6 +423,11 @@ class ZygoteLauncher final : public WorkerLauncher {
     if (c.kind == kCmdQuit && !quitting_) {
       quitting_ = true;
       quit_deadline_ = Clock::now() + kQuitGrace;
+    }
+    if (c.kind == kCmdKillWorker && c.slot >= 0 && c.slot < slots_) {
+      // The zygote has not reaped it (it would have reported it), so the pid is still its own.
+      const Worker& w = workers_[static_cast<std::size_t>(c.slot)];
+      if (w.pidfd >= 0 && w.pid == c.pid) (void)send_signal(w.pidfd, SIGKILL);
     }
     if (c.kind == kCmdSpawn && !quitting_ && c.slot >= 0 && c.slot < slots_ &&
         workers_[static_cast<std::size_t>(c.slot)].pidfd < 0) {

@@ -55,6 +55,9 @@ class WorkerLauncher {
   virtual void quit() noexcept = 0;
   // Kills every worker now, reaps them, then ends.
   virtual void kill_all() noexcept = 0;
+  // Kills the worker of `slot` if it is still the process `pid` (a task's cancel or timeout); its
+  // exit is reported as any other, and a replacement is asked for as usual.
+  virtual void kill_worker(int slot, int pid) noexcept = 0;
   // Waits until the launcher has ended (true), or until `deadline` (false).
   virtual bool wait(const Expiry& deadline) noexcept = 0;
   // Ends the launcher at once (SIGKILL), and waits for it.

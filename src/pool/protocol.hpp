@@ -16,6 +16,7 @@
 // piece into values of the task's result type.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mproc/byte_stream.hpp>
@@ -43,11 +44,35 @@ inline constexpr std::size_t kStageErrorBytes = std::size_t{32} << 10;
 // the outcomes it staged and has not sent: `staged` is TaskContext::pack_staged's word;
 // `staged_first` is the first one's element. The workers inherit it (shared memory made before the
 // launcher starts).
+//
+// Cancelling and killing (see "Futures" in docs/design.md; the parent's side is in cancel.cpp):
+//   * `taken`: how many tasks the slot's current worker has taken from its mailbox (stop messages
+//     not counted); the parent numbers the tasks it puts there the same way (Slot::put_seq), and
+//     resets this word when it replaces the worker.
+//   * `skip[k]`: ids of tasks in the mailbox that the parent withdrew. The worker, having counted
+//     a task in `taken`, claims its id from these words with a compare-and-swap (id -> 0) and, if
+//     it gets it, does not run the task (kSkipped). The parent, having written an id, reads
+//     `taken`: below the task's number, the worker has not reached it and will skip it; otherwise
+//     it takes the id back with the same compare-and-swap, and whoever of the two wins decides.
+//   * `doomed`: set by the parent before it kills the worker (a cancelled or timed-out task). A
+//     worker that finds it set when it begins a task does not begin it: it records the id in
+//     `parked` and waits (futex on `doomed`) to be killed or released, so a kill aimed at one task
+//     never hits the next.
+//   * `started_ns`: CLOCK_MONOTONIC time at which the task (or, for a chunk with a per-element
+//     limit, the element) now running began: the parent's timeout watch reads it.
+//   * `worker_pid`: the pid of the worker that published `task`, which the parent names when it
+//     asks the launcher to kill that worker (the launcher kills it only if it is still there).
 struct alignas(64) SlotShared {
   Atomic<std::uint64_t> task{0};
   Atomic<std::uint64_t> element{0};
   Atomic<std::uint64_t> staged{0};
   Atomic<std::uint64_t> staged_first{0};
+  Atomic<std::uint64_t> taken{0};
+  Atomic<std::uint64_t> skip[2] = {};
+  Atomic<std::uint64_t> parked{0};
+  Atomic<std::int64_t> started_ns{0};
+  Atomic<std::int32_t> worker_pid{0};  // the worker that published `task` (stored before it)
+  std::atomic<std::uint32_t> doomed{0};  // a futex word
   alignas(64) std::byte values[kStageValueBytes];
   std::byte errors[kStageErrorBytes];
 };
@@ -72,9 +97,13 @@ struct TaskMsg {
   Spans run;
   std::vector<std::byte> payload;
   std::vector<ImageRecord> images;
+  // A per-element limit (a chunk whose elements each have a timeout): the worker then records
+  // each element's start in SlotShared::started_ns (a clock read per element), not only the
+  // task's.
+  bool element_clock = false;
   template <class A>
   void serialize(A& ar) {
-    ar(id, invoker, big, fds, run, payload, images);
+    ar(id, invoker, big, fds, run, payload, images, element_clock);
   }
 };
 
@@ -100,6 +129,7 @@ enum EventKind : std::uint8_t {
   kUndecodable = 7,  // (in the parent) a result whose payload could not be decoded (type, what)
   kWake = 8,         // (from the parent) tasks failed outside the result thread wait for it
   kPart = 9,         // outcomes of some elements of a chunk still running (covered, payload)
+  kSkipped = 10,     // a task the parent withdrew from the mailbox was not run (see SlotShared)
 };
 
 // Everything that reaches the parent: results and worker life events. Encoded by the codec

@@ -145,6 +145,7 @@ void Dispatcher::shut_down(bool kill) {
   // From a callback (on the result thread) the thread cannot be joined: it ends on its own
   // after this batch and the destructor detaches it.
   if (collector_.joinable() && !on_result_thread()) collector_.join();
+  detach_pool_link(*link_);  // results no longer reach this pool (their tasks are all done)
   {
     Guard g(mu_);
     finished_ = true;

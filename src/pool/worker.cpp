@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "posix/fd_passing.hpp"
+#include "posix/futex.hpp"
 #include "posix/pidfd.hpp"
 #include "posix/region.hpp"
 #include "posix/thread_id.hpp"
@@ -55,6 +56,11 @@ class Worker {
         leave(kExitMailbox);
       }
       if (t.invoker == 0) leave(0);
+      if (withdrawn(t.id)) {  // cancelled while it waited in the mailbox: not run, not counted
+        post(event(kSkipped, t.id));
+        continue;
+      }
+      begin(t.id);
       EventMsg ev = run_task(t);
       post(ev);
       if (in_.maxtasks > 0 && ++done >= in_.maxtasks) leave(0);
@@ -92,6 +98,7 @@ class Worker {
   }
 
   void initialize() noexcept {
+    in_.shared->started_ns.store(now_ns(), order::relaxed);  // the initializer's limit runs
     if (in_.initializer && *in_.initializer) {
       try {
         (*in_.initializer)();
@@ -125,15 +132,44 @@ class Worker {
     f->ev->set_piece(covered, errors, error_bytes, values, value_bytes);
   }
 
-  // Runs task `t`; the event that carries its outcome (a chunk's points into the staging areas).
-  EventMsg run_task(TaskMsg& t) noexcept {
+  // Counts task `id` as taken and claims it from the parent's withdrawn ids (SlotShared::skip):
+  // true when the parent withdrew it (it must not run).
+  bool withdrawn(std::uint64_t id) noexcept {
+    SlotShared& shared = *in_.shared;
+    shared.taken.store(++taken_, order::seq_cst);
+    for (auto& word : shared.skip) {
+      std::uint64_t expect = id;
+      if (word.compare_exchange_strong(expect, 0, order::seq_cst, order::seq_cst)) return true;
+    }
+    return false;
+  }
+
+  // Task `id` begins: published in the slot's record, unless the parent is about to kill this
+  // worker for the task before (SlotShared::doomed): then the worker parks until it is killed,
+  // or released if the parent changed its mind.
+  void begin(std::uint64_t id) noexcept {
     SlotShared& shared = *in_.shared;
     shared.element.store(0, order::relaxed);
     shared.staged.store(0, order::relaxed);
-    shared.task.store(t.id, order::relaxed);
+    shared.started_ns.store(now_ns(), order::relaxed);
+    shared.worker_pid.store(pid_, order::relaxed);
+    shared.task.store(id, order::seq_cst);
+    if (shared.doomed.load(std::memory_order_seq_cst) == 0) [[likely]]
+      return;
+    shared.parked.store(id, order::seq_cst);
+    while (shared.doomed.load(std::memory_order_seq_cst) != 0)
+      (void)futex_wait(&shared.doomed, 1, Expiry());
+    shared.parked.store(0, order::seq_cst);
+    shared.started_ns.store(now_ns(), order::relaxed);
+  }
+
+  // Runs task `t`; the event that carries its outcome (a chunk's points into the staging areas).
+  EventMsg run_task(TaskMsg& t) noexcept {
+    SlotShared& shared = *in_.shared;
     EventMsg ev = event(kOk, t.id);
     Poster poster{this, t.id, now_ns()};
     TaskContext ctx(std::move(t.run), &shared, &Worker::emit_part, &poster);
+    if (t.element_clock) ctx.set_element_clock(&shared.started_ns);
     try {
       std::shared_ptr<Region> big;
       Descriptors handles;
@@ -189,6 +225,7 @@ class Worker {
 
   const WorkerInputs in_;
   const std::int32_t pid_;
+  std::uint64_t taken_ = 0;  // tasks taken from the mailbox (SlotShared::taken)
 };
 
 }  // namespace

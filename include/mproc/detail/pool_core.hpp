@@ -37,6 +37,11 @@ enum class StartMethod : unsigned char;  // mproc/process.hpp
 
 namespace detail {
 
+class PoolLink;  // src/pool/cancel.cpp
+
+// CLOCK_MONOTONIC now, in nanoseconds (the same clock in every process of the machine).
+MPROC_API std::int64_t monotonic_ns() noexcept;
+
 // Elements [begin, end) of a chunk of map/imap (indices in the chunk).
 struct Span {
   std::uint64_t begin = 0;
@@ -123,8 +128,15 @@ class MPROC_API TaskContext {
   // Tasks of apply/submit: the encoded result.
   std::vector<std::byte>& out() noexcept { return out_; }
 
-  // Chunks: element `index` begins (one relaxed store).
-  void begin_element(std::uint64_t index) noexcept { element_->store(index + 1, order::relaxed); }
+  // Chunks: element `index` begins (one relaxed store; and its start time when the chunk's
+  // elements have a time limit).
+  void begin_element(std::uint64_t index) noexcept {
+    if (element_clock_ != nullptr) [[unlikely]]
+      element_clock_->store(monotonic_ns(), order::relaxed);
+    element_->store(index + 1, order::relaxed);
+  }
+  // Chunks: record each element's start time in `*clock` (a limit per element).
+  void set_element_clock(Atomic<std::int64_t>* clock) noexcept { element_clock_ = clock; }
   // Chunks: element `index` returned `v`. Throws what encoding `v` throws (nothing is staged then).
   template <class R>
   void stage_value(std::uint64_t index, const R& v) {
@@ -184,6 +196,7 @@ class MPROC_API TaskContext {
   bool check_clock() noexcept;
 
   Spans run_;
+  Atomic<std::int64_t>* element_clock_ = nullptr;
   std::vector<std::byte> out_;
   Spans covered_;  // of the staged records
   Atomic<std::uint64_t>* element_;
@@ -242,7 +255,16 @@ struct TaskSpec {
   std::uint64_t first = 0;
   std::uint64_t elements = 0;
   Descriptors fds{};
+  // The time limit of the task (a chunk: of each of its elements), in nanoseconds; 0: the pool's.
+  std::int64_t limit_ns = 0;
 };
+
+// A time limit as TaskSpec::limit_ns: 0 for none; nanoseconds, saturated, otherwise. Throws
+// ValueError for a zero, negative or NaN one.
+MPROC_API std::int64_t limit_ns_of(double seconds);
+inline std::int64_t limit_ns(const std::optional<std::chrono::duration<double>>& limit) {
+  return limit ? limit_ns_of(limit->count()) : 0;
+}
 
 // The non-template part of Pool: a facade over the parent's dispatcher, the worker launcher and
 // the channels between them (src/pool/core.cpp; the parts are described in docs/design.md, "Pool").
@@ -259,7 +281,14 @@ class MPROC_API PoolCore {
   // (through its sink, on the result thread) with std::system_error. A `continuation` (more
   // chunks of an imap started earlier) is accepted after close(), until join() or terminate()
   // stops the workers.
-  void submit(std::vector<TaskSpec> tasks, const Ref<TaskSink>& sink, bool continuation = false);
+  // Returns the id of the first task; the others have the ids that follow, in order.
+  std::uint64_t submit(std::vector<TaskSpec> tasks, const Ref<TaskSink>& sink,
+                       bool continuation = false);
+  // What results use to reach the pool's tasks (cancel, running).
+  [[nodiscard]] const Ref<PoolLink>& link() const noexcept;
+  // Python's Executor.shutdown: close(); with `cancel_futures`, every task not started yet is
+  // withdrawn (CancelledError); with `wait`, join().
+  void shutdown(bool wait, bool cancel_futures);
   // The largest payload that travels inside a worker's mailbox (about 256 KiB); a larger one is
   // copied into a memfd whose descriptor is passed to the worker, which maps it.
   [[nodiscard]] std::size_t max_task_bytes() const noexcept;
@@ -692,7 +721,20 @@ class MPROC_API Monitor {
   alignas(8) mutable unsigned char cv_[kCondBytes];
 };
 
-// The readiness of an AsyncResult: set once, waited for by any number of threads.
+// PoolLink: the tie between results and the pool that runs their tasks (src/pool/cancel.cpp):
+// lets an AsyncResult cancel its tasks or ask whether they run, as long as the pool's dispatcher
+// exists (afterwards every task is done: calls answer "done").
+// Cancels tasks [first, first + count) of the linked pool: those not started are withdrawn (they
+// never run); with `kill_running`, the workers running the others are killed and replaced. True
+// when at least one task was withdrawn or killed. Their results fail with CancelledError (the
+// caller sets it). Never blocks on a task.
+MPROC_API bool cancel_tasks(PoolLink& link, std::uint64_t first, std::uint64_t count,
+                            bool kill_running);
+// True when one of the tasks [first, first + count) is running in a worker now.
+MPROC_API bool tasks_running(PoolLink& link, std::uint64_t first, std::uint64_t count);
+
+// The readiness of an AsyncResult: set once, waited for by any number of threads; and what waits
+// on it without blocking a thread (done callbacks, as_completed, mproc::wait: "hooks").
 class MPROC_API ResultWait {
  public:
   ResultWait() = default;
@@ -703,21 +745,53 @@ class MPROC_API ResultWait {
   bool wait(const Expiry& expiry) const;
   // True once the result is ready (its callback has run). Never blocks.
   [[nodiscard]] bool ready() const;
+  // Once ready: true when the result is an error.
+  [[nodiscard]] bool failed() const noexcept { return failed_; }
+
+  // Runs `hook` once the result is ready (on the thread that makes it ready, after the result's
+  // own callbacks), unless it is ready already: then returns 0 and does not run it. Otherwise
+  // returns a token for remove_hook. Throws std::bad_alloc.
+  std::uint64_t add_hook(std::function<void()> hook);
+  // Forgets the hook `token` unless it ran or is running.
+  void remove_hook(std::uint64_t token) noexcept;
+
+  // The tasks this result stands for (set by the Pool when it submits them).
+  void bind(Ref<PoolLink> link, std::uint64_t first, std::uint64_t count) noexcept;
+  [[nodiscard]] PoolLink* link() const noexcept { return link_.get(); }
+  [[nodiscard]] std::uint64_t first_task() const noexcept { return first_; }
+  [[nodiscard]] std::uint64_t task_count() const noexcept { return count_; }
 
  protected:
-  ~ResultWait() = default;
+  ~ResultWait();
   // True for the first caller only, who then sets the value or the error, runs the callback and
   // calls finish(); later callers do nothing (a result is set once).
   bool claim() noexcept;
-  // Makes the result ready and wakes every waiter. What the claimer wrote before is visible to
-  // every thread that then sees the result ready (the lock orders them).
+  // The claimer sets an error (before finish()).
+  void set_failed() noexcept { failed_ = true; }
+  // Makes the result ready and wakes every waiter, then runs the hooks. What the claimer wrote
+  // before is visible to every thread that then sees the result ready (the lock orders them).
   void finish() noexcept;
 
  private:
+  struct Hook {
+    std::uint64_t token;
+    std::function<void()> fn;
+  };
   Monitor w_;
   bool set_ = false;
   bool done_ = false;
+  bool failed_ = false;
+  std::vector<Hook> hooks_;
+  std::uint64_t next_token_ = 1;
+  Ref<PoolLink> link_;
+  std::uint64_t first_ = 0;
+  std::uint64_t count_ = 0;
 };
+
+// True when `e` holds a CancelledError.
+MPROC_API bool is_cancelled_error(const std::exception_ptr& e) noexcept;
+// The CancelledError of a result whose tasks were cancelled.
+MPROC_API std::exception_ptr cancelled_error() noexcept;
 
 // The shared state behind an AsyncResult. V is the stored value type (NoValue for void).
 template <class V>
@@ -735,11 +809,14 @@ class ResultState final : public ResultWait {
   void set_error(std::exception_ptr e) noexcept {
     if (!claim()) return;
     error_ = std::move(e);
+    set_failed();
     if (error_callback) run_callback([&] { error_callback(error_); });
     finish();
   }
   // Only once ready.
   const std::exception_ptr& error() const noexcept { return error_; }
+  // Only once ready: the result is a CancelledError.
+  [[nodiscard]] bool cancelled() const noexcept { return is_cancelled_error(error_); }
   V& value() noexcept { return *value_; }
 
  private:
