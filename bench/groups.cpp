@@ -147,6 +147,15 @@ const std::vector<Group>& groups() {
              "throws the first RemoteError; timed until every element has failed): an element's "
              "failure, traceback included",
        .target = ""},
+      // Futures (workloads_futures.cpp, anchors_futures.py).
+      {.name = "pool.as_completed_noop",
+       .op = "one no-op future: submit, then handed out by as_completed (mproc::as_completed; "
+             "python: concurrent.futures.as_completed with ProcessPoolExecutor)",
+       .target = ""},
+      {.name = "pool.cancel_queued",
+       .op = "one no-op task submitted while every worker is busy, then cancel() (withdrawn, "
+             "never run)",
+       .target = ""},
       // The automatic chunksize of map against manual ones: the main row uses the automatic
       // chunksize, the rows named "<group>/mproc.chunksize<N>" a manual one, and the target
       // "mproc/manual<=1.5" bounds the main row's time by 1.5x the best manual row's.

@@ -2,7 +2,8 @@
 // "Futures" in docs/design.md).
 //
 // A task is in one of three places when it is cancelled:
-//   * in `pending_` (not given to any worker): it is taken out. It never runs.
+//   * in `pending_` (not given to any worker, or drained back from a dead worker's mailbox): its
+//     entry is removed, and dispatch_locked drops the message when it reaches it. It never runs.
 //   * in a worker's mailbox, not taken yet: it is withdrawn through the slot's record
 //     (SlotShared::skip, taken): the worker that reaches it does not run it and says so
 //     (kSkipped). Whether the worker reached it first is decided by one compare-and-swap on the
@@ -61,20 +62,19 @@ bool tasks_running(PoolLink& link, std::uint64_t first, std::uint64_t count) {
   return link.with([&](Dispatcher& d) { return d.running(first, count); }, false);
 }
 
-bool is_cancelled_error(const std::exception_ptr& e) noexcept {
-  if (!e) return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const CancelledError&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
+// One CancelledError for every cancelled result (it says nothing that differs from one to the
+// other), so that telling a cancelled result from another is a comparison, not a rethrow.
+const std::exception_ptr& the_cancelled_error() noexcept {
+  static const std::exception_ptr e =
+      std::make_exception_ptr(CancelledError("mproc::Pool: the task was cancelled"));
+  return e;
 }
 
-std::exception_ptr cancelled_error() noexcept {
-  return std::make_exception_ptr(CancelledError("mproc::Pool: the task was cancelled"));
+bool is_cancelled_error(const std::exception_ptr& e) noexcept {
+  return e && e == the_cancelled_error();
 }
+
+std::exception_ptr cancelled_error() noexcept { return the_cancelled_error(); }
 
 std::int64_t monotonic_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -90,14 +90,12 @@ Dispatcher::~Dispatcher() { detach_pool_link(*link_); }
 Dispatcher::Withdraw Dispatcher::withdraw_locked(std::uint64_t id) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return Withdraw::kGone;
-  auto p =
-      std::find_if(pending_.begin(), pending_.end(), [id](const TaskMsg& t) { return t.id == id; });
-  if (p != pending_.end()) {
-    pending_.erase(p);
-    return Withdraw::kWithdrawn;
-  }
   const Entry& e = it->second;
-  if (e.slot < 0) return Withdraw::kTaken;  // not expected: neither pending nor dispatched
+  // Not in the mailbox of the slot's current worker (never dispatched, or drained back from a
+  // dead worker's mailbox): it waits in `pending_`, where dispatch_locked drops a task whose
+  // entry is gone. No search: a cancel costs the same however many tasks wait.
+  if (e.slot < 0 || slots_[static_cast<std::size_t>(e.slot)].epoch != e.epoch)
+    return Withdraw::kWithdrawn;
   SlotShared& sh = ch_.slot_shared[static_cast<std::size_t>(e.slot)];
   for (auto& word : sh.skip) {
     std::uint64_t free = 0;
@@ -148,6 +146,7 @@ void Dispatcher::reset_slot_shared_locked(int slot) {
   sh.started_ns.store(0, order::relaxed);
   sh.doomed.store(0, std::memory_order_seq_cst);
   Slot& sl = slots_[static_cast<std::size_t>(slot)];
+  ++sl.epoch;
   sl.put_seq = 0;
   sl.killing = false;
   sl.kill_task = 0;
@@ -183,9 +182,10 @@ bool Dispatcher::cancel(std::uint64_t first, std::uint64_t count, bool kill_runn
       const Withdraw w = withdraw_locked(id);
       if (w == Withdraw::kGone) continue;
       if (w == Withdraw::kTaken && !(kill_running && kill_for_locked(id, 0))) continue;
+      // One wake-up for what waits in stranded_: the result thread takes it all at once.
+      if (stranded_.empty()) wake = true;
       fail_locked(id, cancelled_error(), stranded_);
       any = true;
-      wake = true;
     }
     if (any) dispatch_locked();
   }
@@ -199,6 +199,7 @@ bool Dispatcher::running(std::uint64_t first, std::uint64_t count) {
     auto it = tasks_.find(id);
     if (it == tasks_.end() || it->second.slot < 0) continue;
     const Entry& e = it->second;
+    if (slots_[static_cast<std::size_t>(e.slot)].epoch != e.epoch) continue;  // back in pending_
     const SlotShared& sh = ch_.slot_shared[static_cast<std::size_t>(e.slot)];
     if (sh.taken.load(order::seq_cst) >= e.seq && sh.task.load(order::seq_cst) == id &&
         sh.parked.load(order::seq_cst) != id)
@@ -218,8 +219,8 @@ void Dispatcher::cancel_pending() {
     std::sort(ids.begin(), ids.end());
     for (std::uint64_t id : ids) {
       if (withdraw_locked(id) != Withdraw::kWithdrawn) continue;
+      if (stranded_.empty()) wake = true;
       fail_locked(id, cancelled_error(), stranded_);
-      wake = true;
     }
   }
   if (wake) wake_result_thread();

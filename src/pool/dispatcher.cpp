@@ -150,6 +150,10 @@ void Dispatcher::dispatch_locked() {
     if (best < 0) return;
     const auto slot = static_cast<std::size_t>(best);
     TaskMsg& t = pending_.front();
+    if (tasks_.find(t.id) == tasks_.end()) {  // cancelled while it waited here
+      pending_.pop_front();
+      continue;
+    }
     Region* big = nullptr;
     if (t.big != 0) {
       switch (prepare_big_locked(t, big)) {
@@ -197,6 +201,7 @@ void Dispatcher::dispatch_locked() {
     if (auto e = tasks_.find(t.id); e != tasks_.end()) {
       e->second.slot = best;
       e->second.seq = ++sl.put_seq;
+      e->second.epoch = sl.epoch;
     }
     if (!big) {
       // A task keeps its payload until it is done: a dead worker's unfinished elements of a chunk

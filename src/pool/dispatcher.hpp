@@ -116,6 +116,7 @@ class Dispatcher {
     // since the slot's worker started (Slot::put_seq; compared with SlotShared::taken).
     int slot = -1;
     std::uint64_t seq = 0;
+    std::uint64_t epoch = 0;  // the slot's epoch then: another epoch means another worker
     // Its time limit (0: none), for the task as a whole or, with `element_clock`, for each
     // element of the chunk.
     std::int64_t limit_ns = 0;
@@ -130,6 +131,7 @@ class Dispatcher {
     std::string init_error;
     int early_deaths = 0;       // workers of this slot that died before "ready", in a row
     std::uint64_t put_seq = 0;  // tasks put in the mailbox since the worker started
+    std::uint64_t epoch = 0;    // counts the slot's workers (reset_slot_shared_locked)
     // The parent is killing this worker (SlotShared::doomed is set): nothing more is put in its
     // mailbox. `kill_task`: the task it was killed for; `kill_limit`: the time limit it ran past
     // in seconds (its outcome is then TaskTimeout), or 0 for a cancelled task (whose outcome is
