@@ -340,6 +340,81 @@ TEST(PoolFutures, WaitReturnsDoneAndNotDoneForEachReturnWhen) {
   EXPECT_TRUE(mproc::wait(std::vector<AsyncResult<int>>{}).done.empty());
 }
 
+std::vector<int> children_of(int pid) {
+  std::vector<int> out;
+  const std::string path =
+      "/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children";
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    int c = 0;
+    while (std::fscanf(f, "%d", &c) == 1) out.push_back(c);
+    std::fclose(f);
+  }
+  return out;
+}
+
+int square_slowly(int x) {
+  std::this_thread::sleep_for(std::chrono::microseconds(300));
+  return x * x;
+}
+
+// as_completed over the futures of two pools while one pool's workers are killed from outside:
+// every future comes out exactly once; the other pool's all succeed; the attacked pool's succeed
+// or fail with WorkerLost.
+TEST(PoolFutures, AsCompletedOverTwoPoolsWhileOnePoolsWorkersAreKilled) {
+  Watchdog dog(std::chrono::seconds(120));
+  const std::vector<int> before = children_of(getpid());
+  mproc::Pool attacked(2);
+  std::vector<int> zygotes;
+  for (int c : children_of(getpid()))
+    if (std::find(before.begin(), before.end(), c) == before.end()) zygotes.push_back(c);
+  ASSERT_EQ(zygotes.size(), 1u);
+  mproc::Pool calm(2);
+  constexpr int kEach = 300;
+  std::vector<AsyncResult<int>> fs;
+  for (int i = 0; i < kEach; ++i) {
+    fs.push_back(attacked.submit(square_slowly, i));
+    fs.push_back(calm.submit(square_slowly, i));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> kills{0};
+  std::thread killer([&] {
+    std::mt19937 rng(3);
+    while (!stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(3 + rng() % 5));
+      const std::vector<int> workers = children_of(zygotes[0]);
+      if (!workers.empty() && ::kill(workers[rng() % workers.size()], SIGKILL) == 0) ++kills;
+    }
+  });
+  std::vector<int> seen(fs.size(), 0);
+  int lost = 0;
+  std::size_t k = 0;
+  for (const AsyncResult<int>& f : mproc::as_completed(fs, 60s)) {
+    const auto pos = static_cast<std::size_t>(
+        std::find_if(fs.begin(), fs.end(),
+                     [&](const auto& g) { return &g.wait_state() == &f.wait_state(); }) -
+        fs.begin());
+    ASSERT_LT(pos, fs.size());
+    ++seen[pos];
+    const int i = static_cast<int>(pos / 2);
+    if (pos % 2 == 1) {
+      EXPECT_EQ(f.get(), i * i) << "the calm pool's task " << i;
+    } else {
+      try {
+        EXPECT_EQ(f.get(), i * i);
+      } catch (const mproc::WorkerLost&) {
+        ++lost;
+      }
+    }
+    ++k;
+  }
+  stop = true;
+  killer.join();
+  EXPECT_EQ(k, fs.size());
+  for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], 1) << "future " << i;
+  EXPECT_GT(kills.load(), 0);
+  std::printf("as_completed under kills: %d kills, %d tasks lost\n", kills.load(), lost);
+}
+
 // Random cancels (queued and kill_running) while another thread kills workers from outside:
 // every task has exactly one outcome; one cancelled while queued never ran; none ran twice.
 TEST(PoolFutures, CancelUnderRandomKillsLosesNothingAndRunsNothingTwice) {
