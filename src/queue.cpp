@@ -186,6 +186,9 @@ bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::
     if (ready()) return true;
     for (std::uint32_t k = 0; k < kSpinStride; ++k) cpu_relax();
   }
+  // The end of the current slice, kept across wake-ups until it passes: an interruptible wait
+  // returns every kInterruptSlice, and a slice restarted each time would never end.
+  std::optional<Clock::time_point> slice_end;
   for (;;) {
     std::uint32_t value = seq.load(std::memory_order_relaxed);
     sleeping.fetch_or(1, std::memory_order_relaxed);
@@ -196,8 +199,8 @@ bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::
     }
     Expiry until = deadline;
     if (slice) {
-      auto next = Clock::now() + *slice;
-      if (!until || next < *until) until = next;
+      if (!slice_end) slice_end = Clock::now() + *slice;
+      if (!until || *slice_end < *until) until = *slice_end;
     }
     const int r = interrupted != nullptr ? futex_wait_interruptible(&seq, value, until)
                                          : futex_wait(&seq, value, until);
@@ -208,7 +211,10 @@ bool park(std::uint32_t spin, std::atomic<std::uint32_t>& seq, std::atomic<std::
       return false;
     }
     if (expired(deadline)) return false;
-    if (r == ETIMEDOUT && slice) on_idle();
+    if (r == ETIMEDOUT && slice) {
+      slice_end.reset();
+      on_idle();
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <mproc/detail/travel.hpp>
 #include <mproc/interrupt.hpp>
 #include <mproc/sync.hpp>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -322,12 +323,15 @@ int Barrier::wait_at(const detail::Expiry& deadline) {
   }
   // Sleep until the generation moves on. With an action, wake now and then to find out whether the
   // process running it died (its robust lock then reports EOWNERDEAD).
+  // The probe time is kept across wake-ups until it passes: an interruptible wait returns every
+  // kInterruptSlice, and a probe time restarted each time would never come.
   const bool probe = s->has_action.load(std::memory_order_relaxed) != 0;
+  std::optional<detail::Clock::time_point> probe_at;
   while (s->generation.load(std::memory_order_seq_cst) == g) {
     detail::Expiry slice = deadline;
     if (probe) {
-      auto next = detail::Clock::now() + kActionProbe;
-      if (!slice || next < *slice) slice = next;
+      if (!probe_at) probe_at = detail::Clock::now() + kActionProbe;
+      if (!slice || *probe_at < *slice) slice = *probe_at;
     }
     int r = detail::futex_wait_interruptible(&s->generation, g, slice);
     if (r == detail::kInterrupted) {
@@ -342,6 +346,7 @@ int Barrier::wait_at(const detail::Expiry& deadline) {
       detail::throw_interrupted("mproc::Barrier::wait");
     }
     if (r != ETIMEDOUT || s->generation.load(std::memory_order_seq_cst) != g) continue;
+    probe_at.reset();
     if (detail::expired(deadline)) {
       detail::InterruptExempt exempt;  // the barrier must break: take its lock whatever comes
       BarrierGuard guard(s);

@@ -44,16 +44,16 @@
 //     arrived (the rest of a message that has begun is waited for: dropping it would break the
 //     framing). Process::join leaves the child running (join again to reap it).
 //   * Calls covered: Queue / SimpleQueue / JoinableQueue put, get, join and their batch forms;
-//   Lock,
-//     RLock, Semaphore, BoundedSemaphore, Condition, Event and Barrier waits; Connection::recv /
-//     poll and mproc::wait; Process::join; AsyncResult::get / wait, IMapResult::next and the Pool
-//     calls that wait on them (map, starmap, apply, join). The Pool's own machinery (its result
-//     thread, its workers' task loop, shutdown) is never interrupted: a pool stays usable, or can
-//     be joined or terminated, after an interruption.
+//     Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event and Barrier waits;
+//     Connection::recv / poll and mproc::wait; Process::join; AsyncResult::get / wait,
+//     IMapResult::next and the Pool calls that wait on them (map, starmap, apply, join). Not
+//     covered: Connection::send to a peer that does not read (as Python's), ParentProcess::join.
+//     The Pool's own machinery (its result thread, its workers' task loop, shutdown) is never
+//     interrupted: a pool stays usable, or can be joined or terminated, after an interruption.
 //
-// Thread safety: all four functions may be called from any thread; interrupt(), clear_interrupt()
-// and interrupt_requested() are also async-signal-safe (they store to or load from lock-free
-// atomics and call getpid()).
+// Thread safety: every function here may be called from any thread; interrupt(),
+// clear_interrupt() and interrupt_requested() are also async-signal-safe (they store to or load
+// from lock-free atomics and call getpid()).
 // Memory ordering: a call that starts after interrupt() returned sees the request.
 #pragma once
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <mproc/detail/queue_core.hpp>
 #include <mproc/errors.hpp>
 #include <mproc/interrupt.hpp>
 #include <mproc/pipe.hpp>
@@ -19,10 +20,13 @@
 #include <vector>
 
 #include "helpers/child.hpp"
+#include "helpers/shared_page.hpp"
 #include "helpers/watchdog.hpp"
 
 using namespace std::chrono_literals;
 using mproc_test::Child;
+using mproc_test::eventually;
+using mproc_test::SharedPage;
 using mproc_test::Watchdog;
 
 namespace {
@@ -458,6 +462,79 @@ TEST_F(Interrupt, WaitOnQueuesAndConnectionsThrowsInterrupted) {
   expect_interrupted([&] { (void)mproc::wait({mproc::Waitable(q1), q2, b}); }, "mproc::wait");
   q2.put(1);
   EXPECT_EQ(mproc::wait({mproc::Waitable(q1), q2, b}), std::vector<std::size_t>{1});
+}
+
+// ---- what the library does while it sleeps still happens when armed -------------------------
+// (Waits that wake in slices of their own to do something must still reach their slice's end
+// when an armed wait returns every kInterruptSlice.)
+
+struct Board {
+  std::atomic<int> started{0};
+  std::atomic<int> value{0};
+};
+
+TEST_F(Interrupt, BarrierStillNoticesItsActionRunnerKilledWhenArmed) {
+  SharedPage<Board> board;
+  mproc::Barrier b(2, [&] {
+    board->value = getpid();
+    board->started = 1;
+    pause();  // the process running the action is killed here
+  });
+  auto arrive = [&] {
+    try {
+      (void)b.wait(60s);
+    } catch (const mproc::BrokenBarrierError&) {
+      return 0;
+    }
+    return 1;
+  };
+  Child first(arrive);
+  Child second(arrive);
+  ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));
+  Child& runner = board->value == first.pid() ? first : second;
+  Child& other = board->value == first.pid() ? second : first;
+  runner.kill();
+  EXPECT_EQ(runner.wait(), -SIGKILL);
+  EXPECT_EQ(other.wait(30s), 0) << "the survivor must see BrokenBarrierError, not hang";
+}
+
+using Bytes = std::vector<unsigned char>;
+Board* g_board = nullptr;
+
+void encode_bytes(mproc::Writer& w, const void* obj) {
+  const auto& b = *static_cast<const Bytes*>(obj);
+  w.write(b.data(), b.size());
+}
+
+void decode_then_hang(mproc::Reader& r, void*) {
+  unsigned char piece[8000];
+  r.read(piece, sizeof piece);
+  g_board->started = 1;
+  for (;;) pause();
+}
+
+TEST_F(Interrupt, ProducerStillSettlesAKilledStreamConsumerWhenArmed) {
+  using mproc::detail::Clock;
+  const std::size_t cap = 16 * 1024;
+  mproc::detail::QueueCore q(1, mproc::QueueOptions{.capacity = cap}, false);
+  SharedPage<Board> board;
+  g_board = &*board;
+  Child producer([&] {
+    const Bytes big(10 * cap, 7);
+    return q.put(mproc::detail::EncodeJob{big.size(), &encode_bytes, &big}, Clock::now() + 30s) ? 0
+                                                                                                : 1;
+  });
+  Child doomed([&] {
+    (void)q.get(&decode_then_hang, nullptr, Clock::now() + 30s);
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return board->started.load() == 1; }));
+  doomed.kill();
+  EXPECT_EQ(doomed.wait(), -SIGKILL);
+  // The producer, blocked on a ring full of chunks nobody will read, passes them in its idle
+  // slices and finishes.
+  EXPECT_EQ(producer.wait(20s), 0) << "the producer stayed blocked";
+  EXPECT_EQ(q.qsize(), 0u);
 }
 
 // ---- exemption --------------------------------------------------------------------------------
