@@ -4,6 +4,7 @@
 #include "posix/stacktrace.hpp"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <unwind.h>
 
@@ -87,9 +88,23 @@ F next_function(std::atomic<F>& cache, const char* name) noexcept {
 std::atomic<CxaThrow> g_next_throw{nullptr};
 std::atomic<CxaFree> g_next_free{nullptr};
 
+// Whether this process records its throws: only the processes whose failures are reported from
+// another process (a fork of the program: a Process child, a Pool worker; a fresh image that
+// becomes a child, record_throw_stacks()), never the program itself, whose throws then cost what
+// they cost without mproc.
+std::atomic<bool> g_record{false};
+
+void record_in_child() noexcept { g_record.store(true, std::memory_order_relaxed); }
+
+struct RecordInForks {
+  RecordInForks() noexcept { (void)::pthread_atfork(nullptr, nullptr, &record_in_child); }
+} const g_record_in_forks;
+
 }  // namespace
 
 bool throw_stacks_recorded() noexcept { return true; }
+
+void record_throw_stacks() noexcept { record_in_child(); }
 
 void add_stop_address(std::uintptr_t pc) noexcept {
   if (pc == 0 || is_stop(pc)) return;
@@ -119,15 +134,17 @@ extern "C" void __asan_handle_no_return() __attribute__((weak));
 extern "C" __attribute__((visibility("default"), noreturn)) void __cxa_throw(
     void* object, void* type, void (*destroy)(void*)) {
   using namespace mproc::detail;
-  Ring& ring = t_ring;
-  Record& r = ring.records[ring.next];
-  ring.next = (ring.next + 1) % kRing;
-  r.object = object;
-  r.type = type;
-  r.stack.frames = 0;
-  r.stack.truncated = false;
-  Walk w{&r.stack};
-  _Unwind_Backtrace(&walk_frame, &w);
+  if (g_record.load(std::memory_order_relaxed)) {
+    Ring& ring = t_ring;
+    Record& r = ring.records[ring.next];
+    ring.next = (ring.next + 1) % kRing;
+    r.object = object;
+    r.type = type;
+    r.stack.frames = 0;
+    r.stack.truncated = false;
+    Walk w{&r.stack};
+    _Unwind_Backtrace(&walk_frame, &w);
+  }
   if (&__asan_handle_no_return != nullptr) __asan_handle_no_return();
   next_function(g_next_throw, "__cxa_throw")(object, type, destroy);
   std::abort();  // the runtime's __cxa_throw does not return
@@ -146,6 +163,7 @@ extern "C" __attribute__((visibility("default"))) void __cxa_free_exception(void
 #else  // !MPROC_TRACEBACKS
 
 bool throw_stacks_recorded() noexcept { return false; }
+void record_throw_stacks() noexcept {}
 void add_stop_address(std::uintptr_t) noexcept {}
 bool find_throw_stack(const void*, const void*, ThrowStack&) noexcept { return false; }
 

@@ -4,7 +4,8 @@
 // inside libstdc++) when built with MPROC_TRACEBACKS (the default): before handing the exception
 // to the C++ runtime's own `__cxa_throw` (found with dlsym(RTLD_NEXT)), it walks the stack with
 // the unwinder (_Unwind_Backtrace, libgcc_s, which every C++ program already links) into a small
-// ring of per-thread records, keyed by the thrown object's address. Nothing is symbolised there:
+// ring of per-thread records, keyed by the thrown object's address (in the processes that record,
+// see record_throw_stacks: children and workers, not the program). Nothing is symbolised there:
 // that is src/stacktrace.cpp's work, done only when a failure is reported. So the cost is paid by
 // throws only (about one microsecond per throw of a shallow stack), never by code that does not
 // throw, and a `catch (...)` far from the throw still finds where it came from.
@@ -37,6 +38,13 @@ void add_stop_address(std::uintptr_t pc) noexcept;
 
 // True when this build records the stacks of throws (MPROC_TRACEBACKS).
 bool throw_stacks_recorded() noexcept;
+
+// Only the processes whose failures another process reports record their throws: every fork of
+// the program (a pthread_atfork child handler: Process children, Pool workers and zygotes, the
+// forkserver's children), and a fresh image that calls this when it becomes a child (mproc::init
+// of a spawned child or zygote). The program itself records nothing: its own throws cost what
+// they cost without mproc.
+void record_throw_stacks() noexcept;
 
 // Copies the stack recorded when the exception object `object` (the most-derived object's
 // address) of type `type` (its std::type_info*) was thrown on this thread, or, when `object` is

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "posix/error.hpp"
+#include "posix/stacktrace.hpp"
 #include "start/start.hpp"
 
 namespace mproc {
@@ -121,7 +122,10 @@ StartMethod choose_start_method(std::optional<StartMethod> requested, bool trave
 
 void init(int argc, char** argv) {
   if (argc >= 2 && argv != nullptr && argv[1] != nullptr) {
-    if (std::strcmp(argv[1], detail::kSpawnFlag) == 0) detail::run_fresh_child(3, true);
+    if (std::strcmp(argv[1], detail::kSpawnFlag) == 0) {
+      detail::record_throw_stacks();  // a child: its failures are reported to its parent
+      detail::run_fresh_child(3, true);
+    }
     if (std::strcmp(argv[1], detail::kServerFlag) == 0) {
       detail::run_forkserver(3,
                              argc >= 3 && argv[2] != nullptr && std::strcmp(argv[2], "bind") == 0);

@@ -13,12 +13,20 @@
 #include <vector>
 
 #include "pool/protocol.hpp"
+#include "posix/stacktrace.hpp"
 #include "stacktrace.hpp"
 
 namespace mproc_test {
 namespace {
 
 using mproc::detail::current_exception_trace;
+
+// The program records no throw (only its children and workers do): these in-process tests make
+// this process record, as a Process child or a Pool worker does from its start.
+class RemoteTraceback : public ::testing::Test {
+ protected:
+  void SetUp() override { mproc::detail::record_throw_stacks(); }
+};
 using mproc::detail::kMaxTraceBytes;
 using mproc::detail::traces_have_lines;
 
@@ -61,7 +69,7 @@ void expect_traceback_of(const std::string& trace, const std::string& function,
 
 // ---- In this process -----------------------------------------------------------------------
 
-TEST(RemoteTraceback, CurrentExceptionTraceNamesTheThrowingFunction) {
+TEST_F(RemoteTraceback, CurrentExceptionTraceNamesTheThrowingFunction) {
   std::string trace;
   try {
     (void)explode_in_named_function(1);
@@ -72,7 +80,7 @@ TEST(RemoteTraceback, CurrentExceptionTraceNamesTheThrowingFunction) {
   expect_traceback_of(trace, "explode_in_named_function(int)", false);
 }
 
-TEST(RemoteTraceback, RethrowKeepsTheFirstThrowEvenAfterOtherThrowsInTheHandler) {
+TEST_F(RemoteTraceback, RethrowKeepsTheFirstThrowEvenAfterOtherThrowsInTheHandler) {
   if (!traces_have_lines()) GTEST_SKIP() << "this build symbolises exported functions only";
   std::string trace;
   try {
@@ -92,7 +100,7 @@ TEST(RemoteTraceback, RethrowKeepsTheFirstThrowEvenAfterOtherThrowsInTheHandler)
   EXPECT_EQ(trace.find("throw_something_else"), std::string::npos) << trace;
 }
 
-TEST(RemoteTraceback, ExceptionMadeWithoutAThrowHasNone) {
+TEST_F(RemoteTraceback, ExceptionMadeWithoutAThrowHasNone) {
   // A thrown object, freed, then one made at what may well be the same address.
   try {
     (void)explode_in_named_function(1);
@@ -107,9 +115,9 @@ TEST(RemoteTraceback, ExceptionMadeWithoutAThrowHasNone) {
   EXPECT_EQ(trace, "");
 }
 
-TEST(RemoteTraceback, OutsideAHandlerThereIsNone) { EXPECT_EQ(current_exception_trace(), ""); }
+TEST_F(RemoteTraceback, OutsideAHandlerThereIsNone) { EXPECT_EQ(current_exception_trace(), ""); }
 
-TEST(RemoteTraceback, DeepStackKeepsTheInnermostFramesWithinTheBounds) {
+TEST_F(RemoteTraceback, DeepStackKeepsTheInnermostFramesWithinTheBounds) {
   if (!traces_have_lines()) GTEST_SKIP() << "this build symbolises exported functions only";
   std::string trace;
   try {
