@@ -49,11 +49,18 @@ void drain(const mproc::Pool& pool) {
   while (pool.unfinished() != 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
 }
 
+// A pool with PoolOptions::insights on (the rows ".insights": the cost of measuring).
+std::shared_ptr<mproc::Pool> make_insights_pool() {
+  restore_affinity();
+  return std::make_shared<mproc::Pool>(
+      mproc::PoolOptions{.processes = static_cast<int>(usable_cpus()), .insights = true});
+}
+
 // A row of pool.apply_async_noop: `submit(pool)` submits one no-op task, n times, then each
-// result's get() is called in order.
+// result's get() is called in order (`insights`: in a pool with PoolOptions::insights on).
 template <class Submit>
 Workload noop_tasks_workload(const std::string& name, const std::string& label, bool primary,
-                             Submit submit) {
+                             Submit submit, bool insights = false) {
   return {
       .name = name,
       .group = "pool.apply_async_noop",
@@ -61,13 +68,14 @@ Workload noop_tasks_workload(const std::string& name, const std::string& label, 
       .label = label,
       .primary = primary,
       .make =
-          [submit] {
-            return loop_runner([submit, pool = make_pool()](std::uint64_t n) {
-              std::vector<mproc::AsyncResult<void>> results;
-              results.reserve(n);
-              for (std::uint64_t i = 0; i < n; ++i) results.push_back(submit(*pool));
-              for (auto& r : results) r.get();
-            });
+          [submit, insights] {
+            return loop_runner(
+                [submit, pool = insights ? make_insights_pool() : make_pool()](std::uint64_t n) {
+                  std::vector<mproc::AsyncResult<void>> results;
+                  results.reserve(n);
+                  for (std::uint64_t i = 0; i < n; ++i) results.push_back(submit(*pool));
+                  for (auto& r : results) r.get();
+                });
           },
   };
 }
@@ -81,32 +89,44 @@ const Registrar kSubmit{
                         "mproc::Pool submit(noop) x n, then get() each (executor style)", false,
                         [](mproc::Pool& p) { return p.submit([] {}); })};
 
+const Registrar kApplyAsyncInsights{noop_tasks_workload(
+    "pool.apply_async_noop/mproc.insights",
+    "insights on: mproc::Pool apply_async(noop) x n, then get() each", false,
+    [](mproc::Pool& p) { return p.apply_async([] {}); }, true)};
+
 // The mproc row of an imap group: imap(identity, iota(0, n)) consumed in order, with `chunksize`
-// (0: adaptive).
+// (0: adaptive); `insights`: the row "<group>/mproc.insights", in a pool with insights on.
 Workload imap_identity_workload(const std::string& group, const std::string& label,
-                                std::size_t chunksize) {
+                                std::size_t chunksize, bool insights = false) {
   return {
-      .name = group + "/mproc",
+      .name = group + (insights ? "/mproc.insights" : "/mproc"),
       .group = group,
       .impl = "mproc",
       .label = label,
+      .primary = !insights,
       .make =
           [order = group + ": a result out of order", missing = group + ": results missing",
-           chunksize] {
-            return loop_runner([order, missing, chunksize, pool = make_pool()](std::uint64_t n) {
-              std::uint64_t expect = 0;
-              for (std::uint64_t r : pool->imap([](std::uint64_t x) { return x; },
-                                                std::views::iota(0u, n), chunksize)) {
-                check(r == expect++, order.c_str());
-              }
-              check(expect == n, missing.c_str());
-            });
+           chunksize, insights] {
+            return loop_runner(
+                [order, missing, chunksize,
+                 pool = insights ? make_insights_pool() : make_pool()](std::uint64_t n) {
+                  std::uint64_t expect = 0;
+                  for (std::uint64_t r : pool->imap([](std::uint64_t x) { return x; },
+                                                    std::views::iota(0u, n), chunksize)) {
+                    check(r == expect++, order.c_str());
+                  }
+                  check(expect == n, missing.c_str());
+                });
           },
   };
 }
 
 const Registrar kIMapChunk1{imap_identity_workload(
     "pool.imap_chunk1", "mproc::Pool imap(identity, iota(0, n), 1), consumed in order", 1)};
+
+const Registrar kIMapChunk1Insights{imap_identity_workload(
+    "pool.imap_chunk1", "insights on: mproc::Pool imap(identity, iota(0, n), 1), consumed in order",
+    1, true)};
 
 const Registrar kIMapAdaptive{imap_identity_workload(
     "pool.imap_adaptive",

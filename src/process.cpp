@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "pool/worker.hpp"  // set_daemonic
 #include "posix/demangle.hpp"
 #include "posix/error.hpp"
 #include "posix/exit_status.hpp"
@@ -663,6 +664,12 @@ void run_fresh_child(int boot_fd, bool spawned) noexcept {
   finish_children();
   flush_child_stdio();
   child_exit(code);
+}
+
+// A Pool's worker that may have children (PoolOptions::daemon = false; src/pool/worker.hpp).
+void set_daemonic(bool daemon) noexcept {
+  Guard g(g_mu);
+  state().daemon = daemon;
 }
 
 }  // namespace detail

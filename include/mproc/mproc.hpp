@@ -27,3 +27,4 @@
 #include <mproc/shared_memory.hpp>
 #include <mproc/start_method.hpp>
 #include <mproc/sync.hpp>
+#include <mproc/worker.hpp>

@@ -130,8 +130,8 @@
 // Process safety: a Pool belongs to the process that created it: in any other process (a worker, a
 // plain fork of the program) its methods throw ProcessError and its destructor leaves the
 // creator's workers alone. Workers cannot create pools of their own (as in Python: they are
-// daemonic). join() from a callback throws ValueError (it would wait for the callback's own task);
-// terminate() from a callback works.
+// daemonic) unless PoolOptions::daemon is false. join() from a callback throws ValueError (it would
+// wait for the callback's own task); terminate() from a callback works.
 #pragma once
 
 #include <cstddef>
@@ -148,6 +148,7 @@
 #include <mproc/partial.hpp>
 #include <mproc/process.hpp>
 #include <mproc/timeout.hpp>
+#include <mproc/worker.hpp>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -221,6 +222,21 @@ struct PoolOptions {
   // unfinished task fails with BrokenPool naming the limit), instead of hanging. Zero or negative
   // throws ValueError.
   std::optional<std::chrono::duration<double>> initializer_timeout{};
+  // Runs in each worker that leaves normally (maxtasksperchild, or join() stopping the pool; not
+  // in one that is killed or dies); its results are Pool::exit_results(). See WorkerExit
+  // (mproc/worker.hpp). Mirrors mpire's worker_exit.
+  WorkerExit worker_exit{};
+  // true (the default, as in Python): a worker is daemonic, and a task that starts a Process or
+  // creates a Pool gets ProcessError. false: tasks may start processes and pools of their own
+  // (nested pools). Their children die with the worker that started them — when it is killed,
+  // dies, or leaves (each mproc child has a parent-death signal; a nested Pool's zygote watches
+  // its creator), so terminate() leaves none behind; join what a task starts before it returns.
+  // Mirrors Process.daemon (Python's Pool has no such option; its workers are always daemonic).
+  bool daemon = true;
+  // Off by default: Pool::insights() has the figures of each worker (tasks, time working,
+  // waiting, sending results, start-up, tasks lost). On, each task costs two more clock reads in
+  // its worker and one in the parent per delivery (see "Insights" in docs/design.md).
+  bool insights = false;
 };
 
 // How one apply_async/submit call runs (the overloads that take it first).
@@ -875,8 +891,25 @@ class MPROC_API Pool {
   // that get() or next() already returned.
   [[nodiscard]] std::size_t unfinished() const;
 
+  // The figures of each worker slot and of the pool (see Insights in mproc/worker.hpp): a
+  // snapshot, also after join() or terminate(). With PoolOptions::insights off, only `workers`,
+  // `tasks` and `lost` are counted; the durations stay 0. Mirrors mpire's get_insights.
+  [[nodiscard]] Insights insights() const;
+  // The values returned by PoolOptions::worker_exit in the workers that have left so far, in the
+  // order they arrived (after join(): one per worker that left normally), decoded as T (the hook's
+  // result type). Throws RemoteError (with the worker's traceback) when a hook threw, DecodeError
+  // when a value does not decode as T. Mirrors mpire's get_exit_results.
+  template <class T>
+  [[nodiscard]] std::vector<T> exit_results() const {
+    std::vector<T> out;
+    for (const std::vector<std::byte>& bytes : exit_result_bytes())
+      out.push_back(mproc::from_bytes<T>(bytes));
+    return out;
+  }
+
  private:
   detail::PoolCore& core() const;
+  std::vector<std::vector<std::byte>> exit_result_bytes() const;
 
   template <class R, class F, class Tuple, class CB, class ECB>
   AsyncResult<R> submit_one(F f, Tuple args, CB callback, ECB error_callback,

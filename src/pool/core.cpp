@@ -12,10 +12,12 @@
 //   remote_error.cpp      a task's exception, described in the worker and rebuilt in the parent
 #include "pool/core.hpp"
 
+#include <cstdio>
 #include <mproc/pool.hpp>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 
 #include "pool/worker.hpp"
 #include "posix/demangle.hpp"
@@ -40,19 +42,42 @@ std::function<void()> run_of(const Ref<ProcessTarget>& t) {
 }
 }  // namespace
 
+// Pool::insights() and Pool::exit_results() reach the dispatcher of a PoolCore through this
+// table (PoolCore's members are its own; a Pool sees none of them): an entry is added by the
+// PoolCore's constructor and removed when its Impl goes.
+namespace {
+Mutex g_pools_mu;
+std::unordered_map<const PoolCore*, Dispatcher*>& pools() {
+  static auto* m = new std::unordered_map<const PoolCore*, Dispatcher*>();  // never destroyed
+  return *m;
+}
+}  // namespace
+
+Dispatcher& dispatcher_of(const PoolCore& core) {
+  Guard g(g_pools_mu);
+  auto it = pools().find(&core);
+  if (it == pools().end()) throw ValueError("mproc::Pool: moved-from pool");
+  return *it->second;
+}
+
 std::unique_ptr<WorkerLauncher> PoolCore::Impl::make_launcher(Impl& im, StartMethod method) {
-  FreshZygoteInputs fz{method, &im.channels, im.init_target, im.maxtasks};
+  FreshZygoteInputs fz{method,       &im.channels, im.init_target, im.maxtasks,
+                       im.exit_hook, im.daemon,    im.insights};
   return make_zygote_launcher(im.n, &worker_main, &im, &report_exit, &im.channels.events,
                               im.fresh ? &fz : nullptr);
 }
 
-PoolCore::Impl::Impl(int processes, PoolInitializer init, int max_tasks, StartMethod method)
+PoolCore::Impl::Impl(int processes, PoolInitializer init, int max_tasks, StartMethod method,
+                     const PoolOptions& options)
     : n(processes),
       init_target(init.target()),
       initializer(run_of(init_target)),
       fresh(method != StartMethod::fork),
       start_method(method),
       maxtasks(max_tasks),
+      exit_hook(options.worker_exit.target()),
+      daemon(options.daemon),
+      insights(options.insights),
       creator_pid(this_process_id()),
       channels(processes, fresh),
       launcher(make_launcher(*this, method)),
@@ -69,7 +94,17 @@ void PoolCore::Impl::worker_main(void* ctx, int slot) noexcept {
   in.shared = &im.channels.slot_shared[s];
   in.initializer = &im.initializer;
   in.maxtasks = im.maxtasks;
+  in.exit_hook = im.exit_hook.get();
+  in.daemon = im.daemon;
+  in.insights = im.insights;
   run_worker(in);
+}
+
+PoolCore::Impl::~Impl() {
+  if (owner == nullptr) return;
+  Guard g(g_pools_mu);
+  auto it = pools().find(owner);
+  if (it != pools().end() && it->second == &dispatcher) pools().erase(it);
 }
 
 bool PoolCore::Impl::report_exit(void* ctx, int slot, int pid, int code, int error,
@@ -112,10 +147,24 @@ PoolCore::PoolCore(PoolOptions options) {
                        "a lambda without captures, or bind data with mproc::partial(f, args...)");
     }
   }
+  const Ref<ProcessTarget>& exit_hook = options.worker_exit.target();
+  if (method != StartMethod::fork && exit_hook && exit_hook->cannot_travel(culprit) != 0) {
+    throw ValueError(std::string("mproc::Pool (start method ") + method_name(method) +
+                     "): the worker_exit hook (" + (culprit ? demangle(culprit->name()) : "?") +
+                     ") cannot travel to a fresh program image: a lambda with captures, a "
+                     "std::function or a function object without serialize(). Use a function, "
+                     "a lambda without captures, or bind data with mproc::partial(f, args...)");
+  }
   impl_ = make_box<Impl>(n, std::move(options.initializer),
-                         options.maxtasksperchild ? *options.maxtasksperchild : 0, method);
+                         options.maxtasksperchild ? *options.maxtasksperchild : 0, method, options);
   Impl& im = *impl_;
+  {
+    Guard g(g_pools_mu);
+    pools()[this] = &im.dispatcher;
+    im.owner = this;
+  }
   im.dispatcher.set_limits(task_ns, init_ns);
+  im.dispatcher.set_insights(options.insights);
   // The images the zygote learns when it starts (fresh): later ones travel with the tasks.
   const std::uint32_t images_known = image_count();
   im.launcher->start();  // forks the zygote and the workers: before the result thread exists
@@ -162,6 +211,64 @@ std::size_t PoolCore::unfinished() const { return impl_->dispatcher.unfinished()
 
 namespace mproc {
 
+namespace {
+
+// "12.3 ms", "1.25 s": a duration as the summary prints it.
+std::string seconds_text(std::chrono::nanoseconds ns) {
+  const double s = static_cast<double>(ns.count()) / 1e9;
+  char buf[32];
+  if (s < 1e-3)
+    std::snprintf(buf, sizeof buf, "%.1f us", s * 1e6);
+  else if (s < 1)
+    std::snprintf(buf, sizeof buf, "%.1f ms", s * 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f s", s);
+  return buf;
+}
+
+// "43.2%": `part` of `whole`.
+std::string share_text(std::chrono::nanoseconds part, std::chrono::nanoseconds whole) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.1f%%",
+                whole.count() > 0
+                    ? 100.0 * static_cast<double>(part.count()) / static_cast<double>(whole.count())
+                    : 0.0);
+  return buf;
+}
+
+void insight_row(std::string& out, const std::string& name, const WorkerInsights& w) {
+  char head[96];
+  std::snprintf(head, sizeof head, "%-8s %7llu %8llu %5llu", name.c_str(),
+                static_cast<unsigned long long>(w.workers),
+                static_cast<unsigned long long>(w.tasks), static_cast<unsigned long long>(w.lost));
+  out += head;
+  for (const auto& [d, share] :
+       {std::pair{w.wall, false}, std::pair{w.start_up, true}, std::pair{w.working, true},
+        std::pair{w.waiting, true}, std::pair{w.sending, true}}) {
+    std::string cell = seconds_text(d);
+    if (share) cell += " (" + share_text(d, w.wall) + ")";
+    char buf[48];
+    std::snprintf(buf, sizeof buf, " %20s", cell.c_str());
+    out += buf;
+  }
+  out += '\n';
+}
+
+}  // namespace
+
+std::string Insights::to_string() const {
+  std::string out;
+  char head[192];
+  std::snprintf(head, sizeof head, "%-8s %7s %8s %5s %20s %20s %20s %20s %20s\n", "slot", "workers",
+                "tasks", "lost", "wall", "start-up", "working", "waiting", "sending");
+  out += head;
+  for (const WorkerInsights& w : workers) insight_row(out, std::to_string(w.slot), w);
+  insight_row(out, "total", total);
+  out += "parent: " + std::to_string(delivered) + " outcomes delivered in " +
+         seconds_text(delivering) + " (decoding results, callbacks)\n";
+  return out;
+}
+
 Pool::Pool(PoolOptions options) : core_(detail::make_ref<detail::PoolCore>(std::move(options))) {}
 
 detail::PoolCore& Pool::core() const {
@@ -176,5 +283,9 @@ void Pool::terminate() { core().terminate(); }
 void Pool::join() { core().join(); }
 void Pool::shutdown(bool wait, bool cancel_futures) { core().shutdown(wait, cancel_futures); }
 std::size_t Pool::unfinished() const { return core().unfinished(); }
+Insights Pool::insights() const { return detail::dispatcher_of(core()).insights(); }
+std::vector<std::vector<std::byte>> Pool::exit_result_bytes() const {
+  return detail::dispatcher_of(core()).exit_results();
+}
 
 }  // namespace mproc

@@ -18,7 +18,9 @@ namespace mproc::detail {
 // has ended or been detached by then), the launcher (its process is gone by then, or killed), the
 // channels.
 struct PoolCore::Impl {
-  Impl(int processes, PoolInitializer init, int max_tasks, StartMethod method);
+  Impl(int processes, PoolInitializer init, int max_tasks, StartMethod method,
+       const PoolOptions& options);
+  ~Impl();
 
   // ProcessError unless called in the process that created the Pool.
   void check_owner() const;
@@ -41,10 +43,18 @@ struct PoolCore::Impl {
   const bool fresh;                         // workers are fresh images (spawn, forkserver)
   const StartMethod start_method;
   const int maxtasks;
+  const Ref<ProcessTarget> exit_hook;  // PoolOptions::worker_exit (null: none)
+  const bool daemon;                   // PoolOptions::daemon
+  const bool insights;                 // PoolOptions::insights
   const pid_t creator_pid;
+  const PoolCore* owner = nullptr;  // the PoolCore whose impl_ this is (pool_of)
   PoolChannels channels;
   std::unique_ptr<WorkerLauncher> launcher;
   Dispatcher dispatcher;
 };
+
+// The dispatcher of a Pool's core (Pool::insights, Pool::exit_results). Throws ValueError when
+// the core is gone.
+Dispatcher& dispatcher_of(const PoolCore& core);
 
 }  // namespace mproc::detail

@@ -36,7 +36,8 @@ Dispatcher::Dispatcher(int n, int maxtasks, bool has_initializer, PoolChannels& 
       ch_(channels),
       launcher_(launcher),
       slots_(static_cast<std::size_t>(n)),
-      link_(make_pool_link(this)) {}
+      link_(make_pool_link(this)),
+      totals_(static_cast<std::size_t>(n)) {}
 
 void Dispatcher::start_result_thread(void (*on_orphaned_end)(void*) noexcept, void* arg) {
   on_orphaned_end_ = on_orphaned_end;
@@ -371,6 +372,7 @@ void Dispatcher::read_batch(std::vector<Delivery>& out, bool& quit, int& queue_e
 // for this process).
 void Dispatcher::deliver(std::vector<Delivery>& out) {
   std::size_t ended = 0;
+  const std::int64_t since = insights_ && !out.empty() ? monotonic_ns() : 0;
   for (Delivery& d : out) {
     auto fail = [&](std::exception_ptr e) {
       if (d.chunk)
@@ -398,6 +400,10 @@ void Dispatcher::deliver(std::vector<Delivery>& out) {
     if (d.last) ++ended;
   }
   if (out.empty()) return;
+  if (insights_) {
+    delivered_.fetch_add(out.size(), std::memory_order_relaxed);
+    delivering_ns_.fetch_add(monotonic_ns() - since, std::memory_order_relaxed);
+  }
   if (ended != 0) {
     {
       Guard g(mu_);

@@ -19,6 +19,7 @@
 #include <deque>
 #include <exception>
 #include <memory>
+#include <mproc/worker.hpp>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -66,6 +67,14 @@ class Dispatcher {
     init_limit_ns_ = init_ns;
     if (task_ns != 0 || init_ns != 0) watching_.store(true, std::memory_order_relaxed);
   }
+
+  // PoolOptions::insights: the durations of Insights are measured. Called before the result
+  // thread starts.
+  void set_insights(bool on) noexcept { insights_ = on; }
+  // Pool::insights() and Pool::exit_results() (events.cpp). exit_results() throws the
+  // RemoteError of the first exit hook that threw.
+  [[nodiscard]] Insights insights();
+  std::vector<std::vector<std::byte>> exit_results();
 
   // PoolCore::submit: queues the tasks (all or none) and dispatches what fits.
   std::uint64_t submit(std::vector<TaskSpec>& specs, const Ref<TaskSink>& sink, bool continuation,
@@ -188,6 +197,8 @@ class Dispatcher {
   void on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) MPROC_REQUIRES(mu_);
   std::vector<std::uint64_t> drain_mailbox_locked(int slot) MPROC_REQUIRES(mu_);
   std::string broken_by_exit_locked(const EventMsg& m) MPROC_REQUIRES(mu_);
+  void on_exit_hook_locked(EventMsg& m) MPROC_REQUIRES(mu_);
+  void fold_figures_locked(int slot) MPROC_REQUIRES(mu_);
   static std::exception_ptr undecodable_error(const EventMsg& m);
 
   // cancel.cpp
@@ -240,6 +251,21 @@ class Dispatcher {
   // Some task has a time limit (or the initializer has): the result thread looks at the running
   // tasks every few milliseconds (watch_limits_locked) instead of sleeping until an event.
   std::atomic<bool> watching_{false};
+
+  // Insights (events.cpp): per slot, the figures of its workers that ended (their SlotShared
+  // figures folded in when their exit was reported) and the tasks lost with them; in the parent,
+  // the outcomes delivered and the time deliver() took (with insights_ only).
+  struct SlotTotals {
+    std::uint64_t workers = 0, tasks = 0, lost = 0;
+    std::int64_t wall = 0, start_up = 0, work = 0, wait = 0, send = 0;
+  };
+  bool insights_ = false;
+  std::vector<SlotTotals> totals_ MPROC_GUARDED_BY(mu_);
+  std::atomic<std::uint64_t> delivered_{0};
+  std::atomic<std::int64_t> delivering_ns_{0};
+  // PoolOptions::worker_exit: the encoded values of the hooks that ran, and the first failure.
+  std::vector<std::vector<std::byte>> exit_values_ MPROC_GUARDED_BY(mu_);
+  std::exception_ptr exit_error_ MPROC_GUARDED_BY(mu_);
 };
 
 }  // namespace mproc::detail

@@ -3,7 +3,9 @@
 // which tasks it held, which element of a chunk it was running, what it had staged and not sent.
 // Everything here runs on the result thread, under the dispatcher's mutex.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <optional>
 #include <unordered_set>
 
 #include "pool/dispatcher.hpp"
@@ -86,10 +88,20 @@ void Dispatcher::handle_locked(EventMsg& m, std::vector<Delivery>& out, bool& qu
       s.early_deaths = 0;
       return;
     case kInitFailed:
+      // The BrokenPool names the exception and where the initializer threw it.
       s.init_error = m.type + ": " + m.what;
+      if (!m.trace.empty()) {
+        s.init_error += '\n';
+        s.init_error += m.trace;
+        while (!s.init_error.empty() && s.init_error.back() == '\n') s.init_error.pop_back();
+      }
       return;
     case kExited:
       on_exit_locked(m, out);
+      return;
+    case kExitValue:
+    case kExitFailed:
+      on_exit_hook_locked(m);
       return;
     default:
       return;
@@ -117,7 +129,7 @@ void Dispatcher::on_result_locked(EventMsg& m, std::vector<Delivery>& out) {
   if (m.kind == kOk) {
     d.payload = std::move(m.payload);
   } else if (m.kind == kFailed) {
-    d.error = remote_error(m.type, m.what, m.pid, origin);
+    d.error = remote_error(m.type, m.what, m.trace, m.pid, origin);
   } else {
     d.error = undecodable_error(m);
   }
@@ -162,7 +174,7 @@ void Dispatcher::on_chunk_result_locked(Tasks::iterator it, EventMsg& m, bool fi
   if (m.kind == kFailed) {
     const TaskOrigin origin{.position = static_cast<std::size_t>(
                                 e.first + (e.todo.empty() ? 0 : e.todo.front().begin))};
-    error = remote_error(m.type, m.what, m.pid, origin);
+    error = remote_error(m.type, m.what, m.trace, m.pid, origin);
   } else if (m.kind == kUndecodable) {
     error = undecodable_error(m);
   } else {
@@ -304,8 +316,10 @@ std::string Dispatcher::broken_by_exit_locked(const EventMsg& m) {
 // (a chunk: one element), and a replacement is requested — or the pool breaks when the worker
 // never became ready.
 void Dispatcher::on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) {
+  fold_figures_locked(m.slot);
   if (stopping_ || !broken_.empty()) return;
   Slot& s = slots_[static_cast<std::size_t>(m.slot)];
+  SlotTotals& totals = totals_[static_cast<std::size_t>(m.slot)];
   const std::vector<std::uint64_t> lost = drain_mailbox_locked(m.slot);
   // Killed by the parent for one task (cancelled or past its limit): a task it had taken and
   // parked on never began, and goes back to be run; the task it was killed for fails as its
@@ -326,11 +340,15 @@ void Dispatcher::on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) {
   }
   for (std::uint64_t id : lost) {
     auto it = tasks_.find(id);
-    if (it == tasks_.end()) continue;
+    if (it == tasks_.end()) {
+      if (killed && id == kill_task) ++totals.lost;  // a running task cancelled by a kill
+      continue;
+    }
     if (killed && id == parked && id != kill_task) {
       repend_locked(id);
       continue;
     }
+    ++totals.lost;
     const double limit = killed && id == kill_task ? kill_limit : 0;
     if (it->second.elements != 0) {
       on_chunk_lost_locked(id, m, out, limit);
@@ -356,6 +374,108 @@ void Dispatcher::on_exit_locked(const EventMsg& m, std::vector<Delivery>& out) {
   s.init_error.clear();
   reset_slot_shared_locked(m.slot);
   launcher_.spawn(m.slot);
+}
+
+// A worker leaving normally ran the exit hook (PoolOptions::worker_exit): its value is kept for
+// Pool::exit_results(), or its error (the first one) thrown from there.
+void Dispatcher::on_exit_hook_locked(EventMsg& m) {
+  if (m.kind == kExitValue) {
+    if (m.status == 1) exit_values_.push_back(std::move(m.payload));
+    return;
+  }
+  if (!exit_error_) exit_error_ = remote_error(m.type, m.what, m.trace, m.pid, TaskOrigin{});
+}
+
+// The figures of the worker of `slot`, which has ended (its exit was reported), join the slot's
+// totals; its record is zeroed for the replacement (asked for after this). A slot whose worker
+// could not be started has none.
+void Dispatcher::fold_figures_locked(int slot) {
+  WorkerFigures& f = ch_.slot_shared[static_cast<std::size_t>(slot)].figures;
+  const std::int64_t start = f.start_ns.load(order::relaxed);
+  if (start == 0) return;
+  SlotTotals& t = totals_[static_cast<std::size_t>(slot)];
+  const std::int64_t ready = f.ready_ns.load(order::relaxed);
+  ++t.workers;
+  t.tasks += f.tasks.load(order::relaxed);
+  t.work += f.work_ns.load(order::relaxed);
+  t.wait += f.wait_ns.load(order::relaxed);
+  t.send += f.send_ns.load(order::relaxed);
+  const std::int64_t now = monotonic_ns();
+  t.wall += now - start;
+  t.start_up += (ready != 0 ? ready : now) - start;
+  for (auto* word : {&f.start_ns, &f.ready_ns, &f.work_ns, &f.wait_ns, &f.send_ns})
+    word->store(0, order::relaxed);
+  f.tasks.store(0, order::relaxed);
+}
+
+// A snapshot. Once the pool has stopped, the workers that were killed (terminate: the launcher
+// reports no exit then) are folded in, so their wall time ends there.
+Insights Dispatcher::insights() {
+  Insights r;
+  auto add = [](WorkerInsights& to, std::uint64_t workers, std::uint64_t tasks, std::uint64_t lost,
+                std::int64_t wall, std::int64_t start_up, std::int64_t work, std::int64_t wait,
+                std::int64_t send) {
+    to.workers += workers;
+    to.tasks += tasks;
+    to.lost += lost;
+    to.wall += std::chrono::nanoseconds(wall);
+    to.start_up += std::chrono::nanoseconds(start_up);
+    to.working += std::chrono::nanoseconds(work);
+    to.waiting += std::chrono::nanoseconds(wait);
+    to.sending += std::chrono::nanoseconds(send);
+  };
+  Guard g(mu_);
+  if (finished_)
+    for (int s = 0; s < n_; ++s) fold_figures_locked(s);
+  r.workers.resize(static_cast<std::size_t>(n_));
+  for (int s = 0; s < n_; ++s) {
+    WorkerInsights& w = r.workers[static_cast<std::size_t>(s)];
+    w.slot = s;
+    const SlotTotals& t = totals_[static_cast<std::size_t>(s)];
+    add(w, t.workers, t.tasks, t.lost, t.wall, t.start_up, t.work, t.wait, t.send);
+    // The worker alive now: its figures so far, its wall time until now (read after them).
+    const WorkerFigures& f = ch_.slot_shared[static_cast<std::size_t>(s)].figures;
+    const std::int64_t start = f.start_ns.load(order::relaxed);
+    if (start != 0) {
+      const std::int64_t ready = f.ready_ns.load(order::relaxed);
+      const std::uint64_t tasks = f.tasks.load(order::relaxed);
+      const std::int64_t work = f.work_ns.load(order::relaxed);
+      const std::int64_t wait = f.wait_ns.load(order::relaxed);
+      const std::int64_t send = f.send_ns.load(order::relaxed);
+      const std::int64_t now = monotonic_ns();
+      add(w, 1, tasks, 0, now - start, (ready != 0 ? ready : now) - start, work, wait, send);
+    }
+    add(r.total, w.workers, w.tasks, w.lost, w.wall.count(), w.start_up.count(), w.working.count(),
+        w.waiting.count(), w.sending.count());
+  }
+  if (!insights_) {  // only counts: the durations were not measured
+    for (WorkerInsights& w : r.workers) w.wall = w.start_up = {};
+    r.total.wall = r.total.start_up = {};
+  }
+  r.delivered = delivered_.load(std::memory_order_relaxed);
+  r.delivering = std::chrono::nanoseconds(delivering_ns_.load(std::memory_order_relaxed));
+  return r;
+}
+
+// The exit hooks' values so far. Once the pool has stopped (join, terminate), the result thread
+// has ended, possibly before it read the last events (it stops after the batch in which it learns
+// the pool stopped): those still in the result queue are read here.
+std::vector<std::vector<std::byte>> Dispatcher::exit_results() {
+  Guard g(mu_);
+  if (finished_ && !collector_.joinable()) {
+    for (;;) {
+      std::optional<EventMsg> m;
+      try {
+        m = ch_.events.try_get();
+      } catch (...) {
+        break;  // the queue failed: what it still holds is lost with it
+      }
+      if (!m) break;
+      if (m->kind == kExitValue || m->kind == kExitFailed) on_exit_hook_locked(*m);
+    }
+  }
+  if (exit_error_) std::rethrow_exception(exit_error_);
+  return exit_values_;
 }
 
 }  // namespace mproc::detail

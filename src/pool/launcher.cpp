@@ -106,9 +106,13 @@ struct ZygoteSetup {
   TravellingFd staging;
   std::uint64_t staging_bytes = 0;
   std::optional<TravellingTarget> initializer;
+  std::optional<TravellingTarget> exit_hook;
+  bool daemon = true;
+  bool insights = false;
   template <class A>
   void serialize(A& a) {
-    a(slots, maxtasks, cmd, events, mailboxes, fd_worker, staging, staging_bytes, initializer);
+    a(slots, maxtasks, cmd, events, mailboxes, fd_worker, staging, staging_bytes, initializer,
+      exit_hook, daemon, insights);
   }
 };
 
@@ -534,6 +538,9 @@ class ZygoteLauncher final : public WorkerLauncher {
     s.staging = TravellingFd{ch.slot_shared_fd};
     s.staging_bytes = ch.slot_shared_bytes;
     if (fresh_->initializer) s.initializer = TravellingTarget{fresh_->initializer};
+    if (fresh_->exit_hook) s.exit_hook = TravellingTarget{fresh_->exit_hook};
+    s.daemon = fresh_->daemon;
+    s.insights = fresh_->insights;
     zygote_.emplace(
         ProcessOptions{.name = "PoolZygote", .daemon = true, .start_method = fresh_->method},
         &fresh_zygote_main, std::move(s));
@@ -594,6 +601,9 @@ void fresh_worker_main(void* ctx, int slot) noexcept {
   in.initializer = &w.initializer;
   in.maxtasks = w.setup.maxtasks;
   in.fresh = true;
+  if (w.setup.exit_hook) in.exit_hook = w.setup.exit_hook->target.get();
+  in.daemon = w.setup.daemon;
+  in.insights = w.setup.insights;
   run_worker(in);
 }
 

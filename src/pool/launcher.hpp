@@ -85,6 +85,9 @@ struct FreshZygoteInputs {
   PoolChannels* channels = nullptr;
   Ref<ProcessTarget> initializer;  // null: none
   int maxtasks = 0;
+  Ref<ProcessTarget> exit_hook;  // PoolOptions::worker_exit; null: none
+  bool daemon = true;            // PoolOptions::daemon
+  bool insights = false;         // PoolOptions::insights
 };
 std::unique_ptr<WorkerLauncher> make_zygote_launcher(int slots, WorkerMain main, void* main_ctx,
                                                      ExitReport report, void* report_ctx,

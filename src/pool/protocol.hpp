@@ -62,6 +62,20 @@ inline constexpr std::size_t kStageErrorBytes = std::size_t{32} << 10;
 //     limit, the element) now running began: the parent's timeout watch reads it.
 //   * `worker_pid`: the pid of the worker that published `task`, which the parent names when it
 //     asks the launcher to kill that worker (the launcher kills it only if it is still there).
+//
+// Insights (Pool::insights(); "Insights" in docs/design.md): `figures`, on a cache line of its
+// own, written by the slot's current worker only (relaxed stores of its running totals), read by
+// the parent without a message. When the worker's exit is reported the parent adds them to the
+// slot's totals and zeroes them (on_exit_locked; the worker is dead and its replacement not yet
+// asked for), so a killed worker's figures are kept and its replacement starts from zero.
+struct WorkerFigures {
+  Atomic<std::int64_t> start_ns{0};  // CLOCK_MONOTONIC when the worker loop began (0: no worker)
+  Atomic<std::int64_t> ready_ns{0};  // when it had reported "ready" (initializer done)
+  Atomic<std::uint64_t> tasks{0};    // tasks run (a chunk is one), withdrawn ones not counted
+  Atomic<std::int64_t> work_ns{0};   // running tasks: decoding arguments, the call, encoding
+  Atomic<std::int64_t> wait_ns{0};   // waiting for a task and taking it from the mailbox
+  Atomic<std::int64_t> send_ns{0};   // putting results on the result queue (pieces included)
+};
 struct alignas(64) SlotShared {
   Atomic<std::uint64_t> task{0};
   Atomic<std::uint64_t> element{0};
@@ -71,8 +85,9 @@ struct alignas(64) SlotShared {
   Atomic<std::uint64_t> skip[2] = {};
   Atomic<std::uint64_t> parked{0};
   Atomic<std::int64_t> started_ns{0};
-  Atomic<std::int32_t> worker_pid{0};  // the worker that published `task` (stored before it)
+  Atomic<std::int32_t> worker_pid{0};    // the worker that published `task` (stored before it)
   std::atomic<std::uint32_t> doomed{0};  // a futex word
+  alignas(64) WorkerFigures figures;
   alignas(64) std::byte values[kStageValueBytes];
   std::byte errors[kStageErrorBytes];
 };
@@ -130,6 +145,9 @@ enum EventKind : std::uint8_t {
   kWake = 8,         // (from the parent) tasks failed outside the result thread wait for it
   kPart = 9,         // outcomes of some elements of a chunk still running (covered, payload)
   kSkipped = 10,     // a task the parent withdrew from the mailbox was not run (see SlotShared)
+  kExitValue = 11,   // a worker leaving normally ran the exit hook: status 1 and its encoded
+                     // value in payload, or status 0 (the hook returns nothing)
+  kExitFailed = 12,  // a worker leaving normally: its exit hook threw (type, what, trace)
 };
 
 // Everything that reaches the parent: results and worker life events. Encoded by the codec

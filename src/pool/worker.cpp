@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mproc/detail/travel.hpp>
+#include <mproc/worker.hpp>
 #include <system_error>
 
 #include "posix/fd_passing.hpp"
@@ -40,13 +41,35 @@ std::int64_t now_ns() noexcept {
   std::_Exit(code);
 }
 
+// worker_id(): the slot of the worker loop running in process `g_worker_pid` (a child that a
+// task forks inherits these and is no worker: the pid tells).
+std::int32_t g_worker_pid = 0;
+int g_worker_slot = -1;
+
+// Adds `ns` to a figure that only this worker writes.
+void add(Atomic<std::int64_t>& figure, std::int64_t ns) noexcept {
+  figure.store(figure.load(order::relaxed) + ns, order::relaxed);
+}
+
 class Worker {
  public:
   explicit Worker(const WorkerInputs& in) noexcept
       : in_(in), pid_(static_cast<std::int32_t>(this_process_id())) {}
 
+  // The figures (SlotShared::figures): with insights, the loop reads the clock when it gets a
+  // task (begin() does, for started_ns), when the task returns and when its result is on the
+  // queue; the intervals between are waiting, working and sending, and they tile the worker's
+  // life after start-up. A piece of a chunk sent while it runs counts as sending, not working.
   [[noreturn]] void run() noexcept {
+    WorkerFigures& fig = in_.shared->figures;
+    const std::int64_t start = now_ns();
+    fig.start_ns.store(start, order::relaxed);
+    g_worker_pid = pid_;
+    g_worker_slot = in_.slot;
+    if (!in_.daemon) set_daemonic(false);
     initialize();
+    std::int64_t idle_since = now_ns();  // the end of start-up, then of the last result's put
+    fig.ready_ns.store(idle_since, order::relaxed);
     int done = 0;
     for (;;) {
       TaskMsg t;
@@ -55,15 +78,26 @@ class Worker {
       } catch (...) {
         leave(kExitMailbox);
       }
-      if (t.invoker == 0) leave(0);
+      if (t.invoker == 0) leave_normally();
       if (withdrawn(t.id)) {  // cancelled while it waited in the mailbox: not run, not counted
         post(event(kSkipped, t.id));
         continue;
       }
-      begin(t.id);
-      EventMsg ev = run_task(t);
-      post(ev);
-      if (in_.maxtasks > 0 && ++done >= in_.maxtasks) leave(0);
+      const std::int64_t began = begin(t.id);
+      EventMsg ev = run_task(t, began);
+      fig.tasks.store(fig.tasks.load(order::relaxed) + 1, order::relaxed);
+      if (in_.insights) {
+        const std::int64_t ran = now_ns();
+        add(fig.wait_ns, began - idle_since);
+        add(fig.work_ns, ran - began - sent_ns_);
+        post(ev);
+        idle_since = now_ns();
+        add(fig.send_ns, idle_since - ran + sent_ns_);
+        sent_ns_ = 0;
+      } else {
+        post(ev);
+      }
+      if (in_.maxtasks > 0 && ++done >= in_.maxtasks) leave_normally();
     }
   }
 
@@ -87,6 +121,28 @@ class Worker {
     ev.pid = pid_;
     ev.id = id;
     return ev;
+  }
+
+  // The worker leaves of its own accord: the exit hook runs, and its value (or error) goes to
+  // the parent before the worker ends (so before the launcher's report of its exit).
+  [[noreturn]] void leave_normally() noexcept {
+    if (in_.exit_hook != nullptr) {
+      EventMsg ev = event(kExitValue);
+      try {
+        exit_hook_value().reset();
+        (void)in_.exit_hook->run();
+        if (std::optional<std::vector<std::byte>>& v = exit_hook_value()) {
+          ev.status = 1;
+          ev.payload = std::move(*v);
+        }
+      } catch (...) {
+        ev = event(kExitFailed);
+        describe_current(ev.type, ev.what);
+        ev.trace = current_exception_trace();
+      }
+      post(ev);
+    }
+    leave(0);
   }
 
   void post(const EventMsg& ev) noexcept {
@@ -122,6 +178,7 @@ class Worker {
     p->since = now;
     part.set_piece(covered, errors, error_bytes, values, value_bytes);
     p->self->post(part);
+    if (p->self->in_.insights) p->self->sent_ns_ += now_ns() - now;
   }
 
   static void emit_final(void* owner, const Spans& covered, const std::byte* errors,
@@ -146,28 +203,32 @@ class Worker {
 
   // Task `id` begins: published in the slot's record, unless the parent is about to kill this
   // worker for the task before (SlotShared::doomed): then the worker parks until it is killed,
-  // or released if the parent changed its mind.
-  void begin(std::uint64_t id) noexcept {
+  // or released if the parent changed its mind. Returns the time it began (started_ns).
+  std::int64_t begin(std::uint64_t id) noexcept {
     SlotShared& shared = *in_.shared;
     shared.element.store(0, order::relaxed);
     shared.staged.store(0, order::relaxed);
-    shared.started_ns.store(now_ns(), order::relaxed);
+    std::int64_t began = now_ns();
+    shared.started_ns.store(began, order::relaxed);
     shared.worker_pid.store(pid_, order::relaxed);
     shared.task.store(id, order::seq_cst);
     if (shared.doomed.load(std::memory_order_seq_cst) == 0) [[likely]]
-      return;
+      return began;
     shared.parked.store(id, order::seq_cst);
     while (shared.doomed.load(std::memory_order_seq_cst) != 0)
       (void)futex_wait(&shared.doomed, 1, Expiry());
     shared.parked.store(0, order::seq_cst);
-    shared.started_ns.store(now_ns(), order::relaxed);
+    began = now_ns();
+    shared.started_ns.store(began, order::relaxed);
+    return began;
   }
 
-  // Runs task `t`; the event that carries its outcome (a chunk's points into the staging areas).
-  EventMsg run_task(TaskMsg& t) noexcept {
+  // Runs task `t`, begun at `began`; the event that carries its outcome (a chunk's points into
+  // the staging areas).
+  EventMsg run_task(TaskMsg& t, std::int64_t began) noexcept {
     SlotShared& shared = *in_.shared;
     EventMsg ev = event(kOk, t.id);
-    Poster poster{this, t.id, now_ns()};
+    Poster poster{this, t.id, began};
     TaskContext ctx(std::move(t.run), &shared, &Worker::emit_part, &poster);
     if (t.element_clock) ctx.set_element_clock(&shared.started_ns);
     try {
@@ -225,11 +286,28 @@ class Worker {
 
   const WorkerInputs in_;
   const std::int32_t pid_;
-  std::uint64_t taken_ = 0;  // tasks taken from the mailbox (SlotShared::taken)
+  std::uint64_t taken_ = 0;   // tasks taken from the mailbox (SlotShared::taken)
+  std::int64_t sent_ns_ = 0;  // insights: time spent sending pieces of the task now running
 };
 
 }  // namespace
 
 void run_worker(const WorkerInputs& in) noexcept { Worker(in).run(); }
 
+std::optional<std::vector<std::byte>>& exit_hook_value() noexcept {
+  static std::optional<std::vector<std::byte>> value;
+  return value;
+}
+
 }  // namespace mproc::detail
+
+namespace mproc {
+
+std::optional<int> worker_id() noexcept {
+  if (detail::g_worker_slot < 0 ||
+      detail::g_worker_pid != static_cast<std::int32_t>(detail::this_process_id()))
+    return std::nullopt;
+  return detail::g_worker_slot;
+}
+
+}  // namespace mproc

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <mproc/process.hpp>
 #include <mproc/queue.hpp>
 
 #include "pool/protocol.hpp"
@@ -23,6 +24,13 @@ struct WorkerInputs {
   const std::function<void()>* initializer =
       nullptr;       // runs once before the first task; may be empty
   int maxtasks = 0;  // leave after this many tasks (0: never)
+  // Runs when the worker leaves normally (stop message, maxtasks); null: none. Its value
+  // (detail::exit_hook_value) or its error goes to the parent (kExitValue, kExitFailed).
+  ProcessTarget* exit_hook = nullptr;
+  // false: the worker may start processes of its own (PoolOptions::daemon).
+  bool daemon = true;
+  // Measure the worker's figures (SlotShared::figures durations); tasks are counted always.
+  bool insights = false;
   // The worker is a fresh image of the program (spawn, forkserver): invokers are code references
   // to relocate (TaskMsg), not addresses.
   bool fresh = false;
@@ -33,5 +41,10 @@ struct WorkerInputs {
 // process ends with _exit after stdio is flushed (0: stopped or maxtasks; 1: the initializer
 // threw; 70-72: a channel failed).
 [[noreturn]] void run_worker(const WorkerInputs& in) noexcept;
+
+// Sets whether the calling process is daemonic (may not start children): a worker of a pool
+// whose PoolOptions::daemon is false clears the flag it inherited from the zygote. Defined in
+// src/process.cpp.
+void set_daemonic(bool daemon) noexcept;
 
 }  // namespace mproc::detail

@@ -1,6 +1,6 @@
 // Remote tracebacks through a Pool and a Process, under fork and spawn: a map element's, an imap
 // element's and a registered type's RemoteError name the throwing function, as do an apply task's
-// and a failed initializer's (disabled until the parent passes their traces on), and a Process
+// and a failed initializer's (the BrokenPool's message carries it), and a Process
 // child's uncaught exception prints its traceback on stderr. In-process and wire tests:
 // tests/unit/remote_traceback_test.cpp. Every wait is bounded.
 #include <fcntl.h>
@@ -154,8 +154,7 @@ TEST_P(RemoteTracebackMethods, RegisteredTypeNestsARemoteErrorWithTheTraceback) 
   }
 }
 
-// Needs the parent's side to pass EventMsg::trace to remote_error (src/pool/events.cpp).
-TEST_P(RemoteTracebackMethods, DISABLED_ApplyTaskErrorNamesTheThrowingFunction) {
+TEST_P(RemoteTracebackMethods, ApplyTaskErrorNamesTheThrowingFunction) {
   mproc::Pool pool(pool_options());
   try {
     (void)pool.apply_async(explode_in_named_function, 7).get(30s);
@@ -166,9 +165,8 @@ TEST_P(RemoteTracebackMethods, DISABLED_ApplyTaskErrorNamesTheThrowingFunction) 
   }
 }
 
-// Needs the parent's side to put EventMsg::trace of kInitFailed into the BrokenPool's message
-// (src/pool/events.cpp, Slot::init_error).
-TEST_P(RemoteTracebackMethods, DISABLED_InitializerFailureNamesTheThrowingFunction) {
+// The BrokenPool's message names the initializer's exception, then its traceback.
+TEST_P(RemoteTracebackMethods, InitializerFailureNamesTheThrowingFunction) {
   mproc::Pool pool({.processes = 1, .initializer = init_explodes_here, .start_method = GetParam()});
   try {
     (void)pool.apply_async(explode_in_named_function, 2).get(30s);
