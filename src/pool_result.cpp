@@ -3,6 +3,7 @@
 // std::mutex and std::condition_variable in storage of its own, constructed here.
 #include <condition_variable>
 #include <mproc/detail/pool_core.hpp>
+#include <mproc/interrupt.hpp>
 #include <mutex>
 #include <new>
 
@@ -48,13 +49,18 @@ bool Monitor::wait_locked(const Expiry& expiry, bool (*ready)(const void* arg),
   } give_back{lk};
   std::condition_variable& cv = as_cond(cv_);
   // A saturated timeout (duration::max(), a deadline of time_point::max()) waits forever, as
-  // nullopt does: no time point arithmetic near the clock's limit.
-  if (!expiry || *expiry == Clock::time_point::max()) {
-    while (!ready(arg)) cv.wait(lk);
-    return true;
-  }
+  // nullopt does: no time point arithmetic near the clock's limit. While interruption is armed
+  // (<mproc/interrupt.hpp>) each sleep ends after kInterruptSlice at the latest to look for a
+  // request, which throws Interrupted (a ready result wins: it is looked at first); the lock goes
+  // back to the caller on that way out too (GiveBack).
   while (!ready(arg)) {
-    if (cv.wait_until(lk, *expiry) == std::cv_status::timeout) return ready(arg);
+    throw_if_interrupted("mproc::Pool: waiting for a result");
+    const Expiry until = interruptible_until(expiry);
+    if (!until || *until == Clock::time_point::max()) {
+      cv.wait(lk);
+    } else if (cv.wait_until(lk, *until) == std::cv_status::timeout && expired(expiry)) {
+      return ready(arg);
+    }
   }
   return true;
 }

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <mproc/detail/travel.hpp>
+#include <mproc/interrupt.hpp>
 #include <mproc/process.hpp>
 #include <mutex>
 #include <string>
@@ -270,9 +271,11 @@ void sweep_locked() MPROC_REQUIRES(g_mu) {
 }
 
 // Waits for `p` to exit until `deadline`, and reaps it; true when it has exited. Throws
-// std::system_error if polling or reaping fails. The caller has checked that `p` is a started
-// child of this process.
-bool wait_child(ProcessImpl& p, const Expiry& deadline) MPROC_EXCLUDES(g_mu) {
+// std::system_error if polling or reaping fails, and Interrupted when `interruptible` and an
+// interruption request (<mproc/interrupt.hpp>) ends the wait (the child is left as it was: join
+// again to reap it). The caller has checked that `p` is a started child of this process.
+bool wait_child(ProcessImpl& p, const Expiry& deadline, bool interruptible = false)
+    MPROC_EXCLUDES(g_mu) {
   for (;;) {
     int fd;
     {
@@ -282,7 +285,8 @@ bool wait_child(ProcessImpl& p, const Expiry& deadline) MPROC_EXCLUDES(g_mu) {
       fd = p.status_fd >= 0 ? p.status_fd : p.pidfd;
     }
     bool ready = false;
-    std::error_code ec = wait_readable(fd, deadline, ready);
+    std::error_code ec = interruptible ? wait_readable_interruptible(fd, deadline, ready)
+                                       : wait_readable(fd, deadline, ready);
     const char* call = "ppoll";
     {
       Guard g(g_mu);
@@ -294,6 +298,7 @@ bool wait_child(ProcessImpl& p, const Expiry& deadline) MPROC_EXCLUDES(g_mu) {
         p.status_fd = -1;
       }
       if (p.exitcode) return true;
+      if (ec == std::errc::interrupted) throw_interrupted("mproc::Process::join");
       if (!ec && ready) {
         call = "waitid";
         ec = reap_one_locked(p);
@@ -829,7 +834,7 @@ bool Process::join_at(const detail::Expiry& deadline) {
     if (p.creator_pid != this_process_id()) throw ProcessError("can only join a child process");
     if (p.phase != Phase::kStarted) throw ProcessError("can only join a started process");
   }
-  return detail::wait_child(p, deadline);
+  return detail::wait_child(p, deadline, /*interruptible=*/true);
 }
 
 bool Process::is_alive() {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <mproc/interrupt.hpp>
 #include <system_error>
 
 #include "posix/error.hpp"
@@ -43,6 +44,7 @@ void Dispatcher::start_result_thread(void (*on_orphaned_end)(void*) noexcept, vo
   on_orphaned_end_ = on_orphaned_end;
   orphaned_arg_ = arg;
   collector_ = std::thread([this] {
+    InterruptExempt exempt;  // the pool's own thread: an interruption request is not for it
     collect();
     if (orphaned_) on_orphaned_end_(orphaned_arg_);  // deletes this dispatcher: the last step
   });

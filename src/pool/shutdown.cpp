@@ -33,6 +33,7 @@
 // The destructor finishes submitted work (close + join), unlike Python's context manager, which
 // terminates: a C++ scope that ends should not silently discard the work it started.
 #include <chrono>
+#include <mproc/interrupt.hpp>
 #include <mproc/pool.hpp>
 #include <mutex>
 
@@ -98,12 +99,18 @@ void Dispatcher::join() MPROC_NO_THREAD_SAFETY_ANALYSIS {
     std::unique_lock<std::mutex> lk(mu_.native());
     if (finished_) return;
     if (state_ == State::kRunning) throw ValueError("mproc::Pool: Pool is still running");
-    idle_cv_.wait(lk, [&]() MPROC_NO_THREAD_SAFETY_ANALYSIS {
-      return undelivered_ == 0 || state_ == State::kTerminated;
-    });
+    // Interruptible (<mproc/interrupt.hpp>): the pool stays closed and can be joined again.
+    wait_interruptibly(
+        idle_cv_, lk,
+        [&]() MPROC_NO_THREAD_SAFETY_ANALYSIS {
+          return undelivered_ == 0 || state_ == State::kTerminated;
+        },
+        "mproc::Pool::join");
     if (state_ == State::kTerminated) {
       // terminate() shuts the pool down: wait until it has.
-      idle_cv_.wait(lk, [&]() MPROC_NO_THREAD_SAFETY_ANALYSIS { return finished_; });
+      wait_interruptibly(
+          idle_cv_, lk, [&]() MPROC_NO_THREAD_SAFETY_ANALYSIS { return finished_; },
+          "mproc::Pool::join");
       return;
     }
   }
@@ -117,6 +124,7 @@ void Dispatcher::join() MPROC_NO_THREAD_SAFETY_ANALYSIS {
 
 // Stops the workers (gracefully unless `kill`), the launcher and the result thread.
 void Dispatcher::shut_down(bool kill) {
+  InterruptExempt exempt;  // once begun, a shutdown finishes (stop messages, launcher wait)
   {
     Guard g(mu_);
     stopping_ = true;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mproc/detail/travel.hpp>
+#include <mproc/interrupt.hpp>
 #include <mproc/worker.hpp>
 #include <system_error>
 
@@ -74,6 +75,9 @@ class Worker {
     for (;;) {
       TaskMsg t;
       try {
+        // The task loop is the pool's own (a worker forked after enable_interrupts() is armed and
+        // has the program's SIGINT handler): only what a task blocks on may be interrupted.
+        InterruptExempt exempt;
         t = in_.tasks->get();
       } catch (...) {
         leave(kExitMailbox);
@@ -147,6 +151,7 @@ class Worker {
 
   void post(const EventMsg& ev) noexcept {
     try {
+      InterruptExempt exempt;
       in_.results->put(ev);
     } catch (...) {
       leave(kExitResultQueue);
