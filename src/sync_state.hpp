@@ -55,7 +55,8 @@ Ref<MutexState> make_mutex_state(bool recursive);
 Ref<MutexState> adopt_mutex_state(std::shared_ptr<Region> region, MutexState* s);
 
 // Results of mutex_acquire besides 0: EOWNERDEAD (acquired; previous owner died), ETIMEDOUT/EBUSY
-// (not acquired), EDEADLK (caller already holds a non-recursive lock), other errno values.
+// (not acquired), EDEADLK (caller already holds a non-recursive lock), kInterrupted (not acquired;
+// an interruption request, mproc/interrupt.hpp), other errno values.
 int mutex_acquire(MutexState* s, const Expiry& deadline) noexcept;
 int mutex_try_acquire(MutexState* s) noexcept;
 // 0, or EPERM when the caller does not hold the lock.

@@ -22,7 +22,8 @@
 //   * A call that times out returns false / nullopt, or throws the error its header names (Python's
 //     queue.Full / queue.Empty for Queue::put/get, TimeoutError for AsyncResult::get).
 //   * A signal handler that runs during the wait does not end it early (EINTR is retried with the
-//     time left).
+//     time left), unless it calls mproc::interrupt() while interruption is armed
+//     (mproc/interrupt.hpp): the call then throws mproc::Interrupted.
 #pragma once
 
 #include <mproc/detail/std_light.hpp>

@@ -103,7 +103,8 @@ class MPROC_API QueueCore {
   // left half-published first, as qsize() does; never blocks.
   bool readable() const noexcept;
   // Blocks until readable() (true), `deadline` passes (false; nullopt: no limit) or `*cancel`
-  // becomes non-zero (false; checked whenever the wait wakes, see wake_readable_waiters). Sleeps
+  // becomes non-zero (false; checked whenever the wait wakes, see wake_readable_waiters), or an
+  // interruption request (mproc/interrupt.hpp) ends the wait while armed (false). Sleeps
   // on the queue's `watch_seq` futex, woken by the producer that publishes the next complete
   // message; costs nothing on put/get while nobody waits this way (docs/design.md, "Queues").
   bool wait_readable(const Expiry& deadline, const Atomic<std::uint32_t>* cancel) const noexcept;
