@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mproc/futures.hpp>
+#include <mproc/interrupt.hpp>
 #include <mutex>
 
 #include "mproc/detail/progress.hpp"
@@ -62,11 +63,17 @@ std::optional<std::size_t> CompletionSet::next(const Expiry& expiry) {
   if (left_ == 0) throw ValueError("mproc::as_completed: every result was handed out");
   State& st = *st_;
   std::unique_lock<std::mutex> lk(st.mu);
-  auto have = [&] { return !st.ready.empty(); };
-  if (!expiry || *expiry == Clock::time_point::max()) {
-    st.cv.wait(lk, have);
-  } else if (!st.cv.wait_until(lk, *expiry, have)) {
-    return std::nullopt;
+  // Interruptible (mproc/interrupt.hpp): while armed the sleeps are sliced; a result that is
+  // there wins over a pending request.
+  while (st.ready.empty()) {
+    throw_if_interrupted("mproc::as_completed/wait");
+    const Expiry until = interruptible_until(expiry);
+    if (!until || *until == Clock::time_point::max()) {
+      st.cv.wait(lk);
+    } else if (st.cv.wait_until(lk, *until) == std::cv_status::timeout && expired(expiry) &&
+               st.ready.empty()) {
+      return std::nullopt;
+    }
   }
   const std::size_t i = st.ready.front();
   st.ready.pop_front();

@@ -71,6 +71,14 @@ bool ResultWait::wait(const Expiry& expiry) const {
       expiry, [](const void* self) { return static_cast<const ResultWait*>(self)->done_; }, this);
 }
 
+void ResultWait::wait_uninterrupted() const noexcept {
+  InterruptExempt exempt;
+  std::lock_guard<const Monitor> g(w_);
+  (void)w_.wait_locked(
+      std::nullopt, [](const void* self) { return static_cast<const ResultWait*>(self)->done_; },
+      this);
+}
+
 bool ResultWait::ready() const {
   std::lock_guard<const Monitor> g(w_);
   return done_;

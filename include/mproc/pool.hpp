@@ -347,7 +347,7 @@ class AsyncResult {
     // The result thread may be delivering the same CancelledError: whoever claims the result
     // sets it; the wait is for the other one to finish (never long, and never ourselves).
     st.set_error(detail::cancelled_error());
-    (void)st.wait(std::nullopt);
+    st.wait_uninterrupted();
     return st.cancelled();
   }
   // True when the result is CancelledError. Never blocks. Mirrors Future.cancelled().

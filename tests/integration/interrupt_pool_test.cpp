@@ -9,6 +9,7 @@
 #include <chrono>
 #include <future>
 #include <mproc/errors.hpp>
+#include <mproc/futures.hpp>
 #include <mproc/interrupt.hpp>
 #include <mproc/pool.hpp>
 #include <mproc/process.hpp>
@@ -113,6 +114,30 @@ TEST_F(InterruptPool, AsyncResultGetMapImapAndJoinThrowInterrupted) {
   EXPECT_EQ(outcome_of([&] { pool.join(); }, false),
             "Interrupted: mproc::Pool::join: interrupted by mproc::interrupt()");
   pool.terminate();
+}
+
+TEST_F(InterruptPool, AsCompletedAndWaitThrowInterruptedAndCancelIsNotInterrupted) {
+  mproc::Pool pool(1);
+  std::vector<mproc::AsyncResult<int>> fs = {pool.apply_async(slow_sqr, 2)};
+  for (bool to_blocked : {true, false}) {
+    EXPECT_EQ(outcome_of(
+                  [&] {
+                    for (const auto& f : mproc::as_completed(fs)) (void)f;
+                  },
+                  to_blocked),
+              "Interrupted: mproc::as_completed/wait: interrupted by mproc::interrupt()");
+    EXPECT_EQ(outcome_of([&] { (void)mproc::wait(fs); }, to_blocked),
+              "Interrupted: mproc::as_completed/wait: interrupted by mproc::interrupt()");
+  }
+  // cancel() never blocks on a task: a pending request does not stop it.
+  auto queued = pool.apply_async(sqr, 5);
+  mproc::interrupt();
+  EXPECT_TRUE(queued.cancel());
+  EXPECT_TRUE(queued.cancelled());
+  EXPECT_TRUE(fs[0].cancel(mproc::CancelMode::kill_running));
+  mproc::clear_interrupt();
+  EXPECT_TRUE(fs[0].cancelled());
+  EXPECT_EQ(pool.apply(sqr, 6), 36);
 }
 
 }  // namespace

@@ -743,6 +743,9 @@ class MPROC_API ResultWait {
 
   // Blocks until the result is ready or `expiry` passes; true when it is ready.
   bool wait(const Expiry& expiry) const;
+  // Blocks until the result is ready, never interrupted (mproc/interrupt.hpp): for a wait that is
+  // known to be short (cancel() waiting for the thread that claimed the result to finish it).
+  void wait_uninterrupted() const noexcept;
   // True once the result is ready (its callback has run). Never blocks.
   [[nodiscard]] bool ready() const;
   // Once ready: true when the result is an error.
