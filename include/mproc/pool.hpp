@@ -99,9 +99,15 @@
 // have no timeout, as in Python.
 //
 // Errors a task's result can carry (thrown by `get()`, `map()`, `next()`):
-//   * `RemoteError` — the task threw; type name, what() and the worker's pid (or the original
-//     type, for types registered with register_remote_exception, with the RemoteError nested).
+//   * `RemoteError` — the task threw; type name, what(), the worker's pid and traceback() (the
+//     worker's stack at the throw, symbolised, as Python prints it) (or the original type, for
+//     types registered with register_remote_exception, with the RemoteError nested).
 //   * `WorkerLost` — the worker died while running the task.
+//   * `TaskTimeout` (a TimeoutError) — the task ran past its time limit (PoolOptions::task_timeout,
+//     SubmitOptions/MapOptions::timeout); its worker was killed and replaced.
+//   * `CancelledError` — the task was cancelled (AsyncResult::cancel, shutdown(cancel_futures)).
+//   * `Interrupted` — not a task's outcome: a wait (get, map, next, join) ended by an interruption
+//     request (mproc/interrupt.hpp); the task goes on.
 //   RemoteError and WorkerLost name their origin: `position()`, the element's index in the input
 //   of map/starmap/imap/imap_unordered, or `task()`, the number of an apply/submit task in its
 //   pool; what() says it too ("... (in worker pid 4711, input element 537)", "... while running
