@@ -233,14 +233,19 @@ TEST(PoolDaemon, ADaemonicWorkerCannotStartAProcess) {
   }
 }
 
-TEST(PoolDaemon, ANonDaemonicWorkerRunsANestedPool) {
+class PoolDaemonMethods : public ::testing::TestWithParam<StartMethod> {};
+
+TEST_P(PoolDaemonMethods, ANonDaemonicWorkerRunsANestedPool) {
   Watchdog dog;
-  mproc::Pool pool({.processes = 2, .daemon = false});
+  mproc::Pool pool({.processes = 2, .start_method = GetParam(), .daemon = false});
   auto a = pool.apply_async(nested_sum, 10);
   auto b = pool.apply_async(nested_sum, 5);
   EXPECT_EQ(a.get(60s), 285);
   EXPECT_EQ(b.get(60s), 30);
 }
+
+INSTANTIATE_TEST_SUITE_P(, PoolDaemonMethods,
+                         ::testing::Values(StartMethod::fork, StartMethod::spawn), MethodName{});
 
 TEST(PoolDaemon, AProcessStartedByATaskDiesWhenThePoolIsTerminated) {
   Watchdog dog;
