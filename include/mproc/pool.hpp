@@ -899,7 +899,8 @@ class MPROC_API Pool {
 
   // The figures of each worker slot and of the pool (see Insights in mproc/worker.hpp): a
   // snapshot, also after join() or terminate(). With PoolOptions::insights off, only `workers`,
-  // `tasks` and `lost` are counted; the durations stay 0. Mirrors mpire's get_insights.
+  // `tasks` and `lost` are counted; the durations stay 0. ProcessError in another process than
+  // the Pool's creator (as exit_results). Mirrors mpire's get_insights.
   [[nodiscard]] Insights insights() const;
   // The values returned by PoolOptions::worker_exit in the workers that have left so far, in the
   // order they arrived (after join(): one per worker that left normally), decoded as T (the hook's

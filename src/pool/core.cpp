@@ -46,9 +46,13 @@ std::function<void()> run_of(const Ref<ProcessTarget>& t) {
 // table (PoolCore's members are its own; a Pool sees none of them): an entry is added by the
 // PoolCore's constructor and removed when its Impl goes.
 namespace {
+struct PoolEntry {
+  Dispatcher* dispatcher;
+  pid_t creator;
+};
 Mutex g_pools_mu;
-std::unordered_map<const PoolCore*, Dispatcher*>& pools() {
-  static auto* m = new std::unordered_map<const PoolCore*, Dispatcher*>();  // never destroyed
+std::unordered_map<const PoolCore*, PoolEntry>& pools() {
+  static auto* m = new std::unordered_map<const PoolCore*, PoolEntry>();  // never destroyed
   return *m;
 }
 }  // namespace
@@ -57,7 +61,9 @@ Dispatcher& dispatcher_of(const PoolCore& core) {
   Guard g(g_pools_mu);
   auto it = pools().find(&core);
   if (it == pools().end()) throw ValueError("mproc::Pool: moved-from pool");
-  return *it->second;
+  if (it->second.creator != this_process_id())
+    throw ProcessError("mproc::Pool: a Pool belongs to the process that created it");
+  return *it->second.dispatcher;
 }
 
 std::unique_ptr<WorkerLauncher> PoolCore::Impl::make_launcher(Impl& im, StartMethod method) {
@@ -104,7 +110,7 @@ PoolCore::Impl::~Impl() {
   if (owner == nullptr) return;
   Guard g(g_pools_mu);
   auto it = pools().find(owner);
-  if (it != pools().end() && it->second == &dispatcher) pools().erase(it);
+  if (it != pools().end() && it->second.dispatcher == &dispatcher) pools().erase(it);
 }
 
 bool PoolCore::Impl::report_exit(void* ctx, int slot, int pid, int code, int error,
@@ -160,7 +166,7 @@ PoolCore::PoolCore(PoolOptions options) {
   Impl& im = *impl_;
   {
     Guard g(g_pools_mu);
-    pools()[this] = &im.dispatcher;
+    pools()[this] = PoolEntry{&im.dispatcher, im.creator_pid};
     im.owner = this;
   }
   im.dispatcher.set_limits(task_ns, init_ns);

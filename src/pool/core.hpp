@@ -53,8 +53,8 @@ struct PoolCore::Impl {
   Dispatcher dispatcher;
 };
 
-// The dispatcher of a Pool's core (Pool::insights, Pool::exit_results). Throws ValueError when
-// the core is gone.
+// The dispatcher of a Pool's core (Pool::insights, Pool::exit_results). Throws ProcessError in
+// another process than the Pool's creator.
 Dispatcher& dispatcher_of(const PoolCore& core);
 
 }  // namespace mproc::detail

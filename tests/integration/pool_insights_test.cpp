@@ -4,6 +4,7 @@
 // PoolOptions::insights is off, and the printable summary. No timing assertions beyond those
 // inequalities and the lower bound a sleep guarantees. Every multi-process wait is bounded.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -29,6 +30,9 @@ int sleep_1ms(int x) {
   return x;
 }
 int identity(int x) { return x; }
+int sleep_forever(int) {
+  for (;;) std::this_thread::sleep_for(1h);
+}
 int kill_self(int) {
   ::raise(SIGKILL);
   return 0;
@@ -107,6 +111,39 @@ TEST(Insights, AKilledWorkersFiguresAreKeptAndItsTaskIsLost) {
   EXPECT_EQ(r.workers[0].lost, 1u);
   EXPECT_EQ(r.total.lost, 1u);
   expect_adds_up(r.workers[0]);
+}
+
+TEST(Insights, ATimedOutTaskIsLost) {
+  Watchdog dog;
+  mproc::Pool pool({.processes = 1, .task_timeout = 50ms, .insights = true});
+  EXPECT_EQ(pool.apply(identity, 1), 1);
+  EXPECT_THROW((void)pool.apply_async(sleep_forever, 0).get(30s), mproc::TaskTimeout);
+  EXPECT_EQ(pool.apply(identity, 2), 2);
+  const mproc::Insights r = pool.insights();
+  EXPECT_EQ(r.total.lost, 1u);
+  EXPECT_EQ(r.total.workers, 2u);
+  EXPECT_EQ(r.total.tasks, 2u);
+  expect_adds_up(r.workers[0]);
+}
+
+TEST(Insights, InAnotherProcessIsAProcessError) {
+  Watchdog dog;
+  mproc::Pool pool({.processes = 1, .insights = true});
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 1;
+    try {
+      (void)pool.insights();
+    } catch (const mproc::ProcessError&) {
+      code = 0;
+    } catch (...) {
+    }
+    ::_exit(code);
+  }
+  int status = -1;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 TEST(Insights, OffCountsTasksAndLeavesDurationsAtZero) {
