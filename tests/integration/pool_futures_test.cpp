@@ -258,6 +258,61 @@ TEST(PoolFutures, MapAsyncCancelWithdrawsTheChunksNotStarted) {
   EXPECT_EQ(pool.unfinished(), 0u);
 }
 
+std::size_t byte_sum(const std::vector<unsigned char>& big, mproc::Event gate) {
+  gate.wait();
+  std::size_t s = 0;
+  for (unsigned char c : big) s += c;
+  return s;
+}
+
+// A task withdrawn from a mailbox leaves its descriptors (a large argument's memfd, a handle's)
+// in the slot's descriptor channel: the next task of that worker must not take them for its own.
+TEST(PoolFutures, CancelledTasksWithDescriptorsInTheMailboxLeaveTheNextTaskIntact) {
+  Watchdog dog;
+  mproc::Pool pool(1);
+  mproc::Array<int> runs(2);
+  mproc::Event gate;
+  auto busy = pool.submit(gated, runs, 0, gate);
+  ASSERT_TRUE(eventually([&] { return busy.running(); }));
+  const std::vector<unsigned char> big1(600 * 1024, 1), big2(700 * 1024, 2);
+  mproc::Event open;
+  open.set();
+  auto doomed = pool.submit(byte_sum, big1, open);  // in the mailbox: memfd + an Event's fd
+  auto kept = pool.submit(byte_sum, big2, open);
+  EXPECT_TRUE(doomed.cancel());
+  gate.set();
+  EXPECT_EQ(busy.get(30s), 0);
+  EXPECT_EQ(kept.get(30s), 2u * 700 * 1024);
+  EXPECT_TRUE(doomed.cancelled());
+}
+
+int block_on(std::pair<int, int> x) {  // (value, 1: wait forever)
+  if (x.second != 0)
+    for (;;) std::this_thread::sleep_for(1h);
+  return x.first;
+}
+
+TEST(PoolFutures, MapAsyncCancelWithKillRunningStopsItsRunningChunks) {
+  Watchdog dog;
+  mproc::Pool pool(2);
+  std::vector<std::pair<int, int>> xs;
+  for (int i = 0; i < 40; ++i) xs.emplace_back(i, 1);
+  auto m = pool.map_async(block_on, xs, mproc::MapOptions{.chunksize = 5});
+  ASSERT_TRUE(eventually([&] { return m.running(); }));
+  EXPECT_FALSE(m.done());
+  EXPECT_TRUE(m.cancel(CancelMode::kill_running));
+  EXPECT_TRUE(m.cancelled());
+  // Both workers were replaced; the pool runs the next work.
+  std::vector<std::pair<int, int>> ys;
+  for (int i = 0; i < 20; ++i) ys.emplace_back(i, 0);
+  const std::vector<int> got = pool.map(block_on, ys);
+  ASSERT_EQ(got.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i);
+  pool.close();
+  pool.join();
+  EXPECT_EQ(pool.unfinished(), 0u);
+}
+
 TEST(PoolFutures, AsCompletedYieldsInCompletionOrderAcrossTwoPools) {
   Watchdog dog;
   mproc::Pool a(2);
