@@ -77,6 +77,13 @@ int start_sleeper(int) {
   return p.pid().value_or(-1);
 }
 
+// As start_sleeper, with the start method `method`.
+int start_sleeper_by(StartMethod method) {
+  mproc::Process p({.start_method = method}, sleep_forever);
+  p.start();
+  return p.pid().value_or(-1);
+}
+
 // A Pool inside the task whose worker publishes its pid in pids[0] then sleeps; the task blocks.
 void publish_pid_and_sleep(mproc::Array<int> pids) {
   pids[0] = static_cast<int>(::getpid());
@@ -244,13 +251,20 @@ TEST_P(PoolDaemonMethods, ANonDaemonicWorkerRunsANestedPool) {
   EXPECT_EQ(b.get(60s), 30);
 }
 
-INSTANTIATE_TEST_SUITE_P(, PoolDaemonMethods,
-                         ::testing::Values(StartMethod::fork, StartMethod::spawn), MethodName{});
-
 TEST(PoolDaemon, AProcessStartedByATaskDiesWhenThePoolIsTerminated) {
   Watchdog dog;
   mproc::Pool pool({.processes = 1, .daemon = false});
   const int pid = pool.apply(start_sleeper, 0);
+  ASSERT_GT(pid, 0);
+  EXPECT_FALSE(gone(pid));
+  pool.terminate();
+  EXPECT_TRUE(gone_within(pid, 20s)) << "process " << pid << " outlived the pool";
+}
+
+TEST_P(PoolDaemonMethods, AProcessOfEachStartMethodDiesWhenThePoolIsTerminated) {
+  Watchdog dog;
+  mproc::Pool pool({.processes = 1, .daemon = false});
+  const int pid = pool.apply(start_sleeper_by, GetParam());
   ASSERT_GT(pid, 0);
   EXPECT_FALSE(gone(pid));
   pool.terminate();
@@ -270,5 +284,10 @@ TEST(PoolDaemon, ANestedPoolsWorkerDiesWhenThePoolIsTerminated) {
   EXPECT_THROW((void)r.get(10s), mproc::BrokenPool);
   EXPECT_TRUE(gone_within(pid, 20s)) << "nested worker " << pid << " outlived the pool";
 }
+
+INSTANTIATE_TEST_SUITE_P(, PoolDaemonMethods,
+                         ::testing::Values(StartMethod::fork, StartMethod::spawn,
+                                           StartMethod::forkserver),
+                         MethodName{});
 
 }  // namespace
