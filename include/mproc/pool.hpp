@@ -237,6 +237,7 @@ struct PoolOptions {
   // (nested pools). Their children die with the worker that started them — when it is killed,
   // dies, or leaves (each mproc child has a parent-death signal; a nested Pool's zygote watches
   // its creator), so terminate() leaves none behind; join what a task starts before it returns.
+  // A child started otherwise (std::system, popen, posix_spawn, fork) may outlive its worker.
   // Mirrors Process.daemon (Python's Pool has no such option; its workers are always daemonic).
   bool daemon = true;
   // Off by default: Pool::insights() has the figures of each worker (tasks, time working,
