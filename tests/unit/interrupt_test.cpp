@@ -183,7 +183,9 @@ TEST_F(Interrupt, CallsThatNeedNotWaitReturnTheirResult) {
   mproc::Semaphore sem(1);
   mproc::Event ev;
   ev.set();
-  auto [a, b] = mproc::Pipe();
+  auto ends1 = mproc::Pipe();
+  auto& a = ends1.first;
+  auto& b = ends1.second;
   a.send(9);
   mproc::interrupt();
   EXPECT_EQ(q.get(), 5);
@@ -422,28 +424,38 @@ TEST_F(Interrupt, BarrierWaitThrowsInterruptedAndBreaksTheBarrier) {
 // ---- connections and mproc::wait -----------------------------------------------------------
 
 TEST_F(Interrupt, ConnectionRecvThrowsInterrupted) {
-  auto [a, b] = mproc::Pipe();
+  auto ends2 = mproc::Pipe();
+  auto& a = ends2.first;
+  auto& b = ends2.second;
   expect_interrupted([&] { (void)b.recv<int>(); }, "mproc::Connection::recv");
   a.send(11);
   EXPECT_EQ(b.recv<int>(), 11);  // the framing is intact
 }
 
 TEST_F(Interrupt, ConnectionRecvBytesThrowsInterrupted) {
-  auto [a, b] = mproc::Pipe(false);
+  auto ends3 = mproc::Pipe(false);
+  auto& a = ends3.first;
+  auto& b = ends3.second;
   expect_interrupted([&] { (void)a.recv_bytes(); }, "mproc::Connection::recv");
   b.send_bytes(std::vector<std::byte>(3, std::byte{1}));
   EXPECT_EQ(a.recv_bytes().size(), 3u);
 }
 
 TEST_F(Interrupt, ConnectionPollWithoutLimitThrowsInterrupted) {
-  auto [a, b] = mproc::Pipe();
+  auto ends4 = mproc::Pipe();
+  [[maybe_unused]] auto& a = ends4.first;
+  auto& b = ends4.second;
   expect_interrupted([&] { (void)b.poll(std::chrono::hours(1)); }, "mproc::Connection::poll");
   EXPECT_FALSE(b.poll(30ms));
 }
 
 TEST_F(Interrupt, WaitOnConnectionsThrowsInterrupted) {
-  auto [a, b] = mproc::Pipe();
-  auto [c, d] = mproc::Pipe();
+  auto ends5 = mproc::Pipe();
+  auto& a = ends5.first;
+  auto& b = ends5.second;
+  auto ends6 = mproc::Pipe();
+  [[maybe_unused]] auto& c = ends6.first;
+  auto& d = ends6.second;
   expect_interrupted([&] { (void)mproc::wait({b, d}); }, "mproc::wait");
   a.send(1);
   EXPECT_EQ(mproc::wait({b, d}), std::vector<std::size_t>{0});
@@ -458,7 +470,9 @@ TEST_F(Interrupt, WaitOnOneQueueThrowsInterrupted) {
 
 TEST_F(Interrupt, WaitOnQueuesAndConnectionsThrowsInterrupted) {
   mproc::Queue<int> q1, q2;
-  auto [a, b] = mproc::Pipe();
+  auto ends7 = mproc::Pipe();
+  [[maybe_unused]] auto& a = ends7.first;
+  auto& b = ends7.second;
   expect_interrupted([&] { (void)mproc::wait({mproc::Waitable(q1), q2, b}); }, "mproc::wait");
   q2.put(1);
   EXPECT_EQ(mproc::wait({mproc::Waitable(q1), q2, b}), std::vector<std::size_t>{1});
