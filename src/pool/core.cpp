@@ -17,7 +17,6 @@
 #include <string>
 #include <system_error>
 #include <thread>
-#include <unordered_map>
 
 #include "pool/worker.hpp"
 #include "posix/demangle.hpp"
@@ -41,30 +40,6 @@ std::function<void()> run_of(const Ref<ProcessTarget>& t) {
   return [t] { (void)t->run(); };
 }
 }  // namespace
-
-// Pool::insights() and Pool::exit_results() reach the dispatcher of a PoolCore through this
-// table (PoolCore's members are its own; a Pool sees none of them): an entry is added by the
-// PoolCore's constructor and removed when its Impl goes.
-namespace {
-struct PoolEntry {
-  Dispatcher* dispatcher;
-  pid_t creator;
-};
-Mutex g_pools_mu;
-std::unordered_map<const PoolCore*, PoolEntry>& pools() {
-  static auto* m = new std::unordered_map<const PoolCore*, PoolEntry>();  // never destroyed
-  return *m;
-}
-}  // namespace
-
-Dispatcher& dispatcher_of(const PoolCore& core) {
-  Guard g(g_pools_mu);
-  auto it = pools().find(&core);
-  if (it == pools().end()) throw ValueError("mproc::Pool: moved-from pool");
-  if (it->second.creator != this_process_id())
-    throw ProcessError("mproc::Pool: a Pool belongs to the process that created it");
-  return *it->second.dispatcher;
-}
 
 std::unique_ptr<WorkerLauncher> PoolCore::Impl::make_launcher(Impl& im, StartMethod method) {
   FreshZygoteInputs fz{method,       &im.channels, im.init_target, im.maxtasks,
@@ -106,12 +81,7 @@ void PoolCore::Impl::worker_main(void* ctx, int slot) noexcept {
   run_worker(in);
 }
 
-PoolCore::Impl::~Impl() {
-  if (owner == nullptr) return;
-  Guard g(g_pools_mu);
-  auto it = pools().find(owner);
-  if (it != pools().end() && it->second.dispatcher == &dispatcher) pools().erase(it);
-}
+PoolCore::Impl::~Impl() = default;
 
 bool PoolCore::Impl::report_exit(void* ctx, int slot, int pid, int code, int error,
                                  const char* call) noexcept {
@@ -164,11 +134,6 @@ PoolCore::PoolCore(PoolOptions options) {
   impl_ = make_box<Impl>(n, std::move(options.initializer),
                          options.maxtasksperchild ? *options.maxtasksperchild : 0, method, options);
   Impl& im = *impl_;
-  {
-    Guard g(g_pools_mu);
-    pools()[this] = PoolEntry{&im.dispatcher, im.creator_pid};
-    im.owner = this;
-  }
   im.dispatcher.set_limits(task_ns, init_ns);
   im.dispatcher.set_insights(options.insights);
   // The images the zygote learns when it starts (fresh): later ones travel with the tasks.
@@ -212,6 +177,16 @@ std::uint64_t PoolCore::submit(std::vector<TaskSpec> specs, const Ref<TaskSink>&
 }
 
 std::size_t PoolCore::unfinished() const { return impl_->dispatcher.unfinished(); }
+
+Insights PoolCore::insights() const {
+  impl_->check_owner();
+  return impl_->dispatcher.insights();
+}
+
+std::vector<std::vector<std::byte>> PoolCore::exit_result_bytes() const {
+  impl_->check_owner();
+  return impl_->dispatcher.exit_results();
+}
 
 }  // namespace mproc::detail
 
@@ -289,9 +264,9 @@ void Pool::terminate() { core().terminate(); }
 void Pool::join() { core().join(); }
 void Pool::shutdown(bool wait, bool cancel_futures) { core().shutdown(wait, cancel_futures); }
 std::size_t Pool::unfinished() const { return core().unfinished(); }
-Insights Pool::insights() const { return detail::dispatcher_of(core()).insights(); }
+Insights Pool::insights() const { return core().insights(); }
 std::vector<std::vector<std::byte>> Pool::exit_result_bytes() const {
-  return detail::dispatcher_of(core()).exit_results();
+  return core().exit_result_bytes();
 }
 
 }  // namespace mproc

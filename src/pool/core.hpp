@@ -47,7 +47,6 @@ struct PoolCore::Impl {
   const bool daemon;                   // PoolOptions::daemon
   const bool insights;                 // PoolOptions::insights
   const pid_t creator_pid;
-  const PoolCore* owner = nullptr;  // the PoolCore whose impl_ this is (pool_of)
   PoolChannels channels;
   std::unique_ptr<WorkerLauncher> launcher;
   Dispatcher dispatcher;

@@ -33,6 +33,7 @@
 namespace mproc {
 
 struct PoolOptions;
+struct Insights;                         // mproc/worker.hpp
 enum class StartMethod : unsigned char;  // mproc/process.hpp
 
 namespace detail {
@@ -306,6 +307,10 @@ class MPROC_API PoolCore {
   void join();
   // Tasks accepted whose outcome has not been delivered yet (a snapshot).
   [[nodiscard]] std::size_t unfinished() const;
+  // Pool::insights() and the encoded values of Pool::exit_results(). ProcessError in another
+  // process than the creator.
+  [[nodiscard]] Insights insights() const;
+  [[nodiscard]] std::vector<std::vector<std::byte>> exit_result_bytes() const;
 
  private:
   struct Impl;
