@@ -688,8 +688,10 @@ class IMapResult {
     std::vector<detail::TaskSpec> spec;
     sink_->expect(submitted_, n);
     try {
+      const std::int64_t t0 = core_->insights_on() ? detail::monotonic_ns() : 0;
       spec.push_back(detail::chunk_spec<Fn, Elem, Star, R>(core_->fresh_image(), f_, chunk, 0, n,
                                                            bytes, submitted_, elements_));
+      if (t0 != 0) core_->note_encoding(1, detail::monotonic_ns() - t0);
       spec.back().limit_ns = limit_;
       core_->submit(std::move(spec), sink_, /*continuation=*/true);
     } catch (...) {
@@ -928,7 +930,9 @@ class MPROC_API Pool {
     auto st = detail::make_ref<detail::ResultState<V>>();
     detail::set_callbacks<R>(*st, std::move(callback), std::move(error_callback));
     std::vector<detail::TaskSpec> spec;
+    const std::int64_t t0 = core().insights_on() ? detail::monotonic_ns() : 0;
     spec.push_back(detail::apply_spec(core().fresh_image(), f, args));
+    if (t0 != 0) core().note_encoding(1, detail::monotonic_ns() - t0);
     spec.back().limit_ns = limit;
     const std::uint64_t id =
         core().submit(std::move(spec), detail::make_ref<detail::ApplySink<V>>(st));
@@ -964,6 +968,7 @@ class MPROC_API Pool {
         options.chunksize != 0, core().max_task_bytes());
     std::vector<detail::TaskSpec> spec;
     std::vector<std::size_t> sizes;
+    const std::int64_t t0 = core().insights_on() ? detail::monotonic_ns() : 0;
     for (std::size_t b = 0; b < n;) {
       std::size_t e = b, bytes = 0;
       if constexpr (detail::bitwise_v<Elem>) {
@@ -983,6 +988,7 @@ class MPROC_API Pool {
       sizes.push_back(e - b);
       b = e;
     }
+    if (t0 != 0) core().note_encoding(spec.size(), detail::monotonic_ns() - t0);
     auto sink = detail::make_ref<detail::MapSink<R>>(st, std::move(sizes), std::move(progress));
     const std::uint64_t chunks = spec.size();
     const std::uint64_t first = core().submit(std::move(spec), sink);

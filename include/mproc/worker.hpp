@@ -124,12 +124,19 @@ struct WorkerInsights {
   std::chrono::nanoseconds waiting{};   // waiting for a task, and taking it from the mailbox
   std::chrono::nanoseconds sending{};   // putting results (and pieces of chunks) on the result
                                         // queue: the event's encoding and the copy into the queue
+  std::chrono::nanoseconds coding{};    // the part of `working` spent decoding tasks' arguments
+                                        // and encoding their results (a chunk: decoding its
+                                        // elements; each element's result encoding is working)
 };
 
 // What Pool::insights() returns: a snapshot. Mirrors mpire's get_insights / print_insights.
 struct MPROC_API Insights {
   std::vector<WorkerInsights> workers;  // one per slot, by slot
   WorkerInsights total;                 // the slots added up
+  // In the parent: tasks (a chunk is one) encoded at submit, and the time their encoding took
+  // (the callable and the arguments, through the codec).
+  std::uint64_t encoded = 0;
+  std::chrono::nanoseconds encoding{};
   // In the parent: outcomes delivered (a task, or a piece of a chunk), and the time the result
   // thread spent delivering them (decoding results, running callbacks, waking waiters).
   std::uint64_t delivered = 0;

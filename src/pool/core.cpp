@@ -178,6 +178,11 @@ std::uint64_t PoolCore::submit(std::vector<TaskSpec> specs, const Ref<TaskSink>&
 
 std::size_t PoolCore::unfinished() const { return impl_->dispatcher.unfinished(); }
 
+bool PoolCore::insights_on() const noexcept { return impl_->dispatcher.insights_on(); }
+void PoolCore::note_encoding(std::uint64_t tasks, std::int64_t ns) noexcept {
+  impl_->dispatcher.note_encoding(tasks, ns);
+}
+
 Insights PoolCore::insights() const {
   impl_->check_owner();
   return impl_->dispatcher.insights();
@@ -225,7 +230,7 @@ void insight_row(std::string& out, const std::string& name, const WorkerInsights
   out += head;
   for (const auto& [d, share] :
        {std::pair{w.wall, false}, std::pair{w.start_up, true}, std::pair{w.working, true},
-        std::pair{w.waiting, true}, std::pair{w.sending, true}}) {
+        std::pair{w.waiting, true}, std::pair{w.sending, true}, std::pair{w.coding, true}}) {
     std::string cell = seconds_text(d);
     if (share) cell += " (" + share_text(d, w.wall) + ")";
     char buf[48];
@@ -239,14 +244,16 @@ void insight_row(std::string& out, const std::string& name, const WorkerInsights
 
 std::string Insights::to_string() const {
   std::string out;
-  char head[192];
-  std::snprintf(head, sizeof head, "%-8s %7s %8s %5s %20s %20s %20s %20s %20s\n", "slot", "workers",
-                "tasks", "lost", "wall", "start-up", "working", "waiting", "sending");
+  char head[224];
+  std::snprintf(head, sizeof head, "%-8s %7s %8s %5s %20s %20s %20s %20s %20s %20s\n", "slot",
+                "workers", "tasks", "lost", "wall", "start-up", "working", "waiting", "sending",
+                "coding (in working)");
   out += head;
   for (const WorkerInsights& w : workers) insight_row(out, std::to_string(w.slot), w);
   insight_row(out, "total", total);
-  out += "parent: " + std::to_string(delivered) + " outcomes delivered in " +
-         seconds_text(delivering) + " (decoding results, callbacks)\n";
+  out += "parent: " + std::to_string(encoded) + " tasks encoded in " + seconds_text(encoding) +
+         ", " + std::to_string(delivered) + " outcomes delivered in " + seconds_text(delivering) +
+         " (decoding results, callbacks)\n";
   return out;
 }
 

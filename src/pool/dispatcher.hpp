@@ -71,6 +71,12 @@ class Dispatcher {
   // PoolOptions::insights: the durations of Insights are measured. Called before the result
   // thread starts.
   void set_insights(bool on) noexcept { insights_ = on; }
+  [[nodiscard]] bool insights_on() const noexcept { return insights_; }
+  // `tasks` more were encoded at submit, in `ns` (Pool's templates, with insights on).
+  void note_encoding(std::uint64_t tasks, std::int64_t ns) noexcept {
+    encoded_.fetch_add(tasks, std::memory_order_relaxed);
+    encoding_ns_.fetch_add(ns, std::memory_order_relaxed);
+  }
   // Pool::insights() and Pool::exit_results() (events.cpp). exit_results() throws the
   // RemoteError of the first exit hook that threw.
   [[nodiscard]] Insights insights();
@@ -257,11 +263,13 @@ class Dispatcher {
   // the outcomes delivered and the time deliver() took (with insights_ only).
   struct SlotTotals {
     std::uint64_t workers = 0, tasks = 0, lost = 0;
-    std::int64_t wall = 0, start_up = 0, work = 0, wait = 0, send = 0;
+    std::int64_t wall = 0, start_up = 0, work = 0, wait = 0, send = 0, code = 0;
   };
   bool insights_ = false;
   std::vector<SlotTotals> totals_ MPROC_GUARDED_BY(mu_);
   std::atomic<std::uint64_t> delivered_{0};
+  std::atomic<std::uint64_t> encoded_{0};     // tasks encoded at submit (with insights_ only)
+  std::atomic<std::int64_t> encoding_ns_{0};  // the time their encoding took
   std::atomic<std::int64_t> delivering_ns_{0};
   // PoolOptions::worker_exit: the encoded values of the hooks that ran, and the first failure.
   std::vector<std::vector<std::byte>> exit_values_ MPROC_GUARDED_BY(mu_);

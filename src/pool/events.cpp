@@ -400,10 +400,11 @@ void Dispatcher::fold_figures_locked(int slot) {
   t.work += f.work_ns.load(order::relaxed);
   t.wait += f.wait_ns.load(order::relaxed);
   t.send += f.send_ns.load(order::relaxed);
+  t.code += f.code_ns.load(order::relaxed);
   const std::int64_t now = monotonic_ns();
   t.wall += now - start;
   t.start_up += (ready != 0 ? ready : now) - start;
-  for (auto* word : {&f.start_ns, &f.ready_ns, &f.work_ns, &f.wait_ns, &f.send_ns})
+  for (auto* word : {&f.start_ns, &f.ready_ns, &f.work_ns, &f.wait_ns, &f.send_ns, &f.code_ns})
     word->store(0, order::relaxed);
   f.tasks.store(0, order::relaxed);
 }
@@ -414,7 +415,7 @@ Insights Dispatcher::insights() {
   Insights r;
   auto add = [](WorkerInsights& to, std::uint64_t workers, std::uint64_t tasks, std::uint64_t lost,
                 std::int64_t wall, std::int64_t start_up, std::int64_t work, std::int64_t wait,
-                std::int64_t send) {
+                std::int64_t send, std::int64_t code) {
     to.workers += workers;
     to.tasks += tasks;
     to.lost += lost;
@@ -423,6 +424,7 @@ Insights Dispatcher::insights() {
     to.working += std::chrono::nanoseconds(work);
     to.waiting += std::chrono::nanoseconds(wait);
     to.sending += std::chrono::nanoseconds(send);
+    to.coding += std::chrono::nanoseconds(code);
   };
   Guard g(mu_);
   if (finished_)
@@ -432,7 +434,7 @@ Insights Dispatcher::insights() {
     WorkerInsights& w = r.workers[static_cast<std::size_t>(s)];
     w.slot = s;
     const SlotTotals& t = totals_[static_cast<std::size_t>(s)];
-    add(w, t.workers, t.tasks, t.lost, t.wall, t.start_up, t.work, t.wait, t.send);
+    add(w, t.workers, t.tasks, t.lost, t.wall, t.start_up, t.work, t.wait, t.send, t.code);
     // The worker alive now: its figures so far, its wall time until now (read after them).
     const WorkerFigures& f = ch_.slot_shared[static_cast<std::size_t>(s)].figures;
     const std::int64_t start = f.start_ns.load(order::relaxed);
@@ -442,16 +444,19 @@ Insights Dispatcher::insights() {
       const std::int64_t work = f.work_ns.load(order::relaxed);
       const std::int64_t wait = f.wait_ns.load(order::relaxed);
       const std::int64_t send = f.send_ns.load(order::relaxed);
+      const std::int64_t code = f.code_ns.load(order::relaxed);
       const std::int64_t now = monotonic_ns();
-      add(w, 1, tasks, 0, now - start, (ready != 0 ? ready : now) - start, work, wait, send);
+      add(w, 1, tasks, 0, now - start, (ready != 0 ? ready : now) - start, work, wait, send, code);
     }
     add(r.total, w.workers, w.tasks, w.lost, w.wall.count(), w.start_up.count(), w.working.count(),
-        w.waiting.count(), w.sending.count());
+        w.waiting.count(), w.sending.count(), w.coding.count());
   }
   if (!insights_) {  // only counts: the durations were not measured
     for (WorkerInsights& w : r.workers) w.wall = w.start_up = {};
     r.total.wall = r.total.start_up = {};
   }
+  r.encoded = encoded_.load(std::memory_order_relaxed);
+  r.encoding = std::chrono::nanoseconds(encoding_ns_.load(std::memory_order_relaxed));
   r.delivered = delivered_.load(std::memory_order_relaxed);
   r.delivering = std::chrono::nanoseconds(delivering_ns_.load(std::memory_order_relaxed));
   return r;

@@ -75,6 +75,8 @@ struct WorkerFigures {
   Atomic<std::int64_t> work_ns{0};   // running tasks: decoding arguments, the call, encoding
   Atomic<std::int64_t> wait_ns{0};   // waiting for a task and taking it from the mailbox
   Atomic<std::int64_t> send_ns{0};   // putting results on the result queue (pieces included)
+  Atomic<std::int64_t> code_ns{0};   // of work_ns: decoding a task's arguments, encoding its
+                                     // result (a chunk: decoding its elements)
 };
 struct alignas(64) SlotShared {
   Atomic<std::uint64_t> task{0};

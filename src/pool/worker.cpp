@@ -236,6 +236,7 @@ class Worker {
     Poster poster{this, t.id, began};
     TaskContext ctx(std::move(t.run), &shared, &Worker::emit_part, &poster);
     if (t.element_clock) ctx.set_element_clock(&shared.started_ns);
+    if (in_.insights) ctx.set_code_clock(&shared.figures.code_ns);
     try {
       std::shared_ptr<Region> big;
       Descriptors handles;

@@ -47,6 +47,8 @@ void expect_adds_up(const mproc::WorkerInsights& w) {
   EXPECT_GE(w.working.count(), 0);
   EXPECT_GE(w.waiting.count(), 0);
   EXPECT_GE(w.sending.count(), 0);
+  EXPECT_GE(w.coding.count(), 0);
+  EXPECT_LE(w.coding, w.working) << "slot " << w.slot << ": coding is part of working";
 }
 
 struct MethodName {
@@ -88,6 +90,9 @@ TEST_P(InsightsMethods, FiguresAddUpWithinEachWorkersWallTime) {
   EXPECT_EQ(after.total.tasks, 50u);
   EXPECT_EQ(after.total.workers, 2u);
   EXPECT_EQ(after.delivered, 50u);  // counted after each batch: complete once the pool stopped
+  EXPECT_EQ(after.encoded, 50u);    // map with chunksize 1: 50 tasks encoded at submit
+  EXPECT_GT(after.encoding.count(), 0);
+  EXPECT_GT(after.total.coding.count(), 0);  // 50 arguments decoded, 50 results encoded
   for (const mproc::WorkerInsights& w : after.workers) expect_adds_up(w);
   // Stopped: the figures no longer change.
   const mproc::Insights later = pool.insights();
@@ -159,7 +164,10 @@ TEST(Insights, OffCountsTasksAndLeavesDurationsAtZero) {
   EXPECT_EQ(r.total.working.count(), 0);
   EXPECT_EQ(r.total.waiting.count(), 0);
   EXPECT_EQ(r.total.sending.count(), 0);
+  EXPECT_EQ(r.total.coding.count(), 0);
   EXPECT_EQ(r.delivered, 0u);
+  EXPECT_EQ(r.encoded, 0u);
+  EXPECT_EQ(r.encoding.count(), 0);
 }
 
 TEST(Insights, SummaryHasALinePerSlotAndTheTotal) {
@@ -169,8 +177,9 @@ TEST(Insights, SummaryHasALinePerSlotAndTheTotal) {
   EXPECT_EQ(pool.map(identity, xs, 1), xs);
   const std::string text = pool.insights().to_string();
   EXPECT_EQ(text.rfind("slot ", 0), 0u) << text;
-  for (const char* word : {"workers", "tasks", "lost", "wall", "start-up", "working", "waiting",
-                           "sending", "\n0 ", "\n1 ", "\n2 ", "\ntotal ", "\nparent: "})
+  for (const char* word :
+       {"workers", "tasks", "lost", "wall", "start-up", "working", "waiting", "sending", "coding",
+        "tasks encoded in", "\n0 ", "\n1 ", "\n2 ", "\ntotal ", "\nparent: "})
     EXPECT_NE(text.find(word), std::string::npos) << word << " missing in\n" << text;
   EXPECT_NE(text.find(" 30 "), std::string::npos) << text;  // the total's tasks
 }

@@ -138,6 +138,16 @@ class MPROC_API TaskContext {
   }
   // Chunks: record each element's start time in `*clock` (a limit per element).
   void set_element_clock(Atomic<std::int64_t>* clock) noexcept { element_clock_ = clock; }
+  // Insights: add the time spent decoding arguments and encoding results to `*total` (the
+  // worker's figure). Without it code_mark() is 0 and add_code() does nothing: no clock read.
+  void set_code_clock(Atomic<std::int64_t>* total) noexcept { code_total_ = total; }
+  [[nodiscard]] std::int64_t code_mark() const noexcept {
+    return code_total_ != nullptr ? monotonic_ns() : 0;
+  }
+  void add_code(std::int64_t ns) noexcept {
+    if (code_total_ != nullptr)
+      code_total_->store(code_total_->load(order::relaxed) + ns, order::relaxed);
+  }
   // Chunks: element `index` returned `v`. Throws what encoding `v` throws (nothing is staged then).
   template <class R>
   void stage_value(std::uint64_t index, const R& v) {
@@ -198,6 +208,7 @@ class MPROC_API TaskContext {
 
   Spans run_;
   Atomic<std::int64_t>* element_clock_ = nullptr;
+  Atomic<std::int64_t>* code_total_ = nullptr;
   std::vector<std::byte> out_;
   Spans covered_;  // of the staged records
   Atomic<std::uint64_t>* element_;
@@ -307,6 +318,10 @@ class MPROC_API PoolCore {
   void join();
   // Tasks accepted whose outcome has not been delivered yet (a snapshot).
   [[nodiscard]] std::size_t unfinished() const;
+  // PoolOptions::insights: the Pool's templates then time their encoding of tasks at submit and
+  // report it (note_encoding: `tasks` encoded in `ns`).
+  [[nodiscard]] bool insights_on() const noexcept;
+  void note_encoding(std::uint64_t tasks, std::int64_t ns) noexcept;
   // Pool::insights() and the encoded values of Pool::exit_results(). ProcessError in another
   // process than the creator.
   [[nodiscard]] Insights insights() const;
@@ -369,14 +384,21 @@ using stored_t = std::conditional_t<std::is_void_v<R>, NoValue, R>;
 
 template <class F, class Tuple, bool Fresh>
 void invoke_apply(Reader& in, TaskContext& ctx) {
+  const std::int64_t t0 = ctx.code_mark();
   F f = task_callable_codec<F, Fresh>::read(in);
   Tuple args = mproc::decode<Tuple>(in);
+  const std::int64_t decoded = ctx.code_mark() - t0;
   using R = decltype(std::apply(f, std::move(args)));
   if constexpr (std::is_void_v<R>) {
     std::apply(f, std::move(args));
+    const std::int64_t t1 = ctx.code_mark();
     ctx.out() = mproc::to_bytes(NoValue{});
+    ctx.add_code(decoded + (ctx.code_mark() - t1));
   } else {
-    ctx.out() = mproc::to_bytes(std::apply(f, std::move(args)));
+    decltype(auto) r = std::apply(f, std::move(args));
+    const std::int64_t t1 = ctx.code_mark();
+    ctx.out() = mproc::to_bytes(r);
+    ctx.add_code(decoded + (ctx.code_mark() - t1));
   }
 }
 
@@ -402,8 +424,10 @@ using ElementError = std::tuple<std::uint64_t, std::string, std::string>;
 // error. The worker loop sends what is staged at the end.
 template <class F, class E, bool Star, class R, bool Fresh>
 void invoke_chunk(Reader& in, TaskContext& ctx) {
+  const std::int64_t t0 = ctx.code_mark();
   F f = task_callable_codec<F, Fresh>::read(in);
   auto items = mproc::decode<std::vector<E>>(in);
+  ctx.add_code(ctx.code_mark() - t0);
   const Spans run = ctx.checked_run(items.size());
   std::uint64_t left = span_count(run);
   for (const Span& s : run) {
