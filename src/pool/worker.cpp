@@ -200,8 +200,12 @@ class Worker {
     SlotShared& shared = *in_.shared;
     shared.taken.store(++taken_, order::seq_cst);
     for (auto& word : shared.skip) {
+      // A sequentially consistent load first (a plain load on x86): the compare-and-swap only
+      // when the parent wrote this id.
       std::uint64_t expect = id;
-      if (word.compare_exchange_strong(expect, 0, order::seq_cst, order::seq_cst)) return true;
+      if (word.load(order::seq_cst) == id &&
+          word.compare_exchange_strong(expect, 0, order::seq_cst, order::seq_cst))
+        return true;
     }
     return false;
   }
