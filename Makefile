@@ -105,6 +105,7 @@ CROSS_DEAD_HOLDER = HolderKilled|OwnerThreadExiting|OwnerAndWaiterKilled|KilledO
 CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ProcessKilledInTheAction|ProducerKilled|ConsumerKilled
 CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ProducerDied|KillBetween|ThreadExitingWithALock
 CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ParkedLockIsFreed|Condition.KilledWaiter|Barrier.KilledWaiter
+CROSS_DEAD_HOLDER := $(CROSS_DEAD_HOLDER)|ProducerDies|ActionRunnerKilled|KilledStreamConsumer
 CROSS_EXCLUDE ?= $(CROSS_DEAD_HOLDER)|DeathTest|AddressSpaceLimit
 
 cross: deps-cross

@@ -4,8 +4,12 @@
 // limit; an element past its limit in the middle of a chunk fails alone, the chunk's other
 // elements still run once each. No timing is asserted: the tasks that must time out never end,
 // and the limits are short only so that the tests are quick.
+#include <signal.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <mproc/partial.hpp>
 #include <mproc/pool.hpp>
 #include <mproc/shared_memory.hpp>
@@ -142,6 +146,80 @@ TEST(PoolTaskTimeout, AHangingInitializerBreaksThePoolNamingItsLimit) {
   }
   EXPECT_THROW(pool.submit(hang_if, runs, 0, -1), mproc::BrokenPool);
   EXPECT_EQ(runs[0], 0);
+}
+
+int stop_self(mproc::Array<int> runs, int i) {
+  std::atomic_ref<int>(runs[static_cast<std::size_t>(i)]).fetch_add(1);
+  ::raise(SIGSTOP);  // stopped, not dead: only the limit ends it
+  return i;
+}
+
+TEST(PoolTaskTimeout, AStoppedWorkerPastTheLimitIsKilledAndReplaced) {
+  Watchdog dog;
+  mproc::Pool pool({.processes = 1, .task_timeout = 100ms});
+  mproc::Array<int> runs(3);
+  auto stopped = pool.submit(stop_self, runs, 0);
+  EXPECT_THROW((void)stopped.get(30s), mproc::TaskTimeout);
+  EXPECT_EQ(pool.apply(hang_if, runs, 1, -1), 1);
+  pool.close();
+  pool.join();
+  EXPECT_EQ(runs[0], 1);
+  EXPECT_EQ(runs[1], 1);
+}
+
+// Limits and kills from outside at once: every task has one outcome (a value, TaskTimeout for the
+// hanging ones, or WorkerLost for those whose worker was killed), and none runs twice.
+TEST(PoolTaskTimeout, LimitsUnderRandomWorkerKillsGiveEachTaskOneOutcome) {
+  Watchdog dog(std::chrono::seconds(120));
+  constexpr int kTasks = 120;
+  mproc::Pool pool({.processes = 2, .task_timeout = 20ms});
+  mproc::Array<int> runs(kTasks);
+  std::vector<mproc::AsyncResult<int>> rs;
+  for (int i = 0; i < kTasks; ++i)
+    rs.push_back(pool.submit(hang_if, runs, i, i % 10 == 3 ? i : -1));
+  std::atomic<bool> stop{false};
+  std::thread killer([&] {
+    unsigned seed = 5;
+    while (!stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      const std::string path = "/proc/" + std::to_string(::getpid()) + "/task/" +
+                               std::to_string(::getpid()) + "/children";
+      FILE* f = std::fopen(path.c_str(), "r");
+      int zygote = 0;
+      if (f == nullptr) continue;
+      if (std::fscanf(f, "%d", &zygote) == 1) {
+        const std::string wpath =
+            "/proc/" + std::to_string(zygote) + "/task/" + std::to_string(zygote) + "/children";
+        if (FILE* g = std::fopen(wpath.c_str(), "r")) {
+          std::vector<int> ws;
+          int w = 0;
+          while (std::fscanf(g, "%d", &w) == 1) ws.push_back(w);
+          std::fclose(g);
+          seed = seed * 1103515245u + 12345u;
+          if (!ws.empty()) ::kill(ws[(seed >> 16) % ws.size()], SIGKILL);
+        }
+      }
+      std::fclose(f);
+    }
+  });
+  int ok = 0, timed_out = 0, lost = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    try {
+      EXPECT_EQ(rs[static_cast<std::size_t>(i)].get(60s), i);
+      ++ok;
+    } catch (const mproc::TaskTimeout&) {
+      EXPECT_EQ(i % 10, 3) << "task " << i << " timed out but does not hang";
+      ++timed_out;
+    } catch (const mproc::WorkerLost&) {
+      ++lost;
+    }
+    EXPECT_LE(runs[static_cast<std::size_t>(i)], 1) << "task " << i << " ran twice";
+  }
+  stop = true;
+  killer.join();
+  EXPECT_EQ(ok + timed_out + lost, kTasks);
+  EXPECT_GT(timed_out, 0);
+  std::printf("tasks %d: ok %d, timed out %d, lost to kills %d\n", kTasks, ok, timed_out, lost);
 }
 
 TEST(PoolTaskTimeout, LimitsThatAreNotPositiveAreValueErrors) {
