@@ -20,6 +20,15 @@ one repetition per call, in the same place in the rotation.
 
 --smoke runs every row through the same policy with a 1 ms repetition, once: every row must give
 a time, or the run fails (a check that nothing has rotted, not a measurement).
+
+The MPI groups ("mpi.*": mproc::mpi::Pool over 2 ranks against mpi4py.futures and a local
+mproc::Pool of as many workers) come from two programs that must run under an MPI launcher:
+`mpi_bench` (built beside `bench` when CMake finds MPI) under `mpirun -np 2`, and
+bench/python/anchors_mpi.py under `mpiexec -n 2 python3 -m mpi4py.futures`. Each is served as the
+others are (one launch per group and round; stdin and stdout reach rank 0 through the launcher),
+with a watchdog on every command and mpirun's own --timeout as a backstop; a program that is
+missing (no mpirun, no mpi_bench, no python3 with mpi4py) is left out with a note. Their rows get
+a table of their own (mpi_table).
 """
 
 import argparse
@@ -30,6 +39,7 @@ import os
 import platform
 import re
 import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -58,6 +68,17 @@ MANUAL_ROW_RE = re.compile(r"/mproc\.chunksize(\d+)$")
 ABS_TARGET_RE = re.compile(r"^\s*mproc\s*" + OPS + r"\s*([0-9.]+)\s*(ns|us|µs|ms|s|[kMG]?/s|[kMG]?B/s)\s*$")
 TIME_UNITS = {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
 PREFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
+# A CPU-bound group's speedup: the time per task of its "<group>/mproc.serial" row (the same tasks
+# called in a loop in rank 0) over that of its main mproc row ("speedup>=1.8").
+SPEEDUP_TARGET_RE = re.compile(r"^\s*speedup\s*" + OPS + r"\s*([0-9.]+)\s*$")
+
+# The MPI programs: their ranks, the launcher's options and environment (as root Open MPI refuses to
+# run without the two ALLOW variables; oversubscribed ranks that busy-poll crawl without
+# yield_when_idle). --bind-to none: each rank's workers, and the local pool's, may use every CPU.
+MPI_RANKS = 2
+MPI_OPTIONS = ["--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader"]
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_mpi_yield_when_idle": "1"}
+MPI_SCRIPTS = ("anchors_mpi.py",)  # anchor scripts that run under mpiexec, not on their own
 
 
 def note(msg):
@@ -75,10 +96,20 @@ class Failed(Exception):
 class Program:
     """One program with rows: the C++ binary, the baseline binary or an anchor script."""
 
-    def __init__(self, name, argv, baseline=False):
+    def __init__(self, name, argv, baseline=False, launcher=None, served=None):
         self.name, self.argv, self.baseline = name, argv, baseline
+        # An MPI program: --serve runs `launcher --timeout S served` (served: argv unless given);
+        # --list and --info run argv alone, without MPI. Its groups are MPI groups.
+        self.launcher, self.served = launcher, served or argv
         self.legacy = False  # speaks the old protocol (measures on its own), not --serve
         self.info, self.groups, self.workloads = {}, [], []
+
+    def serve_argv(self, pin, backstop):
+        """The command line of --serve; an MPI program's launcher ends the job after `backstop` s."""
+        tail = self.served + ["--serve", "--pin", pin]
+        if not self.launcher:
+            return tail
+        return self.launcher + ["--timeout", str(int(backstop))] + tail
 
     def load(self, is_binary):
         try:
@@ -131,12 +162,16 @@ def resolve_bin(path):
 
 class Server:
     """A program in --serve mode, in a process group of its own (so that a watchdog kill takes its
-    partners and pool workers with it)."""
+    partners and pool workers with it; an MPI launcher's ranks, in process groups of their own,
+    are found by its session)."""
 
-    def __init__(self, program, pin):
+    TERM_GRACE = 10  # seconds an MPI launcher gets to end its job on SIGTERM
+
+    def __init__(self, program, pin, backstop=3600):
         self.program, self.buf = program, b""
-        self.proc = subprocess.Popen(program.argv + ["--serve", "--pin", pin], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, cwd=ROOT, start_new_session=True)
+        env = dict(MPI_ENV, **os.environ) if program.launcher else None
+        self.proc = subprocess.Popen(program.serve_argv(pin, backstop), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, cwd=ROOT, start_new_session=True, env=env)
 
     def ask(self, line, timeout):
         """Sends one command; returns its answer (a dict) or raises Failed."""
@@ -169,6 +204,15 @@ class Server:
             self.buf += chunk
 
     def kill(self):
+        if self.program.launcher:
+            # mpirun ends its job on SIGTERM (its ranks have process groups of their own, in this
+            # session); whatever is left after TERM_GRACE is killed.
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=self.TERM_GRACE)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            kill_session(self.proc.pid)
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except OSError:
@@ -189,6 +233,32 @@ class Server:
         self.proc.stdout.close()
 
 
+def session_members(sid):
+    """The pids of the processes in session `sid` (from /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 3 and int(fields[3]) == sid:
+            pids.append(int(entry))
+    return pids
+
+
+def kill_session(sid):
+    """SIGKILLs every process of session `sid` (a launcher started with start_new_session, its
+    ranks and their workers, whatever process groups they made)."""
+    for pid in session_members(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 # ----------------------------------------------------------------------------- policy
 
 
@@ -203,6 +273,11 @@ class Policy:
     def timeout(self):
         """The watchdog of one command: a stuck primitive shows as a failure, not as a hang."""
         return 60 + 20 * self.min_time
+
+    def backstop(self, rows):
+        """The life of one MPI job serving `rows` rows for one round (mpirun --timeout): past every
+        watchdog of its commands, so that it only ends a job whose driver is gone."""
+        return 300 + rows * (self.reps + 10) * self.timeout()
 
 
 class Slot:
@@ -299,7 +374,7 @@ def measure_group(rows, policy, rnd, isolate):
             if prog.legacy:
                 slots.append(LegacySlot(prog, ws))
                 continue
-            servers.append(Server(prog, policy.pin))
+            servers.append(Server(prog, policy.pin, policy.backstop(len(ws))))
             slots.extend(Slot(servers[-1], w) for w in ws)
         if rnd % 2 == 1:
             slots.reverse()
@@ -463,12 +538,19 @@ def best_manual(members):
     return min(manual, key=lambda r: r["value"]) if manual else None
 
 
-def check_target(target, mproc_floor, python_mproc, mproc_cost=None, group=None, mproc_manual=None):
+def check_target(target, mproc_floor, python_mproc, mproc_cost=None, group=None, mproc_manual=None,
+                 speedup=None):
     """Returns (text of the target, "yes" / "no" / "n/a")."""
     if not target:
         return "—", ""
     absolute = parse_abs_target(target, group)
-    if absolute:
+    fast = SPEEDUP_TARGET_RE.match(target)
+    if fast:
+        op, bound, value = fast.group(1), float(fast.group(2)), speedup
+        shown = "speedup %s %g" % ({"<=": "≤", ">=": "≥"}.get(op, op), bound)
+        if value is not None:
+            shown += " (%s)" % fmt_ratio(value)
+    elif absolute:
         shown, op, bound, figure = absolute
         if figure is None:
             return shown, "?"
@@ -501,7 +583,9 @@ def by_group(groups, rows):
 
 
 def build_table(groups, rows):
-    """groups: ordered {name: {"op", "target", ...}}; rows: {name: aggregated row}. Returns (lines, verdicts)."""
+    """groups: ordered {name: {"op", "target", ...}}; rows: {name: aggregated row}. Returns (lines, verdicts).
+    The MPI groups are left to mpi_table."""
+    rows = {n: r for n, r in rows.items() if not groups.get(r["group"], {}).get("mpi")}
     lines = [
         "| workload | mproc | python | floor | mproc/floor | python/mproc | target | met? |",
         "|---|--:|--:|--:|--:|--:|---|:-:|",
@@ -534,6 +618,63 @@ def build_table(groups, rows):
                 "| &nbsp;&nbsp;↳ %s: %s | %s | %s | %s | %s | %s | | |"
                 % (r["impl"], md(r["label"]), *cells, fmt_ratio(rmf) if rmf else "", fmt_ratio(rpm) if rpm else "")
             )
+    return lines, verdicts
+
+
+# The columns of the MPI table: impl -> column.
+MPI_COLUMNS = ("mproc", "python", "local")
+
+
+def speedups(members):
+    """{impl: the serial row's time per task over the pool's} for a group with serial rows: mproc's and
+    python's own "<group>/<impl>.serial", the local pool against mproc's (the same tasks in rank 0)."""
+    main = {r["impl"]: r for r in members if r["primary"] and r["impl"] in MPI_COLUMNS}
+    serial = {r["impl"]: r for r in members if r["name"].endswith("/%s.serial" % r["impl"])}
+    out = {}
+    for impl, r in main.items():
+        base = serial.get("mproc" if impl == "local" else impl)
+        if base:
+            out[impl] = ratio(base["value"], r["value"])
+    return out
+
+
+def mpi_table(groups, rows):
+    """The MPI groups: mproc::mpi::Pool (mproc), mpi4py.futures (python) and a local mproc::Pool of as
+    many workers (local), with python/mproc and mproc/local of time per op and, for a CPU-bound
+    group, each one's speedup over its serial row. Returns (lines, verdicts); no lines without rows."""
+    mine = {n: r for n, r in rows.items() if groups.get(r["group"], {}).get("mpi")}
+    if not mine:
+        return [], []
+    lines = [
+        "MPI (%d ranks on this machine: `mpirun -np %d %s`; mpi4py.futures under `mpiexec -n %d`, whose "
+        "rank 0 only dispatches):" % (MPI_RANKS, MPI_RANKS, " ".join(MPI_OPTIONS), MPI_RANKS),
+        "",
+        "| workload | mproc MPI | mpi4py.futures | mproc local Pool | mpi4py/MPI | MPI/local | target | met? |",
+        "|---|--:|--:|--:|--:|--:|---|:-:|",
+    ]
+    verdicts = []
+    for g, members in by_group(groups, mine):
+        grp = groups.get(g, {})
+        main = {}
+        for r in members:
+            if r["primary"] and r["impl"] in MPI_COLUMNS and r["impl"] not in main:
+                main[r["impl"]] = r
+        c = {i: main[i]["value"] if i in main else None for i in MPI_COLUMNS}
+        pm, ml = ratio(c["python"], c["mproc"]), ratio(c["mproc"], c["local"])
+        fast = speedups(members)
+        shown, met = check_target(grp.get("target", ""), None, pm, c["mproc"], grp, None, fast.get("mproc"))
+        if met:
+            verdicts.append((g, met))
+        cells = [fmt_value(c[i], grp) if i in main else "—" for i in MPI_COLUMNS]
+        lines.append("| **%s** | %s | %s | %s | %s | %s | %s | %s |" % (g, *cells, fmt_ratio(pm), fmt_ratio(ml), shown, met))
+        for r in members:
+            if any(r is m for m in main.values()):
+                continue
+            cells = [fmt_value(r["value"], grp) if r["impl"] == i else "" for i in MPI_COLUMNS]
+            lines.append("| &nbsp;&nbsp;↳ %s: %s | %s | %s | %s | | | | |" % (r["impl"], md(r["label"]), *cells))
+        if fast:
+            cells = [fmt_ratio(fast[i]) if i in fast else "" for i in MPI_COLUMNS]
+            lines.append("| &nbsp;&nbsp;↳ speedup: serial time over the pool's | %s | %s | %s | | | | |" % tuple(cells))
     return lines, verdicts
 
 
@@ -590,8 +731,14 @@ def render(groups, rows, mach, settings, load_before, load_after, usage, errors)
            " · CPU time stolen by the hypervisor during the run: %.1f%%" % usage[1] if usage else ""),
         "",
     ]
-    out.extend(table)
-    out.append("")
+    if len(table) > 2 or not any(groups.get(r["group"], {}).get("mpi") for r in rows.values()):
+        out.extend(table)
+        out.append("")
+    mpi, mpi_verdicts = mpi_table(groups, rows)
+    verdicts = verdicts + mpi_verdicts
+    if mpi:
+        out.extend(mpi)
+        out.append("")
     out.append("Each value is the median over every repetition of every round; ratios are ratios of those medians.")
     manual = manual_table(groups, rows)
     if manual:
@@ -638,6 +785,73 @@ def baseline_table(rows, base_rows):
     return out
 
 
+# ----------------------------------------------------------------------------- MPI programs
+
+
+def mpi4py_python():
+    """A python3 that imports mpi4py.futures (this one, else Debian's), or None."""
+    seen = []
+    for cand in (sys.executable, "/usr/bin/python3", shutil.which("python3")):
+        if not cand or cand in seen or not os.access(cand, os.X_OK):
+            continue
+        seen.append(cand)
+        try:
+            ok = subprocess.run([cand, "-c", "import mpi4py.futures"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, timeout=60).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if ok:
+            return cand
+    return None
+
+
+def mpi_programs(binary, mpi_bin=None):
+    """The MPI programs that can run here, listed: `mpi_bench` (beside `binary`, or `mpi_bin`) under
+    mpirun, bench/python/anchors_mpi.py under mpiexec with mpi4py.futures; a note for each one left
+    out."""
+    progs = []
+    mpirun, mpiexec = shutil.which("mpirun"), shutil.which("mpiexec")
+    if not mpirun or not mpiexec:
+        note("MPI rows left out: no mpirun/mpiexec on PATH (Debian: openmpi-bin)")
+        return progs
+    path = mpi_bin or os.path.join(os.path.dirname(binary), "mpi_bench")
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        launcher = [mpirun, "-np", str(MPI_RANKS)] + MPI_OPTIONS
+        progs.append((Program("mpirun " + display_path(path), [path], launcher=launcher), True))
+    else:
+        note("MPI rows of mproc left out: no %s (built only when CMake finds MPI: Debian "
+             "libopenmpi-dev)" % display_path(path))
+    python = mpi4py_python()
+    if python:
+        for f in MPI_SCRIPTS:
+            script = os.path.join(HERE, "python", f)
+            launcher = [mpiexec, "-n", str(MPI_RANKS)] + MPI_OPTIONS
+            progs.append((Program("mpiexec python/" + f, [python, script], launcher=launcher,
+                                  served=[python, "-m", "mpi4py.futures", script]), False))
+    else:
+        note("mpi4py.futures rows left out: no python3 here imports mpi4py (Debian: python3-mpi4py)")
+    out = []
+    for prog, is_binary in progs:
+        try:
+            prog._load(is_binary)
+        except Failed as e:
+            note("%s left out: %s" % (prog.name, e))
+            continue
+        if prog.workloads:
+            out.append(prog)
+    return out
+
+
+def add_mpi_groups(groups, programs):
+    """Adds the groups of the MPI programs to `groups` (first definition wins), each marked "mpi"
+    (shown by mpi_table), also one that only a workload names (an anchor without mpi_bench)."""
+    for prog in programs:
+        if prog.launcher:
+            for o in prog.groups + [{"group": w["group"]} for w in prog.workloads]:
+                groups.setdefault(o["group"], dict(o))["mpi"] = True
+    return groups
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -659,6 +873,8 @@ def main(argv=None):
     p.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
     p.add_argument("--baseline", metavar="BIN", help="a `bench` binary (or its build folder) of another commit: "
                    "its mproc rows run in the same rotation and are compared with this build's")
+    p.add_argument("--mpi-bin", metavar="BIN", help="the mpi_bench executable (default: beside --bin's bench)")
+    p.add_argument("--no-mpi", action="store_true", help="leave out the MPI rows (mpi_bench, anchors_mpi.py)")
     a = p.parse_args(argv)
     short = a.smoke or a.quick
     policy = Policy(a.rounds or (1 if short else 3), a.reps or (1 if short else 3),
@@ -669,12 +885,16 @@ def main(argv=None):
     if a.baseline:
         base = resolve_bin(a.baseline)
         programs.append(Program("baseline " + display_path(base), [base], baseline=True).load(True))
-    scripts = sorted(f for f in os.listdir(os.path.join(HERE, "python")) if f.startswith("anchors_") and f.endswith(".py"))
+    scripts = sorted(f for f in os.listdir(os.path.join(HERE, "python"))
+                     if f.startswith("anchors_") and f.endswith(".py") and f not in MPI_SCRIPTS)
     programs += [Program("python/" + f, [sys.executable, os.path.join(HERE, "python", f)]).load(False) for f in scripts]
+    if not a.no_mpi:
+        programs += mpi_programs(binary, a.mpi_bin)
 
-    # Groups (order, targets) and the compiler come from the C++ binary.
+    # Groups (order, targets) and the compiler come from the C++ binary; the MPI groups from the MPI
+    # programs, after them.
     info = programs[0].info
-    groups = {o["group"]: o for o in programs[0].groups}
+    groups = add_mpi_groups({o["group"]: o for o in programs[0].groups}, programs)
     only = re.compile(a.only)
     selected = [(prog, w) for prog in programs for w in prog.workloads
                 if only.search(w["name"]) and not (prog.baseline and w["impl"] != "mproc")]

@@ -1,0 +1,375 @@
+// bench/mpi_bench.cpp — the MPI groups: mproc::mpi::Pool over the ranks of an MPI job, and a local
+// mproc::Pool of as many workers, in one program that runs under mpirun.
+//
+//   mpirun -np 2 --oversubscribe --bind-to none --mca btl self,vader mpi_bench --serve
+//   mpi_bench --list | --info          (no launcher needed: MPI is not touched)
+//
+// It speaks the command line of `bench` (main.cpp: --list, --info, --serve [--pin P], and the
+// "make NAME" / "run NAME N" protocol on stdin; stdin and stdout reach rank 0 through mpirun), so
+// bench/compare.py drives it with the same policy as every other row, and runs the mpi4py.futures
+// anchors of the same groups (bench/python/anchors_mpi.py) beside it. It cannot be a row of
+// `bench`: every rank runs main, and mproc::init turns the ranks other than 0 into the pool's
+// servers.
+//
+// The rows of one group share one mpi::Pool (one may be open at a time) and, for the local rows,
+// one mproc::Pool with the mpi::Pool's processes() workers, both made when the first row of the
+// group is made and kept until its last row is gone (outside every clock). Each pool's size is
+// written on stderr when it is made (mpirun passes it on), so the table can be read with it.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <mproc/mpi.hpp>
+#include <mproc/pool.hpp>
+#include <mproc/start_method.hpp>
+#include <ranges>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "harness.hpp"
+#include "protocols.hpp"
+
+#ifndef MPROC_BENCH_BUILD_TYPE
+#define MPROC_BENCH_BUILD_TYPE ""
+#endif
+#ifndef MPROC_BENCH_CXX_FLAGS
+#define MPROC_BENCH_CXX_FLAGS ""
+#endif
+
+namespace mproc_bench {
+
+// The groups of this program (bench/groups.cpp holds those of `bench`). compare.py shows them in
+// a table of their own: mproc (the mpi::Pool), python (mpi4py.futures) and local (mproc::Pool).
+const std::vector<Group>& groups() {
+  static const std::vector<Group> all = {
+      // The issue's target: a task's overhead at least 10x below mpi4py.futures'.
+      {.name = "mpi.submit_noop",
+       .op = "one no-op task over the ranks: apply_async (submit), n of them, then get() each",
+       .target = "python/mproc>=10"},
+      {.name = "mpi.map_1e5",
+       .op = "one element of map(identity, range(10^5)) over the ranks",
+       .target = ""},
+      // The issue's target: a speedup of at least 0.9x the rank count (2) over the same tasks run
+      // one after another in rank 0 (the row "mpi.cpu_bound/mproc.serial").
+      {.name = "mpi.cpu_bound",
+       .op = "one task of map(burn 10 ms of CPU time, 16 tasks, chunksize 1) over the ranks",
+       .target = "speedup>=1.8"},
+  };
+  return all;
+}
+
+namespace {
+
+constexpr int kMpiMapItems = 100'000;               // anchors_mpi.py MAP_ITEMS
+constexpr std::size_t kMpiCpuTasks = 16;            // anchors_mpi.py CPU_TASKS
+constexpr std::int64_t kMpiCpuTaskNs = 10'000'000;  // anchors_mpi.py CPU_TASK_NS
+
+// The mpi::Pool of the group being measured (see the header comment).
+std::shared_ptr<mproc::mpi::Pool> mpi_pool() {
+  static std::weak_ptr<mproc::mpi::Pool> current;
+  if (auto p = current.lock()) return p;
+  restore_affinity();
+  auto p = std::make_shared<mproc::mpi::Pool>();
+  std::string per_rank;
+  for (const int w : p->workers_per_rank()) {
+    per_rank += (per_rank.empty() ? "" : ", ") + std::to_string(w);
+  }
+  std::fprintf(stderr, "mpi_bench: mproc::mpi::Pool over %d ranks: %d workers (per rank: %s)\n",
+               mproc::mpi::size(), p->processes(), per_rank.c_str());
+  current = p;
+  return p;
+}
+
+// The local mproc::Pool of the group: as many workers as the mpi::Pool has in all.
+std::shared_ptr<mproc::Pool> local_pool() {
+  static std::weak_ptr<mproc::Pool> current;
+  if (auto p = current.lock()) return p;
+  const int processes = mpi_pool()->processes();
+  restore_affinity();
+  auto p = std::make_shared<mproc::Pool>(processes);
+  std::fprintf(stderr, "mpi_bench: local mproc::Pool: %d workers\n", p->processes());
+  current = p;
+  return p;
+}
+
+// The rows run on `Pool` (an mpi::Pool or a local one), kept alive with the group's mpi::Pool
+// (a local row holds both, so the count it was sized by stays the one in use).
+struct Pools {
+  std::shared_ptr<mproc::mpi::Pool> mpi;
+  std::shared_ptr<mproc::Pool> local;
+  [[nodiscard]] mproc::Pool& use() const { return local ? *local : *mpi; }
+};
+
+Pools pools(bool local) { return {mpi_pool(), local ? local_pool() : nullptr}; }
+
+template <class Submit>
+Workload noop_workload(const std::string& impl, const std::string& label, bool primary, bool local,
+                       Submit submit) {
+  return {
+      .name = "mpi.submit_noop/" + impl,
+      .group = "mpi.submit_noop",
+      .impl = local ? "local" : "mproc",
+      .label = label,
+      .primary = primary,
+      .make =
+          [submit, local] {
+            return loop_runner([submit, p = pools(local)](std::uint64_t n) {
+              std::vector<mproc::AsyncResult<void>> results;
+              results.reserve(n);
+              for (std::uint64_t i = 0; i < n; ++i) results.push_back(submit(p.use()));
+              for (auto& r : results) r.get();
+            });
+          },
+  };
+}
+
+const Registrar kNoop{noop_workload("mproc",
+                                    "mproc::mpi::Pool apply_async(noop) x n, then get() each "
+                                    "(workers on every rank)",
+                                    true, false,
+                                    [](mproc::Pool& p) { return p.apply_async([] {}); })};
+const Registrar kNoopSubmit{noop_workload(
+    "mproc.submit", "mproc::mpi::Pool submit(noop) x n, then get() each (executor style)", false,
+    false, [](mproc::Pool& p) { return p.submit([] {}); })};
+const Registrar kNoopLocal{noop_workload(
+    "local", "local mproc::Pool (as many workers) apply_async(noop) x n, then get() each", true,
+    true, [](mproc::Pool& p) { return p.apply_async([] {}); })};
+
+Workload map_workload(const std::string& impl, const std::string& label, bool local) {
+  return {
+      .name = "mpi.map_1e5/" + impl,
+      .group = "mpi.map_1e5",
+      .impl = local ? "local" : "mproc",
+      .label = label,
+      .make =
+          [local] {
+            return scaled_runner(kMpiMapItems, UINT64_MAX, [p = pools(local)] {
+              const double t0 = now_seconds();
+              std::vector<int> v =
+                  p.use().map([](int x) { return x; }, std::views::iota(0, kMpiMapItems));
+              const double t = now_seconds() - t0;
+              check(v.size() == kMpiMapItems && v.back() == kMpiMapItems - 1,
+                    "mpi.map_1e5: wrong results");
+              return t;
+            });
+          },
+  };
+}
+
+const Registrar kMap{map_workload(
+    "mproc", "mproc::mpi::Pool map(identity, iota(0, 10^5)), automatic chunksize", false)};
+const Registrar kMapLocal{map_workload(
+    "local",
+    "local mproc::Pool (as many workers) map(identity, iota(0, 10^5)), automatic chunksize", true)};
+
+std::vector<std::int64_t> cpu_tasks() {
+  return std::vector<std::int64_t>(kMpiCpuTasks, kMpiCpuTaskNs);
+}
+
+Workload cpu_workload(const std::string& impl, const std::string& label, bool local) {
+  return {
+      .name = "mpi.cpu_bound/" + impl,
+      .group = "mpi.cpu_bound",
+      .impl = local ? "local" : "mproc",
+      .label = label,
+      .make =
+          [local] {
+            return scaled_runner(kMpiCpuTasks, UINT64_MAX, [tasks = cpu_tasks(), p = pools(local)] {
+              const double t0 = now_seconds();
+              std::vector<std::uint64_t> v = p.use().map(&burn_cpu, tasks, 1);
+              const double t = now_seconds() - t0;
+              check(v.size() == tasks.size(), "mpi.cpu_bound: results missing");
+              return t;
+            });
+          },
+  };
+}
+
+const Registrar kCpu{
+    cpu_workload("mproc", "mproc::mpi::Pool map(burn 10 ms, 16 tasks, chunksize 1)", false)};
+const Registrar kCpuLocal{cpu_workload(
+    "local", "local mproc::Pool (as many workers) map(burn 10 ms, 16 tasks, chunksize 1)", true)};
+
+// The base of the speedup: the same tasks called one after another in rank 0 (the group's pools
+// idle meanwhile, as they would in a program that did not use them).
+const Registrar kCpuSerial{{
+    .name = "mpi.cpu_bound/mproc.serial",
+    .group = "mpi.cpu_bound",
+    .impl = "mproc",
+    .label = "serial: the same 16 tasks of burn 10 ms called in a loop in rank 0 (the speedup's "
+             "base)",
+    .primary = false,
+    .make =
+        [] {
+          return scaled_runner(kMpiCpuTasks, UINT64_MAX, [tasks = cpu_tasks()] {
+            restore_affinity();
+            const double t0 = now_seconds();
+            std::uint64_t x = 0;
+            for (const std::int64_t ns : tasks) x ^= burn_cpu(ns);
+            const double t = now_seconds() - t0;
+            do_not_optimize(x);
+            return t;
+          });
+        },
+}};
+
+// ------------------------------------------------------------------ the command line (main.cpp's)
+
+[[noreturn]] void usage(int rc) {
+  std::fprintf(rc == 0 ? stdout : stderr,
+               "usage: mpi_bench --list | --info | --serve [--pin default|split|same|none]\n"
+               "  --serve under mpirun (bench/compare.py drives it; see bench/mpi_bench.cpp)\n");
+  std::exit(rc);
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+void print_info() {
+#if defined(__clang__)
+  const std::string compiler = std::string("clang++ ") + __clang_version__;
+#elif defined(__GNUC__)
+  const std::string compiler = std::string("g++ ") + __VERSION__;
+#else
+  const std::string compiler = "unknown";
+#endif
+  std::printf(
+      "{\"kind\": \"info\", \"protocol\": \"serve\", \"compiler\": %s, \"build_type\": %s, "
+      "\"cxx_flags\": %s}\n",
+      json_string(compiler).c_str(), json_string(MPROC_BENCH_BUILD_TYPE).c_str(),
+      json_string(MPROC_BENCH_CXX_FLAGS).c_str());
+}
+
+void print_list() {
+  for (const auto& g : groups()) {
+    std::printf(
+        "{\"kind\": \"group\", \"group\": %s, \"op\": %s, \"target\": %s, \"isolate\": false, "
+        "\"rate\": \"\", \"bytes_per_op\": 0}\n",
+        json_string(g.name).c_str(), json_string(g.op).c_str(), json_string(g.target).c_str());
+  }
+  for (const Workload& w : workloads()) {
+    std::printf(
+        "{\"kind\": \"workload\", \"name\": %s, \"group\": %s, \"impl\": %s, \"label\": %s, "
+        "\"primary\": %s}\n",
+        json_string(w.name).c_str(), json_string(w.group).c_str(), json_string(w.impl).c_str(),
+        json_string(w.label).c_str(), w.primary ? "true" : "false");
+  }
+}
+
+void reply_error(const std::string& name, const std::string& what) {
+  std::printf("{\"kind\": \"error\", \"name\": %s, \"error\": %s}\n", json_string(name).c_str(),
+              json_string(what).c_str());
+}
+
+struct Made {
+  const Workload* w;
+  std::unique_ptr<Runner> runner;
+};
+
+void handle(const std::string& line, std::vector<Made>& made) {
+  std::istringstream in(line);
+  std::string cmd;
+  std::string name;
+  in >> cmd >> name;
+  if (cmd == "make") {
+    const Workload* w = nullptr;
+    for (const Workload& x : workloads()) {
+      if (x.name == name) w = &x;
+    }
+    if (w == nullptr) return reply_error(name, "no such workload");
+    try {
+      made.push_back({w, w->make()});
+    } catch (const std::exception& e) {
+      return reply_error(name, e.what());
+    }
+    std::printf("{\"kind\": \"made\", \"name\": %s}\n", json_string(name).c_str());
+  } else if (cmd == "run") {
+    std::uint64_t iters = 0;
+    if (!(in >> iters) || iters == 0) return reply_error(name, "run: bad iteration count");
+    Made* m = nullptr;
+    for (Made& x : made) {
+      if (x.w->name == name && x.runner) m = &x;
+    }
+    if (m == nullptr) return reply_error(name, "run: not made here, or failed before");
+    try {
+      const double seconds = m->runner->run(iters);
+      std::printf("{\"kind\": \"time\", \"name\": %s, \"iters\": %llu, \"seconds\": %.17g}\n",
+                  json_string(name).c_str(), static_cast<unsigned long long>(iters), seconds);
+    } catch (const std::exception& e) {
+      m->runner.reset();
+      return reply_error(name, e.what());
+    }
+  } else {
+    reply_error(name, "unknown command '" + cmd + "' (make NAME, run NAME N)");
+  }
+}
+
+int serve() {
+  if (!mproc::mpi::launched()) {
+    std::fprintf(stderr,
+                 "mpi_bench: --serve runs under mpirun (mpirun -np 2 ... mpi_bench --serve); "
+                 "started without it, the pool would be a local one\n");
+    return 2;
+  }
+  std::vector<Made> made;
+  for (std::string line; std::getline(std::cin, line);) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    handle(line, made);
+    std::fflush(stdout);
+  }
+  while (!made.empty()) made.pop_back();  // the runners, then the pools, last made first
+  return 0;
+}
+
+}  // namespace
+}  // namespace mproc_bench
+
+int main(int argc, char** argv) {
+  // First: under mpirun, the ranks other than 0 serve the pools here and never return.
+  mproc::init(argc, argv);
+  // Both pools fork their workers (an mpi::Pool's ranks always do), as `bench`'s rows do.
+  mproc::set_start_method(mproc::StartMethod::fork);
+  using namespace mproc_bench;
+  std::string_view mode;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--list" || a == "--info" || a == "--serve") {
+      mode = a;
+    } else if (a == "--pin" && i + 1 < argc) {
+      ++i;  // accepted for compare.py's sake: these rows have no pinned partners
+    } else if (a == "--help" || a == "-h") {
+      usage(0);
+    } else {
+      std::fprintf(stderr, "mpi_bench: unknown argument '%s'\n", argv[i]);
+      usage(2);
+    }
+  }
+  if (mode == "--info") {
+    print_info();
+  } else if (mode == "--list") {
+    print_list();
+  } else if (mode == "--serve") {
+    return serve();
+  } else {
+    usage(2);
+  }
+  return 0;
+}
