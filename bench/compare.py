@@ -907,6 +907,7 @@ def main(argv=None):
         sys.exit("compare.py: no workload matches %r" % a.only)
     group_order = [g for g in groups if any(w["group"] == g for _, w in selected)]
     group_order += sorted({w["group"] for _, w in selected} - set(group_order))
+    group_order.sort(key=lambda g: groups.get(g, {}).get("mpi", False))  # the MPI groups last
 
     started = time.monotonic()
     load_before, times_before = loadavg(), cpu_times()
