@@ -8,7 +8,8 @@
 # /usr/aarch64-linux-gnu, GoogleTest's sources (googletest, built there with the cross compiler:
 # Debian has no aarch64 libgtest for an amd64 host) and qemu-user to run the unit tests.
 # `test`, `tsan` and `all` include the libraries of the codec's adapters (cereal, protobuf,
-# Boost.Serialization, nlohmann::json), whose tests run in `make test`.
+# Boost.Serialization, nlohmann::json), whose tests run in `make test`, and Open MPI (mproc::mpi).
+# `bench` adds python3-mpi4py (the anchor of the MPI pool's benchmarks).
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 what=${1:-all}
@@ -25,6 +26,10 @@ codec_libs() {
   want libboost-serialization-dev; want nlohmann-json3-dev
 }
 
+# Open MPI (mproc::mpi, <mproc/mpi.hpp>): the core library needs none of it; the target mproc::mpi
+# is built when CMake finds MPI, and its tests run under mpirun in `make test`.
+mpi_libs() { want openmpi-bin; want libopenmpi-dev; }
+
 # Always: the compiler, CMake and make.
 need_cmd cmake || pkgs+=(cmake)
 need_cmd g++ || pkgs+=(g++)
@@ -33,16 +38,18 @@ case "$what" in
   build) ;;
   test) want libgtest-dev; want libgmock-dev; need_cmd python3 || pkgs+=(python3)
         need_cmd clang++ || pkgs+=(clang)
-        want libclang-rt-14-dev; codec_libs ;;
+        want libclang-rt-14-dev; codec_libs; mpi_libs ;;
   tsan) want libgtest-dev; want libgmock-dev; need_cmd python3 || pkgs+=(python3)
         want clang-19; want libclang-rt-19-dev; want llvm-19; codec_libs ;;
   cross) want g++-aarch64-linux-gnu; want googletest; want qemu-user ;;
   format) want clang-format-16 ;;
-  bench) want libboost-dev; want libcereal-dev; need_cmd python3 || pkgs+=(python3) ;;
+  bench) want libboost-dev; want libcereal-dev; need_cmd python3 || pkgs+=(python3)
+         mpi_libs; want python3-mpi4py ;;
   all) want libgtest-dev; want libgmock-dev; want libboost-dev; want clang-format-16; codec_libs
        need_cmd python3 || pkgs+=(python3)
        need_cmd clang++ || pkgs+=(clang)
-       want libclang-rt-14-dev; want clang-19; want libclang-rt-19-dev; want llvm-19 ;;
+       want libclang-rt-14-dev; want clang-19; want libclang-rt-19-dev; want llvm-19
+       mpi_libs; want python3-mpi4py ;;
   *) echo "usage: $0 [build|test|tsan|bench|cross|format|all]" >&2; exit 2 ;;
 esac
 

@@ -32,9 +32,12 @@ void decode_piece_errors(Reader& r, std::uint64_t first, const Spans& covered, s
     if (c == covered.size() || index < covered[c].begin ||
         (!errors.empty() && index <= errors.back().first))
       throw DecodeError("mproc::Pool: a chunk's result does not match its elements");
-    errors.emplace_back(
-        index, remote_error(type, what, trace, pid,
-                            TaskOrigin{.position = static_cast<std::size_t>(first + index)}));
+    TaskOrigin origin{.position = static_cast<std::size_t>(first + index)};
+    if (const DeliveryPlace* place = delivery_place()) {
+      origin.rank = place->rank;
+      origin.host = place->host;
+    }
+    errors.emplace_back(index, remote_error(type, what, trace, pid, std::move(origin)));
   }
 }
 

@@ -68,7 +68,8 @@ void read_error_record(Reader& r, std::uint64_t& index, std::string& type, std::
                        std::string& trace);
 
 // remote_error (mproc/detail/pool_core.hpp) with the worker's traceback in the RemoteError.
-std::exception_ptr remote_error(const std::string& type, const std::string& what,
-                                const std::string& trace, std::int32_t pid, TaskOrigin origin = {});
+MPROC_API std::exception_ptr remote_error(const std::string& type, const std::string& what,
+                                          const std::string& trace, std::int32_t pid,
+                                          TaskOrigin origin = {});
 
 }  // namespace mproc::detail

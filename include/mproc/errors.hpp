@@ -146,11 +146,17 @@ class MPROC_API Interrupted : public Error {
 struct TaskOrigin {
   std::optional<std::size_t> position{};
   std::optional<std::uint64_t> task{};
-  // ", input element 537" / ", task 17" / "" (appended to what()).
+  // The MPI rank and host whose worker ran it (mproc::mpi); empty for a pool on this machine.
+  std::optional<int> rank{};
+  std::string host{};
+  // ", input element 537" / ", task 17" / "" (appended to what()); with a rank first:
+  // " on rank 2, host node7, task 17".
   [[nodiscard]] std::string describe() const {
-    if (position) return ", input element " + std::to_string(*position);
-    if (task) return ", task " + std::to_string(*task);
-    return {};
+    std::string out;
+    if (rank) out = " on rank " + std::to_string(*rank) + ", host " + host;
+    if (position) return out + ", input element " + std::to_string(*position);
+    if (task) return out + ", task " + std::to_string(*task);
+    return out;
   }
 };
 
@@ -195,6 +201,9 @@ class MPROC_API RemoteError : public Error {
   [[nodiscard]] std::optional<std::size_t> position() const noexcept { return origin_.position; }
   // The task's number in its pool, for apply/apply_async/submit (empty for map/imap elements).
   [[nodiscard]] std::optional<std::uint64_t> task() const noexcept { return origin_.task; }
+  // The MPI rank and host of the worker (mproc::mpi); empty and "" for a pool on this machine.
+  [[nodiscard]] std::optional<int> rank() const noexcept { return origin_.rank; }
+  [[nodiscard]] const std::string& host() const noexcept { return origin_.host; }
 
  private:
   std::string type_name_;

@@ -918,6 +918,10 @@ class MPROC_API Pool {
     return out;
   }
 
+ protected:
+  // A Pool over another engine's core (mproc::mpi::Pool).
+  explicit Pool(detail::Ref<detail::PoolCore> core) noexcept : core_(std::move(core)) {}
+
  private:
   detail::PoolCore& core() const;
   std::vector<std::vector<std::byte>> exit_result_bytes() const;

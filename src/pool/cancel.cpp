@@ -26,15 +26,17 @@
 
 #include "pool/core.hpp"
 #include "pool/dispatcher.hpp"
+#include "pool/engine.hpp"
 #include "posix/futex.hpp"
 
 namespace mproc::detail {
 
-// What a result holds of its pool: the dispatcher, as long as it can take requests.
+// What a result holds of its pool: the dispatcher (or another engine), as long as it can take
+// requests.
 class PoolLink {
  public:
-  explicit PoolLink(Dispatcher* d) noexcept : d_(d) {}
-  // Runs `fn(dispatcher)` unless the pool has stopped; `otherwise` then.
+  explicit PoolLink(TaskControl* d) noexcept : d_(d) {}
+  // Runs `fn(control)` unless the pool has stopped; `otherwise` then.
   template <class Fn>
   bool with(Fn&& fn, bool otherwise) {
     std::lock_guard<std::mutex> g(mu_);
@@ -48,18 +50,18 @@ class PoolLink {
 
  private:
   std::mutex mu_;
-  Dispatcher* d_;
+  TaskControl* d_;
 };
 
-Ref<PoolLink> make_pool_link(Dispatcher* d) { return make_ref<PoolLink>(d); }
+Ref<PoolLink> make_pool_link(TaskControl* d) { return make_ref<PoolLink>(d); }
 void detach_pool_link(PoolLink& link) noexcept { link.detach(); }
 
 bool cancel_tasks(PoolLink& link, std::uint64_t first, std::uint64_t count, bool kill_running) {
-  return link.with([&](Dispatcher& d) { return d.cancel(first, count, kill_running); }, false);
+  return link.with([&](TaskControl& d) { return d.cancel(first, count, kill_running); }, false);
 }
 
 bool tasks_running(PoolLink& link, std::uint64_t first, std::uint64_t count) {
-  return link.with([&](Dispatcher& d) { return d.running(first, count); }, false);
+  return link.with([&](TaskControl& d) { return d.running(first, count); }, false);
 }
 
 // One CancelledError for every cancelled result (it says nothing that differs from one to the
@@ -277,9 +279,17 @@ void Dispatcher::watch_limits_locked(std::vector<Delivery>& out) {
 
 // --- PoolCore ------------------------------------------------------------------------------------
 
-const Ref<PoolLink>& PoolCore::link() const noexcept { return impl_->dispatcher.link(); }
+const Ref<PoolLink>& PoolCore::link() const noexcept {
+  return engine_ ? engine_->link() : impl_->dispatcher.link();
+}
 
 void PoolCore::shutdown(bool wait, bool cancel_futures) {
+  if (engine_) {
+    engine_->close();
+    if (cancel_futures) engine_->cancel_pending();
+    if (wait) engine_->join();
+    return;
+  }
   impl_->check_owner();
   impl_->dispatcher.close();
   if (cancel_futures) impl_->dispatcher.cancel_pending();

@@ -18,6 +18,7 @@
 #include <system_error>
 #include <thread>
 
+#include "pool/engine.hpp"
 #include "pool/worker.hpp"
 #include "posix/demangle.hpp"
 #include "posix/error.hpp"
@@ -155,11 +156,16 @@ PoolCore::PoolCore(PoolOptions options) {
   }
 }
 
+PoolCore::PoolCore(Box<PoolEngine> engine, int processes)
+    : engine_(std::move(engine)), engine_processes_(processes) {}
+
 std::size_t PoolCore::max_task_bytes() const noexcept { return kMailboxBytes / 4 - 256; }
 std::size_t PoolCore::chunk_bytes() noexcept { return kChunkBytes; }
-int PoolCore::processes() const noexcept { return impl_->n; }
-bool PoolCore::fresh_image() const noexcept { return impl_->fresh; }
-StartMethod PoolCore::start_method() const noexcept { return impl_->start_method; }
+int PoolCore::processes() const noexcept { return engine_ ? engine_processes_ : impl_->n; }
+bool PoolCore::fresh_image() const noexcept { return engine_ ? true : impl_->fresh; }
+StartMethod PoolCore::start_method() const noexcept {
+  return engine_ ? StartMethod::spawn : impl_->start_method;
+}
 
 void throw_task_cannot_travel(const std::type_info& type) {
   throw ValueError("mproc::Pool: the task's callable (" + demangle(type.name()) +
@@ -172,23 +178,31 @@ void throw_task_cannot_travel(const std::type_info& type) {
 
 std::uint64_t PoolCore::submit(std::vector<TaskSpec> specs, const Ref<TaskSink>& sink,
                                bool continuation) {
+  if (engine_) return engine_->submit(specs, sink, continuation);
   impl_->check_owner();
   return impl_->dispatcher.submit(specs, sink, continuation, max_task_bytes());
 }
 
-std::size_t PoolCore::unfinished() const { return impl_->dispatcher.unfinished(); }
+std::size_t PoolCore::unfinished() const {
+  return engine_ ? engine_->unfinished() : impl_->dispatcher.unfinished();
+}
 
-bool PoolCore::insights_on() const noexcept { return impl_->dispatcher.insights_on(); }
+bool PoolCore::insights_on() const noexcept {
+  return engine_ ? engine_->insights_on() : impl_->dispatcher.insights_on();
+}
 void PoolCore::note_encoding(std::uint64_t tasks, std::int64_t ns) noexcept {
+  if (engine_) return engine_->note_encoding(tasks, ns);
   impl_->dispatcher.note_encoding(tasks, ns);
 }
 
 Insights PoolCore::insights() const {
+  if (engine_) return engine_->insights();
   impl_->check_owner();
   return impl_->dispatcher.insights();
 }
 
 std::vector<std::vector<std::byte>> PoolCore::exit_result_bytes() const {
+  if (engine_) return engine_->exit_results();
   impl_->check_owner();
   return impl_->dispatcher.exit_results();
 }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "pool/channels.hpp"
+#include "pool/engine.hpp"
 #include "pool/launcher.hpp"
 #include "pool/protocol.hpp"
 #include "posix/region.hpp"
@@ -33,11 +34,7 @@
 
 namespace mproc::detail {
 
-class Dispatcher;
-Ref<PoolLink> make_pool_link(Dispatcher* d);
-void detach_pool_link(PoolLink& link) noexcept;
-
-class Dispatcher {
+class Dispatcher final : public TaskControl {
  public:
   // `n` worker slots over `channels`, whose workers `launcher` starts (already started). Every
   // worker takes at most `maxtasks` tasks (0: no limit). `has_initializer`: a worker that dies
@@ -91,9 +88,9 @@ class Dispatcher {
   // those not started are withdrawn (their outcome: CancelledError, delivered by the result
   // thread); with `kill_running` the workers running the others are killed and replaced (the same
   // outcome). True when at least one was withdrawn or killed.
-  bool cancel(std::uint64_t first, std::uint64_t count, bool kill_running);
+  bool cancel(std::uint64_t first, std::uint64_t count, bool kill_running) override;
   // True when one of them runs in a worker now.
-  bool running(std::uint64_t first, std::uint64_t count);
+  bool running(std::uint64_t first, std::uint64_t count) override;
   // Withdraws every task not started yet (Executor.shutdown(cancel_futures=True)).
   void cancel_pending();
   // The tie that results keep to this dispatcher (cleared when the pool has stopped).

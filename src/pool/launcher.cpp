@@ -217,7 +217,10 @@ class ZygoteLauncher final : public WorkerLauncher {
                              method_name(fresh_->method) + "): " + e.what());
         }
       } else {
-        zygote_.emplace(ProcessOptions{.name = "PoolZygote", .daemon = true}, [this] { run(); });
+        // fork: the Pool chose it already (and warned if the program has threads).
+        zygote_.emplace(
+            ProcessOptions{.name = "PoolZygote", .daemon = true, .start_method = StartMethod::fork},
+            [this] { run(); });
         zygote_->start();
       }
     } catch (...) {

@@ -85,6 +85,13 @@ std::exception_ptr remote_error(const std::string& type, const std::string& what
   return std::make_exception_ptr(std::move(info));
 }
 
+namespace {
+thread_local const DeliveryPlace* t_delivery_place = nullptr;
+}  // namespace
+
+void set_delivery_place(const DeliveryPlace* place) noexcept { t_delivery_place = place; }
+const DeliveryPlace* delivery_place() noexcept { return t_delivery_place; }
+
 std::int32_t current_process_id() noexcept { return static_cast<std::int32_t>(this_process_id()); }
 
 }  // namespace mproc::detail

@@ -38,6 +38,7 @@
 #include <mutex>
 
 #include "pool/core.hpp"
+#include "pool/engine.hpp"
 #include "posix/thread_id.hpp"
 
 namespace mproc::detail {
@@ -177,21 +178,28 @@ void Dispatcher::join_result_thread() noexcept {
 // --- PoolCore and Pool ---------------------------------------------------------------------------
 
 void PoolCore::close() {
+  if (engine_) return engine_->close();
   impl_->check_owner();
   impl_->dispatcher.close();
 }
 
 void PoolCore::terminate() {
+  if (engine_) return engine_->terminate();
   impl_->check_owner();
   impl_->dispatcher.terminate();
 }
 
 void PoolCore::join() {
+  if (engine_) return engine_->join();
   impl_->check_owner();
   impl_->dispatcher.join();
 }
 
 PoolCore::~PoolCore() {
+  if (engine_) {
+    engine_.release()->release();  // it stops, then frees itself
+    return;
+  }
   if (this_process_id() != impl_->creator_pid) {
     // A fork of the creator (not one of ours: ours never return) must not shut down the creator's
     // workers, nor touch a result thread it does not have. Its copy is left alone.

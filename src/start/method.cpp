@@ -88,6 +88,9 @@ void require_init(StartMethod method, const char* what) {
                      "into the child: add it (see mproc/start_method.hpp)");
 }
 
+std::atomic<InitHook> g_init_hook{nullptr};
+void set_init_hook(InitHook hook) noexcept { g_init_hook.store(hook, std::memory_order_release); }
+
 StartMethod choose_start_method(std::optional<StartMethod> requested, bool travels,
                                 const char* what) {
   if (requested) return *requested;
@@ -141,6 +144,7 @@ void init(int argc, char** argv) {
     }
   }
   detail::g_init.store(true, std::memory_order_release);
+  if (detail::InitHook hook = detail::g_init_hook.load(std::memory_order_acquire)) hook(argc, argv);
 }
 
 std::string_view start_method_name(StartMethod method) noexcept {

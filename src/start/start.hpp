@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <mproc/export.hpp>
 #include <mproc/process.hpp>
 #include <optional>
 #include <string>
@@ -20,6 +21,11 @@ StartMethod choose_start_method(std::optional<StartMethod> requested, bool trave
 
 // Whether mproc::init ran in this program (as the user's program: it returned).
 bool init_was_called() noexcept;
+// Runs at the end of mproc::init in the user's program (not in a spawned child or the
+// forkserver): mproc::mpi makes init MPI-aware with it (mproc/mpi.hpp). One hook; a later call
+// replaces it.
+using InitHook = void (*)(int argc, char** argv);
+MPROC_API void set_init_hook(InitHook hook) noexcept;
 // Throws ProcessError naming the fix unless init ran ("mproc::Process::start: the start method
 // spawn needs mproc::init(argc, argv) ...").
 void require_init(StartMethod method, const char* what);

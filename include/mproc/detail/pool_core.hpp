@@ -38,7 +38,8 @@ enum class StartMethod : unsigned char;  // mproc/process.hpp
 
 namespace detail {
 
-class PoolLink;  // src/pool/cancel.cpp
+class PoolLink;    // src/pool/cancel.cpp
+class PoolEngine;  // src/pool/engine.hpp
 
 // CLOCK_MONOTONIC now, in nanoseconds (the same clock in every process of the machine).
 MPROC_API std::int64_t monotonic_ns() noexcept;
@@ -283,6 +284,10 @@ inline std::int64_t limit_ns(const std::optional<std::chrono::duration<double>>&
 class MPROC_API PoolCore {
  public:
   explicit PoolCore(PoolOptions options);
+  // A core over another engine (mproc::mpi): every call below goes to `engine`, whose workers
+  // number `processes` (the chunk sizes of map/imap follow it). Its tasks travel as to a fresh
+  // image (fresh_image() is true, start_method() is spawn).
+  PoolCore(Box<PoolEngine> engine, int processes);
   ~PoolCore();
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
@@ -329,7 +334,9 @@ class MPROC_API PoolCore {
 
  private:
   struct Impl;
-  Box<Impl> impl_;
+  Box<Impl> impl_;            // the local dispatcher, its workers and channels; or null
+  Box<PoolEngine> engine_;    // or another engine
+  int engine_processes_ = 0;  // its workers
 };
 
 // How the callable of a task travels: to a worker forked from this program (its bytes, which mean
@@ -408,6 +415,20 @@ MPROC_API void describe_current_exception(std::string& type, std::string& what) 
 // register_remote_exception, that type with the RemoteError nested (std::throw_with_nested).
 MPROC_API std::exception_ptr remote_error(const std::string& type, const std::string& what,
                                           std::int32_t pid, TaskOrigin origin = {});
+// The same with the worker's traceback (remote tracebacks: mproc::mpi rebuilds a remote rank's
+// RemoteError with it).
+MPROC_API std::exception_ptr remote_error(const std::string& type, const std::string& what,
+                                          const std::string& trace, std::int32_t pid,
+                                          TaskOrigin origin);
+// Where the outcomes being delivered on the calling thread come from, when their pool's workers
+// are on another machine (mproc::mpi sets it around each delivery): the RemoteErrors of a chunk's
+// elements then name that rank and host (TaskOrigin::rank, host). Null: this machine.
+struct DeliveryPlace {
+  int rank = 0;
+  std::string host;
+};
+MPROC_API void set_delivery_place(const DeliveryPlace* place) noexcept;
+MPROC_API const DeliveryPlace* delivery_place() noexcept;
 // Makes tasks' exceptions whose demangled type name is `type_name` come back from `make`.
 using RemoteFactory = std::exception_ptr (*)(const std::string& what, const RemoteError& info);
 MPROC_API void register_remote_exception(const std::type_info& type, RemoteFactory make);
