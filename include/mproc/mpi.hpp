@@ -66,6 +66,7 @@
 #include <cstddef>
 #include <mproc/export.hpp>
 #include <mproc/pool.hpp>
+#include <mproc/start_method.hpp>
 #include <string>
 #include <vector>
 

@@ -209,8 +209,8 @@ class Engine final : public PoolEngine {
 
 // ---- construction: the handshake ----
 
-Engine::Engine(const PoolOptions& options, const MpiOptions& mpi, std::vector<int>& per_rank)
-    : rt_(runtime()), fixed_window_(mpi.window) {
+// The options' checks, before anything is made (ValueError).
+void check_options(const PoolOptions& options, const MpiOptions& mpi, const Runtime& rt_) {
   if (mpi.window < 0) throw ValueError("mproc::mpi::Pool: MpiOptions::window must not be negative");
   if (options.processes && *options.processes <= 0)
     throw ValueError("mproc::mpi::Pool: processes must be at least 1");
@@ -226,7 +226,10 @@ Engine::Engine(const PoolOptions& options, const MpiOptions& mpi, std::vector<in
     throw ValueError(
         "mproc::mpi::Pool: MpiOptions::rank0_works is false, and the program was not started by "
         "an MPI launcher: no rank would run workers");
+}
 
+Engine::Engine(const PoolOptions& options, const MpiOptions& mpi, std::vector<int>& per_rank)
+    : rt_(runtime()), fixed_window_(mpi.window) {
   StartMsg start;
   start.processes = options.processes.value_or(0);
   start.maxtasks = options.maxtasksperchild.value_or(0);
@@ -833,6 +836,7 @@ Ref<mproc::detail::PoolCore> make_core(const PoolOptions& options, const MpiOpti
         "mproc::mpi::Pool: made on rank " + std::to_string(rt.rank) +
         "; only rank 0 makes pools (the other ranks serve in mproc::init, which never returns "
         "there: was <mproc/mpi.hpp> included in the program that calls init?)");
+  check_options(options, mpi, rt);
   if (rt.pool_open.exchange(true))
     throw ProcessError(
         "mproc::mpi::Pool: another mpi::Pool of this program is still open (the ranks serve one "
