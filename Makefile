@@ -5,6 +5,8 @@
 #               (BASELINE=BIN: also against a bench binary of another commit; BENCH_ARGS: more
 #               options of bench/compare.py, e.g. BENCH_ARGS=--write-docs)
 #   make bench-smoke  builds the benchmarks and runs every row once, briefly; fails on any error
+#   make mpi-demo  the MPI example (examples/mpi_pool.cpp): a CPU-bound map over 3 ranks of an
+#               MPI job on this machine (mpirun --oversubscribe -np 3; installs Open MPI if missing)
 #   make soak   the chaos soak for SECONDS seconds (default 60, docs/soak.md); STRESS=1 adds the
 #               long kill tests
 #   make asan   the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang)
@@ -22,7 +24,7 @@ FUZZ_SECONDS ?= 60
 TSAN_CXX ?= clang++-19
 TSAN_SYMBOLIZER ?= $(firstword $(wildcard /usr/lib/llvm-19/bin/llvm-symbolizer) llvm-symbolizer)
 
-.PHONY: demo test bench soak asan tsan fuzz cross install-check format clean deps-build deps-test \
+.PHONY: mpi-demo demo test bench soak asan tsan fuzz cross install-check format clean deps-build deps-test \
 	format-check header-cost deps-bench deps-tsan deps-cross deps-format
 
 deps-build:
@@ -49,6 +51,14 @@ test: deps-test
 	  -DMPROC_BUILD_TESTS=ON -DMPROC_BUILD_EXAMPLES=ON -DMPROC_BUILD_BENCHMARKS=OFF
 	$(CMAKE) --build build/test -j $(JOBS)
 	cd build/test && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# Open MPI refuses to run as root without these; oversubscribed ranks must yield when idle.
+MPI_ENV = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
+mpi-demo: deps-test
+	$(CMAKE) -S . -B build/mpi-demo -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \
+	  -DMPROC_BUILD_BENCHMARKS=OFF -DMPROC_BUILD_EXAMPLES=ON
+	$(CMAKE) --build build/mpi-demo -j $(JOBS) --target mpi_pool
+	$(MPI_ENV) mpirun --oversubscribe -np 3 build/mpi-demo/examples/mpi_pool
 
 asan: deps-test
 	CXX=clang++ $(CMAKE) -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DMPROC_DEVELOP=ON \
@@ -116,7 +126,7 @@ cross: deps-cross
 	$(CMAKE) -S . -B $(CROSS_DIR)/mproc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_DEVELOP=ON \
 	  -DCMAKE_TOOLCHAIN_FILE=$(CROSS_TOOLCHAIN) -DGTest_DIR=$(CURDIR)/$(CROSS_DIR)/gtest/lib/cmake/GTest \
 	  -DMPROC_BUILD_TESTS=ON -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCHMARKS=OFF \
-	  -DMPROC_ADAPTER_TESTS=OFF
+	  -DMPROC_ADAPTER_TESTS=OFF -DMPROC_MPI=OFF
 	$(CMAKE) --build $(CROSS_DIR)/mproc -j $(JOBS) --target mproc $(CROSS_UNIT_TESTS)
 	$(if $(filter 1,$(CROSS_RUN)),cd $(CROSS_DIR)/mproc && ctest --output-on-failure -j $(JOBS) \
 	  -L '^unit$$' -E '$(CROSS_EXCLUDE)' $(CTEST_ARGS))
