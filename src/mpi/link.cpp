@@ -78,8 +78,18 @@ void Link::take(const MPI_Status& probed, int& from, std::vector<std::byte>& out
                       " has no valid header (" + std::to_string(count) + " bytes)");
   std::uint64_t size = 0;
   std::memcpy(&size, out.data() + 1, sizeof size);
+  // A message in pieces is larger than one piece of at least 16 bytes, and no larger than this
+  // machine could hold: anything else is a corrupt header, refused before allocating.
+  if (size < 16 || size > (std::uint64_t{1} << 47))
+    throw DecodeError("mproc::mpi: a message from rank " + std::to_string(from) +
+                      " claims a size of " + std::to_string(size) + " bytes");
   out.clear();
-  out.resize(static_cast<std::size_t>(size));
+  try {
+    out.resize(static_cast<std::size_t>(size));
+  } catch (const std::bad_alloc&) {
+    throw DecodeError("mproc::mpi: no memory for a message of " + std::to_string(size) +
+                      " bytes from rank " + std::to_string(from));
+  }
   // Each piece is probed for its size: the sender's piece size is its own (MpiOptions).
   for (std::size_t at = 0; at < out.size();) {
     MPI_Status st;

@@ -122,6 +122,22 @@ int default_workers(int ranks_on_node) noexcept {
 
 // ---- the sink of the local pool ----
 
+namespace {
+
+// "task <local>" (not followed by a digit) becomes "task <id>" in `what`.
+void renumber(std::string& what, std::uint64_t local, std::uint64_t id) {
+  if (local == 0) return;
+  const std::string from = "task " + std::to_string(local);
+  for (std::size_t at = what.find(from); at != std::string::npos; at = what.find(from, at + 1)) {
+    const std::size_t end = at + from.size();
+    if (end < what.size() && what[end] >= '0' && what[end] <= '9') continue;
+    what.replace(at, from.size(), "task " + std::to_string(id));
+    return;
+  }
+}
+
+}  // namespace
+
 class Node::Sink final : public TaskSink {
  public:
   explicit Sink(Node* node) noexcept : node_(node) {}
@@ -140,6 +156,9 @@ class Node::Sink final : public TaskSink {
       o.id = part;
       o.kind = kError;
       o.error = describe_error(error);
+      // The local pool names the task by its own number: rank 0's is the one the user knows.
+      if (o.error.cls == kLost || o.error.cls == kTimeout)
+        renumber(o.error.what, node_->local_id(part), part);
       node_->forget(part, 0, true);
       node_->put(std::move(o));
     } catch (...) {
@@ -226,6 +245,12 @@ void Node::put(Outcome&& o) {
     cv_.notify_one();
     if (wake_) wake_();
   }
+}
+
+std::uint64_t Node::local_id(std::uint64_t id) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = held_.find(id);
+  return it == held_.end() ? 0 : it->second.local;
 }
 
 void Node::forget(std::uint64_t id, std::uint64_t, bool) {

@@ -72,6 +72,8 @@ class Node {
   // (true when none is left).
   void forget(std::uint64_t id, std::uint64_t, bool);
   bool forget_elements(std::uint64_t id, std::uint64_t done);
+  // The local pool's id of rank 0's task `id` (0: not held).
+  std::uint64_t local_id(std::uint64_t id);
 
   int workers_ = 0;
   Ref<PoolCore> core_;

@@ -220,7 +220,16 @@ void init_hook(int argc, char** argv) {
   rt.link = new Link(rt.comm, 0);
   rt.launched = true;
   if (rt.rank != 0) {
-    serve();
+    try {
+      serve();
+    } catch (const std::exception& e) {
+      // A message from rank 0 that does not decode, or a failure of this rank's own: the job
+      // cannot go on without this rank.
+      std::fprintf(stderr, "mproc::mpi: rank %d (host %s) cannot serve on: %s\n", rt.rank,
+                   rt.host.c_str(), e.what());
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 70);
+    }
     delete rt.link;
     rt.link = nullptr;
     MPI_Comm_free(&rt.comm);

@@ -239,7 +239,9 @@ TEST(MpiPool, KilledWorkerFailsOnlyItsTaskAndIsReplaced) {
         ADD_FAILURE() << "the killed task succeeded";
       } catch (const mproc::WorkerLost& e) {
         EXPECT_EQ(e.exitcode(), -SIGKILL);
-        EXPECT_NE(std::string(e.what()).find("(on rank "), std::string::npos) << e.what();
+        EXPECT_EQ(e.task(), std::optional<std::uint64_t>(4)) << "rank 0's number of the task";
+        EXPECT_NE(std::string(e.what()).find("while running task 4 (on rank "), std::string::npos)
+            << e.what();
       }
     } else {
       const int r = rs[static_cast<std::size_t>(i)].get(30s);
@@ -259,6 +261,8 @@ TEST(MpiPool, TaskTimeoutKillsTheWorkerOnItsRank) {
     ADD_FAILURE() << "the slow task was not stopped";
   } catch (const mproc::TaskTimeout& e) {
     EXPECT_DOUBLE_EQ(e.limit(), 0.3);
+    EXPECT_EQ(e.task(), std::optional<std::uint64_t>(1));
+    EXPECT_NE(std::string(e.what()).find("task 1 ran past"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("ran past its limit"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("(on rank "), std::string::npos) << e.what();
   }
