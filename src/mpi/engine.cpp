@@ -82,6 +82,21 @@ std::vector<CodeRef> record_loaded_images() {
 
 std::int64_t now_ns() noexcept { return mproc::detail::monotonic_ns(); }
 
+// The elements of [0, n) not in `done` (disjoint spans, in any order).
+Spans remaining(std::uint64_t n, Spans done) {
+  std::sort(
+      done.begin(), done.end(),
+      [](const mproc::detail::Span& a, const mproc::detail::Span& b) { return a.begin < b.begin; });
+  Spans out;
+  std::uint64_t at = 0;
+  for (const auto& sp : done) {
+    if (sp.begin > at) out.push_back({at, std::min(sp.begin, n)});
+    at = std::max(at, sp.end);
+  }
+  if (at < n) out.push_back({at, n});
+  return out;
+}
+
 }  // namespace
 
 class Engine final : public PoolEngine {
@@ -134,6 +149,7 @@ class Engine final : public PoolEngine {
     std::vector<std::byte> payload;
     std::int64_t limit_ns = 0;
     int share = -1;  // -1: not sent
+    Spans done;      // a chunk: the elements whose outcomes were delivered (or are being)
   };
   struct Delivery {
     Ref<TaskSink> sink;
@@ -472,7 +488,15 @@ void Engine::terminate() {
       d.part = e.part;
       d.first = e.first;
       d.chunk = e.elements != 0;
-      if (d.chunk) d.covered = Spans{mproc::detail::Span{0, e.elements}};
+      if (d.chunk) {
+        // Only the elements without an outcome: a piece of the chunk may be on its way to the
+        // sink on the communication thread now.
+        d.covered = remaining(e.elements, std::move(e.done));
+        if (d.covered.empty()) {  // cannot be (its last piece would have ended it); counted
+          --undelivered_;
+          continue;
+        }
+      }
       d.error = broken;
       failed.push_back(std::move(d));
     }
@@ -608,6 +632,7 @@ void Engine::handle_outcomes_locked(int share, std::vector<Outcome>& outs,
       s.last_ns = t;
     } else {
       d.sink = e.sink;
+      e.done.insert(e.done.end(), d.covered.begin(), d.covered.end());
     }
     out.push_back(std::move(d));
   }
@@ -812,12 +837,15 @@ void Engine::loop() {
     }
     std::unique_lock<std::mutex> g(mu_);
     if (wake_) continue;
+    // Rank 0's own outcomes wake this thread; the other ranks' must be polled for. Either way,
+    // right after a message the next one is likely soon: yield a while before sleeping.
     const bool remote_busy = remote_in_flight_ > 0 || sending || !queries_.empty();
-    if (!remote_busy) {
-      cv_.wait(g, [&] { return wake_; });
-    } else if (t - idle_since < kSpinNs) {
+    const bool busy = remote_busy || undelivered_ != 0;
+    if (busy && t - idle_since < kSpinNs) {
       g.unlock();
       std::this_thread::yield();
+    } else if (!remote_busy) {
+      cv_.wait(g, [&] { return wake_; });
     } else {
       const std::int64_t sleep =
           std::clamp<std::int64_t>((t - idle_since) / 8, 10'000, kMaxSleepNs);

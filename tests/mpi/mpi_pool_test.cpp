@@ -381,4 +381,29 @@ TEST(MpiPool, TerminateFailsWhatIsUnfinished) {
   EXPECT_THROW((void)pool.apply(square, 1), mproc::ValueError);
 }
 
+int half_slow(int x) {
+  if (x % 8 >= 4) std::this_thread::sleep_for(60s);
+  return x;
+}
+
+TEST(MpiPool, TerminateDuringChunksGivesEachElementOneOutcome) {
+  mproc::mpi::Pool pool;
+  std::vector<int> got;
+  bool broken = false;
+  auto it = pool.imap(half_slow, std::views::iota(0, 48), {.chunksize = 8});
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(500ms);
+    pool.terminate();
+  });
+  try {
+    for (int v : it) got.push_back(v);
+  } catch (const mproc::BrokenPool&) {
+    broken = true;
+  }
+  stopper.join();
+  EXPECT_TRUE(broken);
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], static_cast<int>(i));
+  EXPECT_LT(got.size(), 48u);
+}
+
 }  // namespace
