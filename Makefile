@@ -165,6 +165,7 @@ install-check: deps-build build/release/CMakeCache.txt
 	$(CMAKE) -S docs/consumer -B build/consumer -DCMAKE_PREFIX_PATH=$(CURDIR)/build/prefix
 	$(CMAKE) --build build/consumer
 	build/consumer/consumer
+	if [ -x build/consumer/consumer_mpi ]; then build/consumer/consumer_mpi; fi
 
 # make header-cost [N=7]: compile time of a file that includes <mproc/mproc.hpp> against one that
 # includes <vector> and <string> (docs/design.md, "Header cost"); fails above 2x.
