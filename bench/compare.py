@@ -839,6 +839,8 @@ def mpi_programs(binary, mpi_bin=None):
             continue
         if prog.workloads:
             out.append(prog)
+        else:
+            note("%s lists no workload; left out" % prog.name)
     return out
 
 
