@@ -50,6 +50,14 @@ const std::vector<Group>& groups() {
       {.name = "mpi.submit_noop",
        .op = "one no-op task over the ranks: apply_async (submit), n of them, then get() each",
        .target = "python/mproc>=10"},
+      // Rank 0's dispatch rate: every task goes to the other rank and its outcome comes back
+      // (MpiOptions::rank0_works false, the layout of mpi4py.futures, whose rank 0 is a master):
+      // the messages per second that bound how many nodes one rank 0 keeps busy.
+      {.name = "mpi.remote_noop",
+       .op = "one no-op task sent by rank 0 to the other rank and its outcome back (rank 0 runs "
+             "none: MpiOptions::rank0_works false), n of them, then get() each",
+       .target = "python/mproc>=10",
+       .rate = Rate::kMessages},
       {.name = "mpi.map_1e5",
        .op = "one element of map(identity, range(10^5)) over the ranks",
        .target = ""},
@@ -68,30 +76,32 @@ constexpr int kMpiMapItems = 100'000;               // anchors_mpi.py MAP_ITEMS
 constexpr std::size_t kMpiCpuTasks = 16;            // anchors_mpi.py CPU_TASKS
 constexpr std::int64_t kMpiCpuTaskNs = 10'000'000;  // anchors_mpi.py CPU_TASK_NS
 
-// The mpi::Pool of the group being measured (see the header comment).
-std::shared_ptr<mproc::mpi::Pool> mpi_pool() {
+// The mpi::Pool of the group being measured (see the header comment); `rank0_works` false only in
+// mpi.remote_noop, whose rows are alone in their job.
+std::shared_ptr<mproc::mpi::Pool> mpi_pool(bool rank0_works = true) {
   static std::weak_ptr<mproc::mpi::Pool> current;
   if (auto p = current.lock()) return p;
   restore_affinity();
-  auto p = std::make_shared<mproc::mpi::Pool>();
+  auto p = std::make_shared<mproc::mpi::Pool>(mproc::PoolOptions{},
+                                              mproc::mpi::MpiOptions{.rank0_works = rank0_works});
   std::string per_rank;
   for (const int w : p->workers_per_rank()) {
     per_rank += (per_rank.empty() ? "" : ", ") + std::to_string(w);
   }
-  std::fprintf(stderr, "mpi_bench: mproc::mpi::Pool over %d ranks: %d workers (per rank: %s)\n",
+  std::fprintf(stderr, "mpi_bench: mproc::mpi::Pool over %d ranks: %d worker(s) (per rank: %s)\n",
                mproc::mpi::size(), p->processes(), per_rank.c_str());
   current = p;
   return p;
 }
 
 // The local mproc::Pool of the group: as many workers as the mpi::Pool has in all.
-std::shared_ptr<mproc::Pool> local_pool() {
+std::shared_ptr<mproc::Pool> local_pool(bool rank0_works) {
   static std::weak_ptr<mproc::Pool> current;
   if (auto p = current.lock()) return p;
-  const int processes = mpi_pool()->processes();
+  const int processes = mpi_pool(rank0_works)->processes();
   restore_affinity();
   auto p = std::make_shared<mproc::Pool>(processes);
-  std::fprintf(stderr, "mpi_bench: local mproc::Pool: %d workers\n", p->processes());
+  std::fprintf(stderr, "mpi_bench: local mproc::Pool: %d worker(s)\n", p->processes());
   current = p;
   return p;
 }
@@ -104,20 +114,22 @@ struct Pools {
   [[nodiscard]] mproc::Pool& use() const { return local ? *local : *mpi; }
 };
 
-Pools pools(bool local) { return {mpi_pool(), local ? local_pool() : nullptr}; }
+Pools pools(bool local, bool rank0_works = true) {
+  return {mpi_pool(rank0_works), local ? local_pool(rank0_works) : nullptr};
+}
 
 template <class Submit>
-Workload noop_workload(const std::string& impl, const std::string& label, bool primary, bool local,
-                       Submit submit) {
+Workload noop_workload(const std::string& group, const std::string& impl, const std::string& label,
+                       bool primary, bool local, Submit submit, bool rank0_works = true) {
   return {
-      .name = "mpi.submit_noop/" + impl,
-      .group = "mpi.submit_noop",
+      .name = group + "/" + impl,
+      .group = group,
       .impl = local ? "local" : "mproc",
       .label = label,
       .primary = primary,
       .make =
-          [submit, local] {
-            return loop_runner([submit, p = pools(local)](std::uint64_t n) {
+          [submit, local, rank0_works] {
+            return loop_runner([submit, p = pools(local, rank0_works)](std::uint64_t n) {
               std::vector<mproc::AsyncResult<void>> results;
               results.reserve(n);
               for (std::uint64_t i = 0; i < n; ++i) results.push_back(submit(p.use()));
@@ -127,17 +139,32 @@ Workload noop_workload(const std::string& impl, const std::string& label, bool p
   };
 }
 
-const Registrar kNoop{noop_workload("mproc",
-                                    "mproc::mpi::Pool apply_async(noop) x n, then get() each "
-                                    "(workers on every rank)",
-                                    true, false,
-                                    [](mproc::Pool& p) { return p.apply_async([] {}); })};
-const Registrar kNoopSubmit{noop_workload(
-    "mproc.submit", "mproc::mpi::Pool submit(noop) x n, then get() each (executor style)", false,
-    false, [](mproc::Pool& p) { return p.submit([] {}); })};
-const Registrar kNoopLocal{noop_workload(
-    "local", "local mproc::Pool (as many workers) apply_async(noop) x n, then get() each", true,
-    true, [](mproc::Pool& p) { return p.apply_async([] {}); })};
+mproc::AsyncResult<void> apply_noop(mproc::Pool& p) {
+  return p.apply_async([] {});
+}
+
+const Registrar kNoop{
+    noop_workload("mpi.submit_noop", "mproc",
+                  "mproc::mpi::Pool apply_async(noop) x n, then get() each (workers on every rank)",
+                  true, false, apply_noop)};
+const Registrar kNoopSubmit{
+    noop_workload("mpi.submit_noop", "mproc.submit",
+                  "mproc::mpi::Pool submit(noop) x n, then get() each (executor style)", false,
+                  false, [](mproc::Pool& p) { return p.submit([] {}); })};
+const Registrar kNoopLocal{
+    noop_workload("mpi.submit_noop", "local",
+                  "local mproc::Pool (as many workers) apply_async(noop) x n, then get() each",
+                  true, true, apply_noop)};
+
+const Registrar kRemoteNoop{noop_workload(
+    "mpi.remote_noop", "mproc",
+    "mproc::mpi::Pool, rank0_works false: apply_async(noop) x n, then get() each (every task "
+    "over MPI)",
+    true, false, apply_noop, false)};
+const Registrar kRemoteNoopLocal{noop_workload(
+    "mpi.remote_noop", "local",
+    "local mproc::Pool (as many workers: the other rank's) apply_async(noop) x n, then get() each",
+    true, true, apply_noop, false)};
 
 Workload map_workload(const std::string& impl, const std::string& label, bool local) {
   return {
@@ -262,8 +289,9 @@ void print_list() {
   for (const auto& g : groups()) {
     std::printf(
         "{\"kind\": \"group\", \"group\": %s, \"op\": %s, \"target\": %s, \"isolate\": false, "
-        "\"rate\": \"\", \"bytes_per_op\": 0}\n",
-        json_string(g.name).c_str(), json_string(g.op).c_str(), json_string(g.target).c_str());
+        "\"rate\": %s, \"bytes_per_op\": 0}\n",
+        json_string(g.name).c_str(), json_string(g.op).c_str(), json_string(g.target).c_str(),
+        g.rate == Rate::kMessages ? "\"messages\"" : "\"\"");
   }
   for (const Workload& w : workloads()) {
     std::printf(

@@ -84,12 +84,7 @@ def _workers(ex):
     return max(1, n)
 
 
-@workload(
-    "mpi.submit_noop/python",
-    "mpi.submit_noop",
-    "mpi4py.futures MPIPoolExecutor submit(noop) x n, then result() each (%s)" % ONE_WORKER,
-)
-def submit_noop():
+def _noop_tasks():
     ex = _acquire()
 
     def body(n):
@@ -98,6 +93,26 @@ def submit_noop():
             f.result()
 
     return LoopRunner(body, cleanup=_release)
+
+
+@workload(
+    "mpi.submit_noop/python",
+    "mpi.submit_noop",
+    "mpi4py.futures MPIPoolExecutor submit(noop) x n, then result() each (%s)" % ONE_WORKER,
+)
+def submit_noop():
+    return _noop_tasks()
+
+
+# The same calls: mpi4py.futures' rank 0 never runs a task, so its every task crosses MPI, as in
+# mproc's row with MpiOptions::rank0_works false.
+@workload(
+    "mpi.remote_noop/python",
+    "mpi.remote_noop",
+    "mpi4py.futures MPIPoolExecutor submit(noop) x n, then result() each (%s)" % ONE_WORKER,
+)
+def remote_noop():
+    return _noop_tasks()
 
 
 @workload(
