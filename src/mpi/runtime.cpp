@@ -2,7 +2,9 @@
 // the job (see mproc/mpi.hpp).
 #include "mpi/runtime.hpp"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <mproc/errors.hpp>
 #include <mproc/mpi.hpp>
 #include <thread>
+#include <vector>
 
 #include "mpi/node.hpp"
 #include "mpi/wire.hpp"
@@ -136,10 +139,90 @@ void serve() {
   }
 }
 
+std::atomic<bool> g_ending{false};  // rank 0's program is ending: ranks leave on purpose
+
+// "; N task(s) of the pool unfinished" while a pool is open (async-signal-safe).
+std::size_t put_unfinished(char* line, std::size_t n, std::size_t cap) {
+  if (!runtime().pool_open.load(std::memory_order_relaxed)) return n;
+  auto put = [&](const char* s) {
+    while (*s != '\0' && n < cap) line[n++] = *s++;
+  };
+  char digits[24];
+  int k = 0;
+  std::uint64_t v = runtime().unfinished.load(std::memory_order_relaxed);
+  do {
+    digits[k++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0 && k < 23);
+  put("; ");
+  while (k > 0 && n < cap) line[n++] = digits[--k];
+  put(" task(s) of the pool unfinished");
+  return n;
+}
+
+// Rank 0 watches the other ranks on its own host through pidfds, and says at once which one died:
+// Open MPI (without ULFM) then ends the job, and its SIGKILL can follow its SIGTERM within a
+// millisecond, too soon for a report written only then. Ranks on other hosts are reported by the
+// SIGTERM handler (on_end_signal). Collective: every rank takes part (init, before serving).
+void watch_local_ranks(Runtime& rt) {
+  int pid = static_cast<int>(getpid());
+  std::vector<int> pids(static_cast<std::size_t>(rt.size));
+  MPI_Gather(&pid, 1, MPI_INT, pids.data(), 1, MPI_INT, 0, rt.comm);
+  constexpr int kName = 256;
+  char name[kName] = {};
+  std::snprintf(name, kName, "%s", rt.host.c_str());
+  std::vector<char> names(static_cast<std::size_t>(rt.size) * kName);
+  MPI_Gather(name, kName, MPI_CHAR, names.data(), kName, MPI_CHAR, 0, rt.comm);
+  if (rt.rank != 0) return;
+  struct Watched {
+    int rank;
+    int pid;
+  };
+  std::vector<Watched> who;
+  std::vector<pollfd> fds;
+  for (int r = 1; r < rt.size; ++r) {
+    const char* host = names.data() + static_cast<std::size_t>(r) * kName;
+    if (rt.host != std::string(host, strnlen(host, kName))) continue;
+    const long fd = syscall(SYS_pidfd_open, pids[static_cast<std::size_t>(r)], 0);
+    if (fd < 0) continue;
+    who.push_back({r, pids[static_cast<std::size_t>(r)]});
+    fds.push_back(pollfd{static_cast<int>(fd), POLLIN, 0});
+  }
+  if (fds.empty()) return;
+  try {
+    std::thread([who = std::move(who), fds = std::move(fds)]() mutable {
+      for (;;) {
+        if (poll(fds.data(), fds.size(), -1) < 0) {
+          if (errno == EINTR) continue;
+          return;
+        }
+        for (std::size_t i = 0; i < fds.size(); ++i) {
+          if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+          if (g_ending.load()) return;
+          char line[320];
+          const int n0 = std::snprintf(
+              line, sizeof line,
+              "mproc::mpi: rank %d (pid %d, this host) died; Open MPI ends the whole job "
+              "(no ULFM)",
+              who[i].rank, who[i].pid);
+          std::size_t n = n0 > 0 ? static_cast<std::size_t>(n0) : 0;
+          n = put_unfinished(line, std::min(n, sizeof line - 2), sizeof line - 2);
+          line[n++] = '\n';
+          (void)!write(STDERR_FILENO, line, n);
+          return;  // one report; the launcher ends the job
+        }
+      }
+    }).detach();
+  } catch (...) {
+    for (const pollfd& p : fds) close(p.fd);
+  }
+}
+
 // Rank 0's exit: the other ranks leave their serve loop, then every rank finalizes MPI.
 void finish_rank0() {
   Runtime& rt = runtime();
   if (!rt.launched) return;
+  g_ending.store(true);
   if (rt.pool_open.load()) {
     std::fprintf(stderr,
                  "mproc::mpi: the program ends while an mpi::Pool is open; ending the MPI job\n");
@@ -156,7 +239,14 @@ void finish_rank0() {
 
 // Rank 0, when the launcher ends the job (SIGTERM: a rank died, or mpirun was interrupted): say so,
 // then die of the signal as before. Only async-signal-safe calls.
+pid_t g_rank0_pid = 0;  // the process that installed the handler: its forks (workers) inherit it
+
 void on_end_signal(int sig) {
+  if (getpid() != g_rank0_pid) {  // a fork of rank 0 (its pool's zygote, a worker): no report
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
   char line[320];
   std::size_t n = 0;
   auto put = [&](const char* s) {
@@ -164,19 +254,7 @@ void on_end_signal(int sig) {
   };
   put("mproc::mpi: the MPI job is being ended by its launcher (a rank died, or mpirun was "
       "interrupted)");
-  const std::uint64_t left = runtime().unfinished.load(std::memory_order_relaxed);
-  if (runtime().pool_open.load(std::memory_order_relaxed)) {
-    char digits[24];
-    int k = 0;
-    std::uint64_t v = left;
-    do {
-      digits[k++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0 && k < 23);
-    put("; ");
-    while (k > 0 && n < sizeof line - 1) line[n++] = digits[--k];
-    put(" task(s) of the pool unfinished");
-  }
+  n = put_unfinished(line, n, sizeof line - 1);
   put("\n");
   (void)!write(STDERR_FILENO, line, n);
   signal(sig, SIG_DFL);
@@ -186,6 +264,7 @@ void on_end_signal(int sig) {
 void watch_end_signal() {
   struct sigaction old {};
   if (sigaction(SIGTERM, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) return;
+  g_rank0_pid = getpid();
   struct sigaction sa {};
   sa.sa_handler = &on_end_signal;
   sigemptyset(&sa.sa_mask);
@@ -219,6 +298,7 @@ void init_hook(int argc, char** argv) {
   if (MPI_Get_processor_name(name, &len) == MPI_SUCCESS && len > 0) rt.host.assign(name, len);
   rt.link = new Link(rt.comm, 0);
   rt.launched = true;
+  watch_local_ranks(rt);
   if (rt.rank != 0) {
     try {
       serve();
