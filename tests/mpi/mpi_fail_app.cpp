@@ -3,6 +3,7 @@
 //   mpirun -np 3 mpi_fail_app rank-dies TOKEN [MS] rank 2 is SIGKILLed (MS ms after its first task
 //                                                  starts) while every rank has tasks
 //   mpirun -np 3 mpi_fail_app interrupt TOKEN      a long map; the test sends SIGINT to mpirun
+//   mpirun -np 2 mpi_fail_app fork-terminate TOKEN rank 0 terminates a Process it forked
 //   mpirun -np 1 mpi_fail_app mismatch TOKEN : -np 1 mpi_fail_app_other mismatch TOKEN
 //                                                  rank 1 runs another binary: the Pool must throw
 //
@@ -123,6 +124,19 @@ int interrupt() {
   return 3;
 }
 
+// fork-terminate: a Process forked from rank 0, terminated (SIGTERM) as any program may: the job
+// goes on, so rank 0's end-of-job report must not be printed.
+int fork_terminate() {
+  mproc::ProcessOptions o;
+  o.start_method = mproc::StartMethod::fork;
+  mproc::Process p(o, sleep_s, 600.0);
+  p.start();
+  p.terminate();
+  p.join();
+  say("the child ended with exitcode " + std::to_string(p.exitcode().value_or(999)));
+  return 0;
+}
+
 int mismatch() {
   try {
     mproc::mpi::Pool pool;
@@ -149,6 +163,7 @@ int main(int argc, char** argv) {
   if (scenario == "rank-dies") return rank_dies(argc > 3 ? std::atoi(argv[3]) : 0);
   if (scenario == "interrupt") return interrupt();
   if (scenario == "mismatch") return mismatch();
+  if (scenario == "fork-terminate") return fork_terminate();
   say("unknown scenario: " + scenario);
   return 2;
 }

@@ -8,6 +8,7 @@
 // - SIGINT to mpirun (Ctrl-C) while a long map runs: the same end.
 // - Ranks that run different binaries (an MPMD job): mpi::Pool's constructor throws ProcessError
 //   naming the rank, its host and the image.
+// - A Process that rank 0 forks and terminates: the job goes on (no end-of-job report).
 // Once with the shared-memory transport (--mca btl self,vader) and once forcing the network path
 // (--mca btl self,tcp) where the transport could matter (a rank's death, an interrupt).
 //
@@ -40,6 +41,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -153,6 +155,18 @@ std::size_t count_of(const std::string& text, const std::string& what) {
   std::size_t n = 0;
   for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
   return n;
+}
+
+// True when `text` names the file `path` (not merely a longer name that begins with it).
+bool names_path(const std::string& text, const std::string& path) {
+  for (auto at = text.find(path); at != std::string::npos; at = text.find(path, at + 1)) {
+    const auto end = at + path.size();
+    if (end == text.size()) return true;
+    const char c = text[end];
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
+      return true;
+  }
+  return false;
 }
 
 std::string host_name() {
@@ -465,15 +479,38 @@ TEST(MpiFailure, DISABLED_KilledRankReportComesWithDefaultSigkillTimeout) {
 }
 
 // Disabled until the report comes from rank 0 alone: the processes forked from rank 0 (its pool's
-// zygote and workers; a Process it starts) inherit its SIGTERM handler, and mpirun's SIGTERM goes
-// to rank 0's whole process group, so each of them prints the report too, with "0 task(s)" (the
-// count as it was when it was forked).
+// zygote and workers, a Process started with the fork method) inherit its SIGTERM handler, and
+// mpirun's SIGTERM goes to rank 0's whole process group, so each of them prints the report too,
+// with "0 task(s)" (the count as it was when it was forked).
 TEST(MpiFailure, DISABLED_EndReportIsPrintedOnceByRankZero) {
   const std::string output = run_rank_dies("vader", {kGrace});
   EXPECT_EQ(count_of(output, kReport), 1u) << output;
 }
 
-TEST(MpiFailure, PoolThrowsWhenARankRunsAnotherBinary) {
+// Disabled until rank 0's forks do not inherit its end-of-job SIGTERM handler (as the previous
+// test): a Process that rank 0 forks and terminates (SIGTERM) prints the report, though the job
+// goes on and ends normally.
+TEST(MpiFailure, DISABLED_TerminatedForkOfRankZeroPrintsNoEndReport) {
+  const std::string token = unique_token();
+  JobWatchdog watchdog(token, std::chrono::duration_cast<std::chrono::seconds>(kTestLimit));
+  std::string output;
+  {
+    MpiJob job(spmd_args("vader", 2, "fork-terminate", token), token);
+    SCOPED_TRACE(job.command());
+    const auto status = job.wait_exit(kStartLimit + kEndLimit);
+    output = job.output();
+    ASSERT_TRUE(status.has_value()) << "mpirun did not end; output:\n" << output;
+    EXPECT_EQ(describe_status(*status), "exit status 0") << output;
+  }
+  EXPECT_NE(output.find("the child ended with exitcode -15"), std::string::npos) << output;
+  EXPECT_EQ(output.find(kReport), std::string::npos) << output;
+  const std::string left = wait_no_process_left(token, kLeftoverLimit);
+  EXPECT_EQ(left, "") << "processes of the job left after mpirun exited:\n" << left;
+}
+
+// mismatch: rank 0 runs mpi_fail_app, rank 1 mpi_fail_app_other. Returns the ProcessError's line
+// ("ProcessError: " and its what()), or "" (a failure is then recorded).
+std::string run_mismatch() {
   const std::string token = unique_token();
   JobWatchdog watchdog(token, std::chrono::duration_cast<std::chrono::seconds>(kTestLimit));
   std::string output;
@@ -484,20 +521,41 @@ TEST(MpiFailure, PoolThrowsWhenARankRunsAnotherBinary) {
     SCOPED_TRACE(job.command());
     const auto status = job.wait_exit(kStartLimit + kEndLimit);
     output = job.output();
-    ASSERT_TRUE(status.has_value()) << "mpirun did not end; output:\n" << output;
+    if (!status) {
+      ADD_FAILURE() << "mpirun did not end; output:\n" << output;
+      return "";
+    }
     // Rank 0 caught the ProcessError and ended normally, and so did rank 1.
     EXPECT_EQ(describe_status(*status), "exit status 0") << output;
   }
   EXPECT_NE(output.find("variant 1, rank 0 of 2"), std::string::npos) << output;
-  const auto at = output.find("ProcessError: ");
-  ASSERT_NE(at, std::string::npos) << output;
-  const std::string what = output.substr(at, output.find('\n', at) - at);
-  EXPECT_NE(what.find("rank 1 (host " + host_name() + ")"), std::string::npos) << what;
-  EXPECT_NE(what.find(MPROC_MPI_FAIL_APP), std::string::npos) << what;  // the image that differs
-  EXPECT_NE(what.find("build-id"), std::string::npos) << what;
   EXPECT_EQ(output.find("the pool started"), std::string::npos) << output;
   const std::string left = wait_no_process_left(token, kLeftoverLimit);
   EXPECT_EQ(left, "") << "processes of the job left after mpirun exited:\n" << left;
+  const auto at = output.find("ProcessError: ");
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "no ProcessError; output:\n" << output;
+    return "";
+  }
+  return output.substr(at, output.find('\n', at) - at);
+}
+
+TEST(MpiFailure, PoolThrowsWhenARankRunsAnotherBinary) {
+  const std::string what = run_mismatch();
+  EXPECT_NE(what.find("rank 1 (host " + host_name() + ")"), std::string::npos) << what;
+  EXPECT_TRUE(names_path(what, MPROC_MPI_FAIL_APP)) << what;  // the image that differs
+  EXPECT_NE(what.find("build-id"), std::string::npos) << what;
+}
+
+// Disabled until the message says what happened: today it names rank 0's image and says that "the
+// file was moved or deleted after the sending process loaded it, or cannot be loaded by this
+// program: restart the program with its files in place", which sends a user who launched two
+// binaries the wrong way. It should name the binary rank 1 runs and say that every rank must run
+// the same one.
+TEST(MpiFailure, DISABLED_MismatchNamesTheBinaryTheRankRuns) {
+  const std::string what = run_mismatch();
+  EXPECT_TRUE(names_path(what, MPROC_MPI_OTHER_APP)) << what;
+  EXPECT_EQ(what.find("moved or deleted"), std::string::npos) << what;
 }
 
 }  // namespace
