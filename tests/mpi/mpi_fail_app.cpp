@@ -2,6 +2,7 @@
 //
 //   mpirun -np 3 mpi_fail_app rank-dies TOKEN [MS] rank 2 is SIGKILLed (MS ms after its first task
 //                                                  starts) while every rank has tasks
+//   mpirun -np 3 mpi_fail_app root-dies TOKEN      rank 0 is SIGKILLed while every rank has tasks
 //   mpirun -np 3 mpi_fail_app interrupt TOKEN      a long map; the test sends SIGINT to mpirun
 //   mpirun -np 2 mpi_fail_app fork-terminate TOKEN rank 0 terminates a Process it forked
 //   mpirun -np 1 mpi_fail_app mismatch TOKEN : -np 1 mpi_fail_app_other mismatch TOKEN
@@ -111,6 +112,20 @@ int rank_dies(int delay_ms) {
   return 3;
 }
 
+// root-dies: rank 0 itself is SIGKILLed while every rank runs tasks (no report can come: it is
+// the one that died); the other ranks, and every pool's zygote and workers, must go.
+int root_dies() {
+  mproc::mpi::Pool pool;
+  say("pool ready");
+  const std::vector<int> delays(static_cast<std::size_t>(4 * pool.processes()), 600'000);
+  auto result = pool.map_async(kill_rank2_or_sleep, delays, 1);  // rank 2 sleeps first: 600 s
+  sleep_s(1.0);                                                  // the tasks reach every rank
+  say("tasks sent");
+  ::kill(getpid(), SIGKILL);
+  (void)result.get();
+  return 3;
+}
+
 int interrupt() {
   mproc::mpi::Pool pool;
   say("pool ready");
@@ -162,6 +177,7 @@ int main(int argc, char** argv) {
   }
   if (scenario == "rank-dies") return rank_dies(argc > 3 ? std::atoi(argv[3]) : 0);
   if (scenario == "interrupt") return interrupt();
+  if (scenario == "root-dies") return root_dies();
   if (scenario == "mismatch") return mismatch();
   if (scenario == "fork-terminate") return fork_terminate();
   say("unknown scenario: " + scenario);

@@ -5,6 +5,7 @@
 // - A rank SIGKILLed while every rank runs tasks: Open MPI 4.1 (no ULFM) ends the whole job, so
 //   rank 0 prints "mproc::mpi: the MPI job is being ended by its launcher ..." with the tasks
 //   left; mpirun exits non-zero; every rank and every local pool's zygote and workers go.
+// - Rank 0 itself SIGKILLed: no report can come, but the job ends the same way.
 // - SIGINT to mpirun (Ctrl-C) while a long map runs: the same end.
 // - Ranks that run different binaries (an MPMD job): mpi::Pool's constructor throws ProcessError
 //   naming the rank, its host and the image.
@@ -466,6 +467,31 @@ TEST(MpiFailure, KilledRankEndsJobWithReportOverTcp) { (void)run_rank_dies("tcp"
 TEST(MpiFailure, InterruptedMpirunEndsEveryRankOverSharedMemory) { (void)run_interrupt("vader"); }
 
 TEST(MpiFailure, InterruptedMpirunEndsEveryRankOverTcp) { (void)run_interrupt("tcp"); }
+
+// rank 0 itself SIGKILLed while every rank runs tasks: no report can come (rank 0 is the one that
+// died), but the job ends and leaves nothing: the other ranks, rank 0's pool's zygote and workers
+// (orphaned: they go through the zygote's watch of rank 0 and PR_SET_PDEATHSIG), every other pool.
+TEST(MpiFailure, KilledRankZeroEndsEveryRank) {
+  const std::string token = unique_token();
+  JobWatchdog watchdog(token, std::chrono::duration_cast<std::chrono::seconds>(kTestLimit));
+  std::string output;
+  {
+    MpiJob job(spmd_args("vader", 3, "root-dies", token), token);
+    SCOPED_TRACE(job.command());
+    EXPECT_TRUE(job.wait_for_output("tasks sent", kStartLimit)) << job.output();
+    const auto status = job.wait_exit(kEndLimit);
+    output = job.output();
+    ASSERT_TRUE(status.has_value())
+        << "mpirun still runs " << kEndLimit.count() << " s after rank 0 was killed; its output:\n"
+        << output;
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0) << describe_status(*status) << "\n"
+                                                                 << output;
+  }
+  EXPECT_NE(output.find("process rank 0"), std::string::npos) << output;
+  EXPECT_NE(output.find("signal 9"), std::string::npos) << output;
+  const std::string left = wait_no_process_left(token, kLeftoverLimit);
+  EXPECT_EQ(left, "") << "processes of the job left after mpirun exited:\n" << left;
+}
 
 // Disabled until mproc::mpi makes its report come within mpirun's default grace (see the header
 // comment: about a millisecond between SIGTERM and SIGKILL once another rank has died of the
