@@ -48,10 +48,15 @@
 // name the rank and host ("... (in worker pid 4711 on rank 2, host node7, task 12)"). A worker
 // killed inside a rank's pool fails only its task (WorkerLost, naming the rank), and is replaced;
 // time limits and cancel(kill_running) kill and replace workers on any rank. A rank that dies:
-// Open MPI without ULFM ends the whole job (mpirun kills every rank); rank 0 then prints
-// "mproc::mpi: the MPI job is being ended by its launcher (a rank died, or mpirun was
-// interrupted)" with the number of unfinished tasks, and every rank exits, each local pool's
-// workers with it (they die with their rank). Ctrl-C to mpirun ends every rank the same way.
+// Open MPI without ULFM ends the whole job (mpirun kills every rank). Rank 0 reports it: a rank of
+// its own host at once ("mproc::mpi: rank 2 (pid 4711, this host) died; Open MPI ends the whole
+// job (no ULFM); 12 task(s) of the pool unfinished", rank 0 watches them through pidfds), and any
+// rank when the launcher's SIGTERM comes ("mproc::mpi: the MPI job is being ended by its launcher
+// (a rank died, or mpirun was interrupted); ..."); the other ranks die of that SIGTERM 300 ms
+// late, so that mpirun's SIGKILL cannot come before rank 0 has written it. Every rank exits, each
+// local pool's workers with it (they die with their rank). Ctrl-C to mpirun ends every rank the
+// same way. These handlers are installed only where SIGTERM was left at its default, and forks of
+// rank 0 (its workers) do not report.
 //
 // Threads and calls. Rank 0 runs one communication thread per pool: it sends tasks, receives
 // outcomes and runs the callbacks (as a Pool's result thread does: keep them short). When

@@ -1,6 +1,8 @@
 // One rank's share of an MPI pool (see node.hpp), and how errors cross between ranks.
 #include "mpi/node.hpp"
 
+#include <dlfcn.h>
+#include <link.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -199,6 +201,57 @@ class Node::Sink final : public TaskSink {
 
 namespace {
 
+// This process's main executable as an image record (its path and build-id).
+ImageRecord own_program() {
+  const void* at = nullptr;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t, void* arg) -> int {
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0) {
+            *static_cast<const void**>(arg) =
+                reinterpret_cast<const void*>(info->dlpi_addr + ph.p_vaddr);
+            return 1;  // the first object is the program
+          }
+        }
+        return 1;
+      },
+      &at);
+  if (at == nullptr) return {};
+  const CodeRef ref = mproc::detail::code_ref_of(at);
+  for (ImageRecord& r : mproc::detail::image_records(ref.image))
+    if (r.index == ref.image) return r;
+  return {};
+}
+
+std::string hex(const std::string& id) {
+  if (id.rfind("code-hash:", 0) == 0) return id;
+  static const char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : id) {
+    s += kHex[c >> 4];
+    s += kHex[c & 0xF];
+  }
+  return s;
+}
+
+}  // namespace
+
+void check_same_program(const StartMsg& start) {
+  if (start.probes.empty()) return;
+  const std::uint32_t image = start.probes.front().image;  // rank 0's program: listed first
+  const ImageRecord* theirs = nullptr;
+  for (const ImageRecord& r : start.images)
+    if (r.index == image) theirs = &r;
+  const ImageRecord mine = own_program();
+  if (theirs == nullptr || mine.build_id.empty() || mine.build_id == theirs->build_id) return;
+  throw ProcessError("this rank runs " + mine.path + " (build-id " + hex(mine.build_id) +
+                     "), rank 0 runs " + theirs->path + " (build-id " + hex(theirs->build_id) +
+                     "): every rank of the job must run the same program");
+}
+
+namespace {
+
 std::optional<std::chrono::duration<double>> seconds_of(std::int64_t ns) {
   if (ns <= 0) return std::nullopt;
   return std::chrono::duration<double>(static_cast<double>(ns) / 1e9);
@@ -208,7 +261,10 @@ std::optional<std::chrono::duration<double>> seconds_of(std::int64_t ns) {
 
 Node::Node(const StartMsg& start, int workers, bool learn, std::function<void()> wake)
     : workers_(workers), wake_(std::move(wake)) {
-  if (learn) mproc::detail::learn_images(start.images);
+  if (learn) {
+    mproc::detail::learn_images(start.images);
+    check_same_program(start);
+  }
   for (const CodeRef& probe : start.probes) (void)mproc::detail::resolve_code(probe);
   PoolOptions o;
   o.processes = workers;

@@ -33,6 +33,9 @@ WireError describe_error(const std::exception_ptr& e) noexcept;
 std::exception_ptr rebuild_error(const WireError& e, int rank, const std::string& host,
                                  std::uint64_t task, bool whole_task);
 
+// ProcessError when this process's program is not rank 0's (another build-id), naming both.
+void check_same_program(const StartMsg& start);
+
 // The workers a rank runs when PoolOptions::processes is not set (see mproc/mpi.hpp).
 int default_workers(int ranks_on_node) noexcept;
 

@@ -261,6 +261,26 @@ void on_end_signal(int sig) {
   raise(sig);
 }
 
+// A rank other than 0, when the launcher ends the job: it dies of the signal a little later (300
+// ms), because mpirun sends SIGKILL as soon as a rank has died of its SIGTERM, and rank 0 needs
+// that time to write its report (a rank on another host has no pidfd watch).
+void on_rank_end_signal(int sig) {
+  timespec ts{0, 300'000'000};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void delay_end_signal() {
+  struct sigaction old {};
+  if (sigaction(SIGTERM, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) return;
+  struct sigaction sa {};
+  sa.sa_handler = &on_rank_end_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
 void watch_end_signal() {
   struct sigaction old {};
   if (sigaction(SIGTERM, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) return;
@@ -300,6 +320,7 @@ void init_hook(int argc, char** argv) {
   rt.launched = true;
   watch_local_ranks(rt);
   if (rt.rank != 0) {
+    delay_end_signal();
     try {
       serve();
     } catch (const std::exception& e) {

@@ -20,13 +20,13 @@
 // With the default timeout of 1 s, the SIGCHLD of the first rank that dies of the SIGTERM (a
 // rank other than 0 dies at once) makes sleep(1) return 0, and mpirun SIGKILLs every group about
 // a millisecond after the SIGTERM (seen with perf's signal tracepoints). Rank 0 prints its report
-// only if it runs its SIGTERM handler within that millisecond: on a loaded machine it often does
-// not (in 5 of 20 runs with three CPU hogs on this 2-core machine no report came, and rank 0's
-// stderr redirected to a file showed that rank 0 never wrote it). So the tests that check the
-// report run mpirun with odls_base_sigkill_timeout=3 (the first interrupted sleep returns 2,
-// leaving rank 0 at least a second); DISABLED_KilledRankReportComesWithDefaultSigkillTimeout
-// checks the report under mpirun's default and is to be enabled once mproc::mpi makes the
-// report come in time by itself.
+// only if it runs its SIGTERM handler within that millisecond: on a loaded machine it often did
+// not (in 5 of 20 runs with three CPU hogs on this 2-core machine no report came). mproc::mpi
+// therefore (runtime.cpp) makes the ranks other than 0 die of SIGTERM 300 ms late, so their
+// SIGCHLD cannot cut mpirun's grace short before rank 0 has written its report, and rank 0 watches
+// the ranks of its own host through pidfds and reports a dead one at once. Most report tests run
+// mpirun with odls_base_sigkill_timeout=3 as well; KilledRankReportComesWithDefaultSigkillTimeout
+// checks five jobs in a row under mpirun's defaults.
 //
 // Every process of a job has the job's token in its command line (mpirun, the ranks, and their
 // pools' zygotes and workers, which are forks of the ranks), so the test finds them in /proc. Every
@@ -493,30 +493,27 @@ TEST(MpiFailure, KilledRankZeroEndsEveryRank) {
   EXPECT_EQ(left, "") << "processes of the job left after mpirun exited:\n" << left;
 }
 
-// Disabled until mproc::mpi makes its report come within mpirun's default grace (see the header
-// comment: about a millisecond between SIGTERM and SIGKILL once another rank has died of the
-// SIGTERM). Five jobs in a row under mpirun's defaults, each must carry rank 0's report. It fails
-// mostly on a loaded machine, rarely on an idle one.
-TEST(MpiFailure, DISABLED_KilledRankReportComesWithDefaultSigkillTimeout) {
+// Five jobs in a row under mpirun's defaults, each must carry rank 0's report (see the header
+// comment: without the ranks' late death, about a millisecond between SIGTERM and SIGKILL once
+// another rank has died of the SIGTERM; it failed mostly on a loaded machine).
+TEST(MpiFailure, KilledRankReportComesWithDefaultSigkillTimeout) {
   for (int i = 0; i < 5 && !::testing::Test::HasFailure(); ++i) {
     SCOPED_TRACE("job " + std::to_string(i));
     (void)run_rank_dies("vader", {});
   }
 }
 
-// Disabled until the report comes from rank 0 alone: the processes forked from rank 0 (its pool's
-// zygote and workers, a Process started with the fork method) inherit its SIGTERM handler, and
-// mpirun's SIGTERM goes to rank 0's whole process group, so each of them prints the report too,
-// with "0 task(s)" (the count as it was when it was forked).
-TEST(MpiFailure, DISABLED_EndReportIsPrintedOnceByRankZero) {
+// The report comes from rank 0 alone: the processes forked from rank 0 (its pool's zygote and
+// workers, a Process started with the fork method) inherit its SIGTERM handler, and mpirun's
+// SIGTERM goes to rank 0's whole process group; the handler reports only in rank 0 itself.
+TEST(MpiFailure, EndReportIsPrintedOnceByRankZero) {
   const std::string output = run_rank_dies("vader", {kGrace});
   EXPECT_EQ(count_of(output, kReport), 1u) << output;
 }
 
-// Disabled until rank 0's forks do not inherit its end-of-job SIGTERM handler (as the previous
-// test): a Process that rank 0 forks and terminates (SIGTERM) prints the report, though the job
-// goes on and ends normally.
-TEST(MpiFailure, DISABLED_TerminatedForkOfRankZeroPrintsNoEndReport) {
+// A Process that rank 0 forks and terminates (SIGTERM) prints no report: the job goes on and ends
+// normally.
+TEST(MpiFailure, TerminatedForkOfRankZeroPrintsNoEndReport) {
   const std::string token = unique_token();
   JobWatchdog watchdog(token, std::chrono::duration_cast<std::chrono::seconds>(kTestLimit));
   std::string output;
@@ -573,12 +570,9 @@ TEST(MpiFailure, PoolThrowsWhenARankRunsAnotherBinary) {
   EXPECT_NE(what.find("build-id"), std::string::npos) << what;
 }
 
-// Disabled until the message says what happened: today it names rank 0's image and says that "the
-// file was moved or deleted after the sending process loaded it, or cannot be loaded by this
-// program: restart the program with its files in place", which sends a user who launched two
-// binaries the wrong way. It should name the binary rank 1 runs and say that every rank must run
-// the same one.
-TEST(MpiFailure, DISABLED_MismatchNamesTheBinaryTheRankRuns) {
+// The message says what happened: it names the binary rank 1 runs beside rank 0's, and does not
+// suggest (as resolving rank 0's image alone would) that a file was moved or deleted.
+TEST(MpiFailure, MismatchNamesTheBinaryTheRankRuns) {
   const std::string what = run_mismatch();
   EXPECT_TRUE(names_path(what, MPROC_MPI_OTHER_APP)) << what;
   EXPECT_EQ(what.find("moved or deleted"), std::string::npos) << what;
