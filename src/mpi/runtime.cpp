@@ -264,9 +264,13 @@ void on_end_signal(int sig) {
 // A rank other than 0, when the launcher ends the job: it dies of the signal a little later (300
 // ms), because mpirun sends SIGKILL as soon as a rank has died of its SIGTERM, and rank 0 needs
 // that time to write its report (a rank on another host has no pidfd watch).
+pid_t g_rank_pid = 0;  // the rank itself: its forks (workers, processes of tasks) die at once
+
 void on_rank_end_signal(int sig) {
-  timespec ts{0, 300'000'000};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  if (getpid() == g_rank_pid) {
+    timespec ts{0, 300'000'000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
   }
   signal(sig, SIG_DFL);
   raise(sig);
@@ -275,6 +279,7 @@ void on_rank_end_signal(int sig) {
 void delay_end_signal() {
   struct sigaction old {};
   if (sigaction(SIGTERM, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) return;
+  g_rank_pid = getpid();
   struct sigaction sa {};
   sa.sa_handler = &on_rank_end_signal;
   sigemptyset(&sa.sa_mask);
