@@ -1,7 +1,7 @@
 // bench/mpi_bench.cpp — the MPI groups: mproc::mpi::Pool over the ranks of an MPI job, and a local
 // mproc::Pool of as many workers, in one program that runs under mpirun.
 //
-//   mpirun -np 2 --oversubscribe --bind-to none --mca btl self,vader mpi_bench --serve
+//   mpirun -np 2 --oversubscribe --mca btl self,vader mpi_bench --serve
 //   mpi_bench --list | --info          (no launcher needed: MPI is not touched)
 //
 // It speaks the command line of `bench` (main.cpp: --list, --info, --serve [--pin P], and the
@@ -15,6 +15,9 @@
 // one mproc::Pool with the mpi::Pool's processes() workers, both made when the first row of the
 // group is made and kept until its last row is gone (outside every clock). Each pool's size is
 // written on stderr when it is made (mpirun passes it on), so the table can be read with it.
+#include <sched.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -94,14 +97,33 @@ std::shared_ptr<mproc::mpi::Pool> mpi_pool(bool rank0_works = true) {
   return p;
 }
 
-// The local mproc::Pool of the group: as many workers as the mpi::Pool has in all.
+// The local mproc::Pool of the group: as many workers as the mpi::Pool has in all, on the CPUs a
+// program started without mpirun would have. mpirun binds each rank to a core by default (-np 2),
+// and rank 0's children inherit that; so the local pool is made with the launcher's CPUs (its
+// parent's affinity: mpirun or orted, which are not bound), its zygote and workers forked with
+// them, and rank 0 gets its own CPUs back afterwards. Under --bind-to none nothing changes.
 std::shared_ptr<mproc::Pool> local_pool(bool rank0_works) {
   static std::weak_ptr<mproc::Pool> current;
   if (auto p = current.lock()) return p;
   const int processes = mpi_pool(rank0_works)->processes();
   restore_affinity();
-  auto p = std::make_shared<mproc::Pool>(processes);
-  std::fprintf(stderr, "mpi_bench: local mproc::Pool: %d worker(s)\n", p->processes());
+  cpu_set_t own;
+  cpu_set_t launcher;
+  CPU_ZERO(&own);
+  CPU_ZERO(&launcher);
+  const bool widen = ::sched_getaffinity(0, sizeof own, &own) == 0 &&
+                     ::sched_getaffinity(::getppid(), sizeof launcher, &launcher) == 0 &&
+                     ::sched_setaffinity(0, sizeof launcher, &launcher) == 0;
+  std::shared_ptr<mproc::Pool> p;
+  try {
+    p = std::make_shared<mproc::Pool>(processes);
+  } catch (...) {
+    if (widen) ::sched_setaffinity(0, sizeof own, &own);
+    throw;
+  }
+  if (widen) ::sched_setaffinity(0, sizeof own, &own);
+  std::fprintf(stderr, "mpi_bench: local mproc::Pool: %d worker(s) on %d CPU(s)\n", p->processes(),
+               CPU_COUNT(widen ? &launcher : &own));
   current = p;
   return p;
 }
