@@ -39,6 +39,7 @@ import os
 import platform
 import re
 import select
+import shlex
 import shutil
 import signal
 import statistics
@@ -74,10 +75,11 @@ SPEEDUP_TARGET_RE = re.compile(r"^\s*speedup\s*" + OPS + r"\s*([0-9.]+)\s*$")
 
 # The MPI programs: their ranks, the launcher's options and environment (as root Open MPI refuses to
 # run without the two ALLOW variables; oversubscribed ranks that busy-poll crawl without
-# yield_when_idle). mpirun's own binding (-np 2: each rank bound to a core, the layout a user gets):
-# on a 2-core machine the MPI pool's CPU-bound repetitions were steady with it (5.2-5.3 ms a task of
-# 10 ms: 1.9x), and spread from 1.0x to 1.95x with --bind-to none. mpi_bench gives its local pool
-# the launcher's CPUs (rank 0's binding would put all its workers on one core).
+# yield_when_idle). mpirun's own binding: with -np 2 each rank is bound to a core, the layout a user
+# of `mpirun -np 2 ./app` gets (mpi_bench gives its local pool the launcher's CPUs, not rank 0's
+# one core). --mpi-options adds to these, e.g. "--bind-to none": on a quiet 2-core machine it
+# measured the same CPU-bound speedup (1.92x against 1.94x) and a smaller per-task overhead (a
+# no-op 7.3 against 10.5 us; one sent over MPI with rank0_works false 14 against 25 us).
 MPI_RANKS = 2
 MPI_OPTIONS = ["--oversubscribe", "--mca", "btl", "self,vader"]
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_mpi_yield_when_idle": "1"}
@@ -641,7 +643,7 @@ def speedups(members):
     return out
 
 
-def mpi_table(groups, rows):
+def mpi_table(groups, rows, options=None):
     """The MPI groups: mproc::mpi::Pool (mproc), mpi4py.futures (python) and a local mproc::Pool of as
     many workers (local), with python/mproc and mproc/local of time per op and, for a CPU-bound
     group, each one's speedup over its serial row. Returns (lines, verdicts); no lines without rows."""
@@ -650,7 +652,7 @@ def mpi_table(groups, rows):
         return [], []
     lines = [
         "MPI (%d ranks on this machine: `mpirun -np %d %s`; mpi4py.futures under `mpiexec -n %d`, whose "
-        "rank 0 only dispatches):" % (MPI_RANKS, MPI_RANKS, " ".join(MPI_OPTIONS), MPI_RANKS),
+        "rank 0 only dispatches):" % (MPI_RANKS, MPI_RANKS, " ".join(options or MPI_OPTIONS), MPI_RANKS),
         "",
         "| workload | mproc MPI | mpi4py.futures | mproc local Pool | mpi4py/MPI | MPI/local | target | met? |",
         "|---|--:|--:|--:|--:|--:|---|:-:|",
@@ -723,7 +725,7 @@ def row_key(r):
     return (not r["primary"], IMPL_RANK.get(r["impl"], 9))
 
 
-def render(groups, rows, mach, settings, load_before, load_after, usage, errors):
+def render(groups, rows, mach, settings, load_before, load_after, usage, errors, mpi_options=None):
     table, verdicts = build_table(groups, rows)
     out = [
         "Machine: %s, %s logical CPUs (%s usable) · Linux %s · %s · %s"
@@ -737,7 +739,7 @@ def render(groups, rows, mach, settings, load_before, load_after, usage, errors)
     if len(table) > 2 or not any(groups.get(r["group"], {}).get("mpi") for r in rows.values()):
         out.extend(table)
         out.append("")
-    mpi, mpi_verdicts = mpi_table(groups, rows)
+    mpi, mpi_verdicts = mpi_table(groups, rows, mpi_options)
     verdicts = verdicts + mpi_verdicts
     if mpi:
         out.extend(mpi)
@@ -808,10 +810,11 @@ def mpi4py_python():
     return None
 
 
-def mpi_programs(binary, mpi_bin=None):
+def mpi_programs(binary, mpi_bin=None, options=None):
     """The MPI programs that can run here, listed: `mpi_bench` (beside `binary`, or `mpi_bin`) under
     mpirun, bench/python/anchors_mpi.py under mpiexec with mpi4py.futures; a note for each one left
     out."""
+    options = options or MPI_OPTIONS
     progs = []
     mpirun, mpiexec = shutil.which("mpirun"), shutil.which("mpiexec")
     if not mpirun or not mpiexec:
@@ -819,7 +822,7 @@ def mpi_programs(binary, mpi_bin=None):
         return progs
     path = mpi_bin or os.path.join(os.path.dirname(binary), "mpi_bench")
     if os.path.isfile(path) and os.access(path, os.X_OK):
-        launcher = [mpirun, "-np", str(MPI_RANKS)] + MPI_OPTIONS
+        launcher = [mpirun, "-np", str(MPI_RANKS)] + options
         progs.append((Program("mpirun " + display_path(path), [path], launcher=launcher), True))
     else:
         note("MPI rows of mproc left out: no %s (built only when CMake finds MPI: Debian "
@@ -828,7 +831,7 @@ def mpi_programs(binary, mpi_bin=None):
     if python:
         for f in MPI_SCRIPTS:
             script = os.path.join(HERE, "python", f)
-            launcher = [mpiexec, "-n", str(MPI_RANKS)] + MPI_OPTIONS
+            launcher = [mpiexec, "-n", str(MPI_RANKS)] + options
             progs.append((Program("mpiexec python/" + f, [python, script], launcher=launcher,
                                   served=[python, "-m", "mpi4py.futures", script]), False))
     else:
@@ -880,8 +883,11 @@ def main(argv=None):
                    "its mproc rows run in the same rotation and are compared with this build's")
     p.add_argument("--mpi-bin", metavar="BIN", help="the mpi_bench executable (default: beside --bin's bench)")
     p.add_argument("--no-mpi", action="store_true", help="leave out the MPI rows (mpi_bench, anchors_mpi.py)")
+    p.add_argument("--mpi-options", default="", metavar="OPTS",
+                   help="more options of mpirun and mpiexec for the MPI rows, e.g. --mpi-options='--bind-to none'")
     a = p.parse_args(argv)
     short = a.smoke or a.quick
+    mpi_options = MPI_OPTIONS + shlex.split(a.mpi_options)
     policy = Policy(a.rounds or (1 if short else 3), a.reps or (1 if short else 3),
                     a.min_time or (0.001 if a.smoke else 0.05 if a.quick else 0.2), a.pin)
 
@@ -894,7 +900,7 @@ def main(argv=None):
                      if f.startswith("anchors_") and f.endswith(".py") and f not in MPI_SCRIPTS)
     programs += [Program("python/" + f, [sys.executable, os.path.join(HERE, "python", f)]).load(False) for f in scripts]
     if not a.no_mpi:
-        programs += mpi_programs(binary, a.mpi_bin)
+        programs += mpi_programs(binary, a.mpi_bin, mpi_options)
 
     # Groups (order, targets) and the compiler come from the C++ binary; the MPI groups from the MPI
     # programs, after them.
@@ -952,7 +958,7 @@ def main(argv=None):
     settings = "%d round%s × %d repetition%s × ≥ %g s per row, median%s" % (
         policy.rounds, "s" if policy.rounds != 1 else "", policy.reps, "s" if policy.reps != 1 else "",
         policy.min_time, "" if a.pin == "default" else ", --pin %s" % a.pin)
-    lines, verdicts = render(groups, rows, mach, settings, load_before, load_after, usage, errors)
+    lines, verdicts = render(groups, rows, mach, settings, load_before, load_after, usage, errors, mpi_options)
     print()
     print("\n".join(lines))
     if a.baseline:

@@ -235,6 +235,8 @@ class CompareTablesTest(unittest.TestCase):
         speed = next(ln for ln in lines if "speedup:" in ln).split("|")
         self.assertEqual([c.strip() for c in speed[2:5]], ["1.92×", "0.83×", "2.00×"])
         self.assertEqual(dict(verdicts), {"mpi.noop": "yes", "mpi.cpu": "yes"})
+        self.assertIn("`mpirun -np 2 %s`" % " ".join(compare.MPI_OPTIONS), lines[0])
+        self.assertIn("--bind-to none`", compare.mpi_table(groups, rows, ["--bind-to", "none"])[0][0])
 
     def test_a_speedup_target_fails_below_its_bound_and_is_na_without_a_serial_row(self):
         groups, rows = self.tables()
