@@ -3,6 +3,7 @@
 
     python3 bench/compare.py --bin build/bench/bench [--only REGEX] [--quick | --smoke]
                              [--write-docs] [--baseline OLD_BIN]
+                             [--no-mpi | --mpi-bin MPI_BENCH] [--mpi-options 'OPTS']
 
 The programs (the C++ `bench`: mproc's rows, the raw-syscall floors and the Boost anchor; each
 bench/python/anchors_*.py: CPython's rows) only list their rows and run "N iterations of row X" on
