@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <mproc/pool.hpp>
 #include <mutex>
 #include <numeric>
@@ -194,9 +195,12 @@ TEST(PoolProgress, MapReportsEveryChunkUpToTheTotal) {
   auto out = pool.map(sqr, mproc_test::count(0, 1000), rep.options(100));
   ASSERT_EQ(out.size(), 1000u);
   std::lock_guard<std::mutex> g(rep.mu);
-  ASSERT_EQ(rep.done.size(), 10u);  // one report per chunk
+  // One report per chunk, or more: a chunk that runs longer than the worker's flush interval (2 ms)
+  // (under qemu, or on a loaded machine) sends its outcomes in pieces, each reported.
+  ASSERT_GE(rep.done.size(), 10u);
   EXPECT_TRUE(std::is_sorted(rep.done.begin(), rep.done.end()));
-  EXPECT_EQ(rep.done.front(), 100u);
+  EXPECT_GE(rep.done.front(), 1u);
+  EXPECT_LE(rep.done.front(), 100u);
   EXPECT_EQ(rep.done.back(), 1000u);
   for (auto t : rep.totals) EXPECT_EQ(t, std::optional<std::size_t>(1000));
 }
