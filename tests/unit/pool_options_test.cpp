@@ -279,7 +279,7 @@ TEST(PoolProgress, AThrowingProgressCallbackDoesNotHurtTheMap) {
                        }});
   EXPECT_EQ(out.size(), 40u);
   EXPECT_EQ(out[39], 39 * 39);
-  EXPECT_EQ(calls.load(), 10);
+  EXPECT_GE(calls.load(), 10);  // once per chunk, or per piece of a chunk slower than 2 ms (qemu)
 }
 
 TEST(PoolAdaptiveChunks, TinyTasksGetLargerChunks) {
