@@ -7,7 +7,7 @@
 
 The programs (the C++ `bench`: mproc's rows, the raw-syscall floors and the Boost anchor; each
 bench/python/anchors_*.py: CPython's rows) only list their rows and run "N iterations of row X" on
-request (`--serve`, bench/main.cpp). This script owns the whole measurement policy, the same for
+request (`--serve`, bench/command_line.hpp). This script owns the whole measurement policy, the same for
 every row of every program: it calibrates the iteration counts, takes the repetitions in turn
 across all the rows of a group (mproc, floor, Python, other anchors, the baseline), repeats that in
 rounds and reports medians. Rows are grouped by operation ("lock.uncontended": mproc vs CPython's

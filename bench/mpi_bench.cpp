@@ -4,12 +4,12 @@
 //   mpirun -np 2 --oversubscribe --mca btl self,vader mpi_bench --serve
 //   mpi_bench --list | --info          (no launcher needed: MPI is not touched)
 //
-// It speaks the command line of `bench` (main.cpp: --list, --info, --serve [--pin P], and the
-// "make NAME" / "run NAME N" protocol on stdin; stdin and stdout reach rank 0 through mpirun), so
-// bench/compare.py drives it with the same policy as every other row, and runs the mpi4py.futures
-// anchors of the same groups (bench/python/anchors_mpi.py) beside it. It cannot be a row of
-// `bench`: every rank runs main, and mproc::init turns the ranks other than 0 into the pool's
-// servers.
+// It speaks the command line of `bench` (command_line.hpp: --list, --info, --serve [--pin P], and
+// the "make NAME" / "run NAME N" protocol on stdin; stdin and stdout reach rank 0 through mpirun),
+// so bench/compare.py drives it with the same policy as every other row, and runs the
+// mpi4py.futures anchors of the same groups (bench/python/anchors_mpi.py) beside it. It cannot be a
+// row of `bench`: every rank runs main, and mproc::init turns the ranks other than 0 into the
+// pool's servers.
 //
 // The rows of one group share one mpi::Pool (one may be open at a time) and, for the local rows,
 // one mproc::Pool with the mpi::Pool's processes() workers, both made when the first row of the
@@ -33,15 +33,9 @@
 #include <string_view>
 #include <vector>
 
+#include "command_line.hpp"
 #include "harness.hpp"
 #include "protocols.hpp"
-
-#ifndef MPROC_BENCH_BUILD_TYPE
-#define MPROC_BENCH_BUILD_TYPE ""
-#endif
-#ifndef MPROC_BENCH_CXX_FLAGS
-#define MPROC_BENCH_CXX_FLAGS ""
-#endif
 
 namespace mproc_bench {
 
@@ -266,127 +260,15 @@ const Registrar kCpuSerial{{
         },
 }};
 
-// ------------------------------------------------------------------ the command line (main.cpp's)
+// ------------------------------------------------------------------ the command line
 
-[[noreturn]] void usage(int rc) {
-  std::fprintf(rc == 0 ? stdout : stderr,
-               "usage: mpi_bench --list | --info | --serve [--pin default|split|same|none]\n"
-               "  --serve under mpirun (bench/compare.py drives it; see bench/mpi_bench.cpp)\n");
-  std::exit(rc);
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-void print_info() {
-#if defined(__clang__)
-  const std::string compiler = std::string("clang++ ") + __clang_version__;
-#elif defined(__GNUC__)
-  const std::string compiler = std::string("g++ ") + __VERSION__;
-#else
-  const std::string compiler = "unknown";
-#endif
-  std::printf(
-      "{\"kind\": \"info\", \"protocol\": \"serve\", \"compiler\": %s, \"build_type\": %s, "
-      "\"cxx_flags\": %s}\n",
-      json_string(compiler).c_str(), json_string(MPROC_BENCH_BUILD_TYPE).c_str(),
-      json_string(MPROC_BENCH_CXX_FLAGS).c_str());
-}
-
-void print_list() {
-  for (const auto& g : groups()) {
-    std::printf(
-        "{\"kind\": \"group\", \"group\": %s, \"op\": %s, \"target\": %s, \"isolate\": false, "
-        "\"rate\": %s, \"bytes_per_op\": 0}\n",
-        json_string(g.name).c_str(), json_string(g.op).c_str(), json_string(g.target).c_str(),
-        g.rate == Rate::kMessages ? "\"messages\"" : "\"\"");
-  }
-  for (const Workload& w : workloads()) {
-    std::printf(
-        "{\"kind\": \"workload\", \"name\": %s, \"group\": %s, \"impl\": %s, \"label\": %s, "
-        "\"primary\": %s}\n",
-        json_string(w.name).c_str(), json_string(w.group).c_str(), json_string(w.impl).c_str(),
-        json_string(w.label).c_str(), w.primary ? "true" : "false");
-  }
-}
-
-void reply_error(const std::string& name, const std::string& what) {
-  std::printf("{\"kind\": \"error\", \"name\": %s, \"error\": %s}\n", json_string(name).c_str(),
-              json_string(what).c_str());
-}
-
-struct Made {
-  const Workload* w;
-  std::unique_ptr<Runner> runner;
-};
-
-void handle(const std::string& line, std::vector<Made>& made) {
-  std::istringstream in(line);
-  std::string cmd;
-  std::string name;
-  in >> cmd >> name;
-  if (cmd == "make") {
-    const Workload* w = nullptr;
-    for (const Workload& x : workloads()) {
-      if (x.name == name) w = &x;
-    }
-    if (w == nullptr) return reply_error(name, "no such workload");
-    try {
-      made.push_back({w, w->make()});
-    } catch (const std::exception& e) {
-      return reply_error(name, e.what());
-    }
-    std::printf("{\"kind\": \"made\", \"name\": %s}\n", json_string(name).c_str());
-  } else if (cmd == "run") {
-    std::uint64_t iters = 0;
-    if (!(in >> iters) || iters == 0) return reply_error(name, "run: bad iteration count");
-    Made* m = nullptr;
-    for (Made& x : made) {
-      if (x.w->name == name && x.runner) m = &x;
-    }
-    if (m == nullptr) return reply_error(name, "run: not made here, or failed before");
-    try {
-      const double seconds = m->runner->run(iters);
-      std::printf("{\"kind\": \"time\", \"name\": %s, \"iters\": %llu, \"seconds\": %.17g}\n",
-                  json_string(name).c_str(), static_cast<unsigned long long>(iters), seconds);
-    } catch (const std::exception& e) {
-      m->runner.reset();
-      return reply_error(name, e.what());
-    }
-  } else {
-    reply_error(name, "unknown command '" + cmd + "' (make NAME, run NAME N)");
-  }
-}
-
-int serve() {
-  if (!mproc::mpi::launched()) {
-    std::fprintf(stderr,
-                 "mpi_bench: --serve runs under mpirun (mpirun -np 2 ... mpi_bench --serve); "
-                 "started without it, the pool would be a local one\n");
-    return 2;
-  }
-  std::vector<Made> made;
-  for (std::string line; std::getline(std::cin, line);) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    handle(line, made);
-    std::fflush(stdout);
-  }
-  while (!made.empty()) made.pop_back();  // the runners, then the pools, last made first
-  return 0;
+// The serve loop needs an MPI job: outside one, the pool would be a local one.
+int require_launcher() {
+  if (mproc::mpi::launched()) return 0;
+  std::fprintf(stderr,
+               "mpi_bench: --serve runs under mpirun (mpirun -np 2 ... mpi_bench --serve); "
+               "started without it, the pool would be a local one\n");
+  return 2;
 }
 
 }  // namespace
@@ -397,29 +279,8 @@ int main(int argc, char** argv) {
   mproc::init(argc, argv);
   // Both pools fork their workers (an mpi::Pool's ranks always do), as `bench`'s rows do.
   mproc::set_start_method(mproc::StartMethod::fork);
-  using namespace mproc_bench;
-  std::string_view mode;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    if (a == "--list" || a == "--info" || a == "--serve") {
-      mode = a;
-    } else if (a == "--pin" && i + 1 < argc) {
-      ++i;  // accepted for compare.py's sake: these rows have no pinned partners
-    } else if (a == "--help" || a == "-h") {
-      usage(0);
-    } else {
-      std::fprintf(stderr, "mpi_bench: unknown argument '%s'\n", argv[i]);
-      usage(2);
-    }
-  }
-  if (mode == "--info") {
-    print_info();
-  } else if (mode == "--list") {
-    print_list();
-  } else if (mode == "--serve") {
-    return serve();
-  } else {
-    usage(2);
-  }
-  return 0;
+  return mproc_bench::run_command_line(
+      argc, argv,
+      {"mpi_bench", "--serve under mpirun (bench/compare.py drives it; see bench/mpi_bench.cpp)",
+       &mproc_bench::require_launcher});
 }

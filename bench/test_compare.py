@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tests of bench/compare.py's measurement policy against fake programs (run by make bench-smoke).
 
-The fake programs answer the --serve protocol (bench/main.cpp) with a clock of their own (one
+The fake programs answer the --serve protocol (bench/command_line.hpp) with a clock of their own (one
 iteration of row X takes COST[X] seconds), so that calibration, the rotation and the watchdog can
 be checked exactly, in a second, without measuring anything.
 """
