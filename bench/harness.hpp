@@ -3,9 +3,9 @@
 // A workload is one named way to do one operation ("lock.uncontended/mproc"): it belongs to a
 // group ("lock.uncontended") that holds every implementation of the same operation (mproc, the
 // raw-syscall floor here, CPython's anchor in bench/python/), so that bench/compare.py can put
-// them side by side. A workload makes a `Runner` once; `bench --serve` (command_line.hpp) then runs it for
-// as many iterations as bench/compare.py asks, as often as it asks, and reports the seconds each
-// run took: the calibration, repetition and ordering policy is compare.py's alone
+// them side by side. A workload makes a `Runner` once; `bench --serve` (command_line.hpp) then runs
+// it for as many iterations as bench/compare.py asks, as often as it asks, and reports the seconds
+// each run took: the calibration, repetition and ordering policy is compare.py's alone
 // (docs/benchmarks.md).
 //
 // Workloads register themselves at static-initialisation time:

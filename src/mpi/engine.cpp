@@ -15,9 +15,6 @@
 // they cannot wait, and only withdraw what has not been sent.
 #include "pool/engine.hpp"
 
-#include <dlfcn.h>
-#include <link.h>
-
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -46,29 +43,11 @@ using mproc::detail::TaskSpec;
 
 namespace {
 
-// Spin (yield) this long after the last message before sleeping; sleep at most this long between
-// polls of MPI while tasks are out.
-constexpr std::int64_t kSpinNs = 50'000;
-constexpr std::int64_t kMaxSleepNs = 1'000'000;
-
 // Every image loaded now enters this process's image table (code_ref_of), so that the ranks learn
 // them all when the pool starts and fork their workers after: a task's code may be in any of
 // them. Returns one address of each (an executable segment's start) as a probe.
 std::vector<CodeRef> record_loaded_images() {
-  std::vector<const void*> starts;
-  dl_iterate_phdr(
-      [](dl_phdr_info* info, std::size_t, void* arg) -> int {
-        auto& out = *static_cast<std::vector<const void*>*>(arg);
-        for (int i = 0; i < info->dlpi_phnum; ++i) {
-          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-          if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0 && ph.p_memsz > 0) {
-            out.push_back(reinterpret_cast<const void*>(info->dlpi_addr + ph.p_vaddr));
-            break;
-          }
-        }
-        return 0;
-      },
-      &starts);
+  const std::vector<const void*> starts = executable_starts();
   std::vector<CodeRef> probes;
   for (const void* at : starts) {
     try {
@@ -643,31 +622,8 @@ void Engine::deliver(std::vector<Delivery>& ds) {
   std::size_t ended = 0;
   for (Delivery& d : ds) {
     mproc::detail::set_delivery_place(d.place);
-    auto fail = [&](std::exception_ptr e) {
-      if (d.chunk)
-        d.sink->on_elements_error(d.part, d.first, d.covered, std::move(e));
-      else
-        d.sink->on_error(d.part, std::move(e));
-    };
-    if (!d.error) {
-      try {
-        Reader r(d.data.data(), d.data.size());
-        if (d.chunk)
-          d.sink->on_elements(d.part, d.first, d.covered, d.pid, d.ns, r);
-        else
-          d.sink->on_ok(d.part, r);
-      } catch (const DecodeError&) {
-        fail(std::current_exception());
-      } catch (...) {
-        std::string type, what;
-        mproc::detail::describe_current_exception(type, what);
-        fail(std::make_exception_ptr(DecodeError(
-            "mproc::Pool: cannot decode the task's result (" + std::to_string(d.data.size()) +
-            " bytes) in this process: " + type + ": " + what)));
-      }
-    } else {
-      fail(d.error);
-    }
+    mproc::detail::deliver_outcome(*d.sink, d.part, d.chunk, d.first, d.covered, d.pid, d.ns,
+                                   d.data, d.error);
     mproc::detail::set_delivery_place(nullptr);
     d.sink = Ref<TaskSink>();
     if (d.last) ++ended;
@@ -847,9 +803,8 @@ void Engine::loop() {
     } else if (!remote_busy) {
       cv_.wait(g, [&] { return wake_; });
     } else {
-      const std::int64_t sleep =
-          std::clamp<std::int64_t>((t - idle_since) / 8, 10'000, kMaxSleepNs);
-      cv_.wait_for(g, std::chrono::nanoseconds(sleep), [&] { return wake_; });
+      cv_.wait_for(g, std::chrono::nanoseconds(idle_sleep_ns(t - idle_since)),
+                   [&] { return wake_; });
     }
   }
 }

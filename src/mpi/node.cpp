@@ -1,7 +1,6 @@
 // One rank's share of an MPI pool (see node.hpp), and how errors cross between ranks.
 #include "mpi/node.hpp"
 
-#include <dlfcn.h>
 #include <link.h>
 #include <sched.h>
 #include <unistd.h>
@@ -25,6 +24,14 @@ WireError describe_error(const std::exception_ptr& e) noexcept {
     w.has_position = p.has_value();
     w.position = p.value_or(0);
   };
+  auto remote = [&](const RemoteError& x) {
+    w.cls = kRemote;
+    w.type = x.type_name();
+    w.what = x.remote_what();
+    w.trace = x.traceback();
+    w.pid = x.pid();
+    position(x.position());
+  };
   try {
     try {
       std::rethrow_exception(e);
@@ -43,12 +50,7 @@ WireError describe_error(const std::exception_ptr& e) noexcept {
       w.exitcode = x.exitcode();
       position(x.position());
     } catch (const RemoteError& x) {
-      w.cls = kRemote;
-      w.type = x.type_name();
-      w.what = x.remote_what();
-      w.trace = x.traceback();
-      w.pid = x.pid();
-      position(x.position());
+      remote(x);
     } catch (const BrokenPool& x) {
       w.cls = kBroken;
       w.what = x.what();
@@ -60,12 +62,7 @@ WireError describe_error(const std::exception_ptr& e) noexcept {
       try {
         n.rethrow_nested();
       } catch (const RemoteError& x) {
-        w.cls = kRemote;
-        w.type = x.type_name();
-        w.what = x.remote_what();
-        w.trace = x.traceback();
-        w.pid = x.pid();
-        position(x.position());
+        remote(x);
       } catch (...) {
         w.cls = kOther;
         mproc::detail::describe_current_exception(w.type, w.what);
@@ -199,26 +196,31 @@ class Node::Sink final : public TaskSink {
 
 // ---- Node ----
 
+std::vector<const void*> executable_starts() {
+  std::vector<const void*> starts;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t, void* arg) -> int {
+        auto& out = *static_cast<std::vector<const void*>*>(arg);
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0 && ph.p_memsz > 0) {
+            out.push_back(reinterpret_cast<const void*>(info->dlpi_addr + ph.p_vaddr));
+            break;
+          }
+        }
+        return 0;
+      },
+      &starts);
+  return starts;
+}
+
 namespace {
 
 // This process's main executable as an image record (its path and build-id).
 ImageRecord own_program() {
-  const void* at = nullptr;
-  dl_iterate_phdr(
-      [](dl_phdr_info* info, std::size_t, void* arg) -> int {
-        for (int i = 0; i < info->dlpi_phnum; ++i) {
-          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-          if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0) {
-            *static_cast<const void**>(arg) =
-                reinterpret_cast<const void*>(info->dlpi_addr + ph.p_vaddr);
-            return 1;  // the first object is the program
-          }
-        }
-        return 1;
-      },
-      &at);
-  if (at == nullptr) return {};
-  const CodeRef ref = mproc::detail::code_ref_of(at);
+  const std::vector<const void*> starts = executable_starts();
+  if (starts.empty()) return {};
+  const CodeRef ref = mproc::detail::code_ref_of(starts.front());  // the program comes first
   for (ImageRecord& r : mproc::detail::image_records(ref.image))
     if (r.index == ref.image) return r;
   return {};

@@ -33,6 +33,10 @@ WireError describe_error(const std::exception_ptr& e) noexcept;
 std::exception_ptr rebuild_error(const WireError& e, int rank, const std::string& host,
                                  std::uint64_t task, bool whole_task);
 
+// One address in each loaded object that has code (its first executable segment's start), in the
+// loader's order: the program first.
+std::vector<const void*> executable_starts();
+
 // ProcessError when this process's program is not rank 0's (another build-id), naming both.
 void check_same_program(const StartMsg& start);
 

@@ -36,9 +36,6 @@ std::string local_host() {
 
 namespace {
 
-constexpr std::int64_t kSpinNs = 50'000;
-constexpr std::int64_t kMaxSleepNs = 1'000'000;
-
 bool started_by_launcher() noexcept {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
     if (std::getenv(v) != nullptr) return true;
@@ -129,7 +126,7 @@ void serve() {
       std::this_thread::yield();
       continue;
     }
-    const std::int64_t sleep = std::clamp<std::int64_t>((t - idle_since) / 8, 10'000, kMaxSleepNs);
+    const std::int64_t sleep = idle_sleep_ns(t - idle_since);
     if (node) {
       node->wait(sleep);
     } else {

@@ -4,6 +4,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -27,6 +28,14 @@ struct Runtime {
 };
 
 Runtime& runtime() noexcept;
+
+// How rank 0's communication thread and the serving ranks wait for MPI, which they poll (Open
+// MPI's blocking calls spin): they yield for kSpinNs after the last message, then sleep between
+// polls for an eighth of the time they have been idle, from 10 µs to 1 ms.
+inline constexpr std::int64_t kSpinNs = 50'000;
+inline std::int64_t idle_sleep_ns(std::int64_t idle_ns) noexcept {
+  return std::clamp<std::int64_t>(idle_ns / 8, 10'000, 1'000'000);
+}
 
 // This machine's name (gethostname), for the report of a local pool.
 std::string local_host();

@@ -376,27 +376,7 @@ void Dispatcher::deliver(std::vector<Delivery>& out) {
   std::size_t ended = 0;
   const std::int64_t since = insights_ && !out.empty() ? monotonic_ns() : 0;
   for (Delivery& d : out) {
-    auto fail = [&](std::exception_ptr e) {
-      if (d.chunk)
-        d.sink->on_elements_error(d.part, d.first, d.covered, std::move(e));
-      else
-        d.sink->on_error(d.part, std::move(e));
-    };
-    if (!d.error) {
-      try {
-        Reader r(d.payload.data(), d.payload.size());
-        if (d.chunk)
-          d.sink->on_elements(d.part, d.first, d.covered, d.pid, d.ns, r);
-        else
-          d.sink->on_ok(d.part, r);
-      } catch (const DecodeError&) {
-        fail(std::current_exception());
-      } catch (...) {
-        fail(undecodable(d.payload.size()));
-      }
-    } else {
-      fail(d.error);
-    }
+    deliver_outcome(*d.sink, d.part, d.chunk, d.first, d.covered, d.pid, d.ns, d.payload, d.error);
     d.sink.reset();
     std::vector<std::byte>().swap(d.payload);
     if (d.last) ++ended;
@@ -416,8 +396,10 @@ void Dispatcher::deliver(std::vector<Delivery>& out) {
   out.clear();
 }
 
+namespace {
+
 // The DecodeError for a result of `bytes` bytes whose decoding threw the current exception.
-std::exception_ptr Dispatcher::undecodable(std::size_t bytes) noexcept {
+std::exception_ptr undecodable(std::size_t bytes) noexcept {
   try {
     std::string type, what;
     describe_current(type, what);
@@ -426,6 +408,32 @@ std::exception_ptr Dispatcher::undecodable(std::size_t bytes) noexcept {
                                                " bytes) in this process: " + type + ": " + what));
   } catch (...) {
     return std::current_exception();  // std::bad_alloc
+  }
+}
+
+}  // namespace
+
+void deliver_outcome(TaskSink& sink, std::uint64_t part, bool chunk, std::uint64_t first,
+                     const Spans& covered, std::int32_t pid, std::uint64_t ns,
+                     const std::vector<std::byte>& payload,
+                     const std::exception_ptr& error) noexcept {
+  auto fail = [&](std::exception_ptr e) {
+    if (chunk)
+      sink.on_elements_error(part, first, covered, std::move(e));
+    else
+      sink.on_error(part, std::move(e));
+  };
+  if (error) return fail(error);
+  try {
+    Reader r(payload.data(), payload.size());
+    if (chunk)
+      sink.on_elements(part, first, covered, pid, ns, r);
+    else
+      sink.on_ok(part, r);
+  } catch (const DecodeError&) {
+    fail(std::current_exception());
+  } catch (...) {
+    fail(undecodable(payload.size()));
   }
 }
 

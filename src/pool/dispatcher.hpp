@@ -180,7 +180,6 @@ class Dispatcher final : public TaskControl {
   void collect();
   void read_batch(std::vector<Delivery>& out, bool& quit, int& queue_errors);
   void deliver(std::vector<Delivery>& out);
-  static std::exception_ptr undecodable(std::size_t bytes) noexcept;
   static Delivery fail_all(Entry& e, std::exception_ptr error);
   void fail_locked(std::uint64_t id, std::exception_ptr e, std::vector<Delivery>& out)
       MPROC_REQUIRES(mu_);

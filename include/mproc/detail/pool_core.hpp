@@ -257,6 +257,15 @@ class MPROC_API TaskSink {
                                  std::exception_ptr error) noexcept;
 };
 
+// Hands one outcome to `sink` as a pool's result thread does (the local dispatcher, mproc::mpi's
+// engine): the error, or the result (`chunk`: the piece of the elements `covered`), which the sink
+// decodes; a DecodeError it throws fails the task (or those elements) with that error, anything
+// else with a DecodeError naming the result's size.
+MPROC_API void deliver_outcome(TaskSink& sink, std::uint64_t part, bool chunk, std::uint64_t first,
+                               const Spans& covered, std::int32_t pid, std::uint64_t ns,
+                               const std::vector<std::byte>& payload,
+                               const std::exception_ptr& error) noexcept;
+
 // A task to submit. `elements` is 0 for a task of apply/submit, and the number of elements of a
 // chunk of map/imap, whose element 0 is the input's element `first`.
 // `fds`: the descriptors of the handles among the arguments (mproc/detail/travel.hpp), sent to the
